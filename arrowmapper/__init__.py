@@ -1,0 +1,45 @@
+"""arrowmapper: copy the result of a SQL query into a table in parallel chunks, exactly once.
+
+    import arrowmapper as am
+    result = am.map_query("postgresql://u@h/src", "SELECT * FROM events",
+                          "postgresql://u@h/dst", "events_copy", key="id", workers=4)
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+from .api import map_query, plan_query
+from .config import RetryConfig
+from .errors import (
+    ArrowMapperError,
+    ChunkFailed,
+    ConfigError,
+    JobFailed,
+    PlanError,
+    SourceError,
+    TargetError,
+)
+from .plan import Chunk, Plan
+from .progress import ChunkState, ProgressSnapshot
+from .report import ChunkResult, JobResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArrowMapperError",
+    "Chunk",
+    "ChunkFailed",
+    "ChunkResult",
+    "ChunkState",
+    "ConfigError",
+    "JobFailed",
+    "JobResult",
+    "Plan",
+    "PlanError",
+    "ProgressSnapshot",
+    "RetryConfig",
+    "SourceError",
+    "TargetError",
+    "map_query",
+    "plan_query",
+]

@@ -1,0 +1,291 @@
+"""The Python API: :func:`map_query` runs a job, :func:`plan_query` shows its plan.
+
+Both validate everything they can before touching the target: URIs, strategy, mode, key column,
+the SQL itself (a ``LIMIT 0`` describe), the transform (run on a sample) and the target's column
+types. Only then is the table created and the first chunk dispatched.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .config import (
+    MODES,
+    STRATEGIES,
+    Endpoint,
+    RetryConfig,
+    Settings,
+    check_reachable,
+    parse_uri,
+    resolve_settings,
+    validate_identifier,
+)
+from .coordinator import Coordinator, JobSpec
+from .errors import ConfigError, JobFailed, PlanError, SourceError, TargetError, redact
+from .plan import Plan, build_plan
+from .progress import ProgressSnapshot, print_progress
+from .report import JobResult
+from .sources import SourceProbe
+from .targets import TableRef, Target, check_job_id, conform, storage_schema
+from .transform import Transformer, TransformLike, TransformSpec, normalize
+
+log = logging.getLogger("arrowmapper")
+
+ProgressArg = bool | Callable[[ProgressSnapshot], Any] | None
+
+
+def _new_job_id() -> str:
+    return time.strftime("am-%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
+
+
+def _plan_for(
+    probe: SourceProbe, query: str, strategy: str, key: str | None, settings: Settings
+) -> Plan:
+    probe.schema()  # bad SQL fails here, before anything else
+    return build_plan(probe, query, strategy, key, settings.chunk_size, settings.workers)
+
+
+def _check_query(query: object) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError("query must be a non-empty SQL query or table name")
+    return query
+
+
+def plan_query(
+    source: str,
+    query: str,
+    *,
+    strategy: str = "auto",
+    key: str | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+) -> Plan:
+    """Plan a job without moving data.
+
+    >>> plan = plan_query("sqlite:///src.db", "events", strategy="rowid")  # doctest: +SKIP
+    >>> print(plan.describe())                                             # doctest: +SKIP
+    """
+    _check_choice("strategy", strategy, STRATEGIES)
+    src = parse_uri(source, "source")
+    check_reachable(src, "source")
+    settings = resolve_settings({"chunk_size": chunk_size, "workers": workers})
+    return _plan_for(SourceProbe(src, _check_query(query)), query, strategy, key, settings)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    spec: JobSpec
+    settings: Settings
+
+
+def _output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, pa.Table]:
+    """Run the transform on a sample of the source: the schema the target table needs."""
+    sample = probe.sample()
+    transformer = Transformer(spec)
+    batches: list[pa.RecordBatch] = []
+    source_batches = sample.to_batches() or [pa.RecordBatch.from_pylist([], schema=sample.schema)]
+    try:
+        for batch in source_batches:
+            batches.extend(transformer.batches(batch))
+    except Exception as exc:
+        raise ConfigError(
+            f"the transform ({spec.label}) failed on a sample of the source: "
+            f"{type(exc).__name__}: {redact(str(exc))}"
+        ) from exc
+    if not batches:
+        import polars as pl
+
+        empty = pl.from_arrow(sample.slice(0, 0))
+        out = transformer.apply(empty).to_arrow()
+        return out.schema, out
+    table = pa.Table.from_batches(batches)
+    return table.schema, table
+
+
+def prepare(
+    source: str,
+    query: str,
+    target: str,
+    table: str,
+    *,
+    schema: str | None,
+    transform: TransformLike,
+    strategy: str,
+    key: str | None,
+    workers: int | None,
+    chunk_size: int | None,
+    batch_size: int | None,
+    mode: str,
+    retry: RetryConfig | None,
+    job_id: str | None,
+    resume: bool,
+    params: dict[str, Any] | None = None,
+) -> _Prepared:
+    """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
+    _check_choice("strategy", strategy, STRATEGIES)
+    _check_choice("mode", mode, MODES)
+    _check_query(query)
+    validate_identifier(table, "table")
+    if schema is not None:
+        validate_identifier(schema, "schema")
+    if retry is not None and not isinstance(retry, RetryConfig):
+        raise ConfigError(f"retry must be a RetryConfig, got {type(retry).__name__}")
+    if resume and not job_id:
+        raise ConfigError("resume=True needs the job_id of the job to resume")
+    job_id = check_job_id(job_id) if job_id else _new_job_id()
+    src, dst = parse_uri(source, "source"), parse_uri(target, "target")
+    if dst.dialect not in ("postgresql", "sqlite"):
+        raise ConfigError(
+            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
+        )
+    if dst.dialect == "sqlite" and schema not in (None, "main"):
+        raise ConfigError("a SQLite target has no schemas: leave schema=None")
+    settings = resolve_settings(
+        {"workers": workers, "chunk_size": chunk_size, "batch_size": batch_size}, params
+    )
+    spec_t = normalize(transform)
+    check_reachable(src, "source")
+    check_reachable(dst, "target")
+    ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
+
+    probe = SourceProbe(src, query)
+    tgt = Target(dst, ref)
+    try:
+        stored = _stored_plan(tgt, job_id) if resume else None
+        if stored is not None:
+            stored_table, plan_json = stored
+            if stored_table != ref.display:
+                raise ConfigError(
+                    f"job {job_id!r} loaded into {stored_table}, not {ref.display}; resume it "
+                    "with the same table"
+                )
+            plan = Plan.from_json(plan_json)
+            probe.schema()
+        else:
+            plan = _plan_for(probe, query, strategy, key, settings)
+        out_schema, sample = _output_schema(probe, spec_t)
+        exists = tgt.table_exists()
+        if exists and mode == "create" and stored is None:
+            raise TargetError(
+                f"target table {ref.display} already exists and mode='create' refuses it; "
+                "use mode='append' or drop the table"
+            )
+        if exists:
+            target_schema = tgt.arrow_schema()
+            _check_compatible(sample, out_schema, target_schema, ref)
+        else:
+            target_schema = tgt.create_table(out_schema)
+            log.info("created table %s", ref.display)
+        tgt.ensure_ledger()
+        committed = tgt.committed(job_id)
+        if committed and not resume:
+            raise ConfigError(
+                f"job_id {job_id!r} already committed {len(committed)} chunks into this target; "
+                "pass resume=True to finish it, or use a new job_id"
+            )
+        if stored is None:
+            tgt.store_plan(job_id, plan.to_json())
+    finally:
+        tgt.close()
+    spec = JobSpec(
+        job_id=job_id, plan=plan, source=src, target=dst, table=ref,
+        target_schema=target_schema, transform=spec_t, retry=retry or RetryConfig(),
+        workers=settings.workers, batch_size=settings.batch_size, committed=committed,
+    )
+    return _Prepared(spec, settings)
+
+
+def _stored_plan(tgt: Target, job_id: str) -> tuple[str, str] | None:
+    try:
+        return tgt.stored_plan(job_id)
+    except Exception:  # no ledger yet: nothing to resume
+        tgt.rollback()
+        return None
+
+
+def _check_compatible(
+    sample: pa.Table, out_schema: pa.Schema, target_schema: pa.Schema, ref: TableRef
+) -> None:
+    """Refuse, before any row is written, columns the existing target cannot take."""
+    fixed = sample.cast(storage_schema(out_schema, ref.dialect)) if sample.num_rows else None
+    batch = (fixed.to_batches() or [None])[0] if fixed is not None else None
+    if batch is None:
+        batch = pa.RecordBatch.from_pylist([], schema=storage_schema(out_schema, ref.dialect))
+    try:
+        conform(batch, target_schema, ref.dialect)
+    except TargetError as exc:
+        raise TargetError(f"incompatible target table {ref.display}: {exc}") from None
+
+
+def map_query(
+    source: str,
+    query: str,
+    target: str,
+    table: str,
+    *,
+    schema: str | None = None,
+    transform: TransformLike = None,
+    strategy: str = "auto",
+    key: str | None = None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    mode: str = "append",
+    retry: RetryConfig | None = None,
+    progress: ProgressArg = None,
+    job_id: str | None = None,
+    resume: bool = False,
+    batch_size: int | None = None,
+) -> JobResult:
+    """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
+
+    >>> import arrowmapper as am                                      # doctest: +SKIP
+    >>> r = am.map_query("postgresql://u@h/src", "SELECT * FROM events",
+    ...                  "postgresql://u@h/dst", "events_copy", key="id", workers=4)
+    >>> r.rows_written, r.rows_per_s                                  # doctest: +SKIP
+
+    Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
+    before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
+    chunks still fail after their retries. Rerun with the same ``job_id`` and ``resume=True`` to
+    load only what is missing.
+    """
+    prepared = prepare(
+        source, query, target, table, schema=schema, transform=transform, strategy=strategy,
+        key=key, workers=workers, chunk_size=chunk_size, batch_size=batch_size, mode=mode,
+        retry=retry, job_id=job_id, resume=resume,
+    )
+    result = run_prepared(prepared.spec, progress)
+    if not result.success:
+        raise JobFailed(
+            f"job {result.job_id}: {len(result.failed_chunks)} of {result.chunks} chunks failed; "
+            f"first error: {result.errors[0] if result.errors else 'unknown'}. Fix the cause and "
+            f"rerun with job_id={result.job_id!r}, resume=True to load only what is missing",
+            result,
+        )
+    return result
+
+
+def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
+    callback: Callable[[ProgressSnapshot], Any] | None
+    if progress is True:
+        callback = print_progress
+    elif progress is None or progress is False:
+        callback = None
+    elif callable(progress):
+        callback = progress
+    else:
+        raise ConfigError(f"progress must be True, False, None or a callable, got {progress!r}")
+    return Coordinator(spec, callback).run()
+

@@ -1,0 +1,264 @@
+"""Configuration: frozen value objects and their validation.
+
+Precedence, highest first: explicit arguments > job ``params`` > ``MAPPER_*`` environment
+variables > defaults. Every invalid value raises :class:`ConfigError` naming the setting, the
+value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigError, SourceError, TargetError, redact
+
+Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
+Mode = Literal["append", "create"]
+Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "other"]
+
+STRATEGIES: tuple[str, ...] = ("auto", "offset", "key", "quantile", "ctid", "rowid", "none")
+MODES: tuple[str, ...] = ("append", "create")
+DEFAULT_CHUNK_SIZE = 50_000
+DEFAULT_MIN_ROWS_FOR_PARALLEL = 100_000
+DEFAULT_BATCH_SIZE = 65_536
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How failed chunks are retried: exponential backoff with jitter.
+
+    The delay before attempt ``n+1`` is ``min(max_delay, base_delay * backoff_factor**(n-1))``,
+    then multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
+
+    >>> RetryConfig(max_retries=5, base_delay=0.5).max_retries
+    5
+    """
+
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    backoff_factor: float = 2.0
+    jitter: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
+        for name in ("base_delay", "max_delay", "backoff_factor", "jitter"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if self.jitter > 1:
+            raise ConfigError(f"jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.backoff_factor < 1:
+            raise ConfigError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A database named by a URI; ``str()`` and ``repr()`` never show the password."""
+
+    uri: str
+    dialect: Dialect
+    path: str | None = None  # SQLite: the database file
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.uri)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.redacted!r})"
+
+    __str__ = __repr__
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        if self.dialect in ("sqlite", "other"):
+            return None
+        parts = urlsplit(self.uri)
+        default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}[self.dialect]
+        try:
+            port = parts.port or default
+        except ValueError as exc:
+            raise ConfigError(f"bad port in URI {self.redacted}") from exc
+        return (parts.hostname or "localhost", port)
+
+
+_SCHEMES: dict[str, Dialect] = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "mssql",
+    "oracle": "oracle",
+}
+
+
+def parse_uri(uri: object, role: str = "source") -> Endpoint:
+    """Validate a database URI and say which dialect it speaks.
+
+    PostgreSQL: ``postgresql://user[:password]@host[:port]/db``; SQLite: ``sqlite:///abs/path.db``
+    or ``sqlite://relative.db``; MySQL/MariaDB: ``mysql://user@host:3306/db``.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigError(
+            f"{role} must be a database URI string such as postgresql://user@host:5432/db "
+            f"or sqlite:///path/to/file.db, got {type(uri).__name__}"
+        )
+    uri = uri.strip()
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    base = scheme.split("+", 1)[0]
+    if base not in _SCHEMES:
+        raise ConfigError(
+            f"{role} URI {redact(uri)!r} has an unknown scheme {scheme!r}; use one of "
+            f"postgresql://, sqlite:///, mysql://"
+        )
+    dialect = _SCHEMES[base]
+    if dialect == "sqlite":
+        rest = uri.split("://", 1)[1]
+        path = rest.split("?", 1)[0]
+        if not path:
+            raise ConfigError(f"{role} URI {uri!r} names no file; use sqlite:///path/to/file.db")
+        path = str(Path(unquote(path)).resolve()) if not path.startswith("/") else unquote(path)
+        return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
+    parts = urlsplit(uri)
+    if not parts.hostname and dialect == "postgresql" and "host=" not in uri:
+        raise ConfigError(f"{role} URI {redact(uri)!r} names no host; use {base}://user@host:port/db")
+    if not parts.path.strip("/"):
+        raise ConfigError(f"{role} URI {redact(uri)!r} names no database; add /dbname at the end")
+    if base == "postgres":
+        uri = "postgresql" + uri[len("postgres"):]
+    return Endpoint(uri=uri, dialect=dialect)
+
+
+def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None:
+    """Fail within seconds when a server does not answer (connectorx would retry for ~30 s)."""
+    error = SourceError if role == "source" else TargetError
+    if endpoint.dialect == "sqlite":
+        assert endpoint.path is not None
+        if role == "source" and not Path(endpoint.path).is_file():
+            raise error(f"{role} SQLite file {endpoint.path} does not exist; check the path")
+        if role == "target" and not Path(endpoint.path).parent.is_dir():
+            raise error(f"{role} SQLite directory {Path(endpoint.path).parent} does not exist")
+        return
+    hp = endpoint.host_port
+    if hp is None:
+        return
+    host, port = hp
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise error(
+            f"cannot connect to the {role} at {host}:{port} ({exc.strerror or exc}); "
+            f"check that the server runs and the URI {endpoint.redacted} is right"
+        ) from None
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an identifier (PostgreSQL and SQLite; MySQL gets backticks elsewhere)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def validate_identifier(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 63:
+        raise ConfigError(f"{what} must be a non-empty name of at most 63 characters, got {name!r}")
+    return name
+
+
+# --------------------------------------------------------------------------- env and params
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+usable_cpus = _usable_cpus
+
+
+def _parse_int(name: str, raw: Any, minimum: int) -> int:
+    try:
+        value = int(str(raw).strip()) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
+    if isinstance(raw, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
+def _parse_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizing settings after precedence: explicit > params > MAPPER_* env > defaults."""
+
+    workers: int
+    chunk_size: int
+    parallel_enabled: bool = True
+    min_rows_for_parallel: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+_SETTINGS = {
+    # key: (param name, env name, kind, minimum)
+    "workers": ("max_workers", "MAPPER_MAX_WORKERS", "int", 1),
+    "chunk_size": ("chunk_size", "MAPPER_CHUNK_SIZE", "int", 1),
+    "parallel_enabled": ("enable_parallel", "MAPPER_PARALLEL_ENABLED", "bool", 0),
+    "min_rows_for_parallel": ("min_rows_for_parallel", "MAPPER_MIN_ROWS_FOR_PARALLEL", "int", 0),
+    "batch_size": ("batch_size", "MAPPER_BATCH_SIZE", "int", 1),
+}
+
+
+def resolve_settings(
+    explicit: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the four layers of configuration and validate every value."""
+    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    params = dict(params or {})
+    env = os.environ if env is None else env
+    base: dict[str, Any] = {
+        "workers": max(1, min(_usable_cpus(), 8)),
+        "chunk_size": DEFAULT_CHUNK_SIZE,
+        "parallel_enabled": True,
+        "min_rows_for_parallel": 0,
+        "batch_size": DEFAULT_BATCH_SIZE,
+    }
+    base.update({k: v for k, v in (defaults or {}).items() if v is not None})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, (param, env_name, kind, minimum) in _SETTINGS.items():
+        if key in explicit:
+            name, raw, src = key, explicit[key], "argument"
+        elif params.get(param) is not None:
+            name, raw, src = f"params[{param!r}]", params[param], "params"
+        elif env.get(env_name, "").strip():
+            name, raw, src = env_name, env[env_name], "env"
+        else:
+            name, raw, src = key, base[key], "default"
+        values[key] = _parse_bool(name, raw) if kind == "bool" else _parse_int(name, raw, minimum)
+        sources[key] = src
+    return Settings(sources=sources, **values)

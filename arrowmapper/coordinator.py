@@ -1,0 +1,369 @@
+"""The coordinator: the parent process that runs a planned job on a pool of worker processes.
+
+Data flow::
+
+    Plan(chunks) ──> Coordinator ──ChunkTask──> pipe ──> worker process (spawn, long-lived)
+                        │  ▲                              connectorx arrow_stream
+                        │  └──────ChunkResult── pipe ◄──  Polars transform per batch
+                        │                                  conform to target types
+                        │                                  ADBC ingest + ledger row, ONE txn
+                        ▼
+        ProgressBoard (shared memory, one row per chunk) ◄── workers write rows as batches land
+                        │
+                        └──> ProgressSnapshot ──> progress callback;  JobResult at the end
+
+Actors:
+
+* **Coordinator** (this module) owns the worker processes. Each worker has its own duplex pipe;
+  the loop waits on every pipe *and* every process sentinel, so a worker that dies (SIGKILL,
+  segfault, OOM) is seen at once: its chunk costs one attempt, the worker is replaced, the rest
+  of the job is undisturbed. Failed attempts are retried with backoff (see :mod:`.retry`): a
+  chunk waits in RETRY_WAIT until its time comes, without blocking the loop.
+* **Workers** (:mod:`.worker`) run one chunk at a time and never raise: every failure comes
+  back as a classified ChunkResult.
+* **ProgressBoard** (:mod:`.progress`) is created and unlinked here; workers attach by name.
+
+The loop reads as its steps: dispatch ready chunks to idle workers, wait for an event (a result
+or a death), handle it, report progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import pyarrow as pa
+
+from .config import Endpoint, RetryConfig, usable_cpus
+from .plan import Plan
+from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
+from .report import ChunkResult, JobResult
+from .retry import backoff_delay, should_retry
+from .targets import TableRef
+from .transform import TransformSpec
+from .worker import ChunkTask, release_worker_state, run_chunk, worker_main
+
+log = logging.getLogger("arrowmapper")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A planned, preflighted job, ready to run."""
+
+    job_id: str
+    plan: Plan
+    source: Endpoint
+    target: Endpoint
+    table: TableRef
+    target_schema: pa.Schema
+    transform: TransformSpec
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    workers: int = 1
+    batch_size: int = 65_536
+    committed: dict[int, int] = field(default_factory=dict)  # resume: chunk -> rows
+    in_process: bool = False
+
+
+@dataclass
+class _Slot:
+    """One worker process and the chunk it is running (None when idle)."""
+
+    process: Any
+    conn: Connection
+    chunk_id: int | None = None
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "no exit code"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+@contextmanager
+def _worker_env(workers: int) -> Any:
+    """Thread caps for Polars/Rayon in the children: usable CPUs shared among the workers."""
+    threads = str(max(1, usable_cpus() // max(1, workers)))
+    keys = ("POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    for k in keys:
+        os.environ[k] = threads
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class Coordinator:
+    """Runs one :class:`JobSpec`; :meth:`run` returns the :class:`JobResult`."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        progress: Callable[[ProgressSnapshot], Any] | None = None,
+        progress_interval: float = 0.25,
+    ) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.progress_interval = progress_interval
+        self.chunks = {c.chunk_id: c for c in spec.plan.chunks}
+        self.attempts: dict[int, int] = dict.fromkeys(self.chunks, 0)
+        self.ready_at: dict[int, float] = {}  # chunk -> monotonic time it may run
+        self.results: dict[int, ChunkResult] = {}
+        self.slots: list[_Slot] = []
+        self.board: ProgressBoard | None = None
+        self.started = time.monotonic()
+        self._last_report = 0.0
+        self._rng = random.Random()
+        self._ctx = mp.get_context("spawn")
+
+    # ------------------------------------------------------------------ table of contents
+    def run(self) -> JobResult:
+        self.started = time.monotonic()
+        self.board = ProgressBoard.create(len(self.chunks))
+        try:
+            self._mark_committed()
+            if self.spec.in_process:
+                self._run_inline()
+            else:
+                self._start_workers()
+                while self._unfinished():
+                    self._dispatch()
+                    self._wait_and_handle()
+                    self._report_progress()
+            self._report_progress(force=True)
+            return self._result()
+        finally:
+            self._stop_workers()
+            self.board.close()
+
+    # ------------------------------------------------------------------ steps
+    def _mark_committed(self) -> None:
+        assert self.board is not None
+        for cid, chunk in self.chunks.items():
+            self.board.set(cid, "estimate", chunk.estimated_rows or 0)
+            if cid in self.spec.committed:
+                self.board.move(cid, ChunkState.SKIPPED)
+            else:
+                self.ready_at[cid] = 0.0
+
+    def _unfinished(self) -> bool:
+        assert self.board is not None
+        return any(self.board.state(c) not in FINISHED for c in self.chunks)
+
+    def _start_workers(self) -> None:
+        n = min(self.spec.workers, max(1, len(self.ready_at)))
+        for _ in range(n):
+            self.slots.append(self._spawn())
+        log.info("job %s: %d workers, %d chunks (%s)", self.spec.job_id, n, len(self.chunks),
+                 self.spec.plan.strategy)
+
+    def _spawn(self) -> _Slot:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        with _worker_env(self.spec.workers):
+            process = self._ctx.Process(
+                target=worker_main, args=(child_conn,), name="arrowmapper-worker", daemon=True
+            )
+            process.start()
+        child_conn.close()
+        return _Slot(process, parent_conn)
+
+    def _next_ready(self, now: float) -> int | None:
+        due = [c for c, t in self.ready_at.items() if t <= now]
+        return min(due) if due else None
+
+    def _task(self, cid: int) -> ChunkTask:
+        assert self.board is not None
+        s = self.spec
+        return ChunkTask(
+            job_id=s.job_id, chunk=self.chunks[cid], source=s.source, target=s.target,
+            table=s.table, target_schema=s.target_schema, transform=s.transform,
+            attempt=self.attempts[cid], batch_size=s.batch_size, board_name=self.board.name,
+            n_chunks=len(self.chunks),
+        )
+
+    def _begin(self, cid: int) -> ChunkTask:
+        assert self.board is not None
+        del self.ready_at[cid]
+        self.attempts[cid] += 1
+        self.board.move(cid, ChunkState.RUNNING)
+        self.board.set(cid, "attempts", self.attempts[cid])
+        return self._task(cid)
+
+    def _dispatch(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.chunk_id is not None:
+                continue
+            cid = self._next_ready(now)
+            if cid is None:
+                return
+            task = self._begin(cid)
+            slot.chunk_id = cid
+            try:
+                slot.conn.send(task)
+            except (BrokenPipeError, OSError):
+                self._on_death(slot)
+
+    def _wait_and_handle(self) -> None:
+        timeout = self.progress_interval
+        if self.ready_at:
+            next_due = min(self.ready_at.values()) - time.monotonic()
+            timeout = max(0.0, min(timeout, next_due))
+        busy = [s for s in self.slots if s.chunk_id is not None]
+        if not busy:
+            time.sleep(timeout)
+            return
+        handles: dict[Any, _Slot] = {}
+        for s in busy:
+            handles[s.conn] = s
+            handles[s.process.sentinel] = s
+        ready = wait(list(handles), timeout=timeout)
+        seen: set[int] = set()
+        for handle in ready:
+            slot = handles[handle]
+            if id(slot) in seen or slot.chunk_id is None:
+                continue
+            seen.add(id(slot))
+            self._receive(slot)
+
+    def _receive(self, slot: _Slot) -> None:
+        try:
+            if slot.conn.poll():
+                result = slot.conn.recv()
+            else:
+                raise EOFError
+        except (EOFError, OSError):
+            self._on_death(slot)
+            return
+        cid = slot.chunk_id
+        assert cid is not None
+        slot.chunk_id = None
+        self._on_result(replace(result, attempts=self.attempts[cid]))
+
+    def _on_result(self, result: ChunkResult) -> None:
+        assert self.board is not None
+        cid = result.chunk_id
+        self.results[cid] = result
+        if result.success:
+            self.board.move(cid, ChunkState.DONE)
+            if result.already_committed:
+                log.info("chunk %d was already committed (earlier attempt or run)", cid)
+            return
+        self._retry_or_fail(result)
+
+    def _retry_or_fail(self, result: ChunkResult) -> None:
+        assert self.board is not None
+        cid = result.chunk_id
+        attempts = self.attempts[cid]
+        if should_retry(self.spec.retry, attempts, result.transient):
+            delay = backoff_delay(self.spec.retry, attempts, self._rng)
+            log.warning("chunk %d attempt %d failed (%s); retrying in %.2fs",
+                        cid, attempts, result.error, delay)
+            self.board.move(cid, ChunkState.RETRY_WAIT)
+            self.ready_at[cid] = time.monotonic() + delay
+        else:
+            why = "terminal error" if not result.transient else f"out of retries ({attempts} attempts)"
+            log.error("chunk %d failed: %s (%s)", cid, result.error, why)
+            self.board.move(cid, ChunkState.FAILED)
+
+    def _on_death(self, slot: _Slot) -> None:
+        """A worker died: its chunk costs one attempt; a fresh worker takes its place."""
+        assert self.board is not None
+        slot.process.join(timeout=5)
+        cid = slot.chunk_id
+        exitcode = slot.process.exitcode
+        pid = slot.process.pid
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
+        fresh = self._spawn()
+        slot.process, slot.conn, slot.chunk_id = fresh.process, fresh.conn, None
+        if cid is None:
+            return
+        rows_read = self.board.get(cid, "rows_read")
+        result = ChunkResult(
+            cid, False, rows_read, 0, 0.0, self.attempts[cid],
+            error=f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}",
+            transient=True, pid=pid,
+        )
+        self.results[cid] = result
+        self._retry_or_fail(result)
+
+    def _run_inline(self) -> None:
+        """Sequential fallback: the same pipeline in this process, one chunk after another."""
+        while self._unfinished():
+            cid = self._next_ready(time.monotonic())
+            if cid is None:
+                wait_s = min(self.ready_at.values()) - time.monotonic() if self.ready_at else 0.05
+                time.sleep(max(0.0, wait_s))
+                continue
+            task = self._begin(cid)
+            result = run_chunk(task)
+            self._on_result(replace(result, attempts=self.attempts[cid]))
+            self._report_progress()
+        release_worker_state()
+
+    def _report_progress(self, force: bool = False) -> None:
+        if self.progress is None or self.board is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_report < self.progress_interval:
+            return
+        self._last_report = now
+        try:
+            self.progress(self.board.snapshot(self.started))
+        except Exception:  # a broken callback must not break the job
+            log.exception("progress callback raised; continuing")
+
+    def _stop_workers(self) -> None:
+        for slot in self.slots:
+            try:
+                slot.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        deadline = time.monotonic() + 10
+        for slot in self.slots:
+            slot.process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(timeout=5)
+            try:
+                slot.conn.close()
+            except OSError:
+                pass
+        self.slots = []
+
+    def _result(self) -> JobResult:
+        assert self.board is not None
+        s = self.spec
+        failed = tuple(sorted(c for c in self.chunks if self.board.state(c) == ChunkState.FAILED))
+        skipped = tuple(sorted(s.committed))
+        results = tuple(self.results[c] for c in sorted(self.results))
+        ok = [r for r in results if r.success]
+        return JobResult(
+            job_id=s.job_id, table=s.table.display, strategy=s.plan.strategy,
+            strategy_reason=s.plan.reason, chunks=len(self.chunks),
+            rows_read=sum(r.rows_read for r in ok), rows_written=sum(r.rows_written for r in ok),
+            elapsed_s=time.monotonic() - self.started, chunk_results=results,
+            failed_chunks=failed, skipped_chunks=skipped,
+            workers=0 if s.in_process else len(self.slots) or min(s.workers, len(self.chunks)),
+        )

@@ -1,0 +1,425 @@
+"""The chunk planner: pure functions from a few probed facts to a :class:`Plan`.
+
+Key-based plans split the key's domain, not the rows seen at planning time::
+
+    chunk 0:   key <  b1
+    chunk i:   b_i <= key < b_(i+1)
+    chunk n:   key >= b_n
+    chunk n+1: key IS NULL                 (when the key is nullable)
+
+Whatever the boundaries ``b_1 < ... < b_n`` are, these predicates cover every possible key value
+exactly once -- including rows inserted after planning below the minimum or above the maximum.
+The boundaries only decide how *balanced* the chunks are: equal-width (``key``), or at the key's
+quantiles (``quantile``, skew-aware, any orderable type). ``offset`` pages through
+``ORDER BY key LIMIT/OFFSET`` and needs a unique key; ``ctid`` splits a PostgreSQL heap by block,
+``rowid`` a SQLite table by rowid. The probing itself lives in :mod:`arrowmapper.sources`; this
+module only calls the :class:`Probe` it is given, so it can be tested without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from .config import STRATEGIES
+from .errors import ConfigError, PlanError
+
+_BARE_TABLE = re.compile(
+    r'^\s*(?:(?P<schema>[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\s*\.\s*)?'
+    r'(?P<table>[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\s*;?\s*$'
+)
+_SELECT_STAR = re.compile(
+    r'(?is)^\s*select\s+\*\s+from\s+(?P<name>(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")'
+    r'(?:\s*\.\s*(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+"))?)\s*;?\s*$'
+)
+SUBQUERY_ALIAS = "_am_src"
+
+
+def quote_ident(name: str, dialect: str = "postgresql") -> str:
+    """Quote an identifier for the dialect (backticks for MySQL, double quotes elsewhere)."""
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def bare_table(query: str) -> tuple[str | None, str] | None:
+    """``(schema, table)`` when the query is a plain table name or ``SELECT * FROM table``."""
+    text = query.strip().rstrip(";").strip()
+    m = _SELECT_STAR.match(text)
+    if m:
+        text = m.group("name")
+    m = _BARE_TABLE.match(text)
+    if not m:
+        return None
+
+    def unq(part: str | None) -> str | None:
+        if part is None:
+            return None
+        return part[1:-1].replace('""', '"') if part.startswith('"') else part
+
+    table = unq(m.group("table"))
+    assert table is not None
+    return unq(m.group("schema")), table
+
+
+def source_sql(query: str, dialect: str) -> str:
+    """The query as a FROM item: a quoted table name, or a parenthesised subquery."""
+    bt = bare_table(query)
+    if bt is not None:
+        schema, table = bt
+        name = quote_ident(table, dialect)
+        return f"{quote_ident(schema, dialect)}.{name}" if schema else name
+    return f"({query.strip().rstrip(';')}) AS {SUBQUERY_ALIAS}"
+
+
+def select_all(query: str, dialect: str) -> str:
+    """``SELECT * FROM`` the query, ready for a WHERE clause."""
+    return f"SELECT * FROM {source_sql(query, dialect)}"
+
+
+# --------------------------------------------------------------------------- literals
+
+
+def render_literal(value: Any, dialect: str) -> str:
+    """A SQL literal for a boundary value probed from the source."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            return f"'{text}'::float8" if dialect == "postgresql" else repr(value)
+        return repr(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        text = value.isoformat(sep=" ")
+        if dialect == "sqlite":
+            return "'" + text + "'"
+        if value.tzinfo is not None and dialect == "postgresql":
+            return f"TIMESTAMPTZ '{text}'"
+        return f"TIMESTAMP '{text}'"
+    if isinstance(value, dt.date):
+        return f"'{value.isoformat()}'" if dialect == "sqlite" else f"DATE '{value.isoformat()}'"
+    if isinstance(value, str):
+        escaped = value.replace("'", "''")
+        if dialect == "mysql":
+            escaped = escaped.replace("\\", "\\\\")
+        return "'" + escaped + "'"
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea" if dialect == "postgresql" else f"X'{value.hex()}'"
+    raise PlanError(f"cannot use a key value of type {type(value).__name__} as a chunk boundary")
+
+
+# --------------------------------------------------------------------------- plan records
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """One cell of a key partition: ``lo <= key < hi``; ``None`` bounds are open; or IS NULL."""
+
+    lo: Any = None
+    hi: Any = None
+    null: bool = False
+
+    def predicate(self, column: str, dialect: str) -> str:
+        if self.null:
+            return f"{column} IS NULL"
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{column} >= {render_literal(self.lo, dialect)}")
+        if self.hi is not None:
+            parts.append(f"{column} < {render_literal(self.hi, dialect)}")
+        return " AND ".join(parts) if parts else f"{column} IS NOT NULL"
+
+    def contains(self, value: Any) -> bool:
+        """Python mirror of :meth:`predicate`, for tests."""
+        if value is None:
+            return self.null
+        if self.null:
+            return False
+        return (self.lo is None or value >= self.lo) and (self.hi is None or value < self.hi)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work: a query whose rows are disjoint from every other chunk's."""
+
+    chunk_id: int
+    sql: str
+    predicate: str
+    bounds: str
+    estimated_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chunks of one job, the strategy used and why (``auto`` explains its choice)."""
+
+    strategy: str
+    reason: str
+    key: str | None
+    query: str
+    chunks: tuple[Chunk, ...]
+    estimated_rows: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        chunks = tuple(Chunk(**c) for c in data.pop("chunks"))
+        return cls(chunks=chunks, **data)
+
+    def describe(self) -> str:
+        lines = [
+            f"strategy: {self.strategy} ({self.reason})",
+            f"chunks: {len(self.chunks)}; estimated rows: {self.estimated_rows}",
+        ]
+        for c in self.chunks:
+            lines.append(f"  {c.chunk_id:>5}  ~{c.estimated_rows or 0:>10}  {c.predicate}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- pure splitting
+
+
+def ranges_from_boundaries(boundaries: Sequence[Any], nullable: bool) -> list[KeyRange]:
+    """Partition the key domain at sorted, distinct ``boundaries`` (plus an IS NULL cell)."""
+    bs = sorted(set(boundaries))
+    edges: list[Any] = [None, *bs, None]
+    ranges = [KeyRange(lo=edges[i], hi=edges[i + 1]) for i in range(len(edges) - 1)]
+    if nullable:
+        ranges.append(KeyRange(null=True))
+    return ranges
+
+
+def _to_ordinal(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        raise PlanError("the key strategy needs an integer, date or timestamp key, got a boolean")
+    if isinstance(value, int):
+        return value, None
+    if isinstance(value, dt.datetime):
+        epoch = dt.datetime(1970, 1, 1, tzinfo=value.tzinfo)
+        return (value - epoch) // dt.timedelta(microseconds=1), value.tzinfo
+    if isinstance(value, dt.date):
+        return value.toordinal(), "date"
+    raise PlanError(
+        f"the key strategy needs an integer, date or timestamp key, got {type(value).__name__}; "
+        "use strategy='quantile' for other orderable keys"
+    )
+
+
+def _from_ordinal(n: int, kind: Any) -> Any:
+    if kind is None:
+        return n
+    if kind == "date":
+        return dt.date.fromordinal(n)
+    return dt.datetime(1970, 1, 1, tzinfo=kind) + dt.timedelta(microseconds=n)
+
+
+def equal_width_boundaries(lo: Any, hi: Any, n_chunks: int) -> list[Any]:
+    """Inner boundaries that cut ``[lo, hi]`` into ``n_chunks`` ranges of equal width."""
+    if n_chunks <= 1 or lo is None or hi is None:
+        return []
+    a, kind = _to_ordinal(lo)
+    b, _ = _to_ordinal(hi)
+    if b <= a:
+        return []
+    span = b - a + 1
+    n = min(n_chunks, span)
+    cuts = sorted({a + (span * i) // n for i in range(1, n)})
+    return [_from_ordinal(c, kind) for c in cuts if a < c <= b]
+
+
+def chunk_count(rows: int, chunk_size: int) -> int:
+    return max(1, math.ceil(rows / max(1, chunk_size)))
+
+
+# --------------------------------------------------------------------------- planning
+
+
+class Probe(Protocol):
+    """What the planner needs to know about a source (implemented in sources.py)."""
+
+    dialect: str
+
+    def columns(self) -> dict[str, str]: ...  # name -> arrow type string
+
+    def key_stats(self, key: str) -> tuple[int, int, Any, Any]: ...  # rows, non-null, min, max
+
+    def quantiles(self, key: str, n: int) -> list[Any]: ...
+
+    def is_unique(self, key: str) -> bool: ...
+
+    def declared_nullable(self, key: str) -> bool | None: ...
+
+    def count(self) -> int: ...
+
+    def heap_blocks(self) -> tuple[int, int]: ...  # ctid: blocks, estimated rows
+
+    def rowid_range(self) -> tuple[int, int, int]: ...  # rowid: rows, min, max
+
+
+_INTEGER_OR_TIME = re.compile(r"^(u?int\d+|date\d+|timestamp.*)")
+
+
+def _check_key(probe: Probe, key: str | None, strategy: str) -> str:
+    if not key:
+        raise PlanError(f"strategy {strategy!r} needs a key column: pass key='column_name'")
+    cols = probe.columns()
+    if key not in cols:
+        raise PlanError(
+            f"key column {key!r} is not in the query's columns ({', '.join(cols) or 'none'}); "
+            "pass one of those as key="
+        )
+    return key
+
+
+def build_plan(
+    probe: Probe, query: str, strategy: str, key: str | None, chunk_size: int, workers: int = 1
+) -> Plan:
+    """Probe the source as little as the strategy needs and return the chunk plan."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    reason = "chosen by the caller"
+    if strategy == "auto":
+        strategy, reason = _choose(probe, query, key, chunk_size)
+    dialect = probe.dialect
+    base = select_all(query, dialect)
+    if strategy == "none":
+        rows = probe.count()
+        return Plan("none", reason, key, query, (Chunk(0, base, "all rows", "{}", rows),), rows)
+    if strategy == "offset":
+        return _plan_offset(probe, query, _check_key(probe, key, strategy), chunk_size, reason)
+    if strategy in ("key", "quantile"):
+        col = _check_key(probe, key, strategy)
+        rows, nonnull, lo, hi = probe.key_stats(col)
+        n = chunk_count(nonnull, chunk_size)
+        if strategy == "key":
+            if not _INTEGER_OR_TIME.match(probe.columns()[col]):
+                raise PlanError(
+                    f"strategy 'key' needs an integer, date or timestamp key; {col!r} is "
+                    f"{probe.columns()[col]}; use strategy='quantile' for any orderable key"
+                )
+            boundaries = equal_width_boundaries(lo, hi, n)
+        else:
+            boundaries = probe.quantiles(col, n) if n > 1 and nonnull else []
+        nullable = rows > nonnull or bool(probe.declared_nullable(col))
+        ranges = ranges_from_boundaries(boundaries, nullable)
+        qcol = quote_ident(col, dialect)
+        per = nonnull // max(1, len(ranges) - (1 if nullable else 0))
+        chunks = tuple(
+            Chunk(
+                i,
+                f"{base} WHERE {r.predicate(qcol, dialect)}",
+                r.predicate(qcol, dialect),
+                json.dumps({"lo": r.lo, "hi": r.hi, "null": r.null}, default=str),
+                (rows - nonnull) if r.null else per,
+            )
+            for i, r in enumerate(ranges)
+        )
+        return Plan(strategy, reason, col, query, chunks, rows)
+    if strategy == "ctid":
+        return _plan_ctid(probe, query, chunk_size, reason)
+    return _plan_rowid(probe, query, chunk_size, reason)
+
+
+def _choose(probe: Probe, query: str, key: str | None, chunk_size: int) -> tuple[str, str]:
+    bt = bare_table(query)
+    if key:
+        col = _check_key(probe, key, "auto")
+        if _INTEGER_OR_TIME.match(probe.columns()[col]):
+            rows, nonnull, lo, hi = probe.key_stats(col)
+            if rows <= chunk_size:
+                return "none", f"{rows} rows fit in one chunk of {chunk_size}"
+            if isinstance(lo, int) and isinstance(hi, int) and nonnull:
+                density = nonnull / max(1, hi - lo + 1)
+                if density >= 0.5:
+                    return "key", f"integer key {col!r} is dense ({density:.0%}): equal-width ranges"
+                return "quantile", f"integer key {col!r} is sparse or skewed ({density:.1%})"
+            return "quantile", f"key {col!r} is temporal: quantile ranges balance the chunks"
+        return "quantile", f"key {col!r} is {probe.columns()[col]}: quantile ranges"
+    if bt is not None and probe.dialect == "postgresql":
+        return "ctid", "no key given and the query is a plain PostgreSQL table: heap block ranges"
+    if bt is not None and probe.dialect == "sqlite":
+        return "rowid", "no key given and the query is a plain SQLite table: rowid ranges"
+    return "none", "no key given and the query is not a plain table: one chunk (pass key= to split)"
+
+
+def _plan_offset(probe: Probe, query: str, key: str, chunk_size: int, reason: str) -> Plan:
+    if not probe.is_unique(key):
+        raise PlanError(
+            f"strategy 'offset' needs a unique ORDER BY key, but {key!r} has duplicate values "
+            "(or more than one NULL); pick a unique column or use strategy='quantile'"
+        )
+    d = probe.dialect
+    rows = probe.count()
+    n = chunk_count(rows, chunk_size)
+    order = f"SELECT * FROM {source_sql(query, d)} ORDER BY {quote_ident(key, d)}"
+    chunks = []
+    for i in range(n):
+        off = i * chunk_size
+        if i < n - 1:
+            tail = f"LIMIT {chunk_size} OFFSET {off}"
+        else:  # open-ended last page: rows appended after planning are not lost
+            tail = {"sqlite": "LIMIT -1", "mysql": "LIMIT 18446744073709551615"}.get(d, "")
+            tail = f"{tail} OFFSET {off}".strip()
+        chunks.append(
+            Chunk(i, f"{order} {tail}", tail, json.dumps({"offset": off}), min(chunk_size, rows - off))
+        )
+    return Plan("offset", reason, key, query, tuple(chunks), rows)
+
+
+def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
+    if probe.dialect != "postgresql" or bare_table(query) is None:
+        raise PlanError(
+            "strategy 'ctid' needs a PostgreSQL source and a plain table name as the query "
+            "(e.g. query='events'); use strategy='key' or 'quantile' with key= for a query"
+        )
+    blocks, rows = probe.heap_blocks()
+    per_block = max(1.0, rows / max(1, blocks))
+    step = max(1, int(chunk_size / per_block))
+    cuts = list(range(step, blocks, step))
+    edges: list[int | None] = [None, *cuts, None]
+    base = select_all(query, "postgresql")
+    chunks = []
+    for i in range(len(edges) - 1):
+        lo, hi = edges[i], edges[i + 1]
+        parts = []
+        if lo is not None:
+            parts.append(f"ctid >= '({lo},0)'::tid")
+        if hi is not None:
+            parts.append(f"ctid < '({hi},0)'::tid")
+        pred = " AND ".join(parts) or "TRUE"
+        width = (hi if hi is not None else blocks) - (lo or 0)
+        chunks.append(
+            Chunk(i, f"{base} WHERE {pred}", pred, json.dumps({"block_lo": lo, "block_hi": hi}),
+                  int(width * per_block))
+        )
+    return Plan("ctid", reason, None, query, tuple(chunks), rows)
+
+
+def _plan_rowid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
+    if probe.dialect != "sqlite" or bare_table(query) is None:
+        raise PlanError(
+            "strategy 'rowid' needs a SQLite source and a plain table name as the query; "
+            "use strategy='key' or 'quantile' with key= for a query"
+        )
+    rows, lo, hi = probe.rowid_range()
+    ranges = ranges_from_boundaries(equal_width_boundaries(lo, hi, chunk_count(rows, chunk_size)), False)
+    base = select_all(query, "sqlite")
+    chunks = tuple(
+        Chunk(i, f"{base} WHERE {r.predicate('rowid', 'sqlite')}", r.predicate("rowid", "sqlite"),
+              json.dumps({"lo": r.lo, "hi": r.hi}), rows // len(ranges))
+        for i, r in enumerate(ranges)
+    )
+    return Plan("rowid", reason, "rowid", query, chunks, rows)

@@ -1,0 +1,187 @@
+"""The shared-memory progress board and the snapshots read from it.
+
+One row of int64 fields per chunk (see :data:`FIELDS`). The parent creates the segment and alone
+unlinks it; workers attach by name and write their chunk's row as batches land. The parent reads
+the whole board a few times a second into a :class:`ProgressSnapshot`.
+
+Chunk states and their legal transitions (the same integers live in the board)::
+
+    PENDING ──> RUNNING ──> DONE
+                  │  └────> FAILED
+                  └──> RETRY_WAIT ──> RUNNING
+    PENDING ──> SKIPPED                 (already committed by an earlier run: resume)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from multiprocessing import shared_memory
+from typing import Any
+
+
+class ChunkState(IntEnum):
+    PENDING = 0
+    RUNNING = 1
+    RETRY_WAIT = 2
+    DONE = 3
+    FAILED = 4
+    SKIPPED = 5
+
+
+TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
+    ChunkState.PENDING: frozenset({ChunkState.RUNNING, ChunkState.SKIPPED}),
+    ChunkState.RUNNING: frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.RETRY_WAIT}),
+    ChunkState.RETRY_WAIT: frozenset({ChunkState.RUNNING}),
+    ChunkState.DONE: frozenset(),
+    ChunkState.FAILED: frozenset(),
+    ChunkState.SKIPPED: frozenset(),
+}
+FINISHED = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED})
+
+FIELDS = ("state", "attempts", "rows_read", "rows_written", "pid", "started_ns", "ended_ns", "estimate")
+_F = {name: i for i, name in enumerate(FIELDS)}
+_W = len(FIELDS)
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """Where a job stands; passed to the ``progress`` callback a few times a second."""
+
+    total_chunks: int
+    completed_chunks: int
+    failed_chunks: int
+    running_chunks: int
+    rows_read: int
+    rows_written: int
+    progress_percentage: float
+    elapsed_seconds: float
+    rows_per_second: float
+    eta_seconds: float | None
+
+    @property
+    def rows_processed(self) -> int:
+        return self.rows_written
+
+    @property
+    def done(self) -> bool:
+        return self.completed_chunks + self.failed_chunks >= self.total_chunks
+
+
+class ProgressBoard:
+    """A ``chunks x len(FIELDS)`` int64 array in POSIX shared memory."""
+
+    def __init__(self, shm: shared_memory.SharedMemory, n_chunks: int, owner: bool) -> None:
+        self._shm = shm
+        self.n_chunks = n_chunks
+        self._owner = owner
+        self._view: Any = shm.buf.cast("q") if n_chunks else None
+
+    @property
+    def name(self) -> str:
+        return self._shm.name
+
+    @classmethod
+    def create(cls, n_chunks: int) -> ProgressBoard:
+        shm = shared_memory.SharedMemory(create=True, size=max(8, n_chunks * _W * 8))
+        board = cls(shm, n_chunks, owner=True)
+        for i in range(n_chunks * _W):
+            board._view[i] = 0
+        return board
+
+    @classmethod
+    def attach(cls, name: str, n_chunks: int) -> ProgressBoard:
+        if sys.version_info >= (3, 13):
+            shm = shared_memory.SharedMemory(name=name, track=False)  # type: ignore[call-arg]
+        else:
+            # Before 3.13 attaching registers the segment with the resource tracker, which
+            # would unlink it when this worker exits; only the parent may unlink.
+            from multiprocessing import resource_tracker
+
+            register = resource_tracker.register
+            resource_tracker.register = lambda *a, **k: None  # type: ignore[assignment]
+            try:
+                shm = shared_memory.SharedMemory(name=name)
+            finally:
+                resource_tracker.register = register  # type: ignore[assignment]
+        return cls(shm, n_chunks, owner=False)
+
+    def set(self, chunk: int, field: str, value: int) -> None:
+        self._view[chunk * _W + _F[field]] = int(value)
+
+    def add(self, chunk: int, field: str, value: int) -> None:
+        self._view[chunk * _W + _F[field]] += int(value)
+
+    def get(self, chunk: int, field: str) -> int:
+        return int(self._view[chunk * _W + _F[field]])
+
+    def row(self, chunk: int) -> dict[str, int]:
+        base = chunk * _W
+        return {name: int(self._view[base + i]) for i, name in enumerate(FIELDS)}
+
+    def state(self, chunk: int) -> ChunkState:
+        return ChunkState(self.get(chunk, "state"))
+
+    def move(self, chunk: int, new: ChunkState) -> None:
+        """Change a chunk's state, refusing a transition the table does not allow."""
+        old = self.state(chunk)
+        if new not in TRANSITIONS[old]:
+            raise RuntimeError(f"chunk {chunk}: illegal transition {old.name} -> {new.name}")
+        self.set(chunk, "state", new)
+
+    def snapshot(self, started: float) -> ProgressSnapshot:
+        rows = [self.row(i) for i in range(self.n_chunks)]
+        done = sum(1 for r in rows if r["state"] in (ChunkState.DONE, ChunkState.SKIPPED))
+        failed = sum(1 for r in rows if r["state"] == ChunkState.FAILED)
+        running = sum(1 for r in rows if r["state"] == ChunkState.RUNNING)
+        read = sum(r["rows_read"] for r in rows)
+        written = sum(r["rows_written"] for r in rows)
+        partial = 0.0
+        for r in rows:
+            if r["state"] == ChunkState.RUNNING and r["estimate"] > 0:
+                partial += min(0.99, r["rows_written"] / r["estimate"])
+        total = self.n_chunks
+        pct = 100.0 if total == 0 else min(100.0, 100.0 * (done + failed + partial) / total)
+        elapsed = max(1e-9, time.monotonic() - started)
+        rate = written / elapsed
+        eta: float | None = None
+        if 0 < pct < 100:
+            eta = elapsed * (100.0 - pct) / pct
+        elif pct >= 100:
+            eta = 0.0
+        return ProgressSnapshot(total, done, failed, running, read, written, round(pct, 2),
+                                elapsed, rate, eta)
+
+    def close(self) -> None:
+        """Release the view, close, and (parent only) unlink the segment. Idempotent."""
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        try:
+            self._shm.close()
+        except BufferError:  # pragma: no cover - a stray view is still alive
+            return
+        if self._owner:
+            self._owner = False
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:
+                pass
+
+
+ProgressCallback = Callable[[ProgressSnapshot], Any]
+
+
+def print_progress(snapshot: ProgressSnapshot) -> None:
+    """A plain progress line on stderr (``progress=True`` without a terminal UI)."""
+    eta = "-" if snapshot.eta_seconds is None else f"{snapshot.eta_seconds:.0f}s"
+    sys.stderr.write(
+        f"\r{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
+        f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}  "
+    )
+    if snapshot.done:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

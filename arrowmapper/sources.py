@@ -1,0 +1,165 @@
+"""Reading the source with connectorx: the planner's probes and one chunk as an Arrow stream.
+
+Every connectorx call goes through :func:`read_arrow`, which translates driver errors (including
+``PanicException``, a ``BaseException``) into :class:`SourceError` with the password removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from .config import Endpoint
+from .errors import PlanError, SourceError, redact
+from .plan import bare_table, quote_ident, source_sql
+
+
+def read_arrow(endpoint: Endpoint, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader:
+    """Run ``sql`` on the source and stream the result as Arrow record batches."""
+    import connectorx as cx
+
+    try:
+        return cx.read_sql(endpoint.uri, sql, return_type="arrow_stream", batch_size=batch_size)
+    except BaseException as exc:  # connectorx panics are BaseExceptions
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise SourceError(
+            f"the source {endpoint.redacted} could not run the query: {redact(_short(exc))}"
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
+
+
+def _rows(endpoint: Endpoint, sql: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = read_arrow(endpoint, sql).read_all().to_pylist()
+    return rows
+
+
+class SourceProbe:
+    """The facts the planner asks of a source, each one query (cached where reused)."""
+
+    def __init__(self, endpoint: Endpoint, query: str) -> None:
+        self.endpoint = endpoint
+        self.query = query
+        self.dialect: str = endpoint.dialect
+        self._from = source_sql(query, self.dialect)
+        self._schema: pa.Schema | None = None
+        self._stats: dict[str, tuple[int, int, Any, Any]] = {}
+        self._count: int | None = None
+
+    def q(self, name: str) -> str:
+        return quote_ident(name, self.dialect)
+
+    # -- describe
+    def schema(self) -> pa.Schema:
+        """The query's Arrow schema (a LIMIT 0 describe: no rows are read)."""
+        if self._schema is None:
+            self._schema = read_arrow(self.endpoint, f"SELECT * FROM {self._from} LIMIT 0").schema
+        return self._schema
+
+    def sample(self, rows: int = 1000) -> pa.Table:
+        """The first rows of the query, for inferring the transformed schema."""
+        return read_arrow(self.endpoint, f"SELECT * FROM {self._from} LIMIT {rows}").read_all()
+
+    def columns(self) -> dict[str, str]:
+        return {f.name: str(f.type) for f in self.schema()}
+
+    # -- counts and key statistics
+    def count(self) -> int:
+        if self._count is None:
+            row = _rows(self.endpoint, f"SELECT COUNT(*) AS n FROM {self._from}")[0]
+            self._count = int(row["n"])
+        return self._count
+
+    def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
+        if key not in self._stats:
+            k = self.q(key)
+            row = _rows(
+                self.endpoint,
+                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, MIN({k}) AS lo, MAX({k}) AS hi "
+                f"FROM {self._from}",
+            )[0]
+            self._stats[key] = (int(row["n"]), int(row["nn"]), row["lo"], row["hi"])
+            self._count = int(row["n"])
+        return self._stats[key]
+
+    def quantiles(self, key: str, n: int) -> list[Any]:
+        """Inner boundaries at the key's n-quantiles (NTILE: portable, works on any type)."""
+        k = self.q(key)
+        sql = (
+            f"SELECT MIN(k) AS b FROM (SELECT {k} AS k, NTILE({int(n)}) OVER (ORDER BY {k}) AS t "
+            f"FROM {self._from} WHERE {k} IS NOT NULL) AS _am_q GROUP BY t ORDER BY b"
+        )
+        values = [r["b"] for r in _rows(self.endpoint, sql)]
+        return values[1:]
+
+    def is_unique(self, key: str) -> bool:
+        k = self.q(key)
+        row = _rows(
+            self.endpoint,
+            f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, COUNT(DISTINCT {k}) AS d FROM {self._from}",
+        )[0]
+        self._count = int(row["n"])
+        return int(row["d"]) == int(row["nn"]) and int(row["n"]) - int(row["nn"]) <= 1
+
+    def declared_nullable(self, key: str) -> bool | None:
+        """Whether a plain table declares the key nullable; None for a query."""
+        bt = bare_table(self.query)
+        if bt is None:
+            return None
+        schema, table = bt
+        lit = key.replace("'", "''")
+        if self.dialect == "postgresql":
+            name = self._from.replace("'", "''")
+            rows = _rows(
+                self.endpoint,
+                f"SELECT (NOT attnotnull)::int AS nullable FROM pg_attribute "
+                f"WHERE attrelid = to_regclass('{name}') AND attname = '{lit}'",
+            )
+        elif self.dialect == "sqlite":
+            t = table.replace("'", "''")
+            rows = _rows(
+                self.endpoint,
+                f"SELECT 1 - \"notnull\" AS nullable FROM pragma_table_info('{t}') WHERE name = '{lit}'",
+            )
+        else:
+            return None
+        return bool(rows[0]["nullable"]) if rows else None
+
+    # -- physical ranges
+    def heap_blocks(self) -> tuple[int, int]:
+        name = self._from.replace("'", "''")
+        rows = _rows(
+            self.endpoint,
+            "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks, "
+            f"c.reltuples::bigint AS est, c.relkind::text AS kind FROM pg_class c "
+            f"WHERE c.oid = to_regclass('{name}')",
+        )
+        if not rows:
+            raise PlanError(f"strategy 'ctid' needs a table; {self.query!r} is not one")
+        if rows[0]["kind"] not in ("r", "m"):
+            raise PlanError(
+                f"strategy 'ctid' needs a plain table or materialized view; {self.query!r} is "
+                f"relkind {rows[0]['kind']!r} (view or partitioned table): use key= with "
+                "strategy='quantile'"
+            )
+        blocks, est = int(rows[0]["blocks"]), int(rows[0]["est"])
+        if est <= 0:
+            est = self.count()
+        return blocks, est
+
+    def rowid_range(self) -> tuple[int, int, int]:
+        try:
+            row = _rows(
+                self.endpoint,
+                f"SELECT COUNT(*) AS n, MIN(rowid) AS lo, MAX(rowid) AS hi FROM {self._from}",
+            )[0]
+        except SourceError as exc:
+            raise PlanError(
+                f"strategy 'rowid' needs a SQLite rowid table ({exc}); use key= with 'quantile'"
+            ) from exc
+        return int(row["n"]), int(row["lo"] or 0), int(row["hi"] or 0)

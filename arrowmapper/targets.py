@@ -1,0 +1,322 @@
+"""Writing the target with ADBC: create the table, conform batches, ingest a chunk exactly once.
+
+A chunk's rows and its ledger row ``(job_id, chunk_id, bounds, rows)`` are committed in one
+target transaction; a chunk whose ledger row exists is never loaded again, and a second writer of
+the same chunk (a retry racing a zombie) finds the ledger row at commit and rolls back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .config import Endpoint
+from .errors import ConfigError, TargetError, redact
+from .plan import quote_ident
+
+LEDGER = "arrowmapper_ledger"
+JOBS = "arrowmapper_jobs"
+_JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def check_job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise ConfigError(
+            f"job_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {job_id!r}"
+        )
+    return job_id
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(endpoint: Endpoint) -> Any:
+    """An ADBC DB-API connection (autocommit off) to a PostgreSQL or SQLite target."""
+    try:
+        if endpoint.dialect == "postgresql":
+            import adbc_driver_postgresql.dbapi as pg
+
+            uri = endpoint.uri
+            if "application_name=" not in uri:
+                uri += ("&" if "?" in uri else "?") + "application_name=arrowmapper"
+            return pg.connect(uri)
+        if endpoint.dialect == "sqlite":
+            import adbc_driver_sqlite.dbapi as sq
+
+            assert endpoint.path is not None
+            conn = sq.connect(endpoint.path)
+            cur = conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 60000")
+            cur.fetchall()
+            cur.close()
+            return conn
+    except Exception as exc:
+        raise TargetError(f"cannot connect to the target {endpoint.redacted}: {redact(str(exc))}") from exc
+    raise ConfigError(
+        f"target {endpoint.redacted}: only postgresql:// and sqlite:/// targets are supported, "
+        f"got {endpoint.dialect}"
+    )
+
+
+# --------------------------------------------------------------------------- types
+
+
+def _storage_type(t: pa.DataType, dialect: str, column: str) -> pa.DataType:
+    """The Arrow type a column is created and ingested with on this kind of target."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t):
+        return pa.binary()
+    if pa.types.is_dictionary(t):
+        return _storage_type(t.value_type, dialect, column)
+    if pa.types.is_null(t):
+        return pa.string()
+    if pa.types.is_unsigned_integer(t):
+        return {8: pa.int16(), 16: pa.int32()}.get(t.bit_width, pa.int64())
+    if pa.types.is_timestamp(t) and t.unit == "ns":
+        return pa.timestamp("us", t.tz)
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        t = pa.list_(t.value_type)
+    if pa.types.is_list(t):
+        if dialect == "sqlite":
+            raise TargetError(
+                f"column {column!r} is a list ({t}); SQLite targets cannot store lists: "
+                "cast it to a string in the transform (e.g. pl.col(c).cast(pl.String))"
+            )
+        return pa.list_(_storage_type(t.value_type, dialect, column))
+    if dialect == "sqlite" and (pa.types.is_decimal(t) or pa.types.is_time(t)
+                                or pa.types.is_duration(t) or pa.types.is_interval(t)):
+        return pa.string()  # exact text; ADBC SQLite refuses these types
+    if pa.types.is_struct(t) or pa.types.is_map(t):
+        raise TargetError(f"column {column!r} is a {t}; struct and map columns are not supported")
+    return t
+
+
+def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _storage_type(f.type, dialect, f.name)) for f in schema])
+
+
+def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.RecordBatch:
+    """Cast a batch to the target table's exact types (by column name), safely."""
+    arrays, fields = [], []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        idx = target.get_field_index(name)
+        if idx < 0:
+            raise TargetError(
+                f"column {name!r} is not in the target table (its columns: "
+                f"{', '.join(target.names)}); rename it in the transform or add it to the table"
+            )
+        want = target.field(idx).type
+        if isinstance(want, pa.BaseExtensionType):
+            want = _storage_type(column.type, dialect, name)  # e.g. numeric: the driver decides
+        if column.type != want:
+            try:
+                column = column.cast(want, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise TargetError(
+                    f"column {name!r}: cannot store {column.type} in the target's {want} "
+                    f"({exc}); cast it in the transform or change the target column"
+                ) from None
+        arrays.append(column)
+        fields.append(pa.field(name, want))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+# --------------------------------------------------------------------------- the target
+
+
+@dataclass(frozen=True)
+class TableRef:
+    schema: str | None
+    table: str
+    dialect: str
+
+    def qualified(self, name: str | None = None) -> str:
+        q = quote_ident(name or self.table, self.dialect)
+        return f"{quote_ident(self.schema, self.dialect)}.{q}" if self.schema else q
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+
+class Target:
+    """One ADBC connection to the target, with the operations the engine needs."""
+
+    def __init__(self, endpoint: Endpoint, ref: TableRef, conn: Any = None) -> None:
+        self.endpoint = endpoint
+        self.ref = ref
+        self.conn = conn if conn is not None else connect(endpoint)
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    def _exec(self, sql: str) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql)
+            try:
+                return list(cur.fetchall())
+            except Exception:
+                return []
+        finally:
+            cur.close()
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:
+            pass
+
+    # -- table
+    def table_exists(self) -> bool:
+        if self.ref.dialect == "sqlite":
+            rows = self._exec(
+                f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {_lit(self.ref.table)}"
+            )
+        else:
+            rows = self._exec(f"SELECT to_regclass({_lit(self.ref.qualified())}) IS NOT NULL")
+            rows = [r for r in rows if r[0]]
+        self.conn.commit()
+        return bool(rows)
+
+    def arrow_schema(self) -> pa.Schema:
+        kwargs = {"db_schema_filter": self.ref.schema} if self.ref.schema else {}
+        schema = self.conn.adbc_get_table_schema(self.ref.table, **kwargs)
+        self.conn.commit()
+        return pa.schema([pa.field(f.name, f.type) for f in schema])
+
+    def create_table(self, schema: pa.Schema) -> pa.Schema:
+        """Create the table (never appending) with the storage types of ``schema``."""
+        storage = storage_schema(schema, self.ref.dialect)
+        cur = self.conn.cursor()
+        try:
+            kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
+            cur.adbc_ingest(self.ref.table, storage.empty_table(), mode="create", **kwargs)
+            self.conn.commit()
+        except Exception as exc:
+            self.rollback()
+            raise TargetError(
+                f"cannot create target table {self.ref.display}: {redact(str(exc))}"
+            ) from exc
+        finally:
+            cur.close()
+        return self.arrow_schema()
+
+    def row_count(self) -> int:
+        rows = self._exec(f"SELECT COUNT(*) FROM {self.ref.qualified()}")
+        self.conn.commit()
+        return int(rows[0][0])
+
+    # -- ledger and stored plans
+    def ensure_ledger(self) -> None:
+        ts = "timestamptz NOT NULL DEFAULT now()" if self.ref.dialect != "sqlite" else \
+            "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
+        stmts = [
+            f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(LEDGER)} (job_id TEXT NOT NULL, "
+            "chunk_id INTEGER NOT NULL, target_table TEXT NOT NULL, bounds TEXT, "
+            f"rows BIGINT NOT NULL, committed_at {ts}, PRIMARY KEY (job_id, chunk_id))",
+            f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(JOBS)} (job_id TEXT PRIMARY KEY, "
+            f"target_table TEXT NOT NULL, plan TEXT NOT NULL, created_at {ts})",
+        ]
+        for sql in stmts:
+            try:
+                self._exec(sql)
+                self.conn.commit()
+            except Exception as exc:  # a concurrent job created it first
+                self.rollback()
+                if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                    raise TargetError(f"cannot create the ledger table: {redact(str(exc))}") from exc
+
+    def committed(self, job_id: str) -> dict[int, int]:
+        """chunk_id -> rows for every chunk of ``job_id`` already committed."""
+        rows = self._exec(
+            f"SELECT chunk_id, rows FROM {self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)}"
+        )
+        self.conn.commit()
+        return {int(c): int(r) for c, r in rows}
+
+    def stored_plan(self, job_id: str) -> tuple[str, str] | None:
+        rows = self._exec(
+            f"SELECT target_table, plan FROM {self.ref.qualified(JOBS)} WHERE job_id = {_lit(job_id)}"
+        )
+        self.conn.commit()
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def store_plan(self, job_id: str, plan_json: str) -> None:
+        self._exec(
+            f"INSERT INTO {self.ref.qualified(JOBS)} (job_id, target_table, plan) VALUES "
+            f"({_lit(job_id)}, {_lit(self.ref.display)}, {_lit(plan_json)})"
+        )
+        self.conn.commit()
+
+    # -- the exactly-once write
+    def write_chunk(
+        self, job_id: str, chunk_id: int, bounds: str, batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> int | None:
+        """Ingest ``batches`` and the ledger row in one transaction.
+
+        Returns the rows written, or None when the chunk was already committed (by an earlier
+        attempt, an earlier run, or a zombie worker) -- then nothing is written.
+        """
+        if chunk_id in self._committed_one(job_id, chunk_id):
+            return None
+        counted = [0]
+        raised: list[BaseException] = []
+
+        def counting() -> Iterable[pa.RecordBatch]:
+            try:
+                for batch in batches:
+                    counted[0] += batch.num_rows
+                    yield batch
+            except BaseException as exc:  # the driver would swallow the original error
+                raised.append(exc)
+                raise
+
+        cur = self.conn.cursor()
+        try:
+            reader = pa.RecordBatchReader.from_batches(schema, counting())
+            kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
+            try:
+                cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
+            except BaseException:
+                if raised:
+                    raise raised[0] from None
+                raise
+            rows = counted[0]
+            cur.execute(
+                f"INSERT INTO {self.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, bounds, rows) "
+                f"VALUES ({_lit(job_id)}, {int(chunk_id)}, {_lit(self.ref.display)}, {_lit(bounds)}, "
+                f"{int(rows)}) ON CONFLICT DO NOTHING RETURNING chunk_id"
+            )
+            inserted = cur.fetchall()
+            if not inserted:
+                self.conn.rollback()
+                return None
+            self.conn.commit()
+            return int(rows)
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            try:
+                cur.close()
+            except Exception:
+                pass
+
+    def _committed_one(self, job_id: str, chunk_id: int) -> set[int]:
+        rows = self._exec(
+            f"SELECT chunk_id FROM {self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)} "
+            f"AND chunk_id = {int(chunk_id)}"
+        )
+        self.conn.commit()  # end the read transaction before a SQLite writer starts
+        return {int(r[0]) for r in rows}

@@ -1,0 +1,182 @@
+"""The worker side of the process boundary: one task in, one :class:`ChunkResult` out.
+
+:func:`run_chunk` reads a chunk from the source with connectorx (an Arrow stream, so memory
+depends on the batch size, not the chunk), transforms each batch with Polars, casts it to the
+target's exact types and ingests it with ADBC -- the chunk's rows and its ledger row in one
+target transaction. It never raises: every failure comes back as a classified ChunkResult.
+
+:func:`worker_main` is the loop of a long-lived worker process; it keeps the target connection
+between chunks and exits when the parent closes its pipe or dies.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .config import Endpoint
+from .errors import error_payload
+from .plan import Chunk
+from .progress import ChunkState, ProgressBoard
+from .report import ChunkResult
+from .targets import TableRef, Target, conform
+from .transform import Transformer, TransformSpec
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs for one chunk; plain data, picklable."""
+
+    job_id: str
+    chunk: Chunk
+    source: Endpoint
+    target: Endpoint
+    table: TableRef
+    target_schema: pa.Schema
+    transform: TransformSpec
+    attempt: int = 1
+    batch_size: int = 65_536
+    board_name: str | None = None
+    n_chunks: int = 0
+
+
+# Per-process caches: a worker keeps its target connection and transform between chunks.
+_TARGETS: dict[tuple[str, TableRef], Target] = {}
+_TRANSFORMERS: dict[TransformSpec, Transformer] = {}
+_BOARDS: dict[str, ProgressBoard] = {}
+
+
+def _target(task: ChunkTask) -> Target:
+    key = (task.target.uri, task.table)
+    if key not in _TARGETS:
+        _TARGETS[key] = Target(task.target, task.table)
+    return _TARGETS[key]
+
+
+def _drop_target(task: ChunkTask) -> None:
+    target = _TARGETS.pop((task.target.uri, task.table), None)
+    if target is not None:
+        target.close()
+
+
+def _board(task: ChunkTask) -> ProgressBoard | None:
+    if not task.board_name:
+        return None
+    if task.board_name not in _BOARDS:
+        _BOARDS[task.board_name] = ProgressBoard.attach(task.board_name, task.n_chunks)
+    return _BOARDS[task.board_name]
+
+
+def _batches(task: ChunkTask, board: ProgressBoard | None) -> Iterator[pa.RecordBatch]:
+    from .sources import read_arrow
+
+    transformer = _TRANSFORMERS.get(task.transform)
+    if transformer is None:
+        transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
+    cid = task.chunk.chunk_id
+    reader = read_arrow(task.source, task.chunk.sql, task.batch_size)
+    dialect = task.table.dialect
+    for batch in reader:
+        if board is not None:
+            board.add(cid, "rows_read", batch.num_rows)
+        for out in transformer.batches(batch):
+            out = conform(out, task.target_schema, dialect)
+            if board is not None:
+                board.add(cid, "rows_written", out.num_rows)
+            yield out
+
+
+def _empty_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of an empty chunk's stream: extension columns as their storage type."""
+    return pa.schema([
+        pa.field(f.name, f.type.storage_type if isinstance(f.type, pa.BaseExtensionType) else f.type)
+        for f in schema
+    ])
+
+
+def run_chunk(task: ChunkTask) -> ChunkResult:
+    """Move one chunk: read, transform, conform, ingest + ledger row in one transaction."""
+    started = time.monotonic()
+    pid = os.getpid()
+    cid = task.chunk.chunk_id
+    board = _board(task)
+    if board is not None:
+        board.set(cid, "pid", pid)
+        board.set(cid, "started_ns", time.time_ns())
+        board.set(cid, "rows_read", 0)
+        board.set(cid, "rows_written", 0)
+    try:
+        target = _target(task)
+        batches = _batches(task, board)
+        first = next(batches, None)
+        schema = first.schema if first is not None else _empty_schema(task.target_schema)
+        stream = _chain(first, batches)
+        rows = target.write_chunk(task.job_id, cid, task.chunk.bounds, stream, schema)
+        if board is not None:
+            board.set(cid, "ended_ns", time.time_ns())
+        if rows is None:  # committed before: by an earlier attempt, run or a zombie
+            if board is not None:
+                board.set(cid, "rows_written", 0)
+            return ChunkResult(cid, True, 0, 0, time.monotonic() - started, task.attempt,
+                               pid=pid, already_committed=True)
+        read = board.get(cid, "rows_read") if board is not None else rows
+        return ChunkResult(cid, True, read, rows, time.monotonic() - started, task.attempt, pid=pid)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        info = error_payload(exc)
+        if info["transient"]:
+            _drop_target(task)  # the connection may be dead: reconnect on the next chunk
+        if os.environ.get("ARROWMAPPER_DEBUG"):
+            traceback.print_exc()
+        if board is not None:
+            board.set(cid, "ended_ns", time.time_ns())
+        return ChunkResult(cid, False, 0, 0, time.monotonic() - started, task.attempt,
+                           error=info["message"], transient=info["transient"],
+                           sqlstate=info["sqlstate"], pid=pid)
+
+
+def _chain(first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def worker_main(conn: Any) -> None:
+    """Loop of a worker process: receive a task, send its result; stop on None or EOF."""
+    parent = os.getppid()
+    while True:
+        try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # the coordinator died: stop taking work
+                    return
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            break
+        result = run_chunk(task)
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):
+            return
+    release_worker_state()
+
+
+def release_worker_state() -> None:
+    """Close this process's cached target connections and progress-board handles."""
+    for target in _TARGETS.values():
+        target.close()
+    for board in _BOARDS.values():
+        board.close()
+    _TARGETS.clear()
+    _BOARDS.clear()
+
+
+__all__ = ["ChunkState", "ChunkTask", "run_chunk", "worker_main"]
