@@ -25,7 +25,18 @@ if TYPE_CHECKING:
 
 
 class ArrowMapperError(Exception):
-    """Root of every error arrowmapper raises."""
+    """Root of every error arrowmapper raises.
+
+    ``transient`` is the second axis: True (worth a retry), False (terminal), or None (decide
+    from the driver error it wraps, see :func:`classify`).
+    """
+
+    transient: bool | None = None
+
+    def __init__(self, message: str = "", *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
 
 
 class ConfigError(ArrowMapperError):
@@ -48,7 +59,7 @@ class ChunkFailed(ArrowMapperError):
     """One chunk failed for good; ``.result`` is its ChunkResult."""
 
     def __init__(self, message: str, result: ChunkResult | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, transient=False)
         self.result = result
 
 
@@ -56,7 +67,7 @@ class JobFailed(ArrowMapperError):
     """Some chunks failed after their retries; ``.result`` is the JobResult."""
 
     def __init__(self, message: str, result: JobResult) -> None:
-        super().__init__(message)
+        super().__init__(message, transient=False)
         self.result = result
 
 
@@ -125,6 +136,12 @@ def classify(exc: BaseException) -> tuple[bool, str | None]:
     """
     if isinstance(exc, ConfigError | PlanError):
         return False, None
+    marked = getattr(exc, "transient", None)
+    if isinstance(exc, ArrowMapperError) and marked is not None:
+        return bool(marked), None
+    cause = exc.__cause__
+    if isinstance(exc, ArrowMapperError) and cause is not None:
+        return classify(cause)
     if type(exc).__name__ == "PanicException":
         return False, None
     state = sqlstate_of(exc)

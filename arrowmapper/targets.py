@@ -18,6 +18,21 @@ from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
 
+class _AnyType(pa.ExtensionType):
+    """Marks a SQLite column without a declared type: it stores whatever arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.null(), "arrowmapper.any")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> _AnyType:
+        return cls()
+
+
+_ANY = _AnyType()
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
@@ -109,7 +124,8 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
         if idx < 0:
             raise TargetError(
                 f"column {name!r} is not in the target table (its columns: "
-                f"{', '.join(target.names)}); rename it in the transform or add it to the table"
+                f"{', '.join(target.names)}); rename it in the transform or add it to the table",
+                transient=False,
             )
         want = target.field(idx).type
         if isinstance(want, pa.BaseExtensionType):
@@ -120,7 +136,8 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise TargetError(
                     f"column {name!r}: cannot store {column.type} in the target's {want} "
-                    f"({exc}); cast it in the transform or change the target column"
+                    f"({exc}); cast it in the transform or change the target column",
+                    transient=False,
                 ) from None
         arrays.append(column)
         fields.append(pa.field(name, want))
@@ -189,10 +206,32 @@ class Target:
         return bool(rows)
 
     def arrow_schema(self) -> pa.Schema:
+        if self.ref.dialect == "sqlite":
+            return self._sqlite_schema()
         kwargs = {"db_schema_filter": self.ref.schema} if self.ref.schema else {}
         schema = self.conn.adbc_get_table_schema(self.ref.table, **kwargs)
         self.conn.commit()
         return pa.schema([pa.field(f.name, f.type) for f in schema])
+
+    def _sqlite_schema(self) -> pa.Schema:
+        """SQLite declares affinities, not types: map them (the ADBC driver guesses from data)."""
+        rows = self._exec(f"SELECT name, type FROM pragma_table_info({_lit(self.ref.table)})")
+        self.conn.commit()
+        fields = []
+        for name, decl in rows:
+            d = str(decl or "").upper()
+            if "INT" in d:
+                t: pa.DataType = pa.int64()
+            elif any(x in d for x in ("CHAR", "CLOB", "TEXT")):
+                t = pa.string()
+            elif "BLOB" in d:
+                t = pa.binary()
+            elif any(x in d for x in ("REAL", "FLOA", "DOUB")):
+                t = pa.float64()
+            else:  # no declared type (or NUMERIC affinity): store what arrives
+                t = _ANY
+            fields.append(pa.field(str(name), t))
+        return pa.schema(fields)
 
     def create_table(self, schema: pa.Schema) -> pa.Schema:
         """Create the table (never appending) with the storage types of ``schema``."""
