@@ -83,6 +83,8 @@ class Endpoint:
         if self.dialect in ("sqlite", "other"):
             return None
         parts = urlsplit(self.uri)
+        if "host=/" in parts.query or "host=%2F" in parts.query:
+            return None  # a Unix socket: nothing to probe over TCP
         default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}[self.dialect]
         try:
             port = parts.port or default

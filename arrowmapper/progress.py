@@ -24,6 +24,8 @@ from typing import Any
 
 
 class ChunkState(IntEnum):
+    """A chunk's state; the same integers are stored in the progress board."""
+
     PENDING = 0
     RUNNING = 1
     RETRY_WAIT = 2

@@ -1,0 +1,32 @@
+"""Top-level transforms for tests (worker processes import them by reference)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def double_amount(df: Any) -> Any:
+    import polars as pl
+
+    return df.with_columns(amount2=pl.col("amount") * 2)
+
+
+def slow_identity(df: Any) -> Any:
+    """Sleep per batch so a test can act while chunks are in flight."""
+    time.sleep(float(os.environ.get("ARROWMAPPER_TEST_SLEEP", "0.15")))
+    return df
+
+
+def fail_on_id(df: Any) -> Any:
+    """A terminal, data-dependent failure: raises for the batch holding id 777."""
+    import polars as pl
+
+    if df.filter(pl.col("id") == 777).height:
+        raise ValueError("bad row id 777")
+    return df
+
+
+def returns_list(df: Any) -> Any:
+    return [1, 2, 3]
