@@ -116,6 +116,43 @@ def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
     return pa.schema([pa.field(f.name, _storage_type(f.type, dialect, f.name)) for f in schema])
 
 
+def _family(t: pa.DataType) -> str:
+    checks = (
+        ("int", pa.types.is_integer), ("float", pa.types.is_floating),
+        ("decimal", pa.types.is_decimal), ("string", lambda x: pa.types.is_string(x)
+        or pa.types.is_large_string(x) or pa.types.is_string_view(x)),
+        ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x)
+         or pa.types.is_binary_view(x) or pa.types.is_fixed_size_binary(x)),
+        ("bool", pa.types.is_boolean), ("date", pa.types.is_date),
+        ("timestamp", pa.types.is_timestamp), ("time", pa.types.is_time),
+        ("duration", pa.types.is_duration), ("null", pa.types.is_null),
+        ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)),
+    )
+    for name, check in checks:
+        if check(t):
+            return name
+    return str(t)
+
+
+# Casts that keep a value's meaning (range overflow is still checked by a safe cast).
+_SAFE_CASTS = {
+    "int": {"int", "float", "decimal"},
+    "float": {"float"},
+    "decimal": {"decimal", "float"},
+    "date": {"date", "timestamp"},
+    "timestamp": {"timestamp"},
+}
+
+
+def _castable(src: pa.DataType, dst: pa.DataType, dialect: str) -> bool:
+    a, b = _family(src), _family(dst)
+    if a == b or a == "null":
+        return True
+    if dialect == "sqlite" and b == "string":
+        return True  # SQLite TEXT columns take any value as its text form
+    return b in _SAFE_CASTS.get(a, set())
+
+
 def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.RecordBatch:
     """Cast a batch to the target table's exact types (by column name), safely."""
     arrays, fields = [], []
@@ -131,6 +168,12 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
         if isinstance(want, pa.BaseExtensionType):
             want = _storage_type(column.type, dialect, name)  # e.g. numeric: the driver decides
         if column.type != want:
+            if not _castable(column.type, want, dialect):
+                raise TargetError(
+                    f"column {name!r}: cannot store {column.type} in the target's {want} without "
+                    "changing its meaning; cast it in the transform or change the target column",
+                    transient=False,
+                )
             try:
                 column = column.cast(want, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

@@ -20,11 +20,11 @@ def slow_identity(df: Any) -> Any:
 
 
 def fail_on_id(df: Any) -> Any:
-    """A terminal, data-dependent failure: raises for the batch holding id 777."""
+    """A terminal, data-dependent failure: raises for the batch holding id 5777."""
     import polars as pl
 
-    if df.filter(pl.col("id") == 777).height:
-        raise ValueError("bad row id 777")
+    if df.filter(pl.col("id") == 5777).height:
+        raise ValueError("bad row id 5777")
     return df
 
 
