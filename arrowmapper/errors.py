@@ -150,6 +150,8 @@ def classify(exc: BaseException) -> tuple[bool, str | None]:
             return True, state
         if state[:2] in TERMINAL_SQLSTATE_CLASSES:
             return False, state
+    if re.search(r"(?i)not implemented|not supported", str(exc)):
+        return False, state  # an unsupported type conversion does not get better
     if isinstance(exc, TimeoutError | ConnectionError | OSError):
         return True, state
     if _TRANSIENT_TEXT.search(str(exc)):

@@ -8,7 +8,7 @@ the same chunk (a retry racing a zombie) finds the ledger row at commit and roll
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,11 @@ _ANY = _AnyType()
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest
 
 
 def check_job_id(job_id: str) -> str:
@@ -342,8 +347,7 @@ class Target:
 
     # -- the exactly-once write
     def write_chunk(
-        self, job_id: str, chunk_id: int, bounds: str, batches: Iterable[pa.RecordBatch],
-        schema: pa.Schema,
+        self, job_id: str, chunk_id: int, bounds: str, batches: Iterable[pa.RecordBatch]
     ) -> int | None:
         """Ingest ``batches`` and the ledger row in one transaction.
 
@@ -364,16 +368,19 @@ class Target:
                 raised.append(exc)
                 raise
 
+        stream = iter(counting())
+        first = next(stream, None)  # an empty chunk writes only its ledger row
         cur = self.conn.cursor()
         try:
-            reader = pa.RecordBatchReader.from_batches(schema, counting())
-            kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
-            try:
-                cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
-            except BaseException:
-                if raised:
-                    raise raised[0] from None
-                raise
+            if first is not None:
+                reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
+                kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
+                try:
+                    cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
+                except BaseException:
+                    if raised:
+                        raise raised[0] from None
+                    raise
             rows = counted[0]
             cur.execute(
                 f"INSERT INTO {self.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, bounds, rows) "

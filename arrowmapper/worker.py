@@ -92,14 +92,6 @@ def _batches(task: ChunkTask, board: ProgressBoard | None) -> Iterator[pa.Record
             yield out
 
 
-def _empty_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema of an empty chunk's stream: extension columns as their storage type."""
-    return pa.schema([
-        pa.field(f.name, f.type.storage_type if isinstance(f.type, pa.BaseExtensionType) else f.type)
-        for f in schema
-    ])
-
-
 def run_chunk(task: ChunkTask) -> ChunkResult:
     """Move one chunk: read, transform, conform, ingest + ledger row in one transaction."""
     started = time.monotonic()
@@ -113,11 +105,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "rows_written", 0)
     try:
         target = _target(task)
-        batches = _batches(task, board)
-        first = next(batches, None)
-        schema = first.schema if first is not None else _empty_schema(task.target_schema)
-        stream = _chain(first, batches)
-        rows = target.write_chunk(task.job_id, cid, task.chunk.bounds, stream, schema)
+        rows = target.write_chunk(task.job_id, cid, task.chunk.bounds, _batches(task, board))
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
         if rows is None:  # committed before: by an earlier attempt, run or a zombie
@@ -142,14 +130,15 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
                            sqlstate=info["sqlstate"], pid=pid)
 
 
-def _chain(first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    if first is not None:
-        yield first
-        yield from rest
-
-
 def worker_main(conn: Any) -> None:
     """Loop of a worker process: receive a task, send its result; stop on None or EOF."""
+    try:
+        _serve(conn)
+    finally:
+        release_worker_state()
+
+
+def _serve(conn: Any) -> None:
     parent = os.getppid()
     while True:
         try:
@@ -160,13 +149,12 @@ def worker_main(conn: Any) -> None:
         except (EOFError, OSError):
             return
         if task is None:
-            break
+            return
         result = run_chunk(task)
         try:
             conn.send(result)
         except (BrokenPipeError, OSError):
             return
-    release_worker_state()
 
 
 def release_worker_state() -> None:

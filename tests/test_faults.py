@@ -1,0 +1,138 @@
+"""Fault tests: real processes killed, real connections terminated; the target stays exact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import arrowmapper as am
+from tests.conftest import PG
+
+pytestmark = pytest.mark.fault
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _source(pg: PG, rows: int = 60_000) -> str:
+    pg.execute(f"CREATE TABLE src AS SELECT g AS id, md5(g::text) AS s, g * 0.5 AS f "
+               f"FROM generate_series(1, {rows}) g")
+    return pg.t("src")
+
+
+def _workers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children()
+            if any("spawn_main" in part for part in p.cmdline())]
+
+
+@pytest.fixture(autouse=True)
+def _slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARROWMAPPER_TEST_SLEEP", "0.05")
+
+
+def test_sigkilled_worker_costs_one_attempt_not_the_job(pg: PG) -> None:
+    src = _source(pg)
+    killed: list[int] = []
+
+    def kill_one(snap: am.ProgressSnapshot) -> None:
+        if not killed and snap.running_chunks and snap.rows_written > 0:
+            victim = _workers()[0]
+            killed.append(victim.pid)
+            victim.send_signal(signal.SIGKILL)
+
+    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
+                     workers=2, chunk_size=5_000, batch_size=1_000, progress=kill_one,
+                     transform="tests.helpers:slow_identity",
+                     retry=am.RetryConfig(max_retries=3, base_delay=0.05))
+    assert killed, "the test never found a worker to kill"
+    assert r.success and r.rows_written == 60_000
+    assert max(c.attempts for c in r.chunk_results) >= 2
+    assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
+
+
+def test_terminated_target_connection_is_retried(pg: PG) -> None:
+    src = _source(pg)
+    terminated: list[Any] = []
+
+    def terminate(snap: am.ProgressSnapshot) -> None:
+        if not terminated and snap.running_chunks and snap.rows_written > 0:
+            rows = pg.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'arrowmapper' AND query ILIKE 'COPY%%' "
+                "AND pid <> pg_backend_pid()"
+            )
+            if any(ok for (ok,) in rows):
+                terminated.append(rows)
+
+    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
+                     workers=2, chunk_size=5_000, batch_size=1_000, progress=terminate,
+                     transform="tests.helpers:slow_identity",
+                     retry=am.RetryConfig(max_retries=3, base_delay=0.05))
+    assert terminated, "no COPY backend was found to terminate"
+    assert r.success and r.rows_written == 60_000
+    assert max(c.attempts for c in r.chunk_results) >= 2
+    assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
+
+
+def test_killed_coordinator_then_resume_loads_only_what_is_missing(pg: PG) -> None:
+    src = _source(pg)
+    job = "resume-" + pg.schema
+    script = textwrap.dedent(f"""
+        import arrowmapper as am
+        am.map_query({pg.uri!r}, {src!r}, {pg.uri!r}, "dst", schema={pg.schema!r},
+                     key="id", strategy="key", workers=2, chunk_size=5_000, batch_size=1_000,
+                     transform="tests.helpers:slow_identity", job_id={job!r})
+    """)
+    env = {**os.environ, "ARROWMAPPER_TEST_SLEEP": "0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env)
+    ledger = pg.t("arrowmapper_ledger")
+    deadline = time.monotonic() + 60
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            committed = pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,))
+        except Exception:
+            committed = 0
+        if committed >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)  # the coordinator only: its workers are orphaned
+    proc.wait()
+    assert 3 <= committed < 13  # 12 key ranges + the IS NULL chunk
+
+    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
+                     workers=2, chunk_size=5_000, job_id=job, resume=True)
+    assert r.success and r.chunks == 13 and len(r.skipped_chunks) >= 3
+    assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
+    assert pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,)) == 13
+    # a second resume finds everything committed and loads nothing
+    again = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, job_id=job, resume=True)
+    assert again.rows_written == 0 and len(again.skipped_chunks) == 13
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == 60_000
+
+
+def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
+    """A second writer of a committed chunk (a presumed-dead worker) writes nothing."""
+    from arrowmapper.api import prepare
+    from arrowmapper.worker import ChunkTask, release_worker_state, run_chunk
+
+    src = _source(pg, 10_000)
+    prepared = prepare(pg.uri, src, pg.uri, "dst", schema=pg.schema, transform=None,
+                       strategy="key", key="id", workers=1, chunk_size=5_000, batch_size=None,
+                       mode="append", retry=None, job_id="zombie", resume=False)
+    s = prepared.spec
+    task = ChunkTask(job_id=s.job_id, chunk=s.plan.chunks[0], source=s.source, target=s.target,
+                     table=s.table, target_schema=s.target_schema, transform=s.transform)
+    first, second = run_chunk(task), run_chunk(task)
+    release_worker_state()
+    assert first.success and first.rows_written > 0
+    assert second.success and second.already_committed and second.rows_written == 0
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == first.rows_written
