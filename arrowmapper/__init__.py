@@ -1,9 +1,9 @@
 """arrowmapper: copy the result of a SQL query into a table in parallel chunks, exactly once.
 
-    import arrowmapper as am
-    result = am.map_query("postgresql://u@h/src", "SELECT * FROM events",
-                          "postgresql://u@h/dst", "events_copy", key="id", workers=4)
-    print(result.summary())
+import arrowmapper as am
+result = am.map_query("postgresql://u@h/src", "SELECT * FROM events",
+                      "postgresql://u@h/dst", "events_copy", key="id", workers=4)
+print(result.summary())
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import pyarrow as pa
 from .config import (
     MODES,
     STRATEGIES,
-    Endpoint,
     RetryConfig,
     Settings,
     check_reachable,
@@ -28,7 +27,7 @@ from .config import (
     validate_identifier,
 )
 from .coordinator import Coordinator, JobSpec
-from .errors import ConfigError, JobFailed, PlanError, SourceError, TargetError, redact
+from .errors import ConfigError, JobFailed, TargetError, redact
 from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
@@ -201,9 +200,17 @@ def prepare(
     finally:
         tgt.close()
     spec = JobSpec(
-        job_id=job_id, plan=plan, source=src, target=dst, table=ref,
-        target_schema=target_schema, transform=spec_t, retry=retry or RetryConfig(),
-        workers=settings.workers, batch_size=settings.batch_size, committed=committed,
+        job_id=job_id,
+        plan=plan,
+        source=src,
+        target=dst,
+        table=ref,
+        target_schema=target_schema,
+        transform=spec_t,
+        retry=retry or RetryConfig(),
+        workers=settings.workers,
+        batch_size=settings.batch_size,
+        committed=committed,
     )
     return _Prepared(spec, settings)
 
@@ -262,9 +269,21 @@ def map_query(
     load only what is missing.
     """
     prepared = prepare(
-        source, query, target, table, schema=schema, transform=transform, strategy=strategy,
-        key=key, workers=workers, chunk_size=chunk_size, batch_size=batch_size, mode=mode,
-        retry=retry, job_id=job_id, resume=resume,
+        source,
+        query,
+        target,
+        table,
+        schema=schema,
+        transform=transform,
+        strategy=strategy,
+        key=key,
+        workers=workers,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        mode=mode,
+        retry=retry,
+        job_id=job_id,
+        resume=resume,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:
@@ -288,4 +307,3 @@ def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
     else:
         raise ConfigError(f"progress must be True, False, None or a callable, got {progress!r}")
     return Coordinator(spec, callback).run()
-

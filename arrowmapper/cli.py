@@ -12,19 +12,32 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import ArrowMapperError, ConfigError, JobFailed, PlanError, SourceError, TargetError, redact
+from .errors import (
+    ArrowMapperError,
+    ConfigError,
+    JobFailed,
+    PlanError,
+    SourceError,
+    TargetError,
+    redact,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arrowmapper", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="arrowmapper", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--source", default=os.environ.get("ARROWMAPPER_SOURCE"),
-                        help="source URI (or $ARROWMAPPER_SOURCE)")
+        sp.add_argument(
+            "--source",
+            default=os.environ.get("ARROWMAPPER_SOURCE"),
+            help="source URI (or $ARROWMAPPER_SOURCE)",
+        )
         sp.add_argument("--query", required=True, help="SQL query or table name")
         sp.add_argument("--strategy", default="auto")
         sp.add_argument("--key")
@@ -33,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="copy a query's result into a table")
     common(run)
-    run.add_argument("--target", default=os.environ.get("ARROWMAPPER_TARGET"),
-                     help="target URI (or $ARROWMAPPER_TARGET)")
+    run.add_argument(
+        "--target",
+        default=os.environ.get("ARROWMAPPER_TARGET"),
+        help="target URI (or $ARROWMAPPER_TARGET)",
+    )
     run.add_argument("--table", required=True)
     run.add_argument("--schema")
     run.add_argument("--transform-sql", help="Polars SQL over the frame 'self'")
@@ -93,8 +109,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not args.source:
         raise ConfigError("no source: pass --source URI or set ARROWMAPPER_SOURCE")
     if args.command == "plan":
-        plan = api.plan_query(args.source, args.query, strategy=args.strategy, key=args.key,
-                              chunk_size=args.chunk_size, workers=args.workers)
+        plan = api.plan_query(
+            args.source,
+            args.query,
+            strategy=args.strategy,
+            key=args.key,
+            chunk_size=args.chunk_size,
+            workers=args.workers,
+        )
         print(plan.describe())
         return EXIT_OK
     if not args.target:
@@ -102,10 +124,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.transform and args.transform_sql:
         raise ConfigError("pass either --transform or --transform-sql, not both")
     result = api.map_query(
-        args.source, args.query, args.target, args.table, schema=args.schema,
-        transform=args.transform or args.transform_sql, strategy=args.strategy, key=args.key,
-        workers=args.workers, chunk_size=args.chunk_size, mode=args.mode,
-        retry=RetryConfig(max_retries=args.max_retries), job_id=args.job_id, resume=args.resume,
+        args.source,
+        args.query,
+        args.target,
+        args.table,
+        schema=args.schema,
+        transform=args.transform or args.transform_sql,
+        strategy=args.strategy,
+        key=args.key,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        mode=args.mode,
+        retry=RetryConfig(max_retries=args.max_retries),
+        job_id=args.job_id,
+        resume=args.resume,
         progress=not (args.quiet or args.json),
     )
     if args.json:

@@ -133,11 +133,13 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
         return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
     parts = urlsplit(uri)
     if not parts.hostname and dialect == "postgresql" and "host=" not in uri:
-        raise ConfigError(f"{role} URI {redact(uri)!r} names no host; use {base}://user@host:port/db")
+        raise ConfigError(
+            f"{role} URI {redact(uri)!r} names no host; use {base}://user@host:port/db"
+        )
     if not parts.path.strip("/"):
         raise ConfigError(f"{role} URI {redact(uri)!r} names no database; add /dbname at the end")
     if base == "postgres":
-        uri = "postgresql" + uri[len("postgres"):]
+        uri = "postgresql" + uri[len("postgres") :]
     return Endpoint(uri=uri, dialect=dialect)
 
 

@@ -36,7 +36,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -172,8 +172,13 @@ class Coordinator:
         n = min(self.spec.workers, max(1, len(self.ready_at)))
         for _ in range(n):
             self.slots.append(self._spawn())
-        log.info("job %s: %d workers, %d chunks (%s)", self.spec.job_id, n, len(self.chunks),
-                 self.spec.plan.strategy)
+        log.info(
+            "job %s: %d workers, %d chunks (%s)",
+            self.spec.job_id,
+            n,
+            len(self.chunks),
+            self.spec.plan.strategy,
+        )
 
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
@@ -193,9 +198,16 @@ class Coordinator:
         assert self.board is not None
         s = self.spec
         return ChunkTask(
-            job_id=s.job_id, chunk=self.chunks[cid], source=s.source, target=s.target,
-            table=s.table, target_schema=s.target_schema, transform=s.transform,
-            attempt=self.attempts[cid], batch_size=s.batch_size, board_name=self.board.name,
+            job_id=s.job_id,
+            chunk=self.chunks[cid],
+            source=s.source,
+            target=s.target,
+            table=s.table,
+            target_schema=s.target_schema,
+            transform=s.transform,
+            attempt=self.attempts[cid],
+            batch_size=s.batch_size,
+            board_name=self.board.name,
             n_chunks=len(self.chunks),
         )
 
@@ -275,12 +287,21 @@ class Coordinator:
         attempts = self.attempts[cid]
         if should_retry(self.spec.retry, attempts, result.transient):
             delay = backoff_delay(self.spec.retry, attempts, self._rng)
-            log.warning("chunk %d attempt %d failed (%s); retrying in %.2fs",
-                        cid, attempts, result.error, delay)
+            log.warning(
+                "chunk %d attempt %d failed (%s); retrying in %.2fs",
+                cid,
+                attempts,
+                result.error,
+                delay,
+            )
             self.board.move(cid, ChunkState.RETRY_WAIT)
             self.ready_at[cid] = time.monotonic() + delay
         else:
-            why = "terminal error" if not result.transient else f"out of retries ({attempts} attempts)"
+            why = (
+                "terminal error"
+                if not result.transient
+                else f"out of retries ({attempts} attempts)"
+            )
             log.error("chunk %d failed: %s (%s)", cid, result.error, why)
             self.board.move(cid, ChunkState.FAILED)
 
@@ -291,19 +312,23 @@ class Coordinator:
         cid = slot.chunk_id
         exitcode = slot.process.exitcode
         pid = slot.process.pid
-        try:
+        with suppress(OSError):
             slot.conn.close()
-        except OSError:
-            pass
         fresh = self._spawn()
         slot.process, slot.conn, slot.chunk_id = fresh.process, fresh.conn, None
         if cid is None:
             return
         rows_read = self.board.get(cid, "rows_read")
         result = ChunkResult(
-            cid, False, rows_read, 0, 0.0, self.attempts[cid],
+            cid,
+            False,
+            rows_read,
+            0,
+            0.0,
+            self.attempts[cid],
             error=f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}",
-            transient=True, pid=pid,
+            transient=True,
+            pid=pid,
         )
         self.results[cid] = result
         self._retry_or_fail(result)
@@ -336,20 +361,16 @@ class Coordinator:
 
     def _stop_workers(self) -> None:
         for slot in self.slots:
-            try:
+            with suppress(BrokenPipeError, OSError):
                 slot.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         deadline = time.monotonic() + 10
         for slot in self.slots:
             slot.process.join(timeout=max(0.1, deadline - time.monotonic()))
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join(timeout=5)
-            try:
+            with suppress(OSError):
                 slot.conn.close()
-            except OSError:
-                pass
         self.slots = []
 
     def _result(self) -> JobResult:
@@ -360,10 +381,16 @@ class Coordinator:
         results = tuple(self.results[c] for c in sorted(self.results))
         ok = [r for r in results if r.success]
         return JobResult(
-            job_id=s.job_id, table=s.table.display, strategy=s.plan.strategy,
-            strategy_reason=s.plan.reason, chunks=len(self.chunks),
-            rows_read=sum(r.rows_read for r in ok), rows_written=sum(r.rows_written for r in ok),
-            elapsed_s=time.monotonic() - self.started, chunk_results=results,
-            failed_chunks=failed, skipped_chunks=skipped,
+            job_id=s.job_id,
+            table=s.table.display,
+            strategy=s.plan.strategy,
+            strategy_reason=s.plan.reason,
+            chunks=len(self.chunks),
+            rows_read=sum(r.rows_read for r in ok),
+            rows_written=sum(r.rows_written for r in ok),
+            elapsed_s=time.monotonic() - self.started,
+            chunk_results=results,
+            failed_chunks=failed,
+            skipped_chunks=skipped,
             workers=0 if s.in_process else len(self.slots) or min(s.workers, len(self.chunks)),
         )

@@ -81,8 +81,9 @@ def verify(source: Path, target: Path, table: str) -> list[str]:
     return problems
 
 
-def run_demo(rows: int = DEMO_ROWS, workers: int = 4, directory: str | None = None,
-             progress: Any = True) -> int:
+def run_demo(
+    rows: int = DEMO_ROWS, workers: int = 4, directory: str | None = None, progress: Any = True
+) -> int:
     """Build, map, verify. Returns a process exit code (0 when the target is exact)."""
     from .api import map_query
 
@@ -96,9 +97,14 @@ def run_demo(rows: int = DEMO_ROWS, workers: int = 4, directory: str | None = No
     print(f"  built in {time.monotonic() - t0:.1f} s", flush=True)
     try:
         result = map_query(
-            f"sqlite://{source}", "events", f"sqlite://{target}", "events_enriched",
-            transform="arrowmapper.demo:enrich", workers=workers,
-            chunk_size=max(1, rows // (workers * 4)), progress=progress,
+            f"sqlite://{source}",
+            "events",
+            f"sqlite://{target}",
+            "events_enriched",
+            transform="arrowmapper.demo:enrich",
+            workers=workers,
+            chunk_size=max(1, rows // (workers * 4)),
+            progress=progress,
         )
     except ArrowMapperError as exc:
         print(f"demo failed: {exc}")

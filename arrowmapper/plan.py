@@ -109,6 +109,8 @@ def render_literal(value: Any, dialect: str) -> str:
     if isinstance(value, dt.date):
         return f"'{value.isoformat()}'" if dialect == "sqlite" else f"DATE '{value.isoformat()}'"
     if isinstance(value, str):
+        if "\x00" in value and dialect == "sqlite":  # SQLite text may hold NUL; SQL may not
+            return f"CAST(X'{value.encode().hex()}' AS TEXT)"
         escaped = value.replace("'", "''")
         if dialect == "mysql":
             escaped = escaped.replace("\\", "\\\\")
@@ -344,7 +346,10 @@ def _choose(probe: Probe, query: str, key: str | None, chunk_size: int) -> tuple
             if isinstance(lo, int) and isinstance(hi, int) and nonnull:
                 density = nonnull / max(1, hi - lo + 1)
                 if density >= 0.5:
-                    return "key", f"integer key {col!r} is dense ({density:.0%}): equal-width ranges"
+                    return (
+                        "key",
+                        f"integer key {col!r} is dense ({density:.0%}): equal-width ranges",
+                    )
                 return "quantile", f"integer key {col!r} is sparse or skewed ({density:.1%})"
             return "quantile", f"key {col!r} is temporal: quantile ranges balance the chunks"
         return "quantile", f"key {col!r} is {probe.columns()[col]}: quantile ranges"
@@ -374,7 +379,9 @@ def _plan_offset(probe: Probe, query: str, key: str, chunk_size: int, reason: st
             tail = {"sqlite": "LIMIT -1", "mysql": "LIMIT 18446744073709551615"}.get(d, "")
             tail = f"{tail} OFFSET {off}".strip()
         chunks.append(
-            Chunk(i, f"{order} {tail}", tail, json.dumps({"offset": off}), min(chunk_size, rows - off))
+            Chunk(
+                i, f"{order} {tail}", tail, json.dumps({"offset": off}), min(chunk_size, rows - off)
+            )
         )
     return Plan("offset", reason, key, query, tuple(chunks), rows)
 
@@ -402,8 +409,13 @@ def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
         pred = " AND ".join(parts) or "TRUE"
         width = (hi if hi is not None else blocks) - (lo or 0)
         chunks.append(
-            Chunk(i, f"{base} WHERE {pred}", pred, json.dumps({"block_lo": lo, "block_hi": hi}),
-                  int(width * per_block))
+            Chunk(
+                i,
+                f"{base} WHERE {pred}",
+                pred,
+                json.dumps({"block_lo": lo, "block_hi": hi}),
+                int(width * per_block),
+            )
         )
     return Plan("ctid", reason, None, query, tuple(chunks), rows)
 
@@ -415,11 +427,18 @@ def _plan_rowid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
             "use strategy='key' or 'quantile' with key= for a query"
         )
     rows, lo, hi = probe.rowid_range()
-    ranges = ranges_from_boundaries(equal_width_boundaries(lo, hi, chunk_count(rows, chunk_size)), False)
+    ranges = ranges_from_boundaries(
+        equal_width_boundaries(lo, hi, chunk_count(rows, chunk_size)), False
+    )
     base = select_all(query, "sqlite")
     chunks = tuple(
-        Chunk(i, f"{base} WHERE {r.predicate('rowid', 'sqlite')}", r.predicate("rowid", "sqlite"),
-              json.dumps({"lo": r.lo, "hi": r.hi}), rows // len(ranges))
+        Chunk(
+            i,
+            f"{base} WHERE {r.predicate('rowid', 'sqlite')}",
+            r.predicate("rowid", "sqlite"),
+            json.dumps({"lo": r.lo, "hi": r.hi}),
+            rows // len(ranges),
+        )
         for i, r in enumerate(ranges)
     )
     return Plan("rowid", reason, "rowid", query, chunks, rows)

@@ -14,6 +14,7 @@ Chunk states and their legal transitions (the same integers live in the board)::
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +45,16 @@ TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
 }
 FINISHED = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED})
 
-FIELDS = ("state", "attempts", "rows_read", "rows_written", "pid", "started_ns", "ended_ns", "estimate")
+FIELDS = (
+    "state",
+    "attempts",
+    "rows_read",
+    "rows_written",
+    "pid",
+    "started_ns",
+    "ended_ns",
+    "estimate",
+)
 _F = {name: i for i, name in enumerate(FIELDS)}
 _W = len(FIELDS)
 
@@ -80,7 +90,9 @@ class ProgressBoard:
         self._shm = shm
         self.n_chunks = n_chunks
         self._owner = owner
-        self._view: Any = shm.buf.cast("q") if n_chunks else None
+        buf = shm.buf
+        assert buf is not None
+        self._view: Any = buf.cast("q") if n_chunks else None
 
     @property
     def name(self) -> str:
@@ -97,18 +109,18 @@ class ProgressBoard:
     @classmethod
     def attach(cls, name: str, n_chunks: int) -> ProgressBoard:
         if sys.version_info >= (3, 13):
-            shm = shared_memory.SharedMemory(name=name, track=False)  # type: ignore[call-arg]
+            shm = shared_memory.SharedMemory(name=name, track=False)
         else:
             # Before 3.13 attaching registers the segment with the resource tracker, which
             # would unlink it when this worker exits; only the parent may unlink.
             from multiprocessing import resource_tracker
 
             register = resource_tracker.register
-            resource_tracker.register = lambda *a, **k: None  # type: ignore[assignment]
+            resource_tracker.register = lambda *a, **k: None
             try:
                 shm = shared_memory.SharedMemory(name=name)
             finally:
-                resource_tracker.register = register  # type: ignore[assignment]
+                resource_tracker.register = register
         return cls(shm, n_chunks, owner=False)
 
     def set(self, chunk: int, field: str, value: int) -> None:
@@ -154,8 +166,9 @@ class ProgressBoard:
             eta = elapsed * (100.0 - pct) / pct
         elif pct >= 100:
             eta = 0.0
-        return ProgressSnapshot(total, done, failed, running, read, written, round(pct, 2),
-                                elapsed, rate, eta)
+        return ProgressSnapshot(
+            total, done, failed, running, read, written, round(pct, 2), elapsed, rate, eta
+        )
 
     def close(self) -> None:
         """Release the view, close, and (parent only) unlink the segment. Idempotent."""
@@ -168,10 +181,8 @@ class ProgressBoard:
             return
         if self._owner:
             self._owner = False
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self._shm.unlink()
-            except FileNotFoundError:
-                pass
 
 
 ProgressCallback = Callable[[ProgressSnapshot], Any]

@@ -65,7 +65,11 @@ class JobResult:
 
     @property
     def errors(self) -> list[str]:
-        return [f"chunk {r.chunk_id}: {r.error}" for r in self.chunk_results if not r.success and r.error]
+        return [
+            f"chunk {r.chunk_id}: {r.error}"
+            for r in self.chunk_results
+            if not r.success and r.error
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -7,6 +7,7 @@ the same chunk (a retry racing a zombie) finds the ledger row at commit and roll
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
 
-class _AnyType(pa.ExtensionType):
+
+class _AnyType(pa.ExtensionType):  # type: ignore[misc]
     """Marks a SQLite column without a declared type: it stores whatever arrives."""
 
     def __init__(self) -> None:
@@ -76,7 +78,9 @@ def connect(endpoint: Endpoint) -> Any:
             cur.close()
             return conn
     except Exception as exc:
-        raise TargetError(f"cannot connect to the target {endpoint.redacted}: {redact(str(exc))}") from exc
+        raise TargetError(
+            f"cannot connect to the target {endpoint.redacted}: {redact(str(exc))}"
+        ) from exc
     raise ConfigError(
         f"target {endpoint.redacted}: only postgresql:// and sqlite:/// targets are supported, "
         f"got {endpoint.dialect}"
@@ -90,7 +94,11 @@ def _storage_type(t: pa.DataType, dialect: str, column: str) -> pa.DataType:
     """The Arrow type a column is created and ingested with on this kind of target."""
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.string()
-    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t):
+    if (
+        pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
         return pa.binary()
     if pa.types.is_dictionary(t):
         return _storage_type(t.value_type, dialect, column)
@@ -109,8 +117,12 @@ def _storage_type(t: pa.DataType, dialect: str, column: str) -> pa.DataType:
                 "cast it to a string in the transform (e.g. pl.col(c).cast(pl.String))"
             )
         return pa.list_(_storage_type(t.value_type, dialect, column))
-    if dialect == "sqlite" and (pa.types.is_decimal(t) or pa.types.is_time(t)
-                                or pa.types.is_duration(t) or pa.types.is_interval(t)):
+    if dialect == "sqlite" and (
+        pa.types.is_decimal(t)
+        or pa.types.is_time(t)
+        or pa.types.is_duration(t)
+        or pa.types.is_interval(t)
+    ):
         return pa.string()  # exact text; ADBC SQLite refuses these types
     if pa.types.is_struct(t) or pa.types.is_map(t):
         raise TargetError(f"column {column!r} is a {t}; struct and map columns are not supported")
@@ -123,14 +135,30 @@ def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
 
 def _family(t: pa.DataType) -> str:
     checks = (
-        ("int", pa.types.is_integer), ("float", pa.types.is_floating),
-        ("decimal", pa.types.is_decimal), ("string", lambda x: pa.types.is_string(x)
-        or pa.types.is_large_string(x) or pa.types.is_string_view(x)),
-        ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x)
-         or pa.types.is_binary_view(x) or pa.types.is_fixed_size_binary(x)),
-        ("bool", pa.types.is_boolean), ("date", pa.types.is_date),
-        ("timestamp", pa.types.is_timestamp), ("time", pa.types.is_time),
-        ("duration", pa.types.is_duration), ("null", pa.types.is_null),
+        ("int", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("decimal", pa.types.is_decimal),
+        (
+            "string",
+            lambda x: (
+                pa.types.is_string(x) or pa.types.is_large_string(x) or pa.types.is_string_view(x)
+            ),
+        ),
+        (
+            "binary",
+            lambda x: (
+                pa.types.is_binary(x)
+                or pa.types.is_large_binary(x)
+                or pa.types.is_binary_view(x)
+                or pa.types.is_fixed_size_binary(x)
+            ),
+        ),
+        ("bool", pa.types.is_boolean),
+        ("date", pa.types.is_date),
+        ("timestamp", pa.types.is_timestamp),
+        ("time", pa.types.is_time),
+        ("duration", pa.types.is_duration),
+        ("null", pa.types.is_null),
         ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)),
     )
     for name, check in checks:
@@ -219,10 +247,8 @@ class Target:
         self.conn = conn if conn is not None else connect(endpoint)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.conn.close()
-        except Exception:
-            pass
 
     def _exec(self, sql: str) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()
@@ -236,10 +262,8 @@ class Target:
             cur.close()
 
     def rollback(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.conn.rollback()
-        except Exception:
-            pass
 
     # -- table
     def table_exists(self) -> bool:
@@ -305,8 +329,11 @@ class Target:
 
     # -- ledger and stored plans
     def ensure_ledger(self) -> None:
-        ts = "timestamptz NOT NULL DEFAULT now()" if self.ref.dialect != "sqlite" else \
-            "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
+        ts = (
+            "timestamptz NOT NULL DEFAULT now()"
+            if self.ref.dialect != "sqlite"
+            else "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
+        )
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(LEDGER)} (job_id TEXT NOT NULL, "
             "chunk_id INTEGER NOT NULL, target_table TEXT NOT NULL, bounds TEXT, "
@@ -321,7 +348,9 @@ class Target:
             except Exception as exc:  # a concurrent job created it first
                 self.rollback()
                 if "already exists" not in str(exc) and "duplicate key" not in str(exc):
-                    raise TargetError(f"cannot create the ledger table: {redact(str(exc))}") from exc
+                    raise TargetError(
+                        f"cannot create the ledger table: {redact(str(exc))}"
+                    ) from exc
 
     def committed(self, job_id: str) -> dict[int, int]:
         """chunk_id -> rows for every chunk of ``job_id`` already committed."""
@@ -397,10 +426,8 @@ class Target:
             self.rollback()
             raise
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 cur.close()
-            except Exception:
-                pass
 
     def _committed_one(self, job_id: str, chunk_id: int) -> set[int]:
         rows = self._exec(

@@ -36,7 +36,7 @@ class TransformSpec:
     @property
     def label(self) -> str:
         if self.kind in ("sql", "import"):
-            return f"{self.kind}: {self.payload}"
+            return f"{self.kind}: {self.payload!s}"
         return self.kind
 
 
@@ -91,10 +91,14 @@ def load_function(ref: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"transform {ref!r}: cannot import module {module_name!r} ({exc})") from None
+        raise ConfigError(
+            f"transform {ref!r}: cannot import module {module_name!r} ({exc})"
+        ) from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ConfigError(f"transform {ref!r}: module {module_name!r} has no function {func_name!r}")
+        raise ConfigError(
+            f"transform {ref!r}: module {module_name!r} has no function {func_name!r}"
+        )
     return func  # type: ignore[no-any-return]
 
 

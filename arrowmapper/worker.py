@@ -111,8 +111,16 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         if rows is None:  # committed before: by an earlier attempt, run or a zombie
             if board is not None:
                 board.set(cid, "rows_written", 0)
-            return ChunkResult(cid, True, 0, 0, time.monotonic() - started, task.attempt,
-                               pid=pid, already_committed=True)
+            return ChunkResult(
+                cid,
+                True,
+                0,
+                0,
+                time.monotonic() - started,
+                task.attempt,
+                pid=pid,
+                already_committed=True,
+            )
         read = board.get(cid, "rows_read") if board is not None else rows
         return ChunkResult(cid, True, read, rows, time.monotonic() - started, task.attempt, pid=pid)
     except BaseException as exc:
@@ -125,9 +133,18 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             traceback.print_exc()
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
-        return ChunkResult(cid, False, 0, 0, time.monotonic() - started, task.attempt,
-                           error=info["message"], transient=info["transient"],
-                           sqlstate=info["sqlstate"], pid=pid)
+        return ChunkResult(
+            cid,
+            False,
+            0,
+            0,
+            time.monotonic() - started,
+            task.attempt,
+            error=info["message"],
+            transient=info["transient"],
+            sqlstate=info["sqlstate"],
+            pid=pid,
+        )
 
 
 def worker_main(conn: Any) -> None:

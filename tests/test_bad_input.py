@@ -12,13 +12,19 @@ from tests.conftest import PG
 
 
 def _tables(pg: PG) -> list[str]:
-    return [r[0] for r in pg.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg.schema,))]
+    return [
+        r[0]
+        for r in pg.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg.schema,)
+        )
+    ]
 
 
 @pytest.fixture
 def src(pg: PG) -> str:
-    pg.execute("CREATE TABLE src AS SELECT g AS id, g % 5 AS dup, g::text AS s FROM generate_series(1, 1000) g")
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, g % 5 AS dup, g::text AS s FROM generate_series(1, 1000) g"
+    )
     return pg.t("src")
 
 
@@ -27,7 +33,11 @@ def src(pg: PG) -> str:
     [
         ({"strategy": "fastest"}, am.ConfigError, "strategy must be one of auto, offset, key"),
         ({"mode": "upsert"}, am.ConfigError, "mode must be one of append, create"),
-        ({"strategy": "key", "key": "nope"}, am.PlanError, "key column 'nope' is not in the query's columns"),
+        (
+            {"strategy": "key", "key": "nope"},
+            am.PlanError,
+            "key column 'nope' is not in the query's columns",
+        ),
         ({"strategy": "offset", "key": "dup"}, am.PlanError, "needs a unique ORDER BY key"),
         ({"strategy": "quantile"}, am.PlanError, "needs a key column"),
         ({"strategy": "key", "key": "s"}, am.PlanError, "use strategy='quantile'"),
@@ -36,7 +46,11 @@ def src(pg: PG) -> str:
         ({"workers": 0}, am.ConfigError, "workers must be an integer >= 1"),
         ({"chunk_size": -3}, am.ConfigError, "chunk_size must be an integer >= 1"),
         ({"transform": lambda df: df}, am.ConfigError, "must be a top-level function"),
-        ({"transform": "SELECT no_such_column FROM self"}, am.ConfigError, "transform .* failed on a sample"),
+        (
+            {"transform": "SELECT no_such_column FROM self"},
+            am.ConfigError,
+            "transform .* failed on a sample",
+        ),
     ],
 )
 def test_bad_arguments(pg: PG, src: str, kwargs: dict, error: type, message: str) -> None:
@@ -55,8 +69,11 @@ def test_bad_sql_and_missing_table(pg: PG, src: str) -> None:
 
 @pytest.mark.parametrize(
     ("uri", "message"),
-    [("mongodb://h/db", "unknown scheme 'mongodb'"), ("", "must be a database URI"),
-     ("postgresql://u:pw@127.0.0.1:5432", "names no database")],
+    [
+        ("mongodb://h/db", "unknown scheme 'mongodb'"),
+        ("", "must be a database URI"),
+        ("postgresql://u:pw@127.0.0.1:5432", "names no database"),
+    ],
 )
 def test_bad_uris(pg: PG, src: str, uri: str, message: str) -> None:
     with pytest.raises(am.ConfigError, match=message):
@@ -84,7 +101,9 @@ def test_create_refuses_an_existing_table(pg: PG, src: str) -> None:
 
 def test_incompatible_target_types_refused_before_any_row(pg: PG, src: str) -> None:
     pg.execute("CREATE TABLE dst (id int, dup int, s int)")
-    with pytest.raises(am.TargetError, match="column 's': cannot store .* int32.*cast it in the transform"):
+    with pytest.raises(
+        am.TargetError, match="column 's': cannot store .* int32.*cast it in the transform"
+    ):
         am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema)
     assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
     pg.execute("CREATE TABLE dst2 (id int)")
@@ -101,9 +120,19 @@ def test_reused_job_id_without_resume(pg: PG, src: str) -> None:
 def test_terminal_chunk_error_is_not_retried(pg: PG) -> None:
     pg.execute("CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 10000) g")
     with pytest.raises(am.JobFailed) as info:
-        am.map_query(pg.uri, pg.t("big"), pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
-                     chunk_size=1000, workers=2, transform="tests.helpers:fail_on_id",
-                     retry=am.RetryConfig(max_retries=3, base_delay=0.01))
+        am.map_query(
+            pg.uri,
+            pg.t("big"),
+            pg.uri,
+            "dst",
+            schema=pg.schema,
+            key="id",
+            strategy="key",
+            chunk_size=1000,
+            workers=2,
+            transform="tests.helpers:fail_on_id",
+            retry=am.RetryConfig(max_retries=3, base_delay=0.01),
+        )
     result = info.value.result
     assert result.failed_chunks == (5,)
     failed = [r for r in result.chunk_results if not r.success]

@@ -37,19 +37,38 @@ def make_source(pg: PG, rows: int = ROWS, name: str = "src") -> str:
 
 @pytest.mark.parametrize(
     ("strategy", "key"),
-    [("offset", "id"), ("key", "id"), ("quantile", "id"), ("ctid", None), ("none", None),
-     ("auto", None), ("auto", "id"), ("key", "created"), ("quantile", "label")],
+    [
+        ("offset", "id"),
+        ("key", "id"),
+        ("quantile", "id"),
+        ("ctid", None),
+        ("none", None),
+        ("auto", None),
+        ("auto", "id"),
+        ("key", "created"),
+        ("quantile", "label"),
+    ],
 )
 def test_every_strategy_copies_exactly(pg: PG, strategy: str, key: str | None) -> None:
     src = make_source(pg)
-    result = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, strategy=strategy,
-                          key=key, workers=2, chunk_size=30_000)
+    result = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        strategy=strategy,
+        key=key,
+        workers=2,
+        chunk_size=30_000,
+    )
     assert result.success and result.rows_written == ROWS
     if strategy != "none":
         assert result.chunks >= 4
     assert pg.assert_same_rows(src, pg.t("dst")) == ROWS
-    ledger = pg.scalar(f"SELECT SUM(rows) FROM {pg.t('arrowmapper_ledger')} WHERE job_id = %s",
-                       (result.job_id,))
+    ledger = pg.scalar(
+        f"SELECT SUM(rows) FROM {pg.t('arrowmapper_ledger')} WHERE job_id = %s", (result.job_id,)
+    )
     assert ledger == ROWS
 
 
@@ -63,8 +82,17 @@ def test_skewed_and_null_keys_with_quantile_and_key(pg: PG) -> None:
     )
     for strategy in ("quantile", "key"):
         table = f"out_{strategy}"
-        r = am.map_query(pg.uri, pg.t("skew"), pg.uri, table, schema=pg.schema,
-                         strategy=strategy, key="k", workers=2, chunk_size=10_000)
+        r = am.map_query(
+            pg.uri,
+            pg.t("skew"),
+            pg.uri,
+            table,
+            schema=pg.schema,
+            strategy=strategy,
+            key="k",
+            workers=2,
+            chunk_size=10_000,
+        )
         assert r.rows_written == 100_000
         assert pg.assert_same_rows(pg.t("skew"), pg.t(table)) == 100_000
         plan = am.plan_query(pg.uri, pg.t("skew"), strategy=strategy, key="k", chunk_size=10_000)
@@ -74,33 +102,66 @@ def test_skewed_and_null_keys_with_quantile_and_key(pg: PG) -> None:
 def test_query_with_where_and_join_is_split_by_key(pg: PG) -> None:
     src = make_source(pg, 50_000)
     q = f"SELECT s.id, s.label, s.amount FROM {src} s WHERE s.id % 2 = 0"
-    r = am.map_query(pg.uri, q, pg.uri, "evens", schema=pg.schema, key="id", strategy="quantile",
-                     workers=2, chunk_size=5_000)
+    r = am.map_query(
+        pg.uri,
+        q,
+        pg.uri,
+        "evens",
+        schema=pg.schema,
+        key="id",
+        strategy="quantile",
+        workers=2,
+        chunk_size=5_000,
+    )
     assert r.rows_written == 25_000 and r.chunks >= 5
     pg.assert_same_rows(f"({q}) q", pg.t("evens"))
 
 
 @pytest.mark.parametrize(
     "transform",
-    [helpers.double_amount, "tests.helpers:double_amount",
-     [pl.all(), (pl.col("amount") * 2).alias("amount2")],
-     "SELECT *, amount * 2 AS amount2 FROM self"],
+    [
+        helpers.double_amount,
+        "tests.helpers:double_amount",
+        [pl.all(), (pl.col("amount") * 2).alias("amount2")],
+        "SELECT *, amount * 2 AS amount2 FROM self",
+    ],
     ids=["callable", "module:function", "expressions", "sql"],
 )
 def test_each_transform_form_end_to_end(pg: PG, transform: object) -> None:
     src = make_source(pg, 40_000)
-    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, transform=transform,
-                     key="id", strategy="key", workers=2, chunk_size=10_000)
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        transform=transform,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=10_000,
+    )
     assert r.rows_written == 40_000
     pg.assert_same_rows(f"(SELECT *, amount * 2 AS amount2 FROM {src}) s", pg.t("dst"))
 
 
 def test_append_into_existing_table_with_narrower_types(pg: PG) -> None:
     src = make_source(pg, 20_000)
-    pg.execute("CREATE TABLE dst (id integer PRIMARY KEY, label varchar(40), amount real, extra text DEFAULT 'd')")
+    pg.execute(
+        "CREATE TABLE dst (id integer PRIMARY KEY, label varchar(40), amount real, extra text DEFAULT 'd')"
+    )
     q = f"SELECT id, label, amount FROM {src}"
-    r = am.map_query(pg.uri, q, pg.uri, "dst", schema=pg.schema, key="id", workers=2,
-                     chunk_size=5_000, mode="append")
+    r = am.map_query(
+        pg.uri,
+        q,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        workers=2,
+        chunk_size=5_000,
+        mode="append",
+    )
     assert r.rows_written == 20_000
     pg.assert_same_rows(f"(SELECT id, label, amount::real, 'd'::text FROM {src}) s", pg.t("dst"))
 
@@ -109,28 +170,57 @@ def test_sqlite_source_to_postgres_and_back(pg: PG, tmp_path: Path) -> None:
     db = tmp_path / "src.db"
     con = sqlite3.connect(db)
     con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT, score REAL, n INTEGER)")
-    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
-                    [(i, f"n{i}", i / 3, None if i % 7 == 0 else i % 5) for i in range(1, 30_001)])
+    con.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, ?)",
+        [(i, f"n{i}", i / 3, None if i % 7 == 0 else i % 5) for i in range(1, 30_001)],
+    )
     con.commit()
-    r = am.map_query(f"sqlite://{db}", "events", pg.uri, "from_sqlite", schema=pg.schema,
-                     workers=2, chunk_size=5_000)
+    r = am.map_query(
+        f"sqlite://{db}",
+        "events",
+        pg.uri,
+        "from_sqlite",
+        schema=pg.schema,
+        workers=2,
+        chunk_size=5_000,
+    )
     assert r.strategy == "rowid" and r.rows_written == 30_000
     rows = pg.query("SELECT id, name, score, n FROM from_sqlite ORDER BY id")
     assert rows == con.execute("SELECT id, name, score, n FROM events ORDER BY id").fetchall()
 
     out = tmp_path / "dst.db"
-    r2 = am.map_query(pg.uri, pg.t("from_sqlite"), f"sqlite://{out}", "back", key="id",
-                      strategy="quantile", workers=2, chunk_size=4_000)
+    r2 = am.map_query(
+        pg.uri,
+        pg.t("from_sqlite"),
+        f"sqlite://{out}",
+        "back",
+        key="id",
+        strategy="quantile",
+        workers=2,
+        chunk_size=4_000,
+    )
     assert r2.rows_written == 30_000
-    back = sqlite3.connect(out).execute("SELECT id, name, score, n FROM back ORDER BY id").fetchall()
+    back = (
+        sqlite3.connect(out).execute("SELECT id, name, score, n FROM back ORDER BY id").fetchall()
+    )
     assert back == rows
 
 
 def test_progress_callback_reaches_100(pg: PG) -> None:
     src = make_source(pg, 30_000)
     seen: list[am.ProgressSnapshot] = []
-    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
-                     workers=2, chunk_size=5_000, progress=seen.append)
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        progress=seen.append,
+    )
     assert seen and seen[-1].progress_percentage == 100.0
     assert seen[-1].completed_chunks == r.chunks and seen[-1].rows_written == 30_000
     pcts = [s.progress_percentage for s in seen]

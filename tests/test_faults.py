@@ -22,14 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _source(pg: PG, rows: int = 60_000) -> str:
-    pg.execute(f"CREATE TABLE src AS SELECT g AS id, md5(g::text) AS s, g * 0.5 AS f "
-               f"FROM generate_series(1, {rows}) g")
+    pg.execute(
+        f"CREATE TABLE src AS SELECT g AS id, md5(g::text) AS s, g * 0.5 AS f "
+        f"FROM generate_series(1, {rows}) g"
+    )
     return pg.t("src")
 
 
 def _workers() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children()
-            if any("spawn_main" in part for part in p.cmdline())]
+    return [
+        p for p in psutil.Process().children() if any("spawn_main" in part for part in p.cmdline())
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +50,21 @@ def test_sigkilled_worker_costs_one_attempt_not_the_job(pg: PG) -> None:
             killed.append(victim.pid)
             victim.send_signal(signal.SIGKILL)
 
-    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
-                     workers=2, chunk_size=5_000, batch_size=1_000, progress=kill_one,
-                     transform="tests.helpers:slow_identity",
-                     retry=am.RetryConfig(max_retries=3, base_delay=0.05))
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        batch_size=1_000,
+        progress=kill_one,
+        transform="tests.helpers:slow_identity",
+        retry=am.RetryConfig(max_retries=3, base_delay=0.05),
+    )
     assert killed, "the test never found a worker to kill"
     assert r.success and r.rows_written == 60_000
     assert max(c.attempts for c in r.chunk_results) >= 2
@@ -71,10 +85,21 @@ def test_terminated_target_connection_is_retried(pg: PG) -> None:
             if any(ok for (ok,) in rows):
                 terminated.append(rows)
 
-    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
-                     workers=2, chunk_size=5_000, batch_size=1_000, progress=terminate,
-                     transform="tests.helpers:slow_identity",
-                     retry=am.RetryConfig(max_retries=3, base_delay=0.05))
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        batch_size=1_000,
+        progress=terminate,
+        transform="tests.helpers:slow_identity",
+        retry=am.RetryConfig(max_retries=3, base_delay=0.05),
+    )
     assert terminated, "no COPY backend was found to terminate"
     assert r.success and r.rows_written == 60_000
     assert max(c.attempts for c in r.chunk_results) >= 2
@@ -108,8 +133,19 @@ def test_killed_coordinator_then_resume_loads_only_what_is_missing(pg: PG) -> No
     proc.wait()
     assert 3 <= committed < 13  # 12 key ranges + the IS NULL chunk
 
-    r = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, key="id", strategy="key",
-                     workers=2, chunk_size=5_000, job_id=job, resume=True)
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        job_id=job,
+        resume=True,
+    )
     assert r.success and r.chunks == 13 and len(r.skipped_chunks) >= 3
     assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
     assert pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,)) == 13
@@ -125,12 +161,33 @@ def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
     from arrowmapper.worker import ChunkTask, release_worker_state, run_chunk
 
     src = _source(pg, 10_000)
-    prepared = prepare(pg.uri, src, pg.uri, "dst", schema=pg.schema, transform=None,
-                       strategy="key", key="id", workers=1, chunk_size=5_000, batch_size=None,
-                       mode="append", retry=None, job_id="zombie", resume=False)
+    prepared = prepare(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        transform=None,
+        strategy="key",
+        key="id",
+        workers=1,
+        chunk_size=5_000,
+        batch_size=None,
+        mode="append",
+        retry=None,
+        job_id="zombie",
+        resume=False,
+    )
     s = prepared.spec
-    task = ChunkTask(job_id=s.job_id, chunk=s.plan.chunks[0], source=s.source, target=s.target,
-                     table=s.table, target_schema=s.target_schema, transform=s.transform)
+    task = ChunkTask(
+        job_id=s.job_id,
+        chunk=s.plan.chunks[0],
+        source=s.source,
+        target=s.target,
+        table=s.table,
+        target_schema=s.target_schema,
+        transform=s.transform,
+    )
     first, second = run_chunk(task), run_chunk(task)
     release_worker_state()
     assert first.success and first.rows_written > 0

@@ -77,8 +77,10 @@ class ListProbe:
 def _db(values: list[Any], sqltype: str = "INTEGER") -> sqlite3.Connection:
     con = sqlite3.connect(":memory:")
     con.execute(f"CREATE TABLE src (rid INTEGER PRIMARY KEY, k {sqltype}, payload INTEGER)")
-    con.executemany("INSERT INTO src (rid, k, payload) VALUES (?, ?, ?)",
-                    [(i + 1, v, i) for i, v in enumerate(values)])
+    con.executemany(
+        "INSERT INTO src (rid, k, payload) VALUES (?, ?, ?)",
+        [(i + 1, v, i) for i, v in enumerate(values)],
+    )
     return con
 
 
@@ -97,7 +99,9 @@ keys = st.lists(st.one_of(st.none(), int64, st.integers(-5, 5)), max_size=60)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=keys, chunk_size=st.integers(1, 25), strategy=st.sampled_from(["key", "quantile"]))
-def test_key_plans_cover_every_row_exactly_once(values: list[Any], chunk_size: int, strategy: str) -> None:
+def test_key_plans_cover_every_row_exactly_once(
+    values: list[Any], chunk_size: int, strategy: str
+) -> None:
     plan = build_plan(ListProbe(values), "src", strategy, "k", chunk_size)
     _assert_exactly_once(_db(values), plan, len(values))
     if any(v is None for v in values):
@@ -105,16 +109,20 @@ def test_key_plans_cover_every_row_exactly_once(values: list[Any], chunk_size: i
 
 
 @settings(max_examples=80, deadline=None)
-@given(values=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=40),
-       chunk_size=st.integers(1, 10))
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=40),
+    chunk_size=st.integers(1, 10),
+)
 def test_quantile_plans_on_text_keys(values: list[Any], chunk_size: int) -> None:
     plan = build_plan(ListProbe(values, "string"), "src", "quantile", "k", chunk_size)
     _assert_exactly_once(_db(values, "TEXT"), plan, len(values))
 
 
 @settings(max_examples=60, deadline=None)
-@given(values=st.lists(st.integers(-(2**62), 2**62), unique=True, max_size=50),
-       chunk_size=st.integers(1, 20))
+@given(
+    values=st.lists(st.integers(-(2**62), 2**62), unique=True, max_size=50),
+    chunk_size=st.integers(1, 20),
+)
 def test_offset_pages_cover_every_row_exactly_once(values: list[int], chunk_size: int) -> None:
     plan = build_plan(ListProbe(values), "src", "offset", "k", chunk_size)
     _assert_exactly_once(_db(values), plan, len(values))
@@ -149,7 +157,9 @@ def test_equal_width_boundaries_dates_and_timestamps() -> None:
     d = equal_width_boundaries(dt.date(2020, 1, 1), dt.date(2020, 12, 31), 4)
     assert d == sorted(d) and len(d) == 3 and all(isinstance(x, dt.date) for x in d)
     tz = dt.timezone.utc
-    ts = equal_width_boundaries(dt.datetime(2020, 1, 1, tzinfo=tz), dt.datetime(2020, 1, 2, tzinfo=tz), 4)
+    ts = equal_width_boundaries(
+        dt.datetime(2020, 1, 1, tzinfo=tz), dt.datetime(2020, 1, 2, tzinfo=tz), 4
+    )
     assert [x.hour for x in ts] == [6, 12, 18] and ts[0].tzinfo is tz
     assert equal_width_boundaries(5, 5, 10) == []
     assert equal_width_boundaries(0, 2, 10) == [1, 2]

@@ -17,7 +17,9 @@ class _DriverError(Exception):
         self.sqlstate = sqlstate
 
 
-@pytest.mark.parametrize("state", ["08006", "08001", "40001", "40P01", "53300", "57P01", "57P03", "55P03"])
+@pytest.mark.parametrize(
+    "state", ["08006", "08001", "40001", "40P01", "53300", "57P01", "57P03", "55P03"]
+)
 def test_transient_sqlstates(state: str) -> None:
     assert classify(_DriverError("boom", state)) == (True, state)
 
@@ -81,9 +83,11 @@ def test_settings_precedence_explicit_params_env_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"MAPPER_MAX_WORKERS": "abc"}, "MAPPER_MAX_WORKERS must be an integer >= 1, got 'abc'"),
-     ({"MAPPER_CHUNK_SIZE": "-5"}, "MAPPER_CHUNK_SIZE must be an integer >= 1"),
-     ({"MAPPER_PARALLEL_ENABLED": "maybe"}, "MAPPER_PARALLEL_ENABLED must be true or false")],
+    [
+        ({"MAPPER_MAX_WORKERS": "abc"}, "MAPPER_MAX_WORKERS must be an integer >= 1, got 'abc'"),
+        ({"MAPPER_CHUNK_SIZE": "-5"}, "MAPPER_CHUNK_SIZE must be an integer >= 1"),
+        ({"MAPPER_PARALLEL_ENABLED": "maybe"}, "MAPPER_PARALLEL_ENABLED must be true or false"),
+    ],
 )
 def test_bad_env_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

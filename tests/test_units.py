@@ -17,9 +17,12 @@ FRAME = pl.DataFrame({"id": [1, 2, 3], "amount": [10, 20, 30]})
 
 @pytest.mark.parametrize(
     "transform",
-    [helpers.double_amount, "tests.helpers:double_amount",
-     [pl.all(), (pl.col("amount") * 2).alias("amount2")],
-     "SELECT *, amount * 2 AS amount2 FROM self"],
+    [
+        helpers.double_amount,
+        "tests.helpers:double_amount",
+        [pl.all(), (pl.col("amount") * 2).alias("amount2")],
+        "SELECT *, amount * 2 AS amount2 FROM self",
+    ],
     ids=["callable", "module:function", "expressions", "sql"],
 )
 def test_each_transform_form(transform: object) -> None:
@@ -60,7 +63,11 @@ def test_progress_board_states_and_snapshot() -> None:
         board.move(2, ChunkState.RUNNING)
         board.move(2, ChunkState.FAILED)
         snap = board.snapshot(started=0.0)
-        assert (snap.completed_chunks, snap.failed_chunks, snap.progress_percentage) == (2, 1, 100.0)
+        assert (snap.completed_chunks, snap.failed_chunks, snap.progress_percentage) == (
+            2,
+            1,
+            100.0,
+        )
         with pytest.raises(RuntimeError, match="illegal transition DONE -> RUNNING"):
             board.move(0, ChunkState.RUNNING)
         other = ProgressBoard.attach(board.name, 3)
@@ -75,9 +82,22 @@ def test_progress_board_states_and_snapshot() -> None:
 def test_public_surface_is_pinned() -> None:
     assert arrowmapper.__all__ == sorted(arrowmapper.__all__)
     assert set(arrowmapper.__all__) == {
-        "ArrowMapperError", "Chunk", "ChunkFailed", "ChunkResult", "ChunkState", "ConfigError",
-        "JobFailed", "JobResult", "Plan", "PlanError", "ProgressSnapshot", "RetryConfig",
-        "SourceError", "TargetError", "map_query", "plan_query",
+        "ArrowMapperError",
+        "Chunk",
+        "ChunkFailed",
+        "ChunkResult",
+        "ChunkState",
+        "ConfigError",
+        "JobFailed",
+        "JobResult",
+        "Plan",
+        "PlanError",
+        "ProgressSnapshot",
+        "RetryConfig",
+        "SourceError",
+        "TargetError",
+        "map_query",
+        "plan_query",
     }
     for name in arrowmapper.__all__:
         assert getattr(arrowmapper, name).__doc__, f"{name} has no docstring"
