@@ -188,6 +188,7 @@ def prepare(
         else:
             target_schema = tgt.create_table(out_schema)
             log.info("created table %s", ref.display)
+            _check_compatible(sample, out_schema, target_schema, ref)
         tgt.ensure_ledger()
         committed = tgt.committed(job_id)
         if committed and not resume:

@@ -34,6 +34,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
@@ -53,6 +54,7 @@ from .transform import TransformSpec
 from .worker import ChunkTask, release_worker_state, run_chunk, worker_main
 
 log = logging.getLogger("arrowmapper")
+STARTUP_FAILURE_LIMIT = 3  # workers dying before any result, in a row: the pool cannot start
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class _Slot:
     process: Any
     conn: Connection
     chunk_id: int | None = None
+    delivered: bool = False  # has it sent back at least one result?
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -111,6 +114,21 @@ def _worker_env(workers: int) -> Any:
                 os.environ[k] = v
 
 
+@contextmanager
+def _unimportable_main_hidden() -> Any:
+    """Spawned children re-run the parent's ``__main__`` file; from stdin there is none."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or os.path.isfile(path):
+        yield
+        return
+    delattr(main, "__file__")
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 class Coordinator:
     """Runs one :class:`JobSpec`; :meth:`run` returns the :class:`JobResult`."""
 
@@ -132,6 +150,7 @@ class Coordinator:
         self.started = time.monotonic()
         self._last_report = 0.0
         self._rng = random.Random()
+        self._startup_failures = 0
         self._ctx = mp.get_context("spawn")
 
     # ------------------------------------------------------------------ table of contents
@@ -182,7 +201,7 @@ class Coordinator:
 
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        with _worker_env(self.spec.workers):
+        with _worker_env(self.spec.workers), _unimportable_main_hidden():
             process = self._ctx.Process(
                 target=worker_main, args=(child_conn,), name="arrowmapper-worker", daemon=True
             )
@@ -267,7 +286,8 @@ class Coordinator:
             return
         cid = slot.chunk_id
         assert cid is not None
-        slot.chunk_id = None
+        slot.chunk_id, slot.delivered = None, True
+        self._startup_failures = 0
         self._on_result(replace(result, attempts=self.attempts[cid]))
 
     def _on_result(self, result: ChunkResult) -> None:
@@ -314,24 +334,49 @@ class Coordinator:
         pid = slot.process.pid
         with suppress(OSError):
             slot.conn.close()
-        fresh = self._spawn()
-        slot.process, slot.conn, slot.chunk_id = fresh.process, fresh.conn, None
-        if cid is None:
-            return
-        rows_read = self.board.get(cid, "rows_read")
-        result = ChunkResult(
-            cid,
-            False,
-            rows_read,
-            0,
-            0.0,
-            self.attempts[cid],
-            error=f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}",
-            transient=True,
-            pid=pid,
-        )
-        self.results[cid] = result
-        self._retry_or_fail(result)
+        if not slot.delivered and exitcode is not None and exitcode > 0:
+            self._startup_failures += 1
+        started_ok = self._startup_failures < STARTUP_FAILURE_LIMIT
+        if started_ok:
+            fresh = self._spawn()
+            slot.process, slot.conn = fresh.process, fresh.conn
+        slot.chunk_id, slot.delivered = None, False
+        if cid is not None:
+            result = ChunkResult(
+                cid,
+                False,
+                self.board.get(cid, "rows_read"),
+                0,
+                0.0,
+                self.attempts[cid],
+                error=f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}",
+                transient=started_ok,
+                pid=pid,
+            )
+            self.results[cid] = result
+            self._retry_or_fail(result)
+        if not started_ok:
+            self._abandon(
+                f"worker processes exit ({_signal_name(exitcode)}) before doing any work, "
+                f"{self._startup_failures} times in a row; their stderr says why (a script "
+                "without an `if __name__ == '__main__':` guard is a common cause)"
+            )
+
+    def _abandon(self, reason: str) -> None:
+        """Fail every chunk not yet finished: the pool cannot work."""
+        assert self.board is not None
+        log.error("job %s abandoned: %s", self.spec.job_id, reason)
+        for cid in self.chunks:
+            state = self.board.state(cid)
+            if state in FINISHED:
+                continue
+            if state != ChunkState.RUNNING:
+                self.board.move(cid, ChunkState.RUNNING)
+            self.board.move(cid, ChunkState.FAILED)
+            self.ready_at.pop(cid, None)
+            self.results[cid] = ChunkResult(cid, False, 0, 0, 0.0, self.attempts[cid], error=reason)
+        for slot in self.slots:
+            slot.chunk_id = None
 
     def _run_inline(self) -> None:
         """Sequential fallback: the same pipeline in this process, one chunk after another."""

@@ -181,8 +181,8 @@ def _castable(src: pa.DataType, dst: pa.DataType, dialect: str) -> bool:
     a, b = _family(src), _family(dst)
     if a == b or a == "null":
         return True
-    if dialect == "sqlite" and b == "string":
-        return True  # SQLite TEXT columns take any value as its text form
+    if dialect == "sqlite" and (b == "string" or (a == "bool" and b == "int")):
+        return True  # SQLite has no booleans, and TEXT columns take any value as text
     return b in _SAFE_CASTS.get(a, set())
 
 
