@@ -188,13 +188,22 @@ class ProgressBoard:
 ProgressCallback = Callable[[ProgressSnapshot], Any]
 
 
+_last_line = [0.0]
+
+
 def print_progress(snapshot: ProgressSnapshot) -> None:
-    """A plain progress line on stderr (``progress=True`` without a terminal UI)."""
+    """Progress on stderr: redrawn in place on a terminal, a line every 2 s otherwise."""
     eta = "-" if snapshot.eta_seconds is None else f"{snapshot.eta_seconds:.0f}s"
-    sys.stderr.write(
-        f"\r{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
-        f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}  "
+    line = (
+        f"{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
+        f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
     )
-    if snapshot.done:
-        sys.stderr.write("\n")
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if snapshot.done else "  "))
+    else:
+        now = time.monotonic()
+        if not snapshot.done and now - _last_line[0] < 2.0:
+            return
+        _last_line[0] = now
+        sys.stderr.write(line + "\n")
     sys.stderr.flush()

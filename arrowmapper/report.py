@@ -25,7 +25,6 @@ class ChunkResult:
     sqlstate: str | None = None
     pid: int | None = None
     already_committed: bool = False
-    checksum: str | None = None
 
     @property
     def rows_processed(self) -> int:

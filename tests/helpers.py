@@ -30,3 +30,14 @@ def fail_on_id(df: Any) -> Any:
 
 def returns_list(df: Any) -> Any:
     return [1, 2, 3]
+
+
+def thread_caps(df: Any) -> Any:
+    """Record the worker's thread caps in the rows it writes."""
+    import polars as pl
+
+    return df.with_columns(
+        polars_threads=pl.lit(os.environ.get("POLARS_MAX_THREADS", "unset")),
+        rayon_threads=pl.lit(os.environ.get("RAYON_NUM_THREADS", "unset")),
+        worker_pid=pl.lit(os.getpid()),
+    )

@@ -241,3 +241,58 @@ def test_password_never_appears(pg: PG) -> None:
     assert secret not in str(info.value)
     plan = am.plan_query(uri, src, key="id", strategy="key", chunk_size=1000)
     assert secret not in plan.to_json()
+
+
+def test_workers_get_thread_caps_and_are_reused(pg: PG) -> None:
+    from arrowmapper.config import usable_cpus
+
+    src = make_source(pg, 20_000)
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=2_000,
+        transform="tests.helpers:thread_caps",
+    )
+    assert r.chunks >= 10
+    expected = str(max(1, usable_cpus() // 2))
+    caps = pg.query("SELECT DISTINCT polars_threads, rayon_threads FROM dst")
+    assert caps == [(expected, expected)]
+    # long-lived workers: at most 2 processes did all the chunks
+    assert pg.scalar("SELECT COUNT(DISTINCT worker_pid) FROM dst") <= 2
+
+
+def test_in_process_mode_runs_the_same_pipeline(pg: PG) -> None:
+    import dataclasses
+
+    from arrowmapper.api import prepare, run_prepared
+
+    src = make_source(pg, 10_000)
+    prepared = prepare(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        transform=None,
+        strategy="key",
+        key="id",
+        workers=1,
+        chunk_size=2_000,
+        batch_size=None,
+        mode="append",
+        retry=None,
+        job_id=None,
+        resume=False,
+    )
+    seen: list[am.ProgressSnapshot] = []
+    spec = dataclasses.replace(prepared.spec, in_process=True)
+    r = run_prepared(spec, seen.append)
+    assert r.success and r.rows_written == 10_000 and r.workers == 0
+    assert seen[-1].progress_percentage == 100.0
+    assert pg.assert_same_rows(src, pg.t("dst")) == 10_000
