@@ -9,6 +9,17 @@ print(result.summary())
 from __future__ import annotations
 
 from .api import map_query, plan_query
+from .compat import (
+    ChunkConfig,
+    ChunkingStrategy,
+    ParallelProcessingResult,
+    ParallelProcessor,
+    ProgressTracker,
+    RetryHandler,
+    create_progress_callback,
+    create_retry_handler,
+    execute_query_parallel,
+)
 from .config import RetryConfig
 from .errors import (
     ArrowMapperError,
@@ -28,18 +39,27 @@ __version__ = "0.1.0"
 __all__ = [
     "ArrowMapperError",
     "Chunk",
+    "ChunkConfig",
     "ChunkFailed",
     "ChunkResult",
     "ChunkState",
+    "ChunkingStrategy",
     "ConfigError",
     "JobFailed",
     "JobResult",
+    "ParallelProcessingResult",
+    "ParallelProcessor",
     "Plan",
     "PlanError",
     "ProgressSnapshot",
+    "ProgressTracker",
     "RetryConfig",
+    "RetryHandler",
     "SourceError",
     "TargetError",
+    "create_progress_callback",
+    "create_retry_handler",
+    "execute_query_parallel",
     "map_query",
     "plan_query",
 ]
