@@ -8,7 +8,7 @@ print(result.summary())
 
 from __future__ import annotations
 
-from .api import map_query, plan_query
+from .api import VerifyReport, map_query, plan_query, verify
 from .compat import (
     ChunkConfig,
     ChunkingStrategy,
@@ -57,9 +57,11 @@ __all__ = [
     "RetryHandler",
     "SourceError",
     "TargetError",
+    "VerifyReport",
     "create_progress_callback",
     "create_retry_handler",
     "execute_query_parallel",
     "map_query",
     "plan_query",
+    "verify",
 ]

@@ -32,7 +32,7 @@ from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
 from .sources import SourceProbe
-from .targets import TableRef, Target, check_job_id, conform, storage_schema
+from .targets import TableRef, Target, check_job_id, conform, sql_type_name, storage_schema
 from .transform import Transformer, TransformLike, TransformSpec, normalize
 
 log = logging.getLogger("arrowmapper")
@@ -308,3 +308,163 @@ def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
     else:
         raise ConfigError(f"progress must be True, False, None or a callable, got {progress!r}")
     return Coordinator(spec, callback).run()
+
+
+# --------------------------------------------------------------------------- describe and verify
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How one column travels: its Arrow type after the transform, and its target type."""
+
+    name: str
+    arrow_type: str
+    target_type: str
+    note: str
+
+
+def describe_columns(
+    source: str,
+    query: str,
+    target: str | None = None,
+    table: str | None = None,
+    *,
+    schema: str | None = None,
+    transform: TransformLike = None,
+) -> list[ColumnMapping]:
+    """The column mapping a job would use, without moving data (``arrowmapper plan`` prints it)."""
+    src = parse_uri(source, "source")
+    check_reachable(src, "source")
+    probe = SourceProbe(src, _check_query(query))
+    out_schema, _ = _output_schema(probe, normalize(transform))
+    if target is None or table is None:
+        return [ColumnMapping(f.name, str(f.type), "", "") for f in out_schema]
+    dst = parse_uri(target, "target")
+    check_reachable(dst, "target")
+    ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
+    storage = storage_schema(out_schema, dst.dialect)
+    tgt = Target(dst, ref)
+    try:
+        if not tgt.table_exists():
+            return [
+                ColumnMapping(f.name, str(f.type), sql_type_name(s.type, dst.dialect), "created")
+                for f, s in zip(out_schema, storage, strict=True)
+            ]
+        types = tgt.column_types()
+        existing = tgt.arrow_schema()
+    finally:
+        tgt.close()
+    mappings = []
+    for f in out_schema:
+        if f.name not in types:
+            mappings.append(ColumnMapping(f.name, str(f.type), "-", "MISSING in the target"))
+            continue
+        want = existing.field(f.name).type
+        same = isinstance(want, pa.BaseExtensionType) or want == storage.field(f.name).type
+        note = "as is" if same else f"cast {f.type} -> {want}"
+        mappings.append(ColumnMapping(f.name, str(f.type), types[f.name], note))
+    return mappings
+
+
+@dataclass(frozen=True)
+class ChunkCheck:
+    """One chunk of a finished job: rows in the source now, and what the ledger recorded."""
+
+    chunk_id: int
+    predicate: str
+    source_rows: int
+    rows_read: int | None
+    rows_written: int | None
+
+    @property
+    def committed(self) -> bool:
+        return self.rows_written is not None
+
+    @property
+    def ok(self) -> bool:
+        read = self.rows_read if self.rows_read is not None else self.rows_written
+        return self.committed and read == self.source_rows
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of :func:`verify`: per-chunk counts and the target's total."""
+
+    job_id: str
+    table: str
+    checks: tuple[ChunkCheck, ...]
+    target_rows: int
+
+    @property
+    def ledger_rows(self) -> int:
+        return sum(c.rows_written or 0 for c in self.checks)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def summary(self) -> str:
+        bad = [c for c in self.checks if not c.ok]
+        lines = [
+            f"job {self.job_id} -> {self.table}: {len(self.checks)} chunks, "
+            f"{len(self.checks) - len(bad)} match the source; ledger {self.ledger_rows:,} rows, "
+            f"table {self.target_rows:,} rows"
+        ]
+        for c in bad:
+            state = "not committed" if not c.committed else f"read {c.rows_read}"
+            lines.append(
+                f"  chunk {c.chunk_id}: source now has {c.source_rows} rows, {state} "
+                f"({c.predicate})"
+            )
+        if self.target_rows != self.ledger_rows:
+            lines.append(
+                "  note: the table's row count differs from this job's ledger (other "
+                "jobs or writers use the table, or the transform changes row counts)"
+            )
+        return "\n".join(lines)
+
+
+def verify(source: str, target: str, job_id: str, *, schema: str | None = None) -> VerifyReport:
+    """Re-check a finished job: count each chunk's rows in the source and compare them with the
+    rows its ledger row says were read and committed."""
+    check_job_id(job_id)
+    src, dst = parse_uri(source, "source"), parse_uri(target, "target")
+    check_reachable(src, "source")
+    check_reachable(dst, "target")
+    ref = TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect)
+    tgt = Target(dst, ref)
+    try:
+        stored = _stored_plan(tgt, job_id)
+        if stored is None:
+            where = f"schema {schema!r}" if schema else "the default schema"
+            raise ConfigError(
+                f"no job {job_id!r} in the ledger of {dst.redacted} ({where}); "
+                "pass the schema the job loaded into"
+            )
+        table_name, plan_json = stored
+        ledger = tgt.ledger(job_id)
+        target_rows = tgt._exec(f"SELECT COUNT(*) FROM {_qualified(table_name, dst.dialect)}")[0][0]
+        tgt.conn.commit()
+    finally:
+        tgt.close()
+    plan = Plan.from_json(plan_json)
+    from .sources import read_arrow
+
+    checks = []
+    for chunk in plan.chunks:
+        counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
+        written, read = ledger.get(chunk.chunk_id, (None, None))
+        checks.append(
+            ChunkCheck(
+                chunk.chunk_id, chunk.predicate, int(counted.column(0)[0].as_py()), read, written
+            )
+        )
+    return VerifyReport(job_id, table_name, tuple(checks), int(target_rows))
+
+
+def _qualified(display: str, dialect: str) -> str:
+    from .plan import quote_ident
+
+    schema, _, table = display.rpartition(".")
+    q = quote_ident(table, dialect)
+    return f"{quote_ident(schema, dialect)}.{q}" if schema else q

@@ -1,16 +1,24 @@
-"""Command line: ``arrowmapper run | plan | demo`` (also ``python -m arrowmapper``).
+"""Command line: ``arrowmapper run | plan | verify | demo | bench`` (also ``python -m arrowmapper``).
 
 Exit codes: 0 success, 1 job failed, 2 bad usage or configuration, 3 cannot connect.
-Errors print one line on stderr (no traceback unless ``--debug``) and never a password.
+Errors print one line on stderr -- what, why, the fix -- with no traceback unless ``--debug``,
+and never a password. Sources and targets may come from ``$ARROWMAPPER_SOURCE`` and
+``$ARROWMAPPER_TARGET`` (or ``"env:NAME"`` values in a job file) so passwords stay out of shell
+history.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import subprocess
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from .errors import (
     ArrowMapperError,
@@ -23,52 +31,120 @@ from .errors import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+log = logging.getLogger("arrowmapper")
+
+#: job-file keys and their types; flags of the same name (``-`` for ``_``) override them.
+JOB_KEYS: dict[str, type] = {
+    "source": str,
+    "query": str,
+    "target": str,
+    "table": str,
+    "schema": str,
+    "transform": str,
+    "transform_sql": str,
+    "strategy": str,
+    "key": str,
+    "workers": int,
+    "chunk_size": int,
+    "batch_size": int,
+    "mode": str,
+    "max_retries": int,
+    "job_id": str,
+    "resume": bool,
+}
+
+EXAMPLES = """\
+examples:
+  export ARROWMAPPER_SOURCE=postgresql://app@db:5432/shop ARROWMAPPER_TARGET=sqlite:///shop.db
+  arrowmapper plan --query orders --strategy quantile --key id
+  arrowmapper run --query orders --table orders --key id --workers 4 --job-id orders-1
+  arrowmapper run job.toml --workers 8          # flags override the job file
+  arrowmapper verify --job-id orders-1
+  arrowmapper demo
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors exit 2 with one line
+        self.print_usage(sys.stderr)
+        print(f"arrowmapper: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="arrowmapper", description=__doc__.splitlines()[0] if __doc__ else None
+    p = _Parser(
+        prog="arrowmapper",
+        description="Copy a SQL query's result into a table, in parallel chunks, exactly once.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def source_args(sp: argparse.ArgumentParser, query_required: bool = True) -> None:
+        sp.add_argument("--source", help="source URI (default: $ARROWMAPPER_SOURCE)")
+        sp.add_argument("--query", required=query_required, help="SQL query or table name")
         sp.add_argument(
-            "--source",
-            default=os.environ.get("ARROWMAPPER_SOURCE"),
-            help="source URI (or $ARROWMAPPER_SOURCE)",
+            "--strategy", help="auto|offset|key|quantile|ctid|rowid|none (default auto)"
         )
-        sp.add_argument("--query", required=True, help="SQL query or table name")
-        sp.add_argument("--strategy", default="auto")
-        sp.add_argument("--key")
-        sp.add_argument("--chunk-size", type=int)
-        sp.add_argument("--workers", type=int)
+        sp.add_argument("--key", help="key column for offset/key/quantile")
+        sp.add_argument("--chunk-size", type=int, help="rows per chunk (default 50000)")
+        sp.add_argument("--workers", type=int, help="worker processes (default: usable CPUs)")
 
-    run = sub.add_parser("run", help="copy a query's result into a table")
-    common(run)
-    run.add_argument(
-        "--target",
-        default=os.environ.get("ARROWMAPPER_TARGET"),
-        help="target URI (or $ARROWMAPPER_TARGET)",
+    run = sub.add_parser(
+        "run",
+        help="copy a query's result into a table",
+        description="Copy a query's result into a table. Every option may come "
+        "from a TOML job file; flags override it.",
     )
-    run.add_argument("--table", required=True)
-    run.add_argument("--schema")
+    run.add_argument("job_file", nargs="?", help="TOML job file with the keys of the flags below")
+    source_args(run, query_required=False)
+    run.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
+    run.add_argument("--table", help="target table")
+    run.add_argument("--schema", help="target schema (PostgreSQL)")
     run.add_argument("--transform-sql", help="Polars SQL over the frame 'self'")
-    run.add_argument("--transform", help="'package.module:function'")
-    run.add_argument("--mode", default="append")
-    run.add_argument("--max-retries", type=int, default=3)
-    run.add_argument("--job-id")
-    run.add_argument("--resume", action="store_true")
-    run.add_argument("--quiet", action="store_true")
-    run.add_argument("--json", action="store_true", help="print the JobResult as JSON")
+    run.add_argument(
+        "--transform", help="'package.module:function' taking and returning a DataFrame"
+    )
+    run.add_argument("--batch-size", type=int, help="rows per Arrow batch (default 65536)")
+    run.add_argument("--mode", help="append (default) or create")
+    run.add_argument("--max-retries", type=int, help="retries per chunk (default 3)")
+    run.add_argument("--job-id", help="ledger key; needed to resume")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="skip the chunks this job already committed",
+    )
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    out.add_argument("--json", action="store_true", help="print the JobResult as JSON on stdout")
 
-    plan = sub.add_parser("plan", help="show the chunk plan without moving data")
-    common(plan)
+    plan = sub.add_parser("plan", help="show the chunk plan and column mapping; moves no data")
+    source_args(plan)
+    plan.add_argument("--target", help="target URI, to compare with an existing table")
+    plan.add_argument("--table", help="target table")
+    plan.add_argument("--schema", help="target schema")
+    plan.add_argument("--transform", help="'package.module:function'")
+    plan.add_argument("--transform-sql", help="Polars SQL over the frame 'self'")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    ver = sub.add_parser("verify", help="re-check a finished job: rows per chunk, source vs ledger")
+    ver.add_argument("--source", help="source URI (default: $ARROWMAPPER_SOURCE)")
+    ver.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
+    ver.add_argument("--job-id", required=True)
+    ver.add_argument("--schema", help="the target schema the job loaded into")
+    ver.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="SQLite -> Polars -> SQLite with no server, verified")
     demo.add_argument("--rows", type=int, default=1_000_000)
     demo.add_argument("--workers", type=int, default=4)
-    demo.add_argument("--dir", help="where to put source.db and target.db")
+    demo.add_argument("--dir", help="where to put source.db and target.db (default: a temp dir)")
+    demo.add_argument("--quiet", action="store_true")
+
+    bench = sub.add_parser("bench", help="run a benchmark suite from bench/ (a checkout)")
+    bench.add_argument("suite", nargs="?", help="suite name, e.g. pg_copy (default: list them)")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the suite")
     return p
 
 
@@ -82,66 +158,245 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except JobFailed as exc:
-        print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+        _error(exc)
         if getattr(args, "json", False):
             print(exc.result.to_json())
         return EXIT_FAILED
     except (ConfigError, PlanError) as exc:
-        print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+        _error(exc, args.debug)
         return EXIT_USAGE
     except (SourceError, TargetError) as exc:
-        print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+        _error(exc, args.debug)
         return EXIT_CONNECT if "cannot connect" in str(exc) else EXIT_FAILED
     except ArrowMapperError as exc:
-        if args.debug:
-            raise
-        print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+        _error(exc, args.debug)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(
+            "arrowmapper: interrupted; rerun with --job-id and --resume to continue",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 
+def _error(exc: BaseException, debug: bool = False) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = {"run": _run, "plan": _plan, "verify": _verify, "demo": _demo, "bench": _bench}
+    return handler[args.command](args)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _env_value(value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{key} = {value!r}: environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def load_job_file(path: str) -> dict[str, Any]:
+    """Read a TOML job file (a ``[job]`` table or top-level keys); ``"env:NAME"`` values are read
+    from the environment."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"job file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
+    job = data.get("job", data)
+    unknown = sorted(set(job) - set(JOB_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"job file {path}: unknown keys {', '.join(unknown)}; allowed: {', '.join(JOB_KEYS)}"
+        )
+    out = {}
+    for key, value in job.items():
+        value = _env_value(value, key)
+        want = JOB_KEYS[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"job file {path}: {key} must be a {want.__name__}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _job_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = load_job_file(args.job_file) if args.job_file else {}
+    for key in JOB_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
+    opts.setdefault("source", os.environ.get("ARROWMAPPER_SOURCE"))
+    opts.setdefault("target", os.environ.get("ARROWMAPPER_TARGET"))
+    for key, hint in (
+        ("source", "--source URI or $ARROWMAPPER_SOURCE"),
+        ("target", "--target URI or $ARROWMAPPER_TARGET"),
+        ("query", "--query SQL"),
+        ("table", "--table NAME"),
+    ):
+        if not opts.get(key):
+            raise ConfigError(f"no {key}: pass {hint}" + (" (or put it in the job file)"))
+    if opts.get("transform") and opts.get("transform_sql"):
+        raise ConfigError("pass either transform or transform_sql, not both")
+    return opts
+
+
+def _run(args: argparse.Namespace) -> int:
     from . import api
     from .config import RetryConfig
-    from .demo import run_demo
+    from .display import ProgressDisplay
 
-    if args.command == "demo":
-        return run_demo(rows=args.rows, workers=args.workers, directory=args.dir)
-    if not args.source:
-        raise ConfigError("no source: pass --source URI or set ARROWMAPPER_SOURCE")
-    if args.command == "plan":
-        plan = api.plan_query(
-            args.source,
-            args.query,
-            strategy=args.strategy,
-            key=args.key,
-            chunk_size=args.chunk_size,
-            workers=args.workers,
-        )
-        print(plan.describe())
-        return EXIT_OK
-    if not args.target:
-        raise ConfigError("no target: pass --target URI or set ARROWMAPPER_TARGET")
-    if args.transform and args.transform_sql:
-        raise ConfigError("pass either --transform or --transform-sql, not both")
-    result = api.map_query(
-        args.source,
-        args.query,
-        args.target,
-        args.table,
-        schema=args.schema,
-        transform=args.transform or args.transform_sql,
-        strategy=args.strategy,
-        key=args.key,
-        workers=args.workers,
-        chunk_size=args.chunk_size,
-        mode=args.mode,
-        retry=RetryConfig(max_retries=args.max_retries),
-        job_id=args.job_id,
-        resume=args.resume,
-        progress=not (args.quiet or args.json),
+    o = _job_options(args)
+    retry = RetryConfig(max_retries=o["max_retries"]) if "max_retries" in o else None
+    display = ProgressDisplay() if not (args.quiet) else None
+    kwargs = dict(
+        schema=o.get("schema"),
+        transform=o.get("transform") or o.get("transform_sql"),
+        strategy=o.get("strategy", "auto"),
+        key=o.get("key"),
+        workers=o.get("workers"),
+        chunk_size=o.get("chunk_size"),
+        batch_size=o.get("batch_size"),
+        mode=o.get("mode", "append"),
+        retry=retry,
+        job_id=o.get("job_id"),
+        resume=bool(o.get("resume", False)),
     )
+    if display is None:
+        result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
+    else:
+        with display:
+            result = api.map_query(
+                o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
+            )
     if args.json:
         print(result.to_json())
     elif not args.quiet:
         print(result.summary())
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- plan, verify
+
+
+def _need(value: str | None, env: str, flag: str) -> str:
+    value = value or os.environ.get(env)
+    if not value:
+        raise ConfigError(f"no {flag.strip('-')}: pass {flag} URI or set {env}")
+    return value
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from . import api
+
+    source = _need(args.source, "ARROWMAPPER_SOURCE", "--source")
+    plan = api.plan_query(
+        source,
+        args.query,
+        strategy=args.strategy or "auto",
+        key=args.key,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+    )
+    columns = api.describe_columns(
+        source,
+        args.query,
+        args.target,
+        args.table,
+        schema=args.schema,
+        transform=args.transform or args.transform_sql,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {"plan": json.loads(plan.to_json()), "columns": [c.__dict__ for c in columns]}
+            )
+        )
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
+    console.print(f"{len(plan.chunks)} chunks, about {plan.estimated_rows or 0:,} rows")
+    chunks = Table("chunk", "predicate", "estimated rows", box=None, pad_edge=False)
+    for c in plan.chunks:
+        chunks.add_row(str(c.chunk_id), c.predicate, f"{c.estimated_rows or 0:,}")
+    console.print(chunks)
+    cols = Table("column", "arrow type", "target type", "note", box=None, pad_edge=False)
+    for m in columns:
+        cols.add_row(m.name, m.arrow_type, m.target_type or "-", m.note or "-")
+    console.print(cols)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from . import api
+
+    report = api.verify(
+        _need(args.source, "ARROWMAPPER_SOURCE", "--source"),
+        _need(args.target, "ARROWMAPPER_TARGET", "--target"),
+        args.job_id,
+        schema=args.schema,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "job_id": report.job_id,
+                    "table": report.table,
+                    "ok": report.ok,
+                    "target_rows": report.target_rows,
+                    "ledger_rows": report.ledger_rows,
+                    "chunks": [c.__dict__ for c in report.checks],
+                }
+            )
+        )
+    else:
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- demo, bench
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .display import ProgressDisplay
+
+    if args.quiet:
+        return run_demo(rows=args.rows, workers=args.workers, directory=args.dir, progress=None)
+    with ProgressDisplay() as display:
+        return run_demo(rows=args.rows, workers=args.workers, directory=args.dir, progress=display)
+
+
+def _bench_dir() -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / "bench").is_dir() and any((base / "bench").glob("bench_*.py")):
+            return base / "bench"
+    raise ConfigError(
+        "no bench/ directory with bench_*.py here: run from a checkout of arrowmapper"
+    )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    bench = _bench_dir()
+    suites = {p.stem.removeprefix("bench_"): p for p in sorted(bench.glob("bench_*.py"))}
+    if not args.suite:
+        for name, path in suites.items():
+            doc = (path.read_text().split('"""')[1].strip().splitlines() or [""])[0]
+            print(f"{name:12} {doc}")
+        return EXIT_OK
+    if args.suite not in suites:
+        raise ConfigError(f"unknown bench suite {args.suite!r}; one of {', '.join(suites)}")
+    done = subprocess.run([sys.executable, str(suites[args.suite]), *args.args], check=False)
+    return EXIT_OK if done.returncode == 0 else EXIT_FAILED

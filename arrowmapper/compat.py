@@ -27,7 +27,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +50,7 @@ from .sources import SourceProbe
 log = logging.getLogger("arrowmapper")
 
 
-class ChunkingStrategy(str, Enum):
+class ChunkingStrategy(StrEnum):
     """How a job is split; the old executor's three names plus arrowmapper's own."""
 
     OFFSET_LIMIT = "offset"

@@ -236,6 +236,8 @@ class Coordinator:
         self.attempts[cid] += 1
         self.board.move(cid, ChunkState.RUNNING)
         self.board.set(cid, "attempts", self.attempts[cid])
+        self.board.set(cid, "pid", 0)
+        self.board.set(cid, "started_ns", time.time_ns())
         return self._task(cid)
 
     def _dispatch(self) -> None:

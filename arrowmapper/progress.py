@@ -60,6 +60,18 @@ _W = len(FIELDS)
 
 
 @dataclass(frozen=True)
+class RunningChunk:
+    """A chunk in flight: which worker runs it and how far it got."""
+
+    chunk_id: int
+    pid: int
+    attempt: int
+    rows_read: int
+    rows_written: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class ProgressSnapshot:
     """Where a job stands; passed to the ``progress`` callback a few times a second."""
 
@@ -73,6 +85,7 @@ class ProgressSnapshot:
     elapsed_seconds: float
     rows_per_second: float
     eta_seconds: float | None
+    running: tuple[RunningChunk, ...] = ()
 
     @property
     def rows_processed(self) -> int:
@@ -166,8 +179,31 @@ class ProgressBoard:
             eta = elapsed * (100.0 - pct) / pct
         elif pct >= 100:
             eta = 0.0
+        now_ns = time.time_ns()
+        in_flight = tuple(
+            RunningChunk(
+                i,
+                r["pid"],
+                r["attempts"],
+                r["rows_read"],
+                r["rows_written"],
+                max(0.0, (now_ns - r["started_ns"]) / 1e9) if r["started_ns"] else 0.0,
+            )
+            for i, r in enumerate(rows)
+            if r["state"] == ChunkState.RUNNING
+        )
         return ProgressSnapshot(
-            total, done, failed, running, read, written, round(pct, 2), elapsed, rate, eta
+            total,
+            done,
+            failed,
+            running,
+            read,
+            written,
+            round(pct, 2),
+            elapsed,
+            rate,
+            eta,
+            in_flight,
         )
 
     def close(self) -> None:

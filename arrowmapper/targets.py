@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,40 @@ def _storage_type(t: pa.DataType, dialect: str, column: str) -> pa.DataType:
     if pa.types.is_struct(t) or pa.types.is_map(t):
         raise TargetError(f"column {column!r} is a {t}; struct and map columns are not supported")
     return t
+
+
+_PG_NAMES = (
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_int32, "integer"),
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_float32, "real"),
+    (pa.types.is_float64, "double precision"),
+    (pa.types.is_string, "text"),
+    (pa.types.is_binary, "bytea"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_decimal, "numeric"),
+    (pa.types.is_time, "time"),
+    (pa.types.is_duration, "interval"),
+)
+_SQLITE_NAMES = (
+    (pa.types.is_integer, "INTEGER"),
+    (pa.types.is_boolean, "INTEGER"),
+    (pa.types.is_floating, "REAL"),
+    (pa.types.is_string, "TEXT"),
+    (pa.types.is_binary, "BLOB"),
+)
+
+
+def sql_type_name(t: pa.DataType, dialect: str) -> str:
+    """The column type a new table gets for an Arrow type (ADBC's mapping)."""
+    if dialect == "sqlite":
+        return next((name for check, name in _SQLITE_NAMES if check(t)), "TEXT")
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_list(t):
+        return sql_type_name(t.value_type, dialect) + "[]"
+    return next((name for check, name in _PG_NAMES if check(t)), str(t))
 
 
 def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
@@ -322,6 +356,28 @@ class Target:
             cur.close()
         return self.arrow_schema()
 
+    def column_types(self) -> dict[str, str]:
+        """Column name -> the database's own type name (``numeric(12,2)``, ``TEXT``, ...)."""
+        if self.ref.dialect == "sqlite":
+            rows = self._exec(f"SELECT name, type FROM pragma_table_info({_lit(self.ref.table)})")
+        else:
+            rows = self._exec(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+                f"WHERE attrelid = to_regclass({_lit(self.ref.qualified())}) AND attnum > 0 "
+                "AND NOT attisdropped ORDER BY attnum"
+            )
+        self.conn.commit()
+        return {str(n): str(t or "") for n, t in rows}
+
+    def ledger(self, job_id: str) -> dict[int, tuple[int, int | None]]:
+        """chunk_id -> (rows written, rows read) from the ledger."""
+        rows = self._exec(
+            f"SELECT chunk_id, rows, rows_read FROM {self.ref.qualified(LEDGER)} "
+            f"WHERE job_id = {_lit(job_id)}"
+        )
+        self.conn.commit()
+        return {int(c): (int(w), None if r is None else int(r)) for c, w, r in rows}
+
     def row_count(self) -> int:
         rows = self._exec(f"SELECT COUNT(*) FROM {self.ref.qualified()}")
         self.conn.commit()
@@ -337,7 +393,8 @@ class Target:
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(LEDGER)} (job_id TEXT NOT NULL, "
             "chunk_id INTEGER NOT NULL, target_table TEXT NOT NULL, bounds TEXT, "
-            f"rows BIGINT NOT NULL, committed_at {ts}, PRIMARY KEY (job_id, chunk_id))",
+            f"rows BIGINT NOT NULL, rows_read BIGINT, committed_at {ts}, "
+            "PRIMARY KEY (job_id, chunk_id))",
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(JOBS)} (job_id TEXT PRIMARY KEY, "
             f"target_table TEXT NOT NULL, plan TEXT NOT NULL, created_at {ts})",
         ]
@@ -376,7 +433,12 @@ class Target:
 
     # -- the exactly-once write
     def write_chunk(
-        self, job_id: str, chunk_id: int, bounds: str, batches: Iterable[pa.RecordBatch]
+        self,
+        job_id: str,
+        chunk_id: int,
+        bounds: str,
+        batches: Iterable[pa.RecordBatch],
+        rows_read: Callable[[], int] | None = None,
     ) -> int | None:
         """Ingest ``batches`` and the ledger row in one transaction.
 
@@ -411,10 +473,11 @@ class Target:
                         raise raised[0] from None
                     raise
             rows = counted[0]
+            read = int(rows_read()) if rows_read is not None else "NULL"
             cur.execute(
-                f"INSERT INTO {self.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, bounds, rows) "
-                f"VALUES ({_lit(job_id)}, {int(chunk_id)}, {_lit(self.ref.display)}, {_lit(bounds)}, "
-                f"{int(rows)}) ON CONFLICT DO NOTHING RETURNING chunk_id"
+                f"INSERT INTO {self.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, bounds, "
+                f"rows, rows_read) VALUES ({_lit(job_id)}, {int(chunk_id)}, "
+                f"{_lit(self.ref.display)}, {_lit(bounds)}, {int(rows)}, {read}) ON CONFLICT DO NOTHING RETURNING chunk_id"
             )
             inserted = cur.fetchall()
             if not inserted:

@@ -73,7 +73,9 @@ def _board(task: ChunkTask) -> ProgressBoard | None:
     return _BOARDS[task.board_name]
 
 
-def _batches(task: ChunkTask, board: ProgressBoard | None) -> Iterator[pa.RecordBatch]:
+def _batches(
+    task: ChunkTask, board: ProgressBoard | None, read: list[int]
+) -> Iterator[pa.RecordBatch]:
     from .sources import read_arrow
 
     transformer = _TRANSFORMERS.get(task.transform)
@@ -83,6 +85,7 @@ def _batches(task: ChunkTask, board: ProgressBoard | None) -> Iterator[pa.Record
     reader = read_arrow(task.source, task.chunk.sql, task.batch_size)
     dialect = task.table.dialect
     for batch in reader:
+        read[0] += batch.num_rows
         if board is not None:
             board.add(cid, "rows_read", batch.num_rows)
         for out in transformer.batches(batch):
@@ -105,7 +108,10 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "rows_written", 0)
     try:
         target = _target(task)
-        rows = target.write_chunk(task.job_id, cid, task.chunk.bounds, _batches(task, board))
+        read = [0]
+        rows = target.write_chunk(
+            task.job_id, cid, task.chunk.bounds, _batches(task, board, read), lambda: read[0]
+        )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
         if rows is None:  # committed before: by an earlier attempt, run or a zombie
@@ -121,8 +127,9 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
                 pid=pid,
                 already_committed=True,
             )
-        read = board.get(cid, "rows_read") if board is not None else rows
-        return ChunkResult(cid, True, read, rows, time.monotonic() - started, task.attempt, pid=pid)
+        return ChunkResult(
+            cid, True, read[0], rows, time.monotonic() - started, task.attempt, pid=pid
+        )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise

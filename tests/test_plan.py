@@ -156,7 +156,7 @@ def test_empty_source_and_single_row() -> None:
 def test_equal_width_boundaries_dates_and_timestamps() -> None:
     d = equal_width_boundaries(dt.date(2020, 1, 1), dt.date(2020, 12, 31), 4)
     assert d == sorted(d) and len(d) == 3 and all(isinstance(x, dt.date) for x in d)
-    tz = dt.timezone.utc
+    tz = dt.UTC
     ts = equal_width_boundaries(
         dt.datetime(2020, 1, 1, tzinfo=tz), dt.datetime(2020, 1, 2, tzinfo=tz), 4
     )
@@ -177,7 +177,7 @@ def test_render_literals_per_dialect() -> None:
     assert render_literal("it's", "postgresql") == "'it''s'"
     assert render_literal(dt.date(2020, 1, 2), "postgresql") == "DATE '2020-01-02'"
     assert render_literal(dt.date(2020, 1, 2), "sqlite") == "'2020-01-02'"
-    aware = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    aware = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert render_literal(aware, "postgresql").startswith("TIMESTAMPTZ '2020-01-02 03:04:05")
     assert render_literal(float("nan"), "postgresql") == "'NaN'::float8"
 

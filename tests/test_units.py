@@ -82,22 +82,13 @@ def test_progress_board_states_and_snapshot() -> None:
 def test_public_surface_is_pinned() -> None:
     assert arrowmapper.__all__ == sorted(arrowmapper.__all__)
     assert set(arrowmapper.__all__) == {
-        "ArrowMapperError",
-        "Chunk",
-        "ChunkFailed",
-        "ChunkResult",
-        "ChunkState",
-        "ConfigError",
-        "JobFailed",
-        "JobResult",
-        "Plan",
-        "PlanError",
-        "ProgressSnapshot",
-        "RetryConfig",
-        "SourceError",
-        "TargetError",
-        "map_query",
-        "plan_query",
-    }
+        "ArrowMapperError", "Chunk", "ChunkFailed", "ChunkResult", "ChunkState", "ConfigError",
+        "JobFailed", "JobResult", "Plan", "PlanError", "ProgressSnapshot", "RetryConfig",
+        "SourceError", "TargetError", "map_query", "plan_query", "verify", "VerifyReport",
+        # the existing executor's names (drop-in layer)
+        "ChunkConfig", "ChunkingStrategy", "ParallelProcessingResult", "ParallelProcessor",
+        "ProgressTracker", "RetryHandler", "create_progress_callback", "create_retry_handler",
+        "execute_query_parallel",
+    }  # fmt: skip
     for name in arrowmapper.__all__:
         assert getattr(arrowmapper, name).__doc__, f"{name} has no docstring"
