@@ -88,7 +88,7 @@ def redact(text: str) -> str:
 #: SQLSTATE classes/codes that are worth a retry.
 TRANSIENT_SQLSTATE_PREFIXES: tuple[str, ...] = ("08",)
 TRANSIENT_SQLSTATES: frozenset[str] = frozenset(
-    {"40001", "40P01", "53300", "57P01", "57P02", "57P03", "55P03"}
+    {"40001", "40P01", "53300", "57P01", "57P02", "57P03", "55P03", "57014"}
 )
 #: SQLSTATE classes that never get better by retrying.
 TERMINAL_SQLSTATE_CLASSES: frozenset[str] = frozenset({"22", "23", "28", "42"})
@@ -107,7 +107,15 @@ _PG_TEXT_STATES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)duplicate key value|violates .* constraint"), "23000"),
     (re.compile(r"(?i)password authentication failed|role .* does not exist"), "28000"),
     (re.compile(r"(?i)terminating connection due to administrator command"), "57P01"),
-    (re.compile(r"(?i)invalid input syntax|out of range|value too long"), "22000"),
+    (
+        re.compile(
+            r"(?i)invalid input syntax|out of range|value too long|division by zero|"
+            r"numeric field overflow|invalid input value"
+        ),
+        "22000",
+    ),
+    (re.compile(r"(?i)permission denied"), "42501"),
+    (re.compile(r"(?i)canceling statement due to statement timeout"), "57014"),
 )
 
 

@@ -1,0 +1,36 @@
+"""The benchmark script runs end to end (small), so the published figures stay reproducible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PG
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
+    out_md = tmp_path / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_pg_copy.py"),
+            "--rows",
+            "20000",
+            "--repeat",
+            "1",
+            "--uri",
+            pg.uri,
+            "--write",
+            str(out_md),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out_md.read_text()
+    assert "arrowmapper ctid, 2 workers" in text and "rows/s" in text
+    assert text.count("<!-- bench_pg_copy -->") == 2
