@@ -375,8 +375,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.quiet:
         return run_demo(rows=args.rows, workers=args.workers, directory=args.dir, progress=None)
-    with ProgressDisplay() as display:
-        return run_demo(rows=args.rows, workers=args.workers, directory=args.dir, progress=display)
+    return run_demo(
+        rows=args.rows, workers=args.workers, directory=args.dir, progress=ProgressDisplay()
+    )
 
 
 def _bench_dir() -> Path:

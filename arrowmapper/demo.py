@@ -4,6 +4,7 @@ several worker processes, a SQLite target, and a verification of the result. No 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import tempfile
 import time
@@ -95,17 +96,19 @@ def run_demo(
     t0 = time.monotonic()
     build_source(source, rows)
     print(f"  built in {time.monotonic() - t0:.1f} s", flush=True)
+    live = progress if hasattr(progress, "__enter__") else contextlib.nullcontext()
     try:
-        result = map_query(
-            f"sqlite://{source}",
-            "events",
-            f"sqlite://{target}",
-            "events_enriched",
-            transform="arrowmapper.demo:enrich",
-            workers=workers,
-            chunk_size=max(1, rows // (workers * 4)),
-            progress=progress,
-        )
+        with live:  # a live display closes before the summary is printed
+            result = map_query(
+                f"sqlite://{source}",
+                "events",
+                f"sqlite://{target}",
+                "events_enriched",
+                transform="arrowmapper.demo:enrich",
+                workers=workers,
+                chunk_size=max(1, rows // (workers * 4)),
+                progress=progress,
+            )
     except ArrowMapperError as exc:
         print(f"demo failed: {exc}")
         return 1
