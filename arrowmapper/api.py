@@ -19,6 +19,7 @@ import pyarrow as pa
 from .config import (
     MODES,
     STRATEGIES,
+    Endpoint,
     RetryConfig,
     Settings,
     check_reachable,
@@ -132,6 +133,7 @@ def prepare(
     job_id: str | None,
     resume: bool,
     params: dict[str, Any] | None = None,
+    verify: bool = False,
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
@@ -212,6 +214,7 @@ def prepare(
         workers=settings.workers,
         batch_size=settings.batch_size,
         committed=committed,
+        verify=bool(verify),
     )
     return _Prepared(spec, settings)
 
@@ -256,6 +259,7 @@ def map_query(
     job_id: str | None = None,
     resume: bool = False,
     batch_size: int | None = None,
+    verify: bool = False,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
 
@@ -285,6 +289,7 @@ def map_query(
         retry=retry,
         job_id=job_id,
         resume=resume,
+        verify=verify,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:
@@ -368,27 +373,48 @@ def describe_columns(
 
 @dataclass(frozen=True)
 class ChunkCheck:
-    """One chunk of a finished job: rows in the source now, and what the ledger recorded."""
+    """One chunk of a finished job: the source now, the ledger, and the target's rows."""
 
     chunk_id: int
     predicate: str
     source_rows: int
     rows_read: int | None
     rows_written: int | None
+    target_rows: int | None = None
+    source_checksum: str | None = None
+    target_checksum: str | None = None
+    ledger_checksum: str | None = None
 
     @property
     def committed(self) -> bool:
         return self.rows_written is not None
 
     @property
-    def ok(self) -> bool:
+    def problems(self) -> list[str]:
+        if not self.committed:
+            return ["not committed"]
+        found = []
         read = self.rows_read if self.rows_read is not None else self.rows_written
-        return self.committed and read == self.source_rows
+        if read != self.source_rows:
+            found.append(f"source now has {self.source_rows} rows, {read} were read")
+        if self.target_rows is not None and self.target_rows != self.rows_written:
+            found.append(f"target holds {self.target_rows} rows, {self.rows_written} were written")
+        sums = {x for x in (self.source_checksum, self.target_checksum, self.ledger_checksum) if x}
+        if len(sums) > 1:
+            found.append(
+                f"checksums differ (source {self.source_checksum}, target "
+                f"{self.target_checksum}, ledger {self.ledger_checksum})"
+            )
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The result of :func:`verify`: per-chunk counts and the target's total."""
+    """The result of :func:`verify`: per-chunk checks and the target table's total."""
 
     job_id: str
     table: str
@@ -405,17 +431,16 @@ class VerifyReport:
 
     def summary(self) -> str:
         bad = [c for c in self.checks if not c.ok]
+        checked = (
+            "counts and checksums" if any(c.source_checksum for c in self.checks) else "counts"
+        )
         lines = [
             f"job {self.job_id} -> {self.table}: {len(self.checks)} chunks, "
-            f"{len(self.checks) - len(bad)} match the source; ledger {self.ledger_rows:,} rows, "
-            f"table {self.target_rows:,} rows"
+            f"{len(self.checks) - len(bad)} match the source ({checked}); "
+            f"ledger {self.ledger_rows:,} rows, table {self.target_rows:,} rows"
         ]
         for c in bad:
-            state = "not committed" if not c.committed else f"read {c.rows_read}"
-            lines.append(
-                f"  chunk {c.chunk_id}: source now has {c.source_rows} rows, {state} "
-                f"({c.predicate})"
-            )
+            lines.append(f"  chunk {c.chunk_id} ({c.predicate}): {'; '.join(c.problems)}")
         if self.target_rows != self.ledger_rows:
             lines.append(
                 "  note: the table's row count differs from this job's ledger (other "
@@ -424,17 +449,31 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(source: str, target: str, job_id: str, *, schema: str | None = None) -> VerifyReport:
-    """Re-check a finished job: count each chunk's rows in the source and compare them with the
-    rows its ledger row says were read and committed."""
+def verify(
+    source: str,
+    target: str,
+    job_id: str,
+    *,
+    schema: str | None = None,
+    transform: TransformLike = None,
+    checksums: bool = True,
+) -> VerifyReport:
+    """Re-check a finished job, chunk by chunk: the rows in the source now, what the ledger says
+    was read and written, and the rows the target holds for that chunk.
+
+    With ``checksums`` (the default) each chunk is read from the source again, transformed (pass
+    the job's ``transform``) and cast like the job did, and its order-independent checksum is
+    compared with the chunk's rows in the target and, for jobs run with ``verify=True``, with
+    the checksum in the ledger. ``checksums=False`` compares counts only.
+    """
     check_job_id(job_id)
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
     check_reachable(src, "source")
     check_reachable(dst, "target")
-    ref = TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect)
-    tgt = Target(dst, ref)
+    spec_t = normalize(transform)
+    lookup = Target(dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect))
     try:
-        stored = _stored_plan(tgt, job_id)
+        stored = _stored_plan(lookup, job_id)
         if stored is None:
             where = f"schema {schema!r}" if schema else "the default schema"
             raise ConfigError(
@@ -442,29 +481,89 @@ def verify(source: str, target: str, job_id: str, *, schema: str | None = None) 
                 "pass the schema the job loaded into"
             )
         table_name, plan_json = stored
-        ledger = tgt.ledger(job_id)
-        target_rows = tgt._exec(f"SELECT COUNT(*) FROM {_qualified(table_name, dst.dialect)}")[0][0]
-        tgt.conn.commit()
+        ledger = lookup.ledger(job_id)
+    finally:
+        lookup.close()
+    tschema, _, tname = table_name.rpartition(".")
+    tgt = Target(dst, TableRef(tschema or None, tname, dst.dialect))
+    try:
+        target_rows = tgt.row_count()
+        target_schema = tgt.arrow_schema()
+        plan = Plan.from_json(plan_json)
+        checks = [
+            _check_chunk(
+                src,
+                tgt,
+                job_id,
+                chunk,
+                ledger.get(chunk.chunk_id),
+                spec_t,
+                target_schema,
+                checksums,
+            )
+            for chunk in plan.chunks
+        ]
     finally:
         tgt.close()
-    plan = Plan.from_json(plan_json)
+    return VerifyReport(job_id, table_name, tuple(checks), target_rows)
+
+
+def _check_chunk(
+    src: Endpoint,
+    tgt: Target,
+    job_id: str,
+    chunk: Any,
+    entry: Any,
+    spec_t: TransformSpec,
+    target_schema: pa.Schema,
+    checksums: bool,
+) -> ChunkCheck:
+    from .checksum import Checksum, align
     from .sources import read_arrow
+    from .worker import ChunkTask, source_batches
 
-    checks = []
-    for chunk in plan.chunks:
+    written = read = locator = stored_sum = None
+    if entry is not None:
+        written, read, stored_sum, locator = entry
+    base = dict(
+        chunk_id=chunk.chunk_id,
+        predicate=chunk.predicate,
+        rows_read=read,
+        rows_written=written,
+        ledger_checksum=stored_sum,
+    )
+    if not checksums:
         counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
-        written, read = ledger.get(chunk.chunk_id, (None, None))
-        checks.append(
-            ChunkCheck(
-                chunk.chunk_id, chunk.predicate, int(counted.column(0)[0].as_py()), read, written
-            )
-        )
-    return VerifyReport(job_id, table_name, tuple(checks), int(target_rows))
-
-
-def _qualified(display: str, dialect: str) -> str:
-    from .plan import quote_ident
-
-    schema, _, table = display.rpartition(".")
-    q = quote_ident(table, dialect)
-    return f"{quote_ident(schema, dialect)}.{q}" if schema else q
+        held = tgt.read_rows(locator, []).num_rows if locator else None
+        return ChunkCheck(source_rows=int(counted.column(0)[0].as_py()), target_rows=held, **base)
+    task = ChunkTask(
+        job_id=job_id,
+        chunk=chunk,
+        source=src,
+        target=tgt.endpoint,
+        table=tgt.ref,
+        target_schema=target_schema,
+        transform=spec_t,
+    )
+    rows_in = [0]
+    source_sum = Checksum()
+    sent: list[pa.Schema] = []
+    for batch in source_batches(task, None, rows_in):
+        source_sum.add(batch)
+        sent = sent or [batch.schema]
+    target_sum = None
+    held = None
+    if locator:
+        back = tgt.read_rows(locator, sent[0].names if sent else [])
+        held = back.num_rows
+        found = Checksum()
+        if sent and back.num_rows:
+            found.add(align(back, sent[0]))
+        target_sum = found.digest
+    return ChunkCheck(
+        source_rows=rows_in[0],
+        target_rows=held,
+        source_checksum=source_sum.digest,
+        target_checksum=target_sum,
+        **base,
+    )

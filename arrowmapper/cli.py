@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
     ver.add_argument("--job-id", required=True)
     ver.add_argument("--schema", help="the target schema the job loaded into")
+    ver.add_argument("--transform", help="the job's 'package.module:function', if it had one")
+    ver.add_argument("--transform-sql", help="the job's Polars SQL transform, if it had one")
+    ver.add_argument(
+        "--counts-only",
+        action="store_true",
+        help="compare row counts only (no re-read of the source data)",
+    )
     ver.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="SQLite -> Polars -> SQLite with no server, verified")
@@ -347,6 +354,8 @@ def _verify(args: argparse.Namespace) -> int:
         _need(args.target, "ARROWMAPPER_TARGET", "--target"),
         args.job_id,
         schema=args.schema,
+        transform=args.transform or args.transform_sql,
+        checksums=not args.counts_only,
     )
     if args.json:
         print(

@@ -73,6 +73,7 @@ class JobSpec:
     batch_size: int = 65_536
     committed: dict[int, int] = field(default_factory=dict)  # resume: chunk -> rows
     in_process: bool = False
+    verify: bool = False
 
 
 @dataclass
@@ -151,6 +152,7 @@ class Coordinator:
         self._last_report = 0.0
         self._rng = random.Random()
         self._startup_failures = 0
+        self.mismatches: list[str] = []  # verification failures (each one retried)
         self._ctx = mp.get_context("spawn")
 
     # ------------------------------------------------------------------ table of contents
@@ -228,6 +230,7 @@ class Coordinator:
             batch_size=s.batch_size,
             board_name=self.board.name,
             n_chunks=len(self.chunks),
+            verify=s.verify,
         )
 
     def _begin(self, cid: int) -> ChunkTask:
@@ -306,6 +309,8 @@ class Coordinator:
     def _retry_or_fail(self, result: ChunkResult) -> None:
         assert self.board is not None
         cid = result.chunk_id
+        if result.error and result.error.startswith("VerificationError"):
+            self.mismatches.append(result.error)
         attempts = self.attempts[cid]
         if should_retry(self.spec.retry, attempts, result.transient):
             delay = backoff_delay(self.spec.retry, attempts, self._rng)
@@ -440,4 +445,6 @@ class Coordinator:
             failed_chunks=failed,
             skipped_chunks=skipped,
             workers=0 if s.in_process else len(self.slots) or min(s.workers, len(self.chunks)),
+            verified=s.verify,
+            verification_failures=tuple(self.mismatches),
         )

@@ -25,6 +25,7 @@ class ChunkResult:
     sqlstate: str | None = None
     pid: int | None = None
     already_committed: bool = False
+    checksum: str | None = None
 
     @property
     def rows_processed(self) -> int:
@@ -53,6 +54,8 @@ class JobResult:
     failed_chunks: tuple[int, ...] = ()
     skipped_chunks: tuple[int, ...] = ()
     workers: int = 1
+    verified: bool = False
+    verification_failures: tuple[str, ...] = ()
 
     @property
     def success(self) -> bool:
@@ -85,6 +88,8 @@ class JobResult:
             f"({self.rows_per_s:,.0f} rows/s); {self.chunks} chunks, strategy {self.strategy}, "
             f"{self.workers} workers"
         )
+        if self.verified:
+            text += f"; verified ({len(self.verification_failures)} mismatches re-run)"
         if self.skipped_chunks:
             text += f"; {len(self.skipped_chunks)} chunks already committed (resumed)"
         for err in self.errors[:5]:

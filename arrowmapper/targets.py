@@ -15,9 +15,23 @@ from typing import Any
 
 import pyarrow as pa
 
+from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
+
+
+class VerificationError(TargetError):
+    """What a chunk committed differs from what its worker read (count or checksum)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one chunk committed: rows, checksum (with ``verify``) and where its rows are."""
+
+    rows: int
+    checksum: str | None
+    locator: str
 
 
 class _AnyType(pa.ExtensionType):  # type: ignore[misc]
@@ -369,14 +383,14 @@ class Target:
         self.conn.commit()
         return {str(n): str(t or "") for n, t in rows}
 
-    def ledger(self, job_id: str) -> dict[int, tuple[int, int | None]]:
-        """chunk_id -> (rows written, rows read) from the ledger."""
+    def ledger(self, job_id: str) -> dict[int, tuple[int, int | None, str | None, str | None]]:
+        """chunk_id -> (rows written, rows read, checksum, locator) from the ledger."""
         rows = self._exec(
-            f"SELECT chunk_id, rows, rows_read FROM {self.ref.qualified(LEDGER)} "
-            f"WHERE job_id = {_lit(job_id)}"
+            f"SELECT chunk_id, rows, rows_read, checksum, locator FROM "
+            f"{self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)}"
         )
         self.conn.commit()
-        return {int(c): (int(w), None if r is None else int(r)) for c, w, r in rows}
+        return {int(c): (int(w), None if r is None else int(r), s, loc) for c, w, r, s, loc in rows}
 
     def row_count(self) -> int:
         rows = self._exec(f"SELECT COUNT(*) FROM {self.ref.qualified()}")
@@ -393,7 +407,7 @@ class Target:
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(LEDGER)} (job_id TEXT NOT NULL, "
             "chunk_id INTEGER NOT NULL, target_table TEXT NOT NULL, bounds TEXT, "
-            f"rows BIGINT NOT NULL, rows_read BIGINT, committed_at {ts}, "
+            f"rows BIGINT NOT NULL, rows_read BIGINT, checksum TEXT, locator TEXT, committed_at {ts}, "
             "PRIMARY KEY (job_id, chunk_id))",
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(JOBS)} (job_id TEXT PRIMARY KEY, "
             f"target_table TEXT NOT NULL, plan TEXT NOT NULL, created_at {ts})",
@@ -439,30 +453,54 @@ class Target:
         bounds: str,
         batches: Iterable[pa.RecordBatch],
         rows_read: Callable[[], int] | None = None,
-    ) -> int | None:
-        """Ingest ``batches`` and the ledger row in one transaction.
+        verify: bool = False,
+    ) -> Written | None:
+        """Ingest ``batches`` and the chunk's ledger row in one transaction.
 
-        Returns the rows written, or None when the chunk was already committed (by an earlier
-        attempt, an earlier run, or a zombie worker) -- then nothing is written.
+        The ledger row goes in first: on PostgreSQL its key makes a second writer of the same
+        chunk wait and then find it; on SQLite it takes the write lock, so the rowid range the
+        chunk gets is its own. With ``verify``, the rows are read back inside the transaction
+        and compared (count and order-independent checksum) with what was sent; a mismatch
+        rolls everything back and raises a transient :class:`VerificationError`.
+
+        Returns None when the chunk was already committed (by an earlier attempt, an earlier
+        run, or a zombie worker): then nothing is written.
         """
         if chunk_id in self._committed_one(job_id, chunk_id):
             return None
         counted = [0]
         raised: list[BaseException] = []
+        digest = Checksum() if verify else None
+        sent: list[pa.Schema] = []
 
         def counting() -> Iterable[pa.RecordBatch]:
             try:
                 for batch in batches:
                     counted[0] += batch.num_rows
+                    if digest is not None:
+                        digest.add(batch)
+                    if not sent:
+                        sent.append(batch.schema)
                     yield batch
             except BaseException as exc:  # the driver would swallow the original error
                 raised.append(exc)
                 raise
 
-        stream = iter(counting())
-        first = next(stream, None)  # an empty chunk writes only its ledger row
+        ledger = self.ref.qualified(LEDGER)
+        key = f"job_id = {_lit(job_id)} AND chunk_id = {int(chunk_id)}"
         cur = self.conn.cursor()
         try:
+            cur.execute(
+                f"INSERT INTO {ledger} (job_id, chunk_id, target_table, bounds, rows) VALUES "
+                f"({_lit(job_id)}, {int(chunk_id)}, {_lit(self.ref.display)}, {_lit(bounds)}, -1) "
+                "ON CONFLICT DO NOTHING RETURNING chunk_id"
+            )
+            if not cur.fetchall():
+                self.conn.rollback()
+                return None
+            start = self._locator_start(cur)
+            stream = iter(counting())
+            first = next(stream, None)  # an empty chunk writes only its ledger row
             if first is not None:
                 reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
                 kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
@@ -472,25 +510,82 @@ class Target:
                     if raised:
                         raise raised[0] from None
                     raise
-            rows = counted[0]
-            read = int(rows_read()) if rows_read is not None else "NULL"
+            locator = self._locator_end(cur, start)
+            checksum = digest.digest if digest is not None else None
+            if digest is not None:
+                self._check_written(cur, chunk_id, locator, sent, digest)
+            read = int(rows_read()) if rows_read is not None else None
             cur.execute(
-                f"INSERT INTO {self.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, bounds, "
-                f"rows, rows_read) VALUES ({_lit(job_id)}, {int(chunk_id)}, "
-                f"{_lit(self.ref.display)}, {_lit(bounds)}, {int(rows)}, {read}) ON CONFLICT DO NOTHING RETURNING chunk_id"
+                f"UPDATE {ledger} SET rows = {counted[0]}, "
+                f"rows_read = {'NULL' if read is None else read}, "
+                f"checksum = {'NULL' if checksum is None else _lit(checksum)}, "
+                f"locator = {_lit(locator)} WHERE {key}"
             )
-            inserted = cur.fetchall()
-            if not inserted:
-                self.conn.rollback()
-                return None
             self.conn.commit()
-            return int(rows)
+            return Written(counted[0], checksum, locator)
         except BaseException:
             self.rollback()
             raise
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+
+    # -- where a chunk's rows are: a PostgreSQL transaction id, or a SQLite rowid range
+    def _locator_start(self, cur: Any) -> str:
+        if self.ref.dialect == "sqlite":
+            cur.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.ref.qualified()}")
+        else:
+            cur.execute("SELECT pg_current_xact_id()::xid::text")
+        return str(cur.fetchall()[0][0])
+
+    def _locator_end(self, cur: Any, start: str) -> str:
+        if self.ref.dialect != "sqlite":
+            return f"xid:{start}"
+        cur.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.ref.qualified()}")
+        return f"rowid:{int(start) + 1}:{int(cur.fetchall()[0][0])}"
+
+    @staticmethod
+    def locator_predicate(locator: str) -> str:
+        """The WHERE clause that selects the rows a chunk committed."""
+        kind, _, rest = locator.partition(":")
+        if kind == "xid":
+            return f"xmin = '{int(rest)}'::xid"
+        if kind == "rowid":
+            lo, _, hi = rest.partition(":")
+            return f"rowid BETWEEN {int(lo)} AND {int(hi)}"
+        raise TargetError(f"unknown chunk locator {locator!r}")
+
+    def read_rows(self, locator: str, columns: list[str], cur: Any = None) -> pa.Table:
+        """The rows a chunk committed (or, inside its transaction, is committing)."""
+        own = cur is None
+        cur = cur or self.conn.cursor()
+        try:
+            cols = ", ".join(quote_ident(c, self.ref.dialect) for c in columns) or "1"
+            cur.execute(
+                f"SELECT {cols} FROM {self.ref.qualified()} WHERE {self.locator_predicate(locator)}"
+            )
+            table: pa.Table = cur.fetch_arrow_table()
+            return table
+        finally:
+            if own:
+                cur.close()
+                self.conn.commit()
+
+    def _check_written(
+        self, cur: Any, chunk_id: int, locator: str, sent: list[pa.Schema], digest: Checksum
+    ) -> None:
+        names = sent[0].names if sent else []
+        back = self.read_rows(locator, names, cur)
+        found = Checksum()
+        if sent and back.num_rows:
+            found.add(align(back, sent[0]))
+        if back.num_rows != digest.rows or found.digest != digest.digest:
+            raise VerificationError(
+                f"chunk {chunk_id}: the target holds {back.num_rows} rows (checksum "
+                f"{found.digest}) where {digest.rows} were sent (checksum {digest.digest}); "
+                "rolled back, to be retried",
+                transient=True,
+            )
 
     def _committed_one(self, job_id: str, chunk_id: int) -> set[int]:
         rows = self._exec(

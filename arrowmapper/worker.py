@@ -44,6 +44,7 @@ class ChunkTask:
     batch_size: int = 65_536
     board_name: str | None = None
     n_chunks: int = 0
+    verify: bool = False
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
@@ -73,7 +74,7 @@ def _board(task: ChunkTask) -> ProgressBoard | None:
     return _BOARDS[task.board_name]
 
 
-def _batches(
+def source_batches(
     task: ChunkTask, board: ProgressBoard | None, read: list[int]
 ) -> Iterator[pa.RecordBatch]:
     from .sources import read_arrow
@@ -109,12 +110,17 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
     try:
         target = _target(task)
         read = [0]
-        rows = target.write_chunk(
-            task.job_id, cid, task.chunk.bounds, _batches(task, board, read), lambda: read[0]
+        written = target.write_chunk(
+            task.job_id,
+            cid,
+            task.chunk.bounds,
+            source_batches(task, board, read),
+            lambda: read[0],
+            verify=task.verify,
         )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
-        if rows is None:  # committed before: by an earlier attempt, run or a zombie
+        if written is None:  # committed before: by an earlier attempt, run or a zombie
             if board is not None:
                 board.set(cid, "rows_written", 0)
             return ChunkResult(
@@ -128,7 +134,14 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
                 already_committed=True,
             )
         return ChunkResult(
-            cid, True, read[0], rows, time.monotonic() - started, task.attempt, pid=pid
+            cid,
+            True,
+            read[0],
+            written.rows,
+            time.monotonic() - started,
+            task.attempt,
+            pid=pid,
+            checksum=written.checksum,
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
