@@ -134,6 +134,8 @@ def prepare(
     resume: bool,
     params: dict[str, Any] | None = None,
     verify: bool = False,
+    statement_timeout: float | None = None,
+    stall_timeout: float | None = None,
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
@@ -146,6 +148,9 @@ def prepare(
         raise ConfigError(f"retry must be a RetryConfig, got {type(retry).__name__}")
     if resume and not job_id:
         raise ConfigError("resume=True needs the job_id of the job to resume")
+    for name, value in (("statement_timeout", statement_timeout), ("stall_timeout", stall_timeout)):
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
     job_id = check_job_id(job_id) if job_id else _new_job_id()
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
     if dst.dialect not in ("postgresql", "sqlite"):
@@ -215,6 +220,8 @@ def prepare(
         batch_size=settings.batch_size,
         committed=committed,
         verify=bool(verify),
+        statement_timeout=statement_timeout,
+        stall_timeout=stall_timeout,
     )
     return _Prepared(spec, settings)
 
@@ -260,6 +267,8 @@ def map_query(
     resume: bool = False,
     batch_size: int | None = None,
     verify: bool = False,
+    statement_timeout: float | None = None,
+    stall_timeout: float | None = None,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
 
@@ -267,6 +276,12 @@ def map_query(
     >>> r = am.map_query("postgresql://u@h/src", "SELECT * FROM events",
     ...                  "postgresql://u@h/dst", "events_copy", key="id", workers=4)
     >>> r.rows_written, r.rows_per_s                                  # doctest: +SKIP
+
+    ``verify=True`` reads each chunk back inside its transaction and compares its row count and
+    checksum with what was read (a mismatch is rolled back and retried).
+    ``statement_timeout`` (seconds) bounds each source query on PostgreSQL and MySQL;
+    ``stall_timeout`` (seconds) kills a worker whose chunk makes no progress that long, and
+    retries the chunk.
 
     Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
     before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
@@ -290,6 +305,8 @@ def map_query(
         job_id=job_id,
         resume=resume,
         verify=verify,
+        statement_timeout=statement_timeout,
+        stall_timeout=stall_timeout,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:

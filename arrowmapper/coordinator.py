@@ -74,6 +74,8 @@ class JobSpec:
     committed: dict[int, int] = field(default_factory=dict)  # resume: chunk -> rows
     in_process: bool = False
     verify: bool = False
+    statement_timeout: float | None = None  # seconds per source query (PostgreSQL, MySQL)
+    stall_timeout: float | None = None  # kill a worker whose chunk shows no progress this long
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _Slot:
     conn: Connection
     chunk_id: int | None = None
     delivered: bool = False  # has it sent back at least one result?
+    killed_for: str | None = None  # why the watchdog killed it
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -113,6 +116,21 @@ def _worker_env(workers: int) -> Any:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants, and reap what we can."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        with suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=5)
 
 
 @contextmanager
@@ -153,6 +171,8 @@ class Coordinator:
         self._rng = random.Random()
         self._startup_failures = 0
         self.mismatches: list[str] = []  # verification failures (each one retried)
+        self.attempt_errors: list[str] = []  # every failed attempt, retried or not
+        self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
         self._ctx = mp.get_context("spawn")
 
     # ------------------------------------------------------------------ table of contents
@@ -168,6 +188,7 @@ class Coordinator:
                 while self._unfinished():
                     self._dispatch()
                     self._wait_and_handle()
+                    self._watch_stalls()
                     self._report_progress()
             self._report_progress(force=True)
             return self._result()
@@ -231,6 +252,7 @@ class Coordinator:
             board_name=self.board.name,
             n_chunks=len(self.chunks),
             verify=s.verify,
+            statement_timeout=s.statement_timeout,
         )
 
     def _begin(self, cid: int) -> ChunkTask:
@@ -241,6 +263,7 @@ class Coordinator:
         self.board.set(cid, "attempts", self.attempts[cid])
         self.board.set(cid, "pid", 0)
         self.board.set(cid, "started_ns", time.time_ns())
+        self._seen.pop(cid, None)
         return self._task(cid)
 
     def _dispatch(self) -> None:
@@ -309,6 +332,7 @@ class Coordinator:
     def _retry_or_fail(self, result: ChunkResult) -> None:
         assert self.board is not None
         cid = result.chunk_id
+        self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
         if result.error and result.error.startswith("VerificationError"):
             self.mismatches.append(result.error)
         attempts = self.attempts[cid]
@@ -348,6 +372,7 @@ class Coordinator:
             fresh = self._spawn()
             slot.process, slot.conn = fresh.process, fresh.conn
         slot.chunk_id, slot.delivered = None, False
+        killed_for, slot.killed_for = slot.killed_for, None
         if cid is not None:
             result = ChunkResult(
                 cid,
@@ -356,7 +381,11 @@ class Coordinator:
                 0,
                 0.0,
                 self.attempts[cid],
-                error=f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}",
+                error=(
+                    f"worker pid {pid} killed by the watchdog: {killed_for}"
+                    if killed_for
+                    else f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}"
+                ),
                 transient=started_ok,
                 pid=pid,
             )
@@ -368,6 +397,27 @@ class Coordinator:
                 f"{self._startup_failures} times in a row; their stderr says why (a script "
                 "without an `if __name__ == '__main__':` guard is a common cause)"
             )
+
+    def _watch_stalls(self) -> None:
+        """Kill the process tree of a worker whose chunk has not moved for ``stall_timeout``."""
+        limit = self.spec.stall_timeout
+        if not limit or self.board is None:
+            return
+        now = time.monotonic()
+        for slot in self.slots:
+            cid = slot.chunk_id
+            if cid is None or slot.killed_for:
+                continue
+            mark = (self.board.get(cid, "rows_read"), self.board.get(cid, "rows_written"))
+            seen = self._seen.get(cid)
+            if seen is None or seen[0] != mark:
+                self._seen[cid] = (mark, now)
+            elif now - seen[1] > limit:
+                slot.killed_for = f"chunk {cid} made no progress for {now - seen[1]:.0f}s"
+                log.warning(
+                    "watchdog: %s; killing worker pid %s", slot.killed_for, slot.process.pid
+                )
+                kill_tree(slot.process.pid)
 
     def _abandon(self, reason: str) -> None:
         """Fail every chunk not yet finished: the pool cannot work."""
@@ -447,4 +497,5 @@ class Coordinator:
             workers=0 if s.in_process else len(self.slots) or min(s.workers, len(self.chunks)),
             verified=s.verify,
             verification_failures=tuple(self.mismatches),
+            attempt_errors=tuple(self.attempt_errors),
         )

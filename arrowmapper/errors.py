@@ -99,9 +99,9 @@ _TRANSIENT_TEXT = re.compile(
     r"database is locked|database is busy|too many connections|"
     r"no connection to the server|connection to server .* failed|"
     r"the database system is (starting up|shutting down|in recovery mode)|"
-    r"unexpected eof|end of file|connection closed|ssl syscall)"
+    r"unexpected eof|end of file|connection closed|ssl syscall|kind: (io|closed|connect)\b)"
 )
-_SQLSTATE_IN_TEXT = re.compile(r"SQLSTATE[:\s]+([0-9A-Z]{5})")
+_SQLSTATE_IN_TEXT = re.compile(r"SQLSTATE[:\s]+([0-9A-Z]{5})|SqlState\(E([0-9A-Z]{5})\)")
 _PG_TEXT_STATES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)relation .* does not exist|column .* does not exist|syntax error"), "42000"),
     (re.compile(r"(?i)duplicate key value|violates .* constraint"), "23000"),
@@ -127,7 +127,7 @@ def sqlstate_of(exc: BaseException) -> str | None:
     text = str(exc)
     found = _SQLSTATE_IN_TEXT.search(text)
     if found:
-        return found.group(1)
+        return found.group(1) or found.group(2)
     for pattern, code in _PG_TEXT_STATES:
         if pattern.search(text):
             return code
@@ -150,9 +150,11 @@ def classify(exc: BaseException) -> tuple[bool, str | None]:
     cause = exc.__cause__
     if isinstance(exc, ArrowMapperError) and cause is not None:
         return classify(cause)
-    if type(exc).__name__ == "PanicException":
-        return False, None
     state = sqlstate_of(exc)
+    if type(exc).__name__ == "PanicException" and state is None:
+        # connectorx panics both for unsupported types (terminal) and for a connection lost
+        # while streaming (transient): only the text tells them apart
+        return bool(_TRANSIENT_TEXT.search(str(exc))), None
     if state is not None:
         if state in TRANSIENT_SQLSTATES or state.startswith(TRANSIENT_SQLSTATE_PREFIXES):
             return True, state

@@ -56,6 +56,7 @@ class JobResult:
     workers: int = 1
     verified: bool = False
     verification_failures: tuple[str, ...] = ()
+    attempt_errors: tuple[str, ...] = ()  # every failed attempt, including retried ones
 
     @property
     def success(self) -> bool:

@@ -15,12 +15,31 @@ from .errors import PlanError, SourceError, redact
 from .plan import bare_table, quote_ident, source_sql
 
 
-def read_arrow(endpoint: Endpoint, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader:
+def timeout_statement(dialect: str, seconds: float | None) -> str | None:
+    """The session setting that bounds one query's run time on this kind of source."""
+    if not seconds:
+        return None
+    ms = max(1, int(seconds * 1000))
+    return {
+        "postgresql": f"SET statement_timeout = {ms}",
+        "mysql": f"SET SESSION max_execution_time = {ms}",
+    }.get(dialect)
+
+
+def read_arrow(
+    endpoint: Endpoint, sql: str, batch_size: int = 65_536, statement_timeout: float | None = None
+) -> pa.RecordBatchReader:
     """Run ``sql`` on the source and stream the result as Arrow record batches."""
     import connectorx as cx
 
+    kwargs: dict[str, Any] = {}
+    pre = timeout_statement(endpoint.dialect, statement_timeout)
+    if pre:
+        kwargs["pre_execution_query"] = pre
     try:
-        return cx.read_sql(endpoint.uri, sql, return_type="arrow_stream", batch_size=batch_size)
+        return cx.read_sql(
+            endpoint.uri, sql, return_type="arrow_stream", batch_size=batch_size, **kwargs
+        )
     except BaseException as exc:  # connectorx panics are BaseExceptions
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise

@@ -45,6 +45,7 @@ class ChunkTask:
     board_name: str | None = None
     n_chunks: int = 0
     verify: bool = False
+    statement_timeout: float | None = None
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
@@ -83,7 +84,7 @@ def source_batches(
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
-    reader = read_arrow(task.source, task.chunk.sql, task.batch_size)
+    reader = read_arrow(task.source, task.chunk.sql, task.batch_size, task.statement_timeout)
     dialect = task.table.dialect
     for batch in reader:
         read[0] += batch.num_rows

@@ -41,3 +41,14 @@ def thread_caps(df: Any) -> Any:
         rayon_threads=pl.lit(os.environ.get("RAYON_NUM_THREADS", "unset")),
         worker_pid=pl.lit(os.getpid()),
     )
+
+
+def hang_once(df: Any) -> Any:
+    """Hang (as a stuck driver would) on the batch holding id 3001, the first time only."""
+    import polars as pl
+
+    marker = os.environ["ARROWMAPPER_TEST_MARKER"]
+    if df.filter(pl.col("id") == 3001).height and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return df

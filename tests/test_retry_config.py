@@ -107,3 +107,20 @@ def test_uri_parsing_and_redaction() -> None:
         parse_uri("nosuch://u:topsecret@h/db")
     assert "topsecret" not in str(info.value)
     assert redact("password=abc host=x") == "password=*** host=x"
+
+
+def test_connectorx_panics_are_classified_by_their_text() -> None:
+    class PanicException(BaseException):
+        pass
+
+    timeout = PanicException(
+        "cx writer failed: Source(PostgresError(Error { kind: Db, cause: "
+        'Some(DbError { code: SqlState(E57014), message: "canceling statement'
+        ' due to statement timeout" }) }))'
+    )
+    assert classify(timeout) == (True, "57014")
+    closed = PanicException(
+        "cx writer failed: Source(PostgresError(Error { kind: Closed, cause: None }))"
+    )
+    assert classify(closed)[0] is True
+    assert classify(PanicException("not implemented: interval"))[0] is False
