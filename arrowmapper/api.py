@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -28,7 +29,7 @@ from .config import (
     validate_identifier,
 )
 from .coordinator import Coordinator, JobSpec
-from .errors import ConfigError, JobFailed, TargetError, redact
+from .errors import ConfigError, JobFailed, SourceError, TargetError, redact
 from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
@@ -115,6 +116,74 @@ def _output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, 
     return table.schema, table
 
 
+def _free_connections(endpoint: Endpoint) -> int | None:
+    """How many more connections this role may open on a PostgreSQL server (None: not PG)."""
+    if endpoint.dialect != "postgresql":
+        return None
+    import adbc_driver_postgresql.dbapi as pg
+
+    # ADBC (one connection) rather than connectorx, which opens two: with a role limited to
+    # a single connection this probe must still get through and say so clearly
+    sql = (
+        "SELECT current_setting('max_connections')::int, "
+        "current_setting('superuser_reserved_connections')::int, "
+        "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int, "
+        "r.rolsuper, r.rolconnlimit, "
+        "(SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user)::int "
+        "FROM pg_roles r WHERE r.rolname = current_user"
+    )
+    try:
+        with pg.connect(endpoint.uri) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            max_conn, reserved, used, superuser, role_limit, role_used = cur.fetchone()
+    except Exception as exc:
+        if "too many connections" in str(exc):
+            return 0
+        raise SourceError(f"cannot inspect {endpoint.redacted}: {redact(str(exc))}") from exc
+    free = int(max_conn) - int(used) + 1  # this probe's own connection is about to close
+    if not superuser:
+        free -= int(reserved)
+        if int(role_limit) >= 0:
+            free = min(free, int(role_limit) - int(role_used) + 1)
+    return free
+
+
+def fit_workers(src: Endpoint, dst: Endpoint, workers: int) -> tuple[int, list[str]]:
+    """Lower ``workers`` to what the servers' free connections allow; fail when not even one
+    worker fits. A worker holds one target connection, and its connectorx reads open two
+    source connections."""
+
+    def server(ep: Endpoint) -> tuple[Any, ...]:
+        parts = urlsplit(ep.uri)
+        return (ep.host_port, parts.username, parts.path)
+
+    needs: dict[tuple[Any, ...], tuple[Endpoint, int]] = {}
+    for ep, per in ((src, 2), (dst, 1)):
+        if ep.dialect == "postgresql":
+            key = server(ep)
+            needs[key] = (ep, needs.get(key, (ep, 0))[1] + per)
+    fit, notes = workers, []
+    for ep, per_worker in needs.values():
+        free = _free_connections(ep)
+        if free is None:
+            continue
+        if free < per_worker:
+            raise SourceError(
+                f"not enough free connections on {ep.redacted}: a worker needs {per_worker}, "
+                f"{max(free, 0)} are free (max_connections, reserved slots and the role's "
+                "connection limit counted); close idle sessions or raise the limit",
+                transient=False,
+            )
+        if free // per_worker < fit:
+            fit = free // per_worker
+            notes.append(
+                f"{ep.redacted} has {free} free connections: running {fit} workers "
+                f"instead of {workers}"
+            )
+            log.warning(notes[-1])
+    return fit, notes
+
+
 def prepare(
     source: str,
     query: str,
@@ -165,6 +234,7 @@ def prepare(
     spec_t = normalize(transform)
     check_reachable(src, "source")
     check_reachable(dst, "target")
+    workers_fit, notes = fit_workers(src, dst, settings.workers)
     ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
 
     probe = SourceProbe(src, query)
@@ -216,9 +286,10 @@ def prepare(
         target_schema=target_schema,
         transform=spec_t,
         retry=retry or RetryConfig(),
-        workers=settings.workers,
+        workers=workers_fit,
         batch_size=settings.batch_size,
         committed=committed,
+        notes=tuple(notes),
         verify=bool(verify),
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,

@@ -76,6 +76,7 @@ class JobSpec:
     verify: bool = False
     statement_timeout: float | None = None  # seconds per source query (PostgreSQL, MySQL)
     stall_timeout: float | None = None  # kill a worker whose chunk shows no progress this long
+    notes: tuple[str, ...] = ()  # decisions made while preparing (fewer workers, ...)
 
 
 @dataclass
@@ -116,6 +117,15 @@ def _worker_env(workers: int) -> Any:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _too_many_connections(result: ChunkResult) -> bool:
+    text = (result.error or "").lower()
+    return (
+        result.sqlstate == "53300"
+        or "too many connections" in text
+        or "remaining connection slots are reserved" in text
+    )
 
 
 def kill_tree(pid: int) -> None:
@@ -172,6 +182,8 @@ class Coordinator:
         self._startup_failures = 0
         self.mismatches: list[str] = []  # verification failures (each one retried)
         self.attempt_errors: list[str] = []  # every failed attempt, retried or not
+        self.notes: list[str] = list(spec.notes)  # decisions worth reporting
+        self.max_active = max(1, spec.workers)
         self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
         self._ctx = mp.get_context("spawn")
 
@@ -271,6 +283,8 @@ class Coordinator:
         for slot in self.slots:
             if slot.chunk_id is not None:
                 continue
+            if sum(1 for s in self.slots if s.chunk_id is not None) >= self.max_active:
+                return
             cid = self._next_ready(now)
             if cid is None:
                 return
@@ -336,6 +350,20 @@ class Coordinator:
         if result.error and result.error.startswith("VerificationError"):
             self.mismatches.append(result.error)
         attempts = self.attempts[cid]
+        if _too_many_connections(result) and self.max_active > 1:
+            # the server is out of connections: run fewer chunks at once, and do not count
+            # this attempt against the chunk's retries
+            self.max_active -= 1
+            self.attempts[cid] -= 1
+            note = (
+                f"chunk {cid}: the server has no free connections (53300); running at most "
+                f"{self.max_active} chunks at once from now on"
+            )
+            log.warning(note)
+            self.notes.append(note)
+            self.board.move(cid, ChunkState.RETRY_WAIT)
+            self.ready_at[cid] = time.monotonic() + backoff_delay(self.spec.retry, 1, self._rng)
+            return
         if should_retry(self.spec.retry, attempts, result.transient):
             delay = backoff_delay(self.spec.retry, attempts, self._rng)
             log.warning(
@@ -498,4 +526,5 @@ class Coordinator:
             verified=s.verify,
             verification_failures=tuple(self.mismatches),
             attempt_errors=tuple(self.attempt_errors),
+            notes=tuple(self.notes),
         )

@@ -57,6 +57,7 @@ class JobResult:
     verified: bool = False
     verification_failures: tuple[str, ...] = ()
     attempt_errors: tuple[str, ...] = ()  # every failed attempt, including retried ones
+    notes: tuple[str, ...] = ()  # what the coordinator decided on the way (fewer workers, ...)
 
     @property
     def success(self) -> bool:
@@ -93,6 +94,8 @@ class JobResult:
             text += f"; verified ({len(self.verification_failures)} mismatches re-run)"
         if self.skipped_chunks:
             text += f"; {len(self.skipped_chunks)} chunks already committed (resumed)"
+        for note in self.notes:
+            text += f"\n  note: {note}"
         for err in self.errors[:5]:
             text += f"\n  {err}"
         return text
