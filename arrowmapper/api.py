@@ -205,6 +205,7 @@ def prepare(
     verify: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
+    snapshot: bool = False,
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
@@ -222,6 +223,11 @@ def prepare(
             raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
     job_id = check_job_id(job_id) if job_id else _new_job_id()
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
+    if snapshot and src.dialect != "postgresql":
+        raise ConfigError(
+            f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
+            f"the source is {src.dialect}"
+        )
     if dst.dialect not in ("postgresql", "sqlite"):
         raise ConfigError(
             f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
@@ -293,6 +299,7 @@ def prepare(
         verify=bool(verify),
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,
+        snapshot=bool(snapshot),
     )
     return _Prepared(spec, settings)
 
@@ -340,6 +347,7 @@ def map_query(
     verify: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
+    snapshot: bool = False,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
 
@@ -352,7 +360,8 @@ def map_query(
     checksum with what was read (a mismatch is rolled back and retried).
     ``statement_timeout`` (seconds) bounds each source query on PostgreSQL and MySQL;
     ``stall_timeout`` (seconds) kills a worker whose chunk makes no progress that long, and
-    retries the chunk.
+    retries the chunk. ``snapshot=True`` (PostgreSQL sources) exports one snapshot and reads
+    every chunk from it, so writes to the source during the job cannot tear the copy.
 
     Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
     before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
@@ -378,6 +387,7 @@ def map_query(
         verify=verify,
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,
+        snapshot=snapshot,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:

@@ -77,6 +77,7 @@ class JobSpec:
     statement_timeout: float | None = None  # seconds per source query (PostgreSQL, MySQL)
     stall_timeout: float | None = None  # kill a worker whose chunk shows no progress this long
     notes: tuple[str, ...] = ()  # decisions made while preparing (fewer workers, ...)
+    snapshot: bool = False  # read every chunk from one exported PostgreSQL snapshot
 
 
 @dataclass
@@ -184,12 +185,19 @@ class Coordinator:
         self.attempt_errors: list[str] = []  # every failed attempt, retried or not
         self.notes: list[str] = list(spec.notes)  # decisions worth reporting
         self.max_active = max(1, spec.workers)
+        self.snapshot_id: str | None = None
         self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
         self._ctx = mp.get_context("spawn")
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
         self.started = time.monotonic()
+        snapshot_conn = None
+        if self.spec.snapshot:
+            from .sources import export_snapshot
+
+            snapshot_conn, self.snapshot_id = export_snapshot(self.spec.source)
+            log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
         self.board = ProgressBoard.create(len(self.chunks))
         try:
             self._mark_committed()
@@ -207,6 +215,9 @@ class Coordinator:
         finally:
             self._stop_workers()
             self.board.close()
+            if snapshot_conn is not None:
+                with suppress(Exception):
+                    snapshot_conn.close()
 
     # ------------------------------------------------------------------ steps
     def _mark_committed(self) -> None:
@@ -265,6 +276,7 @@ class Coordinator:
             n_chunks=len(self.chunks),
             verify=s.verify,
             statement_timeout=s.statement_timeout,
+            snapshot=self.snapshot_id,
         )
 
     def _begin(self, cid: int) -> ChunkTask:

@@ -46,12 +46,14 @@ class ChunkTask:
     n_chunks: int = 0
     verify: bool = False
     statement_timeout: float | None = None
+    snapshot: str | None = None  # an exported PostgreSQL snapshot every read joins
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
 _TARGETS: dict[tuple[str, TableRef], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
+_SNAPSHOT_READERS: dict[str, Any] = {}
 
 
 def _target(task: ChunkTask) -> Target:
@@ -84,7 +86,15 @@ def source_batches(
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
-    reader = read_arrow(task.source, task.chunk.sql, task.batch_size, task.statement_timeout)
+    if task.snapshot:
+        from .sources import SnapshotReader
+
+        snap = _SNAPSHOT_READERS.get(task.source.uri)
+        if snap is None:
+            snap = _SNAPSHOT_READERS[task.source.uri] = SnapshotReader(task.source)
+        reader = snap.read(task.chunk.sql, task.snapshot, task.statement_timeout)
+    else:
+        reader = read_arrow(task.source, task.chunk.sql, task.batch_size, task.statement_timeout)
     dialect = task.table.dialect
     for batch in reader:
         read[0] += batch.num_rows
@@ -150,6 +160,9 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         info = error_payload(exc)
         if info["transient"]:
             _drop_target(task)  # the connection may be dead: reconnect on the next chunk
+            snap = _SNAPSHOT_READERS.pop(task.source.uri, None)
+            if snap is not None:
+                snap.close()
         if os.environ.get("ARROWMAPPER_DEBUG"):
             traceback.print_exc()
         if board is not None:
@@ -201,8 +214,11 @@ def release_worker_state() -> None:
         target.close()
     for board in _BOARDS.values():
         board.close()
+    for snap in _SNAPSHOT_READERS.values():
+        snap.close()
     _TARGETS.clear()
     _BOARDS.clear()
+    _SNAPSHOT_READERS.clear()
 
 
 __all__ = ["ChunkState", "ChunkTask", "run_chunk", "worker_main"]
