@@ -206,6 +206,7 @@ def prepare(
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool = False,
+    max_worker_memory: int | None = None,
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
@@ -218,6 +219,12 @@ def prepare(
         raise ConfigError(f"retry must be a RetryConfig, got {type(retry).__name__}")
     if resume and not job_id:
         raise ConfigError("resume=True needs the job_id of the job to resume")
+    if max_worker_memory is not None and (
+        not isinstance(max_worker_memory, int) or max_worker_memory < 64
+    ):
+        raise ConfigError(
+            f"max_worker_memory is MiB of RSS per worker, an integer >= 64; got {max_worker_memory!r}"
+        )
     for name, value in (("statement_timeout", statement_timeout), ("stall_timeout", stall_timeout)):
         if value is not None and (not isinstance(value, int | float) or value <= 0):
             raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
@@ -300,6 +307,7 @@ def prepare(
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,
         snapshot=bool(snapshot),
+        max_worker_memory=max_worker_memory,
     )
     return _Prepared(spec, settings)
 
@@ -348,6 +356,7 @@ def map_query(
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool = False,
+    max_worker_memory: int | None = None,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
 
@@ -362,6 +371,8 @@ def map_query(
     ``stall_timeout`` (seconds) kills a worker whose chunk makes no progress that long, and
     retries the chunk. ``snapshot=True`` (PostgreSQL sources) exports one snapshot and reads
     every chunk from it, so writes to the source during the job cannot tear the copy.
+    ``max_worker_memory`` (MiB) kills a worker whose RSS grows past it; its chunk, like one
+    whose worker the OOM killer took, is split in two and retried.
 
     Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
     before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
@@ -388,6 +399,7 @@ def map_query(
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,
         snapshot=snapshot,
+        max_worker_memory=max_worker_memory,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:

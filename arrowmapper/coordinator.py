@@ -45,7 +45,7 @@ from typing import Any
 import pyarrow as pa
 
 from .config import Endpoint, RetryConfig, usable_cpus
-from .plan import Plan
+from .plan import Plan, replace_chunk
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
@@ -54,7 +54,8 @@ from .transform import TransformSpec
 from .worker import ChunkTask, release_worker_state, run_chunk, worker_main
 
 log = logging.getLogger("arrowmapper")
-STARTUP_FAILURE_LIMIT = 3  # workers dying before any result, in a row: the pool cannot start
+STARTUP_FAILURE_LIMIT = 3
+MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times  # workers dying before any result, in a row: the pool cannot start
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class JobSpec:
     stall_timeout: float | None = None  # kill a worker whose chunk shows no progress this long
     notes: tuple[str, ...] = ()  # decisions made while preparing (fewer workers, ...)
     snapshot: bool = False  # read every chunk from one exported PostgreSQL snapshot
+    max_worker_memory: int | None = None  # MiB of RSS per worker before it is killed and split
 
 
 @dataclass
@@ -186,6 +188,8 @@ class Coordinator:
         self.notes: list[str] = list(spec.notes)  # decisions worth reporting
         self.max_active = max(1, spec.workers)
         self.snapshot_id: str | None = None
+        self.plan = spec.plan  # grows when a chunk is split
+        self._depth: dict[int, int] = {}
         self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
         self._ctx = mp.get_context("spawn")
 
@@ -198,7 +202,8 @@ class Coordinator:
 
             snapshot_conn, self.snapshot_id = export_snapshot(self.spec.source)
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
-        self.board = ProgressBoard.create(len(self.chunks))
+        # spare rows for chunks split after a memory failure
+        self.board = ProgressBoard.create(2 * (max(self.chunks) + 1) + 32)
         try:
             self._mark_committed()
             if self.spec.in_process:
@@ -209,6 +214,7 @@ class Coordinator:
                     self._dispatch()
                     self._wait_and_handle()
                     self._watch_stalls()
+                    self._watch_memory()
                     self._report_progress()
             self._report_progress(force=True)
             return self._result()
@@ -413,6 +419,11 @@ class Coordinator:
             slot.process, slot.conn = fresh.process, fresh.conn
         slot.chunk_id, slot.delivered = None, False
         killed_for, slot.killed_for = slot.killed_for, None
+        memory_death = (killed_for or "").startswith("memory") or (
+            exitcode == -signal.SIGKILL and not killed_for  # the OOM killer's signal
+        )
+        if cid is not None and started_ok and memory_death and self._split(cid, killed_for):
+            cid = None
         if cid is not None:
             result = ChunkResult(
                 cid,
@@ -437,6 +448,73 @@ class Coordinator:
                 f"{self._startup_failures} times in a row; their stderr says why (a script "
                 "without an `if __name__ == '__main__':` guard is a common cause)"
             )
+
+    def _watch_memory(self) -> None:
+        """Kill a worker whose process tree's RSS passed ``max_worker_memory`` (MiB)."""
+        limit = self.spec.max_worker_memory
+        if not limit:
+            return
+        import psutil
+
+        for slot in self.slots:
+            if slot.chunk_id is None or slot.killed_for:
+                continue
+            try:
+                root = psutil.Process(slot.process.pid)
+                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            except psutil.Error:
+                continue
+            if rss > limit * 2**20:
+                slot.killed_for = (
+                    f"memory: RSS {rss / 2**20:.0f} MiB over max_worker_memory "
+                    f"{limit} MiB on chunk {slot.chunk_id}"
+                )
+                log.warning("%s; killing worker pid %s", slot.killed_for, slot.process.pid)
+                kill_tree(slot.process.pid)
+
+    def _split(self, cid: int, why: str | None) -> bool:
+        """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be."""
+        from .sources import plan_split
+        from .targets import Target
+
+        assert self.board is not None
+        if max(self.chunks) + 3 > self.board.n_chunks or self._depth.get(cid, 0) >= MAX_SPLIT_DEPTH:
+            return False
+        try:
+            target = Target(self.spec.target, self.spec.table)
+            try:
+                if cid in target.committed(self.spec.job_id):  # it committed before dying
+                    self.results[cid] = ChunkResult(
+                        cid, True, 0, 0, 0.0, self.attempts[cid], already_committed=True
+                    )
+                    self.board.move(cid, ChunkState.DONE)
+                    return True
+                first = max(self.chunks) + 1
+                halves = plan_split(self.spec.source, self.plan, self.chunks[cid], first)
+                if halves is None:
+                    return False
+                self.plan = replace_chunk(self.plan, cid, halves)
+                target.update_plan(self.spec.job_id, self.plan.to_json())
+            finally:
+                target.close()
+        except Exception as exc:  # splitting is an optimisation: fall back to a plain retry
+            log.warning("could not split chunk %d (%s); retrying it whole", cid, exc)
+            return False
+        self.board.move(cid, ChunkState.SPLIT)
+        self.results.pop(cid, None)
+        for half in halves:
+            self.chunks[half.chunk_id] = half
+            self.attempts[half.chunk_id] = 0
+            self._depth[half.chunk_id] = self._depth.get(cid, 0) + 1
+            self.board.set(half.chunk_id, "estimate", half.estimated_rows or 0)
+            self.ready_at[half.chunk_id] = time.monotonic()
+        note = (
+            f"chunk {cid} split into {halves[0].chunk_id} and {halves[1].chunk_id} after its "
+            f"worker ran out of memory ({why or 'killed by SIGKILL'})"
+        )
+        log.warning(note)
+        self.notes.append(note)
+        return True
 
     def _watch_stalls(self) -> None:
         """Kill the process tree of a worker whose chunk has not moved for ``stall_timeout``."""
@@ -497,9 +575,14 @@ class Coordinator:
             return
         self._last_report = now
         try:
-            self.progress(self.board.snapshot(self.started))
+            self.progress(self.board.snapshot(self.started, self._active()))
         except Exception:  # a broken callback must not break the job
             log.exception("progress callback raised; continuing")
+
+    def _active(self) -> list[int]:
+        """Chunk ids of the current plan (not the ones replaced by a split)."""
+        assert self.board is not None
+        return [c for c in self.chunks if self.board.state(c) != ChunkState.SPLIT]
 
     def _stop_workers(self) -> None:
         for slot in self.slots:
@@ -527,7 +610,7 @@ class Coordinator:
             table=s.table.display,
             strategy=s.plan.strategy,
             strategy_reason=s.plan.reason,
-            chunks=len(self.chunks),
+            chunks=len(self._active()),
             rows_read=sum(r.rows_read for r in ok),
             rows_written=sum(r.rows_written for r in ok),
             elapsed_s=time.monotonic() - self.started,

@@ -380,7 +380,11 @@ def _plan_offset(probe: Probe, query: str, key: str, chunk_size: int, reason: st
             tail = f"{tail} OFFSET {off}".strip()
         chunks.append(
             Chunk(
-                i, f"{order} {tail}", tail, json.dumps({"offset": off}), min(chunk_size, rows - off)
+                i,
+                f"{order} {tail}",
+                tail,
+                json.dumps({"offset": off, "limit": chunk_size if i < n - 1 else None}),
+                min(chunk_size, rows - off),
             )
         )
     return Plan("offset", reason, key, query, tuple(chunks), rows)
@@ -442,3 +446,79 @@ def _plan_rowid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
         for i, r in enumerate(ranges)
     )
     return Plan("rowid", reason, "rowid", query, chunks, rows)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def split_by(
+    plan: Plan,
+    chunk: Chunk,
+    column_sql: str,
+    boundary_sql: str,
+    first_id: int,
+    dialect: str,
+    extra: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+) -> tuple[Chunk, Chunk]:
+    """Two chunks that partition ``chunk``: its predicate AND ``column < b``, and ``>= b``."""
+    base = select_all(plan.query, dialect)
+    halves = []
+    for i, op in enumerate(("<", ">=")):
+        pred = f"({chunk.predicate}) AND {column_sql} {op} {boundary_sql}"
+        bounds = json.dumps(
+            {"parent": chunk.chunk_id, "split": f"{op} {boundary_sql}", **extra[i]}, default=str
+        )
+        est = (chunk.estimated_rows or 0) // 2
+        halves.append(Chunk(first_id + i, f"{base} WHERE {pred}", pred, bounds, est))
+    return halves[0], halves[1]
+
+
+def split_offset(
+    plan: Plan, chunk: Chunk, first_id: int, dialect: str
+) -> tuple[Chunk, Chunk] | None:
+    """Two pages for one OFFSET page: the first half, then the rest (open if it was)."""
+    info = json.loads(chunk.bounds)
+    off = int(info["offset"])
+    found = re.search(r"\bLIMIT (\d+)", chunk.predicate)
+    limit = int(found.group(1)) if found and not chunk.predicate.startswith("LIMIT -1") else None
+    if limit is not None and limit >= 2**62:  # MySQL's spelling of "no limit"
+        limit = None
+    size = int(limit) if limit else int(chunk.estimated_rows or 0)
+    half = size // 2
+    if half < 1:
+        return None
+    order = chunk.sql[: chunk.sql.rindex(chunk.predicate)].rstrip()
+    first_tail = f"LIMIT {half} OFFSET {off}"
+    if limit:
+        second_tail = f"LIMIT {int(limit) - half} OFFSET {off + half}"
+    else:
+        tail = {"sqlite": "LIMIT -1", "mysql": "LIMIT 18446744073709551615"}.get(dialect, "")
+        second_tail = f"{tail} OFFSET {off + half}".strip()
+    return (
+        Chunk(
+            first_id,
+            f"{order} {first_tail}",
+            first_tail,
+            json.dumps({"offset": off, "limit": half, "parent": chunk.chunk_id}),
+            half,
+        ),
+        Chunk(
+            first_id + 1,
+            f"{order} {second_tail}",
+            second_tail,
+            json.dumps(
+                {
+                    "offset": off + half,
+                    "limit": int(limit) - half if limit else None,
+                    "parent": chunk.chunk_id,
+                }
+            ),
+            size - half,
+        ),
+    )
+
+
+def replace_chunk(plan: Plan, parent: int, children: tuple[Chunk, ...]) -> Plan:
+    """The plan with chunk ``parent`` replaced by ``children`` (for the stored plan)."""
+    chunks = tuple(c for c in plan.chunks if c.chunk_id != parent) + children
+    return Plan(plan.strategy, plan.reason, plan.key, plan.query, chunks, plan.estimated_rows)

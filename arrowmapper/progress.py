@@ -10,6 +10,7 @@ Chunk states and their legal transitions (the same integers live in the board)::
                   │  └────> FAILED
                   └──> RETRY_WAIT ──> RUNNING
     PENDING ──> SKIPPED                 (already committed by an earlier run: resume)
+    RUNNING ──> SPLIT                   (out of memory: replaced by two half-size chunks)
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ class ChunkState(IntEnum):
     DONE = 3
     FAILED = 4
     SKIPPED = 5
+    SPLIT = 6  # replaced by two smaller chunks (its worker ran out of memory)
 
 
 TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
     ChunkState.PENDING: frozenset({ChunkState.RUNNING, ChunkState.SKIPPED}),
-    ChunkState.RUNNING: frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.RETRY_WAIT}),
+    ChunkState.RUNNING: frozenset(
+        {ChunkState.DONE, ChunkState.FAILED, ChunkState.RETRY_WAIT, ChunkState.SPLIT}
+    ),
     ChunkState.RETRY_WAIT: frozenset({ChunkState.RUNNING}),
     ChunkState.DONE: frozenset(),
     ChunkState.FAILED: frozenset(),
     ChunkState.SKIPPED: frozenset(),
+    ChunkState.SPLIT: frozenset(),
 }
-FINISHED = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED})
+FINISHED = frozenset({ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED, ChunkState.SPLIT})
 
 FIELDS = (
     "state",
@@ -159,8 +164,10 @@ class ProgressBoard:
             raise RuntimeError(f"chunk {chunk}: illegal transition {old.name} -> {new.name}")
         self.set(chunk, "state", new)
 
-    def snapshot(self, started: float) -> ProgressSnapshot:
-        rows = [self.row(i) for i in range(self.n_chunks)]
+    def snapshot(self, started: float, ids: list[int] | None = None) -> ProgressSnapshot:
+        """Totals over the chunks ``ids`` (default: every row of the board)."""
+        ids = list(range(self.n_chunks)) if ids is None else ids
+        rows = [self.row(i) for i in ids]
         done = sum(1 for r in rows if r["state"] in (ChunkState.DONE, ChunkState.SKIPPED))
         failed = sum(1 for r in rows if r["state"] == ChunkState.FAILED)
         running = sum(1 for r in rows if r["state"] == ChunkState.RUNNING)
@@ -170,7 +177,7 @@ class ProgressBoard:
         for r in rows:
             if r["state"] == ChunkState.RUNNING and r["estimate"] > 0:
                 partial += min(0.99, r["rows_written"] / r["estimate"])
-        total = self.n_chunks
+        total = len(ids)
         pct = 100.0 if total == 0 else min(100.0, 100.0 * (done + failed + partial) / total)
         elapsed = max(1e-9, time.monotonic() - started)
         rate = written / elapsed
@@ -182,14 +189,14 @@ class ProgressBoard:
         now_ns = time.time_ns()
         in_flight = tuple(
             RunningChunk(
-                i,
+                cid,
                 r["pid"],
                 r["attempts"],
                 r["rows_read"],
                 r["rows_written"],
                 max(0.0, (now_ns - r["started_ns"]) / 1e9) if r["started_ns"] else 0.0,
             )
-            for i, r in enumerate(rows)
+            for cid, r in zip(ids, rows, strict=True)
             if r["state"] == ChunkState.RUNNING
         )
         return ProgressSnapshot(

@@ -7,6 +7,7 @@ Every connectorx call goes through :func:`read_arrow`, which translates driver e
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -265,3 +266,52 @@ class SnapshotReader:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def plan_split(endpoint: Endpoint, plan: Any, chunk: Any, first_id: int) -> Any:
+    """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be split
+    (one key value, one row, no key). Probes the source for a boundary inside the chunk."""
+    from .plan import render_literal, split_by, split_offset
+
+    d = endpoint.dialect
+    bounds = json.loads(chunk.bounds)
+    if plan.strategy in ("key", "quantile") and plan.key:
+        q = quote_ident(plan.key, d)
+        if chunk.predicate.strip() == f"{q} IS NULL":
+            return None
+        sql = (
+            f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
+            f"FROM ({chunk.sql}) AS _am_c WHERE {q} IS NOT NULL) AS _am_q GROUP BY t ORDER BY b"
+        )
+        values = [r["b"] for r in _rows(endpoint, sql)]
+        if len(values) < 2 or values[0] == values[1]:
+            return None
+        return split_by(plan, chunk, q, render_literal(values[1], d), first_id, d)
+    if plan.strategy == "rowid":
+        row = _rows(
+            endpoint,
+            f"SELECT MIN(rowid) AS lo, MAX(rowid) AS hi FROM "
+            f"{source_sql(plan.query, d)} WHERE {chunk.predicate}",
+        )[0]
+        if row["lo"] is None or int(row["hi"]) <= int(row["lo"]):
+            return None
+        mid = (int(row["lo"]) + int(row["hi"]) + 1) // 2
+        return split_by(plan, chunk, "rowid", str(mid), first_id, d)
+    if plan.strategy == "ctid":
+        lo = int(bounds.get("block_lo") or 0)
+        hi = bounds.get("block_hi")
+        hi = int(hi) if hi is not None else SourceProbe(endpoint, plan.query).heap_blocks()[0]
+        if hi - lo < 2:
+            return None
+        mid = (lo + hi) // 2
+        extra = (
+            {"block_lo": lo, "block_hi": mid},
+            {"block_lo": mid, "block_hi": bounds.get("block_hi")},
+        )
+        return split_by(plan, chunk, "ctid", f"'({mid},0)'::tid", first_id, d, extra)
+    if plan.strategy == "offset":
+        return split_offset(plan, chunk, first_id, d)
+    return None

@@ -445,6 +445,14 @@ class Target:
         )
         self.conn.commit()
 
+    def update_plan(self, job_id: str, plan_json: str) -> None:
+        """Store a job's changed plan (a chunk was split), so resume finds the halves."""
+        self._exec(
+            f"UPDATE {self.ref.qualified(JOBS)} SET plan = {_lit(plan_json)} "
+            f"WHERE job_id = {_lit(job_id)}"
+        )
+        self.conn.commit()
+
     # -- the exactly-once write
     def write_chunk(
         self,

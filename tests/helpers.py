@@ -52,3 +52,16 @@ def hang_once(df: Any) -> Any:
         open(marker, "w").close()
         time.sleep(3600)
     return df
+
+
+def hog_once(df: Any) -> Any:
+    """Grab ~500 MiB on the batch holding id 3001, the first time only, and hold it."""
+    import polars as pl
+
+    marker = os.environ["ARROWMAPPER_TEST_MARKER"]
+    if df.filter(pl.col("id") == 3001).height and not os.path.exists(marker):
+        open(marker, "w").close()
+        hog = b"x" * (500 * 2**20)
+        time.sleep(30)
+        del hog
+    return df

@@ -67,7 +67,8 @@ def test_sigkilled_worker_costs_one_attempt_not_the_job(pg: PG) -> None:
     )
     assert killed, "the test never found a worker to kill"
     assert r.success and r.rows_written == 60_000
-    assert max(c.attempts for c in r.chunk_results) >= 2
+    # a SIGKILLed worker looks like the OOM killer's work: its chunk is split and retried
+    assert any("died" in e or "split" in e for e in (*r.attempt_errors, *r.notes))
     assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
 
 
