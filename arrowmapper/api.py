@@ -357,6 +357,7 @@ def map_query(
     stall_timeout: float | None = None,
     snapshot: bool = False,
     max_worker_memory: int | None = None,
+    **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
 
@@ -379,6 +380,7 @@ def map_query(
     chunks still fail after their retries. Rerun with the same ``job_id`` and ``resume=True`` to
     load only what is missing.
     """
+    _refuse_unknown(unknown)
     prepared = prepare(
         source,
         query,
@@ -410,6 +412,22 @@ def map_query(
             result,
         )
     return result
+
+
+def _refuse_unknown(unknown: dict[str, Any]) -> None:
+    """A misspelt option is an error that names the options there are, not a silent default."""
+    if not unknown:
+        return
+    import difflib
+    import inspect
+
+    known = [p for p in inspect.signature(map_query).parameters if p != "unknown"]
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        f"map_query got an unknown option {name!r}; {hint}options: {', '.join(known)}"
+    )
 
 
 def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:

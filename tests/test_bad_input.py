@@ -146,3 +146,20 @@ def test_terminal_chunk_error_is_not_retried(pg: PG) -> None:
 def test_sqlite_target_rejects_schema(tmp_path: Path, pg: PG, src: str) -> None:
     with pytest.raises(am.ConfigError, match="SQLite target has no schemas"):
         am.map_query(pg.uri, src, f"sqlite://{tmp_path}/x.db", "dst", schema="s")
+
+
+def test_unknown_options_and_roles(pg: PG, src: str) -> None:
+    with pytest.raises(
+        am.ConfigError, match="unknown option 'chunksize'; did you mean 'chunk_size'"
+    ):
+        am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, chunksize=10)
+    nobody = pg.uri.replace("postgres@", "no_such_role_x:secretpw@", 1)
+    if nobody == pg.uri:
+        pytest.skip("the test server URI has no user to replace")
+    with pytest.raises(am.ArrowMapperError) as info:
+        am.map_query(nobody, src, pg.uri, "dst", schema=pg.schema)
+    assert 'role "no_such_role_x" does not exist' in str(info.value)
+    import traceback
+
+    assert "secretpw" not in "".join(traceback.format_exception(info.value))
+    assert _tables(pg) == ["src"]

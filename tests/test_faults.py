@@ -107,7 +107,11 @@ def test_terminated_target_connection_is_retried(pg: PG) -> None:
     assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
 
 
-def test_killed_coordinator_then_resume_loads_only_what_is_missing(pg: PG) -> None:
+@pytest.mark.parametrize("kill_what", ["coordinator", "process group"])
+@pytest.mark.parametrize("kill_when", ["table created", "3 chunks committed"])
+def test_killed_job_then_resume_loads_only_what_is_missing(
+    pg: PG, kill_when: str, kill_what: str
+) -> None:
     src = _source(pg)
     job = "resume-" + pg.schema
     script = textwrap.dedent(f"""
@@ -117,22 +121,30 @@ def test_killed_coordinator_then_resume_loads_only_what_is_missing(pg: PG) -> No
                      transform="tests.helpers:slow_identity", job_id={job!r})
     """)
     env = {**os.environ, "ARROWMAPPER_TEST_SLEEP": "0.1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, start_new_session=True
+    )
     ledger = pg.t("arrowmapper_ledger")
     deadline = time.monotonic() + 60
     committed = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            committed = pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,))
-        except Exception:
-            committed = 0
-        if committed >= 3:
-            break
-        time.sleep(0.05)
+        if kill_when == "table created":
+            if pg.scalar(f"SELECT to_regclass('{pg.schema}.dst') IS NOT NULL"):
+                break
+        else:
+            try:
+                committed = pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,))
+            except Exception:
+                committed = 0
+            if committed >= 3:
+                break
+        time.sleep(0.02)
     assert proc.poll() is None, "the job finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)  # the coordinator only: its workers are orphaned
+    if kill_what == "coordinator":
+        os.kill(proc.pid, signal.SIGKILL)  # its workers are orphaned and stop by themselves
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and every worker at once
     proc.wait()
-    assert 3 <= committed < 13  # 12 key ranges + the IS NULL chunk
 
     r = am.map_query(
         pg.uri,
@@ -147,13 +159,51 @@ def test_killed_coordinator_then_resume_loads_only_what_is_missing(pg: PG) -> No
         job_id=job,
         resume=True,
     )
-    assert r.success and r.chunks == 13 and len(r.skipped_chunks) >= 3
+    assert r.success and r.chunks == 13  # 12 key ranges + the IS NULL chunk
+    if kill_when != "table created":
+        assert len(r.skipped_chunks) >= 3
     assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
     assert pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,)) == 13
     # a second resume finds everything committed and loads nothing
     again = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, job_id=job, resume=True)
     assert again.rows_written == 0 and len(again.skipped_chunks) == 13
     assert pg.scalar("SELECT COUNT(*) FROM dst") == 60_000
+
+
+def test_terminated_source_connection_is_retried(pg: PG) -> None:
+    src = _source(pg)
+    terminated: list[Any] = []
+
+    def terminate(snap: am.ProgressSnapshot) -> None:
+        if not terminated and snap.running_chunks and snap.rows_read > 0:
+            rows = pg.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND application_name <> 'arrowmapper' "
+                "AND query ILIKE %s AND pid <> pg_backend_pid()",
+                (f"%{pg.schema}%src%",),
+            )
+            if any(ok for (ok,) in rows):
+                terminated.append(rows)
+
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        batch_size=1_000,
+        progress=terminate,
+        transform="tests.helpers:slow_identity",
+        retry=am.RetryConfig(max_retries=3, base_delay=0.05),
+    )
+    assert terminated, "no source backend was found to terminate"
+    assert r.success and r.rows_written == 60_000
+    assert r.attempt_errors
+    assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
 
 
 def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
