@@ -8,7 +8,9 @@ the same chunk (a retry racing a zombie) finds the ledger row at commit and roll
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +54,21 @@ _ANY = _AnyType()
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def _fault_point(name: str, chunk_id: int) -> None:
+    """Test hook: ``ARROWMAPPER_FAULT=before_commit:3`` SIGKILLs this worker at that exact point
+    of chunk 3, once (``ARROWMAPPER_FAULT_MARKER`` names the file that records it). Fault tests
+    use it to kill a worker inside the commit window, which no outside timing can hit."""
+    spec = os.environ.get("ARROWMAPPER_FAULT")
+    if not spec or spec != f"{name}:{chunk_id}":
+        return
+    marker = os.environ.get("ARROWMAPPER_FAULT_MARKER", "")
+    if not marker or os.path.exists(marker):
+        return
+    with open(marker, "w") as fh:
+        fh.write(f"{name}:{chunk_id}:{os.getpid()}")
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -529,7 +546,9 @@ class Target:
                 f"checksum = {'NULL' if checksum is None else _lit(checksum)}, "
                 f"locator = {_lit(locator)} WHERE {key}"
             )
+            _fault_point("before_commit", chunk_id)
             self.conn.commit()
+            _fault_point("after_commit", chunk_id)
             return Written(counted[0], checksum, locator)
         except BaseException:
             self.rollback()

@@ -244,3 +244,63 @@ def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
     assert first.success and first.rows_written > 0
     assert second.success and second.already_committed and second.rows_written == 0
     assert pg.scalar("SELECT COUNT(*) FROM dst") == first.rows_written
+
+
+@pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+def test_worker_killed_in_the_commit_window(
+    pg: PG, tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL just before COMMIT (nothing of the chunk lands) or just after it (everything
+    landed, but the coordinator never heard): either way the target ends exact."""
+    monkeypatch.setenv("ARROWMAPPER_FAULT", f"{point}:2")
+    monkeypatch.setenv("ARROWMAPPER_FAULT_MARKER", str(tmp_path / "fault"))
+    src = _source(pg, 30_000)
+    r = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=5_000,
+        job_id="commit-" + point,
+        retry=am.RetryConfig(max_retries=2, base_delay=0.05),
+    )
+    assert (tmp_path / "fault").read_text().startswith(f"{point}:2:")
+    assert r.success and pg.assert_same_rows(src, pg.t("dst")) == 30_000
+    committed = [c for c in r.chunk_results if c.chunk_id == 2]
+    if point == "after_commit":  # found in the ledger instead of being loaded again
+        assert committed and committed[0].already_committed
+    assert (
+        pg.scalar("SELECT COUNT(*) FROM arrowmapper_ledger WHERE job_id = %s", ("commit-" + point,))
+        == r.chunks
+    )
+
+
+def test_worker_killed_before_reading_anything(pg: PG) -> None:
+    src = _source(pg, 30_000)
+    killed: list[int] = []
+
+    def kill_early(snap: am.ProgressSnapshot) -> None:
+        fresh = [c for c in snap.running if c.pid and c.rows_read == 0]
+        if not killed and fresh:
+            killed.append(fresh[0].chunk_id)
+            os.kill(fresh[0].pid, signal.SIGKILL)
+
+    r = am.map_query(
+        pg.uri,
+        f"SELECT * FROM {src} WHERE id % 3000 <> 1 OR pg_sleep(0.3) IS NOT NULL",
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=3_000,
+        progress=kill_early,
+        retry=am.RetryConfig(max_retries=2, base_delay=0.05),
+    )
+    assert killed
+    assert r.success and pg.assert_same_rows(src, pg.t("dst")) == 30_000
