@@ -51,6 +51,11 @@ JOB_KEYS: dict[str, type] = {
     "max_retries": int,
     "job_id": str,
     "resume": bool,
+    "verify": bool,
+    "snapshot": bool,
+    "statement_timeout": float,
+    "stall_timeout": float,
+    "max_worker_memory": int,
 }
 
 EXAMPLES = """\
@@ -115,6 +120,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="skip the chunks this job already committed",
+    )
+    run.add_argument(
+        "--verify",
+        action="store_true",
+        default=None,
+        help="check each chunk's count and checksum inside its transaction",
+    )
+    run.add_argument(
+        "--snapshot",
+        action="store_true",
+        default=None,
+        help="read every chunk from one PostgreSQL snapshot",
+    )
+    run.add_argument("--statement-timeout", type=float, help="seconds per source query")
+    run.add_argument(
+        "--stall-timeout",
+        type=float,
+        help="kill and retry a chunk that makes no progress this many seconds",
+    )
+    run.add_argument(
+        "--max-worker-memory",
+        type=int,
+        help="MiB of RSS per worker; over it the worker is killed, its chunk split",
     )
     out = run.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="no progress, no summary")
@@ -230,6 +258,8 @@ def load_job_file(path: str) -> dict[str, Any]:
     for key, value in job.items():
         value = _env_value(value, key)
         want = JOB_KEYS[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise ConfigError(f"job file {path}: {key} must be a {want.__name__}, got {value!r}")
         out[key] = value
@@ -277,6 +307,11 @@ def _run(args: argparse.Namespace) -> int:
         retry=retry,
         job_id=o.get("job_id"),
         resume=bool(o.get("resume", False)),
+        verify=bool(o.get("verify", False)),
+        snapshot=bool(o.get("snapshot", False)),
+        statement_timeout=o.get("statement_timeout"),
+        stall_timeout=o.get("stall_timeout"),
+        max_worker_memory=o.get("max_worker_memory"),
     )
     if display is None:
         result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)

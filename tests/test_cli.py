@@ -111,10 +111,22 @@ def test_job_file_with_env_values_and_flag_overrides(pg: PG, tmp_path: Path) -> 
         'transform_sql = "SELECT id, s, id * 10 AS id10 FROM self"\n'
     )
     env = {"AM_TEST_SRC": pg.uri, "AM_TEST_DST": pg.uri}
-    out = run_cli("run", str(job), "--chunk-size", "1000", "--json", env=env)
+    out = run_cli(
+        "run",
+        str(job),
+        "--chunk-size",
+        "1000",
+        "--json",
+        "--verify",
+        "--snapshot",
+        "--stall-timeout",
+        "120",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)  # stdout holds the JSON and nothing else
     assert result["rows_written"] == 8000 and result["chunks"] >= 8 and result["success"]
+    assert result["verified"] and not result["verification_failures"]
     assert pg.scalar("SELECT SUM(id10) FROM from_file") == 10 * 8000 * 8001 // 2
 
     bad = tmp_path / "bad.toml"
