@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError, SourceError, TargetError, redact
 
@@ -83,7 +83,7 @@ class Endpoint:
         if self.dialect in ("sqlite", "other"):
             return None
         parts = urlsplit(self.uri)
-        if "host=/" in parts.query or "host=%2F" in parts.query:
+        if (parts.hostname or "").lower().startswith("%2f") or "host=/" in parts.query:
             return None  # a Unix socket: nothing to probe over TCP
         default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}[self.dialect]
         try:
@@ -140,7 +140,28 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
         raise ConfigError(f"{role} URI {redact(uri)!r} names no database; add /dbname at the end")
     if base == "postgres":
         uri = "postgresql" + uri[len("postgres") :]
+    if dialect == "postgresql":
+        uri = _socket_host_in_netloc(uri)
     return Endpoint(uri=uri, dialect=dialect)
+
+
+def _socket_host_in_netloc(uri: str) -> str:
+    """``postgresql://u@/db?host=/run/pg`` -> ``postgresql://u@%2Frun%2Fpg/db``.
+
+    libpq takes both spellings of a Unix-socket URI; connectorx only the second (it needs a
+    host in the URL), so every PostgreSQL URI is normalised to it.
+    """
+    parts = urlsplit(uri)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    hosts = query.get("host", [])
+    if parts.hostname or not hosts or not hosts[0].startswith("/"):
+        return uri
+    rest = {k: v for k, v in query.items() if k != "host"}
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + quote(hosts[0], safe="")
+    if "port" in rest:
+        netloc += f":{rest.pop('port')[0]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(rest, doseq=True), ""))
 
 
 def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None:

@@ -116,3 +116,13 @@ def pg(pg_uri: str) -> Iterator[PG]:
 @pytest.fixture
 def sqlite_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def with_userinfo(uri: str, user: str, password: str) -> str:
+    """``uri`` with its user and password replaced (works for TCP and Unix-socket URIs)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

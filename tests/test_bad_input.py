@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import arrowmapper as am
-from tests.conftest import PG
+from tests.conftest import PG, with_userinfo
 
 
 def _tables(pg: PG) -> list[str]:
@@ -153,9 +153,7 @@ def test_unknown_options_and_roles(pg: PG, src: str) -> None:
         am.ConfigError, match="unknown option 'chunksize'; did you mean 'chunk_size'"
     ):
         am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, chunksize=10)
-    nobody = pg.uri.replace("postgres@", "no_such_role_x:secretpw@", 1)
-    if nobody == pg.uri:
-        pytest.skip("the test server URI has no user to replace")
+    nobody = with_userinfo(pg.uri, "no_such_role_x", "secretpw")
     with pytest.raises(am.ArrowMapperError) as info:
         am.map_query(nobody, src, pg.uri, "dst", schema=pg.schema)
     assert 'role "no_such_role_x" does not exist' in str(info.value)
