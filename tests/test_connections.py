@@ -62,16 +62,11 @@ def test_running_out_of_connections_lowers_concurrency(pg: PG, limited: str) -> 
         limited,
         "dst",
         schema=pg.schema,
-        transform=None,
         strategy="key",
         key="id",
         workers=1,
         chunk_size=1_000,
-        batch_size=None,
-        mode="append",
         retry=am.RetryConfig(max_retries=1, base_delay=0.05),
-        job_id=None,
-        resume=False,
     )
     # force 3 workers past the budget check: they need 6 connections, the role has 3
     spec = dataclasses.replace(prepared.spec, workers=3)

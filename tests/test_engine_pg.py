@@ -277,16 +277,10 @@ def test_in_process_mode_runs_the_same_pipeline(pg: PG) -> None:
         pg.uri,
         "dst",
         schema=pg.schema,
-        transform=None,
         strategy="key",
         key="id",
         workers=1,
         chunk_size=2_000,
-        batch_size=None,
-        mode="append",
-        retry=None,
-        job_id=None,
-        resume=False,
     )
     seen: list[am.ProgressSnapshot] = []
     spec = dataclasses.replace(prepared.spec, in_process=True)

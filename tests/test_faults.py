@@ -218,16 +218,11 @@ def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
         pg.uri,
         "dst",
         schema=pg.schema,
-        transform=None,
         strategy="key",
         key="id",
         workers=1,
         chunk_size=5_000,
-        batch_size=None,
-        mode="append",
-        retry=None,
         job_id="zombie",
-        resume=False,
     )
     s = prepared.spec
     task = ChunkTask(
