@@ -7,6 +7,7 @@ types. Only then is the table created and the first chunk dispatched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -36,6 +37,7 @@ from .report import JobResult
 from .sources import SourceProbe
 from .targets import TableRef, Target, check_job_id, conform, sql_type_name, storage_schema
 from .transform import Transformer, TransformLike, TransformSpec, normalize
+from .types import SourceLayout, WriteLayout, describe_source, target_layout
 
 log = logging.getLogger("arrowmapper")
 
@@ -92,8 +94,11 @@ class _Prepared:
     settings: Settings
 
 
-def _output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, pa.Table]:
-    """Run the transform on a sample of the source: the schema the target table needs."""
+def _output_schema(
+    probe: SourceProbe, spec: TransformSpec
+) -> tuple[pa.Schema, pa.Table, pa.Schema]:
+    """Run the transform on a sample of the source: the schema the target table needs, the
+    transformed sample, and the schema the transform was given."""
     sample = probe.sample()
     transformer = Transformer(spec)
     batches: list[pa.RecordBatch] = []
@@ -111,9 +116,9 @@ def _output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, 
 
         empty = pl.from_arrow(sample.slice(0, 0))
         out = transformer.apply(empty).to_arrow()
-        return out.schema, out
+        return out.schema, out, sample.schema
     table = pa.Table.from_batches(batches)
-    return table.schema, table
+    return table.schema, table, sample.schema
 
 
 def _free_connections(endpoint: Endpoint) -> int | None:
@@ -249,47 +254,70 @@ def prepare(
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, settings.workers)
     ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
-
-    probe = SourceProbe(src, query)
+    if verify and mode == "merge" and dst.dialect == "sqlite":
+        raise ConfigError(
+            "verify=True cannot check a merge into SQLite (updated rows keep their old rowids); "
+            "use a PostgreSQL target or drop verify"
+        )
+    layout = describe_source(src, query)
+    notes.extend(layout.notes)
+    probe = SourceProbe(src, query, layout)
+    # replace loads a staging table and swaps it in at the end
+    load_ref = (
+        TableRef(ref.schema, stage_name(table, job_id), ref.dialect) if mode == "replace" else ref
+    )
     tgt = Target(dst, ref)
+    load = Target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
+    final_table: TableRef | None = ref if mode == "replace" else None
     try:
         stored = _stored_plan(tgt, job_id) if resume else None
         if stored is not None:
             stored_table, plan_json = stored
-            if stored_table != ref.display:
+            if stored_table != load_ref.display:
                 raise ConfigError(
-                    f"job {job_id!r} loaded into {stored_table}, not {ref.display}; resume it "
-                    "with the same table"
+                    f"job {job_id!r} loaded into {stored_table}, not {load_ref.display}; resume "
+                    "it with the same table and mode"
                 )
             plan = Plan.from_json(plan_json)
             probe.schema()
         else:
             plan = _plan_for(probe, query, strategy, key, settings)
-        out_schema, sample = _output_schema(probe, spec_t)
+        out_schema, sample, read_schema = _output_schema(probe, spec_t)
         exists = tgt.table_exists()
         if exists and mode == "create" and stored is None:
             raise TargetError(
                 f"target table {ref.display} already exists and mode='create' refuses it; "
-                "use mode='append' or drop the table"
+                "use mode='append', 'replace', 'truncate' or 'merge', or drop the table"
             )
-        if exists:
-            target_schema = tgt.arrow_schema()
-            _check_compatible(sample, out_schema, target_schema, ref)
-        else:
-            target_schema = tgt.create_table(out_schema)
+        if mode == "replace" and stored is not None and not load.table_exists():
+            # the stage is gone only after the swap: this job already finished
+            load_ref, load, final_table = ref, tgt, None
+        merge_key = _merge_key(tgt, exists, key, out_schema, ref) if mode == "merge" else ()
+        if mode == "replace" and final_table is not None and not load.table_exists():
+            if exists:
+                load.create_like(ref)
+            else:
+                _create(load, out_schema, read_schema, layout, (), notes)
+        elif not exists and final_table is None:
+            _create(tgt, out_schema, read_schema, layout, merge_key, notes)
             log.info("created table %s", ref.display)
-            _check_compatible(sample, out_schema, target_schema, ref)
-        tgt.ensure_ledger()
-        committed = tgt.committed(job_id)
+        write = _write_layout(load, out_schema, merge_key)
+        _check_compatible(sample, out_schema, write.schema, load_ref)
+        load.ensure_ledger()
+        committed = load.committed(job_id)
         if committed and not resume:
             raise ConfigError(
                 f"job_id {job_id!r} already committed {len(committed)} chunks into this target; "
                 "pass resume=True to finish it, or use a new job_id"
             )
         if stored is None:
-            tgt.store_plan(job_id, plan.to_json())
+            if mode == "truncate" and exists:
+                load.truncate_and_register(job_id, plan.to_json())
+            else:
+                load.store_plan(job_id, plan.to_json())
     finally:
         tgt.close()
+    target_schema = write.schema
     spec = JobSpec(
         job_id=job_id,
         plan=plan,
@@ -308,8 +336,105 @@ def prepare(
         stall_timeout=stall_timeout,
         snapshot=bool(snapshot),
         max_worker_memory=max_worker_memory,
+        layout=layout if layout.columns else None,
+        write=write,
+        mode=mode,
+        final_table=final_table,
+        final_existed=exists,
     )
     return _Prepared(spec, settings)
+
+
+def stage_name(table: str, job_id: str) -> str:
+    """The staging table a ``replace`` job loads (same schema, a name of the job)."""
+    import hashlib
+
+    tag = hashlib.sha1(job_id.encode()).hexdigest()[:10]
+    return f"{table[:40]}__am_stage_{tag}"
+
+
+def _merge_key(
+    tgt: Target, exists: bool, key: str | None, out_schema: pa.Schema, ref: TableRef
+) -> tuple[str, ...]:
+    """The columns ``merge`` upserts on: ``key``, or the target's primary key; checked against
+    the target's unique indexes (ON CONFLICT needs one) before any row moves."""
+    if exists:
+        uniques = tgt.unique_keys()
+        if key:
+            want: tuple[str, ...] = (key,)
+            if not any(set(u) == {key} for u in uniques):
+                raise TargetError(
+                    f"mode='merge' upserts on key {key!r}, but {ref.display} has no primary key "
+                    f"or unique index on ({key}); add one (CREATE UNIQUE INDEX ON {ref.display} "
+                    f"({key})) or name a key that has one",
+                    transient=False,
+                )
+        elif uniques:
+            want = uniques[0]
+        else:
+            raise ConfigError(
+                f"mode='merge' needs key= or a primary key on {ref.display}; it has neither"
+            )
+    elif key:
+        want = (key,)
+    else:
+        raise ConfigError(
+            f"mode='merge' into a new table ({ref.display}) needs key=: it becomes the primary key"
+        )
+    missing = [k for k in want if k not in out_schema.names]
+    if missing:
+        raise ConfigError(
+            f"mode='merge' key column(s) {', '.join(missing)} are not in the query's output "
+            f"(columns: {', '.join(out_schema.names)})"
+        )
+    return want
+
+
+def _create(
+    tgt: Target,
+    out_schema: pa.Schema,
+    read_schema: pa.Schema,
+    layout: SourceLayout,
+    key: tuple[str, ...],
+    notes: list[str],
+) -> None:
+    """Create the target. On PostgreSQL a column passed through from a described source keeps
+    the source's type (numeric(40,20), uuid, jsonb, an enum the target also has); the rest
+    take the type their Arrow type implies."""
+    d = tgt.ref.dialect
+    if d == "sqlite":
+        tgt.create_table(out_schema)
+        if key:
+            tgt.add_primary_key(key)
+        return
+    storage = storage_schema(out_schema, d)
+    columns = []
+    for f, st in zip(out_schema, storage, strict=True):
+        src_col = layout.column(f.name)
+        sql_type = None
+        passed = f.name in read_schema.names and read_schema.field(f.name).type == f.type
+        if src_col is not None and src_col.target_type and passed:
+            sql_type = src_col.target_type
+            if src_col.fallback_type and not tgt.type_exists(sql_type):
+                notes.append(
+                    f"column {f.name!r}: type {sql_type} does not exist in the target; "
+                    f"created as {src_col.fallback_type}"
+                )
+                sql_type = src_col.fallback_type
+        columns.append((f.name, sql_type or sql_type_name(st.type, d)))
+    tgt.create_table_sql(columns, key)
+
+
+def _write_layout(load: Target, out_schema: pa.Schema, merge_key: tuple[str, ...]) -> WriteLayout:
+    d = load.ref.dialect
+    adbc = load.arrow_schema()
+    storage = storage_schema(out_schema, d)
+    pg_cols = load.pg_columns() if d == "postgresql" else None
+    try:
+        layout = target_layout(d, adbc, pg_cols, out_schema, storage)
+    except TargetError as exc:
+        raise TargetError(f"incompatible target table {load.ref.display}: {exc}") from None
+    return dataclasses.replace(layout, merge_key=merge_key)
 
 
 def _stored_plan(tgt: Target, job_id: str) -> tuple[str, str] | None:
@@ -440,7 +565,16 @@ def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
         callback = progress
     else:
         raise ConfigError(f"progress must be True, False, None or a callable, got {progress!r}")
-    return Coordinator(spec, callback).run()
+    result = Coordinator(spec, callback).run()
+    if result.success and spec.final_table is not None:
+        final = Target(spec.target, spec.final_table)
+        try:
+            columns = [c.name for c in spec.write.columns] if spec.write else []
+            final.swap_in(spec.table, columns, spec.final_existed)
+        finally:
+            final.close()
+        log.info("swapped %s into %s", spec.table.display, spec.final_table.display)
+    return result
 
 
 # --------------------------------------------------------------------------- describe and verify
@@ -469,7 +603,7 @@ def describe_columns(
     src = parse_uri(source, "source")
     check_reachable(src, "source")
     probe = SourceProbe(src, _check_query(query))
-    out_schema, _ = _output_schema(probe, normalize(transform))
+    out_schema, _, _ = _output_schema(probe, normalize(transform))
     if target is None or table is None:
         return [ColumnMapping(f.name, str(f.type), "", "") for f in out_schema]
     dst = parse_uri(target, "target")

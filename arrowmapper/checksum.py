@@ -17,6 +17,22 @@ SEED = 0x5EED_A11  # part of the format: changing it changes every stored checks
 VERSION = "h1"
 
 
+def _hashable(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    """The batch with the types Polars cannot hash as their exact text or storage
+    (decimal256 -> string, extension types -> their storage)."""
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    columns = []
+    for column in table.columns:
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = pa.chunked_array(
+                [c.storage for c in column.chunks], type=column.type.storage_type
+            )
+        if pa.types.is_decimal256(column.type):
+            column = column.cast(pa.string())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 class Checksum:
     """Accumulates rows; ``digest`` is ``h1:<rows>:<hi>:<lo>``."""
 
@@ -30,7 +46,7 @@ class Checksum:
 
         if batch.num_rows == 0:
             return
-        frame = pl.from_arrow(batch)
+        frame = pl.from_arrow(_hashable(batch))
         assert isinstance(frame, pl.DataFrame)
         hashes = frame.hash_rows(seed=SEED).to_arrow()
         self._hi += int(pc.sum(pc.shift_right(hashes, pa.scalar(32, pa.uint64()))).as_py() or 0)

@@ -51,6 +51,7 @@ from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
 from .targets import TableRef
 from .transform import TransformSpec
+from .types import SourceLayout, WriteLayout
 from .worker import ChunkTask, release_worker_state, run_chunk, worker_main
 
 log = logging.getLogger("arrowmapper")
@@ -80,6 +81,11 @@ class JobSpec:
     notes: tuple[str, ...] = ()  # decisions made while preparing (fewer workers, ...)
     snapshot: bool = False  # read every chunk from one exported PostgreSQL snapshot
     max_worker_memory: int | None = None  # MiB of RSS per worker before it is killed and split
+    layout: SourceLayout | None = None  # how source columns are read (type preflight)
+    write: WriteLayout | None = None  # how chunks are written (staged casts, merge key)
+    mode: str = "append"
+    final_table: TableRef | None = None  # replace: the table the loaded stage is swapped into
+    final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
 
 
 @dataclass
@@ -283,6 +289,8 @@ class Coordinator:
             verify=s.verify,
             statement_timeout=s.statement_timeout,
             snapshot=self.snapshot_id,
+            layout=s.layout,
+            write=s.write,
         )
 
     def _begin(self, cid: int) -> ChunkTask:

@@ -63,9 +63,10 @@ def _rows(endpoint: Endpoint, sql: str) -> list[dict[str, Any]]:
 class SourceProbe:
     """The facts the planner asks of a source, each one query (cached where reused)."""
 
-    def __init__(self, endpoint: Endpoint, query: str) -> None:
+    def __init__(self, endpoint: Endpoint, query: str, layout: Any = None) -> None:
         self.endpoint = endpoint
         self.query = query
+        self.layout = layout  # a SourceLayout: text-read columns are cast in schema()/sample()
         self.dialect: str = endpoint.dialect
         self._from = source_sql(query, self.dialect)
         self._schema: pa.Schema | None = None
@@ -79,12 +80,26 @@ class SourceProbe:
     def schema(self) -> pa.Schema:
         """The query's Arrow schema (a LIMIT 0 describe: no rows are read)."""
         if self._schema is None:
-            self._schema = read_arrow(self.endpoint, f"SELECT * FROM {self._from} LIMIT 0").schema
+            self._schema = read_arrow(
+                self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT 0")
+            ).schema
         return self._schema
 
+    def _wrap(self, sql: str) -> str:
+        return self.layout.wrap(sql) if self.layout is not None else sql
+
     def sample(self, rows: int = 1000) -> pa.Table:
-        """The first rows of the query, for inferring the transformed schema."""
-        return read_arrow(self.endpoint, f"SELECT * FROM {self._from} LIMIT {rows}").read_all()
+        """The first rows of the query (text-read columns parsed), for the transformed schema."""
+        table = read_arrow(
+            self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT {rows}")
+        ).read_all()
+        if self.layout is None:
+            return table
+        batches = [self.layout.decode(b) for b in table.to_batches()]
+        if not batches:
+            empty = pa.RecordBatch.from_pylist([], schema=table.schema)
+            return pa.Table.from_batches([self.layout.decode(empty)])
+        return pa.Table.from_batches(batches)
 
     def columns(self) -> dict[str, str]:
         return {f.name: str(f.type) for f in self.schema()}

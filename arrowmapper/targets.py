@@ -21,6 +21,7 @@ from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
+from .types import WriteLayout, pg_target_columns, to_json, to_uuid
 
 
 class VerificationError(TargetError):
@@ -53,6 +54,7 @@ class _AnyType(pa.ExtensionType):  # type: ignore[misc]
 _ANY = _AnyType()
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
+STAGE = "_am_chunk"  # the temporary table a staged chunk is COPYed into
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
@@ -238,6 +240,7 @@ _SAFE_CASTS = {
     "float": {"float"},
     "decimal": {"decimal", "float"},
     "date": {"date", "timestamp"},
+    "string": {"decimal"},  # parsed exactly, or refused (a safe cast never rounds)
     "timestamp": {"timestamp"},
 }
 
@@ -263,6 +266,14 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
                 transient=False,
             )
         want = target.field(idx).type
+        if isinstance(want, pa.UuidType):
+            arrays.append(to_uuid(column, name))
+            fields.append(pa.field(name, want))
+            continue
+        if isinstance(want, pa.JsonType):
+            arrays.append(to_json(column, name))
+            fields.append(pa.field(name, want))
+            continue
         if isinstance(want, pa.BaseExtensionType):
             want = _storage_type(column.type, dialect, name)  # e.g. numeric: the driver decides
         if column.type != want:
@@ -387,6 +398,163 @@ class Target:
             cur.close()
         return self.arrow_schema()
 
+    def create_table_sql(self, columns: list[tuple[str, str]], key: tuple[str, ...] = ()) -> None:
+        """Create the table with these exact SQL types (and a primary key on ``key``)."""
+        d = self.ref.dialect
+        parts = [f"{quote_ident(n, d)} {t}" for n, t in columns]
+        if key:
+            parts.append(f"PRIMARY KEY ({', '.join(quote_ident(k, d) for k in key)})")
+        try:
+            self._exec(f"CREATE TABLE {self.ref.qualified()} ({', '.join(parts)})")
+            self.conn.commit()
+        except Exception as exc:
+            self.rollback()
+            raise TargetError(
+                f"cannot create target table {self.ref.display}: {redact(str(exc))}",
+                transient=False,
+            ) from exc
+
+    def type_exists(self, sql_type: str) -> bool:
+        """Whether a PostgreSQL type name (an enum, a domain, ...) exists in the target."""
+        try:
+            rows = self._exec(f"SELECT to_regtype({_lit(sql_type)}) IS NOT NULL")
+            self.conn.commit()
+        except Exception:
+            self.rollback()
+            return False
+        return bool(rows and rows[0][0])
+
+    def pg_columns(self) -> list[tuple[str, ...]]:
+        """The target's columns with their exact types (see :func:`pg_target_columns`)."""
+        rows = pg_target_columns(self._exec, self.ref.qualified())
+        self.conn.commit()
+        return rows
+
+    def unique_keys(self) -> list[tuple[str, ...]]:
+        """Column sets with a unique index (primary key first): what ON CONFLICT can use."""
+        if self.ref.dialect == "sqlite":
+            t = _lit(self.ref.table)
+            idx = self._exec(
+                f'SELECT name, origin FROM pragma_index_list({t}) WHERE "unique" = 1 '
+                "AND partial = 0 ORDER BY origin = 'pk' DESC"
+            )
+            keys = []
+            for name, _ in idx:
+                cols = self._exec(
+                    f"SELECT name FROM pragma_index_info({_lit(str(name))}) ORDER BY seqno"
+                )
+                keys.append(tuple(str(c[0]) for c in cols))
+            pk = self._exec(f"SELECT name FROM pragma_table_info({t}) WHERE pk > 0 ORDER BY pk")
+            if pk and not any(k == tuple(str(r[0]) for r in pk) for k in keys):
+                keys.insert(0, tuple(str(r[0]) for r in pk))  # INTEGER PRIMARY KEY: no index
+            self.conn.commit()
+            return keys
+        rows = self._exec(
+            "SELECT i.indisprimary, array_to_string(ARRAY(SELECT a.attname FROM "
+            "unnest(i.indkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON "
+            "a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), chr(1)) "
+            f"FROM pg_index i WHERE i.indrelid = to_regclass({_lit(self.ref.qualified())}) "
+            "AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL "
+            "ORDER BY i.indisprimary DESC"
+        )
+        self.conn.commit()
+        return [tuple(str(c) for c in str(cols).split(chr(1))) for _, cols in rows]
+
+    def add_primary_key(self, key: tuple[str, ...]) -> None:
+        d = self.ref.dialect
+        cols = ", ".join(quote_ident(k, d) for k in key)
+        if d == "sqlite":
+            name = quote_ident(f"{self.ref.table}_am_key", d)
+            sql = f"CREATE UNIQUE INDEX {name} ON {self.ref.qualified()} ({cols})"
+        else:
+            sql = f"ALTER TABLE {self.ref.qualified()} ADD PRIMARY KEY ({cols})"
+        try:
+            self._exec(sql)
+            self.conn.commit()
+        except Exception as exc:
+            self.rollback()
+            raise TargetError(
+                f"cannot add the merge key ({', '.join(key)}) to {self.ref.display}: "
+                f"{redact(str(exc))}",
+                transient=False,
+            ) from exc
+
+    def create_like(self, other: TableRef) -> None:
+        """Create this (staging) table with ``other``'s columns and types."""
+        if self.ref.dialect == "sqlite":
+            sql = (
+                f"CREATE TABLE {self.ref.qualified()} AS SELECT * FROM {other.qualified()} WHERE 0"
+            )
+        else:
+            sql = (
+                f"CREATE TABLE {self.ref.qualified()} (LIKE {other.qualified()} INCLUDING DEFAULTS)"
+            )
+        self._exec(sql)
+        self.conn.commit()
+
+    def _referenced(self) -> bool:
+        """Whether a foreign key elsewhere points at this table (TRUNCATE would refuse)."""
+        if self.ref.dialect == "sqlite":
+            return False
+        rows = self._exec(
+            "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = "
+            f"to_regclass({_lit(self.ref.qualified())})"
+        )
+        return bool(rows)
+
+    def _empty_sql(self) -> str:
+        if self.ref.dialect == "sqlite" or self._referenced():
+            return f"DELETE FROM {self.ref.qualified()}"
+        return f"TRUNCATE {self.ref.qualified()}"
+
+    def truncate_and_register(self, job_id: str, plan_json: str) -> None:
+        """Empty the table and store the job's plan in one transaction, so a resumed job
+        (which finds its plan) never empties the table again."""
+        try:
+            self._exec(self._empty_sql())
+            self._exec(
+                f"INSERT INTO {self.ref.qualified(JOBS)} (job_id, target_table, plan) VALUES "
+                f"({_lit(job_id)}, {_lit(self.ref.display)}, {_lit(plan_json)})"
+            )
+            self.conn.commit()
+        except Exception as exc:
+            self.rollback()
+            raise TargetError(
+                f"cannot empty {self.ref.display} for mode='truncate': {redact(str(exc))}",
+                transient=False,
+            ) from exc
+
+    def swap_in(self, stage: TableRef, columns: list[str], existed: bool) -> None:
+        """Make the loaded staging table the target, in one transaction: a reader sees the old
+        rows or the new ones, never a mix. An existing target keeps its definition (indexes,
+        constraints, grants, triggers, dependent views): its rows are replaced by the stage's.
+        A new one is the stage, renamed."""
+        d = self.ref.dialect
+        try:
+            if existed:
+                cols = ", ".join(quote_ident(c, d) for c in columns)
+                if d != "sqlite":
+                    self._exec(f"LOCK TABLE {self.ref.qualified()} IN ACCESS EXCLUSIVE MODE")
+                self._exec(self._empty_sql())
+                self._exec(
+                    f"INSERT INTO {self.ref.qualified()} ({cols}) SELECT {cols} FROM "
+                    f"{stage.qualified()}"
+                )
+                self._exec(f"DROP TABLE {stage.qualified()}")
+            else:
+                self._exec(
+                    f"ALTER TABLE {stage.qualified()} RENAME TO {quote_ident(self.ref.table, d)}"
+                )
+            self.conn.commit()
+        except Exception as exc:
+            self.rollback()
+            raise TargetError(
+                f"loaded every chunk into {stage.display} but could not swap it into "
+                f"{self.ref.display}: {redact(str(exc))}; the old table is untouched, fix the "
+                "cause and resume the job to retry the swap",
+                transient=False,
+            ) from exc
+
     def column_types(self) -> dict[str, str]:
         """Column name -> the database's own type name (``numeric(12,2)``, ``TEXT``, ...)."""
         if self.ref.dialect == "sqlite":
@@ -479,6 +647,7 @@ class Target:
         batches: Iterable[pa.RecordBatch],
         rows_read: Callable[[], int] | None = None,
         verify: bool = False,
+        layout: WriteLayout | None = None,
     ) -> Written | None:
         """Ingest ``batches`` and the chunk's ledger row in one transaction.
 
@@ -530,15 +699,20 @@ class Target:
                 reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
                 kwargs = {"db_schema_name": self.ref.schema} if self.ref.schema else {}
                 try:
-                    cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
+                    if layout is not None and layout.needs_stage:
+                        self._ingest_staged(cur, reader, layout, first.schema.names)
+                    else:
+                        cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
                 except BaseException:
                     if raised:
                         raise raised[0] from None
                     raise
-            locator = self._locator_end(cur, start)
+            merged_sqlite = bool(layout and layout.merge_key) and self.ref.dialect == "sqlite"
+            locator = "none:" if merged_sqlite else self._locator_end(cur, start)
             checksum = digest.digest if digest is not None else None
             if digest is not None:
-                self._check_written(cur, chunk_id, locator, sent, digest)
+                staged = set(layout.staged) if layout is not None else set()
+                self._check_written(cur, chunk_id, locator, sent, digest, staged)
             read = int(rows_read()) if rows_read is not None else None
             cur.execute(
                 f"UPDATE {ledger} SET rows = {counted[0]}, "
@@ -556,6 +730,36 @@ class Target:
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+
+    def _ingest_staged(
+        self, cur: Any, reader: pa.RecordBatchReader, layout: WriteLayout, names: list[str]
+    ) -> None:
+        """COPY the chunk into a temporary table, then move it into the target with the
+        server's casts (exact text -> interval, numeric, ...) and, for ``merge``, an upsert:
+        all inside the chunk's transaction."""
+        d = self.ref.dialect
+        cur.adbc_ingest(STAGE, reader, mode="replace", temporary=True)
+        types = {c.name: c.sql_type for c in layout.columns if c.sql_type}
+        cols = ", ".join(quote_ident(c, d) for c in names)
+        exprs = ", ".join(
+            f"{quote_ident(c, d)}::{types[c]}" if c in types and d != "sqlite" else quote_ident(c, d)
+            for c in names
+        )
+        tmp = f"pg_temp.{STAGE}" if d != "sqlite" else f"temp.{STAGE}"
+        sql = f"INSERT INTO {self.ref.qualified()} ({cols}) SELECT {exprs} FROM {tmp}"
+        if layout.merge_key:
+            keys = ", ".join(quote_ident(k, d) for k in layout.merge_key)
+            rest = [c for c in names if c not in layout.merge_key]
+            if d == "sqlite":
+                sql += " WHERE true"  # SQLite's parser needs it before ON CONFLICT
+            action = (
+                "UPDATE SET "
+                + ", ".join(f"{quote_ident(c, d)} = excluded.{quote_ident(c, d)}" for c in rest)
+                if rest
+                else "NOTHING"
+            )
+            sql += f" ON CONFLICT ({keys}) DO {action}"
+        cur.execute(sql)
 
     # -- where a chunk's rows are: a PostgreSQL transaction id, or a SQLite rowid range
     def _locator_start(self, cur: Any) -> str:
@@ -580,14 +784,32 @@ class Target:
         if kind == "rowid":
             lo, _, hi = rest.partition(":")
             return f"rowid BETWEEN {int(lo)} AND {int(hi)}"
+        if kind == "none":
+            raise TargetError(
+                "the rows of a chunk merged into a SQLite table cannot be told apart from older "
+                "rows, so they cannot be verified; verify needs a PostgreSQL target for merge",
+                transient=False,
+            )
         raise TargetError(f"unknown chunk locator {locator!r}")
 
-    def read_rows(self, locator: str, columns: list[str], cur: Any = None) -> pa.Table:
-        """The rows a chunk committed (or, inside its transaction, is committing)."""
+    def read_rows(
+        self, locator: str, columns: list[str], cur: Any = None, as_text: set[str] | None = None
+    ) -> pa.Table:
+        """The rows a chunk committed (or, inside its transaction, is committing); columns in
+        ``as_text`` are read as their text (what a staged cast was given)."""
         own = cur is None
         cur = cur or self.conn.cursor()
+        d = self.ref.dialect
         try:
-            cols = ", ".join(quote_ident(c, self.ref.dialect) for c in columns) or "1"
+            cols = (
+                ", ".join(
+                    f"{quote_ident(c, d)}::text AS {quote_ident(c, d)}"
+                    if as_text and c in as_text and d != "sqlite"
+                    else quote_ident(c, d)
+                    for c in columns
+                )
+                or "1"
+            )
             cur.execute(
                 f"SELECT {cols} FROM {self.ref.qualified()} WHERE {self.locator_predicate(locator)}"
             )
@@ -599,10 +821,16 @@ class Target:
                 self.conn.commit()
 
     def _check_written(
-        self, cur: Any, chunk_id: int, locator: str, sent: list[pa.Schema], digest: Checksum
+        self,
+        cur: Any,
+        chunk_id: int,
+        locator: str,
+        sent: list[pa.Schema],
+        digest: Checksum,
+        as_text: set[str] | None = None,
     ) -> None:
         names = sent[0].names if sent else []
-        back = self.read_rows(locator, names, cur)
+        back = self.read_rows(locator, names, cur, as_text)
         found = Checksum()
         if sent and back.num_rows:
             found.add(align(back, sent[0]))

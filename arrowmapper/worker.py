@@ -27,6 +27,7 @@ from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
 from .targets import TableRef, Target, conform
 from .transform import Transformer, TransformSpec
+from .types import SourceLayout, WriteLayout
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ChunkTask:
     verify: bool = False
     statement_timeout: float | None = None
     snapshot: str | None = None  # an exported PostgreSQL snapshot every read joins
+    layout: SourceLayout | None = None  # text-read columns and their parsing
+    write: WriteLayout | None = None  # staged casts and the merge key
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
@@ -86,18 +89,22 @@ def source_batches(
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
+    layout = task.layout
+    sql = layout.wrap(task.chunk.sql) if layout is not None else task.chunk.sql
     if task.snapshot:
         from .sources import SnapshotReader
 
         snap = _SNAPSHOT_READERS.get(task.source.uri)
         if snap is None:
             snap = _SNAPSHOT_READERS[task.source.uri] = SnapshotReader(task.source)
-        reader = snap.read(task.chunk.sql, task.snapshot, task.statement_timeout)
+        reader = snap.read(sql, task.snapshot, task.statement_timeout)
     else:
-        reader = read_arrow(task.source, task.chunk.sql, task.batch_size, task.statement_timeout)
+        reader = read_arrow(task.source, sql, task.batch_size, task.statement_timeout)
     dialect = task.table.dialect
     for batch in reader:
         read[0] += batch.num_rows
+        if layout is not None:
+            batch = layout.decode(batch)
         if board is not None:
             board.add(cid, "rows_read", batch.num_rows)
         for out in transformer.batches(batch):
@@ -128,6 +135,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             source_batches(task, board, read),
             lambda: read[0],
             verify=task.verify,
+            layout=task.write,
         )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())

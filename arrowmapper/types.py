@@ -1,0 +1,477 @@
+"""Type preflight: the exact path every column takes, decided before any row moves.
+
+connectorx maps some source types lossily (every PostgreSQL numeric becomes decimal128(38,10))
+and panics on others (interval, timetz, money); ADBC appends only exact Arrow types and needs
+extension types for uuid and json. So before a job starts:
+
+* :func:`describe_source` asks the source for its declared result types (PostgreSQL: a
+  temporary view of the query and ``pg_catalog``; MySQL/MariaDB and SQLite: the catalog of a
+  plain table). :class:`SourceLayout` then picks, per column, whether connectorx reads it as is
+  or as its exact text (``col::text``), and which Arrow type that text is parsed into in the
+  worker (``numeric(40,20)`` -> ``decimal256(40,20)``), so the transform still sees a decimal.
+* :func:`target_layout` reads the target's columns and decides, per column, the Arrow type a
+  batch is cast to (``uuid`` -> ``arrow.uuid``, ``jsonb`` -> ``arrow.json``, ``numeric(p,s)``
+  -> ``decimal(p,s)``) or, for types Arrow cannot carry exactly (unconstrained numeric,
+  interval, timetz, money, arrays, inet, ...), sends the exact text and lets the server cast it
+  (``INSERT ... SELECT col::interval FROM`` a temporary staging table, in the chunk's
+  transaction).
+
+A column with no lossless path is refused with an error naming the column, both types and the
+fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .config import Endpoint
+from .errors import SourceError, TargetError, redact
+from .plan import bare_table, quote_ident, source_sql
+
+# connectorx reads these PostgreSQL base types exactly (by typname)
+_PG_NATIVE = {
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "bool",
+    "text",
+    "varchar",
+    "bpchar",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "bytea",
+    "uuid",
+}  # not json/jsonb: connectorx re-serialises them through f64 numbers (2.50 -> 2.5)
+# the largest numeric(p,s) connectorx's decimal128(38,10) holds exactly
+_CX_SCALE, _CX_INT_DIGITS = 10, 28
+_NUMERIC = re.compile(r"^(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)$", re.I)
+
+
+def decimal_type(precision: int, scale: int) -> pa.DataType | None:
+    """The Arrow decimal that holds numeric(p,s) exactly, or None when none does."""
+    if scale < 0 or scale > precision:
+        return None
+    if precision <= 38:
+        return pa.decimal128(precision, scale)
+    if precision <= 76:
+        return pa.decimal256(precision, scale)
+    return None
+
+
+def numeric_typmod(sql_type: str) -> tuple[int, int] | None:
+    """``numeric(12,2)`` -> (12, 2); ``decimal(5)`` -> (5, 0); anything else -> None."""
+    m = _NUMERIC.match(sql_type.strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """One result column of the source query and how it is read."""
+
+    name: str
+    sql_type: str | None  # the source's own type name, e.g. numeric(40,20); None when unknown
+    as_text: bool = False  # the chunk query selects the column's exact text
+    decode: pa.DataType | None = None  # the Arrow type that text is parsed into in the worker
+    target_type: str | None = None  # the PostgreSQL type a created target column gets
+    fallback_type: str | None = None  # used when target_type does not exist in the target
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """How the source's columns are read; applied around every chunk query."""
+
+    dialect: str
+    columns: tuple[SourceColumn, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def rewrites(self) -> bool:
+        return any(c.as_text for c in self.columns)
+
+    def column(self, name: str) -> SourceColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def wrap(self, sql: str) -> str:
+        """``sql`` with its text-read columns cast to text (unchanged when none are)."""
+        if not self.rewrites:
+            return sql
+        items = []
+        for c in self.columns:
+            q = quote_ident(c.name, self.dialect)
+            if not c.as_text:
+                items.append(q)
+            elif self.dialect == "mysql":
+                items.append(f"CAST({q} AS CHAR) AS {q}")
+            elif self.dialect == "sqlite":
+                items.append(f"CAST({q} AS TEXT) AS {q}")
+            else:
+                items.append(f"{q}::text AS {q}")
+        return f"SELECT {', '.join(items)} FROM ({sql.strip().rstrip(';')}) AS _am_src"
+
+    def decode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Parse text-read columns into their exact Arrow types (numeric -> decimal(p,s))."""
+        todo = {c.name: c.decode for c in self.columns if c.decode is not None}
+        if not todo:
+            return batch
+        arrays = []
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            want = todo.get(name)
+            if want is not None and column.type != want:
+                try:
+                    column = column.cast(want, safe=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SourceError(
+                        f"column {name!r}: a value does not fit {want} ({exc})", transient=False
+                    ) from None
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    def describe(self) -> list[str]:
+        out = []
+        for c in self.columns:
+            how = "text" if c.as_text else "native"
+            if c.decode is not None:
+                how += f" -> {c.decode}"
+            out.append(
+                f"{c.name}: {c.sql_type or '?'} read {how}" + (f" ({c.note})" if c.note else "")
+            )
+        return out
+
+
+PLAIN = SourceLayout("postgresql")
+
+
+# --------------------------------------------------------------------------- describing sources
+
+
+def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
+    """Each result column's name, type, base type, type kind and whether it is an array."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    sql = (
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), "
+        "format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), "
+        "CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END), "
+        "b.typname::text, b.typtype::text, b.typcategory::text, t.typtype::text "
+        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) "
+        "WHERE a.attrelid = 'pg_temp._am_describe'::regclass AND a.attnum > 0 ORDER BY a.attnum"
+    )
+    conn = pg.connect(endpoint.uri)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            f"CREATE TEMP VIEW _am_describe AS SELECT * FROM {source_sql(query, 'postgresql')}"
+        )
+        cur.execute(sql)
+        rows = [tuple(r) for r in cur.fetchall()]
+        cur.close()
+        conn.rollback()
+        return rows
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _pg_column(row: tuple[Any, ...]) -> SourceColumn:
+    name, sql_type, base_type, typname, typtype, category, own_kind = row
+    fallback = None
+    if own_kind == "d":
+        fallback = base_type  # a domain the target may not have: its base type
+    elif typtype == "e":
+        fallback = "text"  # an enum the target may not have
+    elif typtype != "b" or category == "U":
+        fallback = "text"
+    if typname == "numeric":
+        mod = numeric_typmod(base_type)
+        if mod is None:
+            return SourceColumn(
+                name, sql_type, True, None, sql_type, fallback, "unconstrained: exact text"
+            )
+        p, s = mod
+        if s <= _CX_SCALE and p - s <= _CX_INT_DIGITS:
+            return SourceColumn(name, sql_type, False, None, sql_type, fallback)
+        dec = decimal_type(p, s)
+        note = f"read as text, parsed into {dec}" if dec else "read as text"
+        return SourceColumn(name, sql_type, True, dec, sql_type, fallback, note)
+    if typname in _PG_NATIVE or typtype == "e":
+        return SourceColumn(name, sql_type, False, None, sql_type, fallback)
+    return SourceColumn(name, sql_type, True, None, sql_type, fallback or None, "exact text")
+
+
+def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[SourceColumn]:
+    from .sources import read_arrow
+
+    declared: dict[str, tuple[str, int | None, int | None]] = {}
+    bt = bare_table(query)
+    if bt is not None:
+        db, table = bt
+        lit = table.replace("'", "''")
+        where = f"TABLE_SCHEMA = '{db.replace(chr(39), '')}'" if db else "TABLE_SCHEMA = DATABASE()"
+        rows = (
+            read_arrow(
+                endpoint,
+                "SELECT COLUMN_NAME AS n, DATA_TYPE AS t, NUMERIC_PRECISION AS p, NUMERIC_SCALE AS s "
+                f"FROM information_schema.COLUMNS WHERE {where} AND TABLE_NAME = '{lit}'",
+            )
+            .read_all()
+            .to_pylist()
+        )
+        declared = {str(r["n"]): (str(r["t"]).lower(), r["p"], r["s"]) for r in rows}
+    out = []
+    for f in schema:
+        kind, p, s = declared.get(f.name, ("", None, None))
+        if kind == "decimal" and p is not None:
+            dec = decimal_type(int(p), int(s or 0))
+            tt = f"numeric({int(p)},{int(s or 0)})"
+            out.append(SourceColumn(f.name, f"decimal({p},{s})", True, dec, tt, None, "exact text"))
+        elif pa.types.is_decimal(f.type):  # a query's decimal: its scale is unknown here
+            out.append(SourceColumn(f.name, "decimal", True, None, "numeric", None, "exact text"))
+        elif kind == "json":
+            out.append(SourceColumn(f.name, "json", False, None, "json"))
+        else:
+            out.append(SourceColumn(f.name, kind or None))
+    return out
+
+
+def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[SourceColumn]:
+    from .sources import read_arrow
+
+    declared: dict[str, str] = {}
+    bt = bare_table(query)
+    if bt is not None:
+        lit = bt[1].replace("'", "''")
+        rows = (
+            read_arrow(endpoint, f"SELECT name AS n, type AS t FROM pragma_table_info('{lit}')")
+            .read_all()
+            .to_pylist()
+        )
+        declared = {str(r["n"]): str(r["t"] or "") for r in rows}
+    out = []
+    for f in schema:
+        decl = declared.get(f.name, "")
+        upper = decl.upper()
+        if upper.startswith(("DECIMAL", "NUMERIC")):
+            mod = numeric_typmod(decl)
+            if mod is not None:
+                dec = decimal_type(*mod)
+                tt = f"numeric({mod[0]},{mod[1]})"
+                out.append(SourceColumn(f.name, decl, True, dec, tt, None, "exact text"))
+            else:
+                out.append(SourceColumn(f.name, decl, True, None, "numeric", None, "exact text"))
+        elif upper == "JSON":
+            out.append(SourceColumn(f.name, decl, False, None, "json"))
+        else:
+            out.append(SourceColumn(f.name, decl or None))
+    return out
+
+
+def describe_source(endpoint: Endpoint, query: str) -> SourceLayout:
+    """The source query's columns with their declared types and how each will be read.
+
+    Never fails the job by itself: where the catalog cannot be asked (a read-only standby
+    refuses temporary views), the layout is empty and connectorx's own mapping is used, with
+    a note saying so.
+    """
+    from .sources import read_arrow
+
+    if endpoint.dialect == "postgresql":
+        try:
+            rows = _pg_describe(endpoint, query)
+        except Exception as exc:  # bad SQL is reported by the describe that follows
+            text = redact(str(exc)).strip() or type(exc).__name__
+            return SourceLayout(
+                "postgresql",
+                (),
+                (
+                    f"could not describe the query's types ({text.splitlines()[0]}); "
+                    "using connectorx's mapping (numeric scale above 10 would be refused)",
+                ),
+            )
+        return SourceLayout("postgresql", tuple(_pg_column(r) for r in rows))
+    if endpoint.dialect in ("mysql", "sqlite"):
+        schema = read_arrow(
+            endpoint, f"SELECT * FROM {source_sql(query, endpoint.dialect)} LIMIT 0"
+        ).schema
+        cols = (
+            _mysql_columns(endpoint, query, schema)
+            if endpoint.dialect == "mysql"
+            else _sqlite_columns(endpoint, query, schema)
+        )
+        return SourceLayout(endpoint.dialect, tuple(cols))
+    return SourceLayout(endpoint.dialect)
+
+
+# --------------------------------------------------------------------------- the target side
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """One target column: its SQL type and the Arrow type batches are cast to for it."""
+
+    name: str
+    sql_type: str
+    arrow: pa.DataType
+    staged: bool = False  # exact text the server casts (INSERT ... SELECT col::sql_type)
+
+
+@dataclass(frozen=True)
+class WriteLayout:
+    """How chunks are written: per-column types, staged casts and the merge key."""
+
+    columns: tuple[TargetColumn, ...]
+    merge_key: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
+
+    @property
+    def staged(self) -> dict[str, str]:
+        return {c.name: c.sql_type for c in self.columns if c.staged}
+
+    @property
+    def needs_stage(self) -> bool:
+        return bool(self.merge_key) or any(c.staged for c in self.columns)
+
+    def __hash__(self) -> int:
+        return hash((self.columns, self.merge_key))
+
+
+_STRINGISH = ("S", "E")  # PostgreSQL type categories a string is COPYed into as is
+
+
+def pg_target_columns(conn_exec: Any, qualified: str) -> list[tuple[str, ...]]:
+    """(name, type, base typname, category, base type) of each column of a PostgreSQL table."""
+    lit = "'" + qualified.replace("'", "''") + "'"
+    rows = conn_exec(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), b.typname::text, "
+        "CASE WHEN b.typtype = 'e' THEN 'E' ELSE b.typcategory::text END, "
+        "format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) "
+        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) "
+        f"WHERE a.attrelid = to_regclass({lit}) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"
+    )
+    return [tuple(str(v) for v in row) for row in rows]
+
+
+def target_layout(
+    dialect: str,
+    adbc_schema: pa.Schema,
+    pg_columns: list[tuple[str, ...]] | None,
+    out_schema: pa.Schema,
+    storage: pa.Schema,
+) -> WriteLayout:
+    """Decide, for each target column, the Arrow type batches are cast to, or a staged cast.
+
+    ``out_schema`` is what the transform produces; ``storage`` the same with the types a
+    target stores (string for large_string, ...). Columns the output lacks keep the target's
+    default. Raises :class:`TargetError` for a column with no exact path.
+    """
+    if dialect != "postgresql" or pg_columns is None:
+        return WriteLayout(tuple(TargetColumn(f.name, "", f.type) for f in adbc_schema))
+    out_types = {f.name: storage.field(f.name).type for f in out_schema}
+    cols = []
+    for name, sql_type, typname, category, base in pg_columns:
+        adbc = adbc_schema.field(name).type if name in adbc_schema.names else pa.string()
+        have = out_types.get(name)
+        arrow: pa.DataType = adbc
+        staged = False
+        if typname == "numeric":
+            mod = numeric_typmod(base)
+            dec = decimal_type(*mod) if mod else None
+            if dec is not None:
+                arrow = dec
+            elif have is not None and pa.types.is_decimal(have):
+                arrow = have  # unconstrained numeric from a decimal: ADBC writes the value
+            else:
+                arrow, staged = pa.string(), True
+        elif typname == "uuid":
+            arrow = pa.uuid()
+        elif typname in ("json", "jsonb"):
+            arrow = pa.json_()
+        elif category in _STRINGISH:
+            arrow = pa.string()
+        elif have is not None and pa.types.is_string(have) and _text_castable(adbc, category):
+            arrow, staged = pa.string(), True
+        elif isinstance(adbc, pa.BaseExtensionType) or category == "A" or typname == "money":
+            if have is None:
+                arrow = pa.string()
+            else:
+                raise TargetError(
+                    f"column {name!r}: the target's {sql_type} cannot be written from {have}; "
+                    f"select it as text in the query or transform (e.g. pl.col({name!r})"
+                    ".cast(pl.String)) and the server will cast it",
+                    transient=False,
+                )
+        cols.append(TargetColumn(name, sql_type, arrow, staged))
+    return WriteLayout(tuple(cols))
+
+
+def _text_castable(adbc: pa.DataType, category: str) -> bool:
+    """Target types a string reaches through a server-side cast, not an Arrow cast: those
+    Arrow cannot carry exactly (interval, arrays, timetz, money, inet, geometric, ranges...)."""
+    return (
+        isinstance(adbc, pa.BaseExtensionType)
+        or pa.types.is_interval(adbc)
+        or pa.types.is_list(adbc)
+        or category in ("A", "T", "G", "I", "R", "U", "V", "X")
+        or (category == "N" and pa.types.is_int64(adbc))  # money
+    )
+
+
+def to_uuid(column: pa.Array, name: str) -> pa.Array:
+    """Strings ('da1b...-...') or 16-byte binaries as ``arrow.uuid``."""
+    if isinstance(column.type, pa.UuidType):
+        return column
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        import polars as pl
+
+        series = pl.Series(pa.array(column).cast(pa.large_string()))
+        hexed = series.str.replace_all("-", "", literal=True).str.strip_chars("{}")
+        bad = hexed.is_not_null() & (hexed.str.len_bytes() != 32)
+        if bad.any():
+            raise TargetError(
+                f"column {name!r}: {series.filter(bad)[0]!r} is not a uuid", transient=False
+            )
+        try:
+            raw = hexed.str.decode("hex").to_arrow()
+        except Exception:
+            raise TargetError(f"column {name!r}: a value is not a uuid", transient=False) from None
+        column = raw.cast(pa.binary(16))
+    elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        column = column.cast(pa.binary(16))
+    if not pa.types.is_fixed_size_binary(column.type):
+        raise TargetError(f"column {name!r}: cannot store {column.type} as a uuid", transient=False)
+    return pa.ExtensionArray.from_storage(pa.uuid(), column)
+
+
+def to_json(column: pa.Array, name: str) -> pa.Array:
+    """Strings as ``arrow.json`` (the server checks they are JSON)."""
+    if isinstance(column.type, pa.JsonType):
+        return column
+    if not (
+        pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_string_view(column.type)
+    ):
+        raise TargetError(
+            f"column {name!r}: cannot store {column.type} as JSON; make it a JSON string in "
+            "the transform",
+            transient=False,
+        )
+    return pa.ExtensionArray.from_storage(pa.json_(), column.cast(pa.string()))
