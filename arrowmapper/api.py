@@ -323,7 +323,7 @@ def prepare(
         plan=plan,
         source=src,
         target=dst,
-        table=ref,
+        table=load_ref,
         target_schema=target_schema,
         transform=spec_t,
         retry=retry or RetryConfig(),
@@ -750,8 +750,12 @@ def verify(
     tgt = Target(dst, TableRef(tschema or None, tname, dst.dialect))
     try:
         target_rows = tgt.row_count()
-        target_schema = tgt.arrow_schema()
         plan = Plan.from_json(plan_json)
+        layout = describe_source(src, plan.query)
+        write = None
+        if checksums:  # read and cast the source exactly as the job did
+            out_schema, _, _ = _output_schema(SourceProbe(src, plan.query, layout), spec_t)
+            write = _write_layout(tgt, out_schema, ())
         checks = [
             _check_chunk(
                 src,
@@ -760,8 +764,8 @@ def verify(
                 chunk,
                 ledger.get(chunk.chunk_id),
                 spec_t,
-                target_schema,
-                checksums,
+                write,
+                layout if layout.columns else None,
             )
             for chunk in plan.chunks
         ]
@@ -777,8 +781,8 @@ def _check_chunk(
     chunk: Any,
     entry: Any,
     spec_t: TransformSpec,
-    target_schema: pa.Schema,
-    checksums: bool,
+    write: WriteLayout | None,
+    layout: SourceLayout | None,
 ) -> ChunkCheck:
     from .checksum import Checksum, align
     from .sources import read_arrow
@@ -794,7 +798,7 @@ def _check_chunk(
         rows_written=written,
         ledger_checksum=stored_sum,
     )
-    if not checksums:
+    if write is None:  # counts only
         counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
         held = tgt.read_rows(locator, []).num_rows if locator else None
         return ChunkCheck(source_rows=int(counted.column(0)[0].as_py()), target_rows=held, **base)
@@ -804,8 +808,10 @@ def _check_chunk(
         source=src,
         target=tgt.endpoint,
         table=tgt.ref,
-        target_schema=target_schema,
+        target_schema=write.schema,
         transform=spec_t,
+        layout=layout,
+        write=write,
     )
     rows_in = [0]
     source_sum = Checksum()
@@ -816,7 +822,7 @@ def _check_chunk(
     target_sum = None
     held = None
     if locator:
-        back = tgt.read_rows(locator, sent[0].names if sent else [])
+        back = tgt.read_rows(locator, sent[0].names if sent else [], as_text=set(write.staged))
         held = back.num_rows
         found = Checksum()
         if sent and back.num_rows:

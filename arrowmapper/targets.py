@@ -742,7 +742,9 @@ class Target:
         types = {c.name: c.sql_type for c in layout.columns if c.sql_type}
         cols = ", ".join(quote_ident(c, d) for c in names)
         exprs = ", ".join(
-            f"{quote_ident(c, d)}::{types[c]}" if c in types and d != "sqlite" else quote_ident(c, d)
+            f"{quote_ident(c, d)}::{types[c]}"
+            if c in types and d != "sqlite"
+            else quote_ident(c, d)
             for c in names
         )
         tmp = f"pg_temp.{STAGE}" if d != "sqlite" else f"temp.{STAGE}"
