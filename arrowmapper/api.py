@@ -85,7 +85,8 @@ def plan_query(
     src = parse_uri(source, "source")
     check_reachable(src, "source")
     settings = resolve_settings({"chunk_size": chunk_size, "workers": workers})
-    return _plan_for(SourceProbe(src, _check_query(query)), query, strategy, key, settings)
+    layout = describe_source(src, _check_query(query))
+    return _plan_for(SourceProbe(src, query, layout), query, strategy, key, settings)
 
 
 @dataclass(frozen=True)
@@ -407,12 +408,28 @@ def _create(
         if key:
             tgt.add_primary_key(key)
         return
+    tgt.create_table_sql(_created_columns(tgt, out_schema, read_schema, layout, notes), key)
+
+
+def _created_columns(
+    tgt: Target,
+    out_schema: pa.Schema,
+    read_schema: pa.Schema,
+    layout: SourceLayout,
+    notes: list[str],
+) -> list[tuple[str, str]]:
+    """(name, SQL type) of each column a new PostgreSQL (or SQLite) target gets."""
+    d = tgt.ref.dialect
     storage = storage_schema(out_schema, d)
+    if d == "sqlite":
+        return [(f.name, sql_type_name(f.type, d)) for f in storage]
+    read = storage_schema(read_schema, d)
     columns = []
     for f, st in zip(out_schema, storage, strict=True):
         src_col = layout.column(f.name)
         sql_type = None
-        passed = f.name in read_schema.names and read_schema.field(f.name).type == f.type
+        # passed through unchanged (Polars may hand back large_string for string, ...)
+        passed = f.name in read.names and read.field(f.name).type == st.type
         if src_col is not None and src_col.target_type and passed:
             sql_type = src_col.target_type
             if src_col.fallback_type and not tgt.type_exists(sql_type):
@@ -422,7 +439,7 @@ def _create(
                 )
                 sql_type = src_col.fallback_type
         columns.append((f.name, sql_type or sql_type_name(st.type, d)))
-    tgt.create_table_sql(columns, key)
+    return columns
 
 
 def _write_layout(load: Target, out_schema: pa.Schema, merge_key: tuple[str, ...]) -> WriteLayout:
@@ -582,12 +599,14 @@ def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
 
 @dataclass(frozen=True)
 class ColumnMapping:
-    """How one column travels: its Arrow type after the transform, and its target type."""
+    """How one column travels: the source's type and how it is read, its Arrow type after the
+    transform, the target's type and how it is written."""
 
     name: str
     arrow_type: str
     target_type: str
     note: str
+    source_type: str = ""
 
 
 def describe_columns(
@@ -599,37 +618,69 @@ def describe_columns(
     schema: str | None = None,
     transform: TransformLike = None,
 ) -> list[ColumnMapping]:
-    """The column mapping a job would use, without moving data (``arrowmapper plan`` prints it)."""
+    """The column mapping a job would use, without moving data (``arrowmapper plan`` prints it):
+    per column, the source type, the read path (as is, or exact text parsed into a decimal),
+    the Arrow type the transform produces, the target type and the write path (as is, an
+    Arrow cast, an extension type, or a cast the server applies)."""
     src = parse_uri(source, "source")
     check_reachable(src, "source")
-    probe = SourceProbe(src, _check_query(query))
-    out_schema, _, _ = _output_schema(probe, normalize(transform))
+    layout = describe_source(src, _check_query(query))
+    probe = SourceProbe(src, query, layout)
+    out_schema, _, read_schema = _output_schema(probe, normalize(transform))
+
+    def read_note(name: str) -> tuple[str, list[str]]:
+        col = layout.column(name)
+        if col is None or name not in read_schema.names:
+            return "", []
+        return col.sql_type or "", ([f"read {col.note}"] if col.note else [])
+
     if target is None or table is None:
-        return [ColumnMapping(f.name, str(f.type), "", "") for f in out_schema]
+        out = []
+        for f in out_schema:
+            st, notes = read_note(f.name)
+            out.append(ColumnMapping(f.name, str(f.type), "", "; ".join(notes), st))
+        return out
     dst = parse_uri(target, "target")
     check_reachable(dst, "target")
     ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
-    storage = storage_schema(out_schema, dst.dialect)
     tgt = Target(dst, ref)
     try:
         if not tgt.table_exists():
-            return [
-                ColumnMapping(f.name, str(f.type), sql_type_name(s.type, dst.dialect), "created")
-                for f, s in zip(out_schema, storage, strict=True)
-            ]
+            created = dict(_created_columns(tgt, out_schema, read_schema, layout, []))
+            out = []
+            for f in out_schema:
+                st, notes = read_note(f.name)
+                ct = created.get(f.name) or ""
+                out.append(
+                    ColumnMapping(f.name, str(f.type), ct, "; ".join([*notes, "created"]), st)
+                )
+            return out
         types = tgt.column_types()
-        existing = tgt.arrow_schema()
+        write = _write_layout(tgt, out_schema, ())
     finally:
         tgt.close()
+    storage = storage_schema(out_schema, dst.dialect)
+    by_name = {c.name: c for c in write.columns}
     mappings = []
     for f in out_schema:
-        if f.name not in types:
-            mappings.append(ColumnMapping(f.name, str(f.type), "-", "MISSING in the target"))
+        st, notes = read_note(f.name)
+        col = by_name.get(f.name)
+        if col is None:
+            notes.append("MISSING in the target")
+            mappings.append(ColumnMapping(f.name, str(f.type), "-", "; ".join(notes), st))
             continue
-        want = existing.field(f.name).type
-        same = isinstance(want, pa.BaseExtensionType) or want == storage.field(f.name).type
-        note = "as is" if same else f"cast {f.type} -> {want}"
-        mappings.append(ColumnMapping(f.name, str(f.type), types[f.name], note))
+        have = storage.field(f.name).type
+        if col.staged:
+            notes.append(f"exact text, cast by the server to {col.sql_type or types[f.name]}")
+        elif (
+            isinstance(col.arrow, pa.BaseExtensionType)
+            and not isinstance(col.arrow, pa.UuidType | pa.JsonType)
+            or col.arrow == have
+        ):
+            notes.append("as is")
+        else:
+            notes.append(f"cast {f.type} -> {col.arrow}")
+        mappings.append(ColumnMapping(f.name, str(f.type), types[f.name], "; ".join(notes), st))
     return mappings
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import MODES
 from .errors import (
     ArrowMapperError,
     ConfigError,
@@ -112,7 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         "--transform", help="'package.module:function' taking and returning a DataFrame"
     )
     run.add_argument("--batch-size", type=int, help="rows per Arrow batch (default 65536)")
-    run.add_argument("--mode", help="append (default) or create")
+    run.add_argument(
+        "--mode",
+        choices=MODES,
+        help="append (default; creates a missing table), create (refuses an existing one), "
+        "replace (load a staging table, swap it in atomically), truncate (empty, then load), "
+        "merge (upsert on --key or the primary key)",
+    )
     run.add_argument("--max-retries", type=int, help="retries per chunk (default 3)")
     run.add_argument("--job-id", help="ledger key; needed to resume")
     run.add_argument(
@@ -374,9 +381,13 @@ def _plan(args: argparse.Namespace) -> int:
     for c in plan.chunks:
         chunks.add_row(str(c.chunk_id), c.predicate, f"{c.estimated_rows or 0:,}")
     console.print(chunks)
-    cols = Table("column", "arrow type", "target type", "note", box=None, pad_edge=False)
+    cols = Table(
+        "column", "source type", "arrow type", "target type", "path", box=None, pad_edge=False
+    )
     for m in columns:
-        cols.add_row(m.name, m.arrow_type, m.target_type or "-", m.note or "-")
+        cols.add_row(
+            m.name, m.source_type or "-", m.arrow_type, m.target_type or "-", m.note or "-"
+        )
     console.print(cols)
     return EXIT_OK
 

@@ -138,7 +138,10 @@ def _storage_type(t: pa.DataType, dialect: str, column: str) -> pa.DataType:
     if pa.types.is_null(t):
         return pa.string()
     if pa.types.is_unsigned_integer(t):
-        return {8: pa.int16(), 16: pa.int32()}.get(t.bit_width, pa.int64())
+        # the next wider signed type; uint64 needs numeric(20,0) (ADBC would wrap it)
+        return {8: pa.int16(), 16: pa.int32(), 32: pa.int64()}.get(
+            t.bit_width, pa.decimal128(20, 0)
+        )
     if pa.types.is_timestamp(t) and t.unit == "ns":
         return pa.timestamp("us", t.tz)
     if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
@@ -193,6 +196,8 @@ def sql_type_name(t: pa.DataType, dialect: str) -> str:
         return "timestamptz" if t.tz else "timestamp"
     if pa.types.is_list(t):
         return sql_type_name(t.value_type, dialect) + "[]"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
     return next((name for check, name in _PG_NAMES if check(t)), str(t))
 
 

@@ -229,6 +229,8 @@ def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
         table=s.table,
         target_schema=s.target_schema,
         transform=s.transform,
+        layout=s.layout,
+        write=s.write,
     )
     first, second = run_chunk(task), run_chunk(task)
     release_worker_state()

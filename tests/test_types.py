@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 import arrowmapper as am
-from arrowmapper.api import prepare, run_prepared
+from arrowmapper.api import describe_columns, prepare, run_prepared
 from tests.conftest import PG
 
 # type -> values (SQL literals); every case also gets a NULL row
@@ -180,3 +180,64 @@ def test_enum_missing_in_target_becomes_text(pg: PG, tmp_path: object) -> None:
 
     rows = sq.connect(f"{tmp_path}/t.db").execute("SELECT id, x FROM dst ORDER BY id").fetchall()
     assert rows == [(1, "a"), (2, None)]
+
+
+def test_sqlite_source_types_exact_in_postgres(pg: PG, tmp_path: object) -> None:
+    """SQLite's declared DECIMAL(p,s), NUMERIC, DATETIME, JSON, BOOLEAN, BLOB and TEXT: each
+    value arrives as SQLite holds it, in a column of the declared precision."""
+    import sqlite3 as sq
+
+    db = f"{tmp_path}/src.db"
+    with sq.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE s (id INTEGER PRIMARY KEY, d DECIMAL(12,4), n NUMERIC, "
+            "ts DATETIME, dd DATE, js JSON, b BOOLEAN, bl BLOB, tx TEXT, r REAL)"
+        )
+        conn.execute(
+            "INSERT INTO s VALUES (1, '12345678.1234', '3.50', '2024-01-02 03:04:05.123456', "
+            "'2024-02-29', '{\"b\": 1,  \"a\": 2.50}', 1, x'00ff', 'héllo\tx\ny', 0.1)"
+        )
+        conn.execute("INSERT INTO s (id) VALUES (2)")
+    am.map_query(f"sqlite:///{db}", "s", pg.uri, "dst", schema=pg.schema, strategy="rowid")
+    rows = pg.query(
+        "SELECT id, d::text, n::text, ts::text, dd::text, js::text, b, encode(bl, 'hex'), tx, "
+        "r::text FROM dst ORDER BY id"
+    )
+    assert rows == [
+        (
+            1,
+            "12345678.1234",
+            "3.5",
+            "2024-01-02 03:04:05.123456",
+            "2024-02-29",
+            '{"b": 1,  "a": 2.50}',
+            True,
+            "00ff",
+            "héllo\tx\ny",
+            "0.1",
+        ),
+        (2, None, None, None, None, None, None, None, None, None),
+    ]
+    types = dict(
+        pg.query(
+            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+            f"attrelid = '{pg.schema}.dst'::regclass AND attnum > 0"
+        )
+    )
+    assert types["d"] == "numeric(12,4)" and types["js"] == "json" and types["n"] == "numeric"
+
+
+def test_plan_shows_the_type_paths(pg: PG) -> None:
+    pg.execute(
+        "CREATE TABLE src (id int, big numeric(40,20), iv interval, u uuid, j jsonb, n numeric)"
+    )
+    pg.execute("CREATE TABLE dst (LIKE src)")
+    cols = {
+        c.name: c for c in describe_columns(pg.uri, pg.t("src"), pg.uri, "dst", schema=pg.schema)
+    }
+    assert cols["big"].source_type == "numeric(40,20)"
+    assert "decimal256(40, 20)" in cols["big"].note
+    assert "cast by the server to interval" in cols["iv"].note
+    assert "cast by the server to numeric" in cols["n"].note
+    assert cols["u"].target_type == "uuid" and "arrow.uuid" in cols["u"].note
+    assert "arrow.json" in cols["j"].note
