@@ -202,7 +202,7 @@ def test_plan_shows_chunks_and_column_mapping(pg: PG) -> None:
     )
     assert new.returncode == 0, new.stderr
     assert "strategy: quantile" in new.stdout and "estimated rows" in new.stdout
-    assert "timestamptz" in new.stdout and "created" in new.stdout
+    assert "timestamp with time zone" in new.stdout and "created" in new.stdout
     old = run_cli(
         "plan",
         "--source",
