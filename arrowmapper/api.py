@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from .config import (
+    EXECUTORS,
     MODES,
     STRATEGIES,
     Endpoint,
@@ -213,6 +214,8 @@ def prepare(
     stall_timeout: float | None = None,
     snapshot: bool = False,
     max_worker_memory: int | None = None,
+    executor: str = "local",
+    cluster: str | None = None,
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
@@ -234,8 +237,20 @@ def prepare(
     for name, value in (("statement_timeout", statement_timeout), ("stall_timeout", stall_timeout)):
         if value is not None and (not isinstance(value, int | float) or value <= 0):
             raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+    _check_choice("executor", executor, EXECUTORS)
+    if executor == "dask" and (stall_timeout or max_worker_memory):
+        raise ConfigError(
+            "stall_timeout and max_worker_memory watch local worker processes; with "
+            "executor='dask' the Dask nannies own them: set the workers' --memory-limit instead"
+        )
+    if cluster is not None and executor != "dask":
+        raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")
     job_id = check_job_id(job_id) if job_id else _new_job_id()
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
+    if executor == "dask" and cluster:
+        from .executors import check_scheduler
+
+        check_scheduler(cluster)  # before any table is touched
     if snapshot and src.dialect != "postgresql":
         raise ConfigError(
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
@@ -342,6 +357,8 @@ def prepare(
         mode=mode,
         final_table=final_table,
         final_existed=exists,
+        executor=executor,
+        cluster=cluster,
     )
     return _Prepared(spec, settings)
 
@@ -499,6 +516,8 @@ def map_query(
     stall_timeout: float | None = None,
     snapshot: bool = False,
     max_worker_memory: int | None = None,
+    executor: str = "local",
+    cluster: str | None = None,
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -516,6 +535,9 @@ def map_query(
     every chunk from it, so writes to the source during the job cannot tear the copy.
     ``max_worker_memory`` (MiB) kills a worker whose RSS grows past it; its chunk, like one
     whose worker the OOM killer took, is split in two and retried.
+    ``executor="dask"`` runs each chunk as a task on a Dask distributed cluster: ``cluster`` is
+    the scheduler's address (``tcp://host:8786``), or None for a LocalCluster of ``workers``
+    processes (needs the ``dask`` extra).
 
     Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
     before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
@@ -544,6 +566,8 @@ def map_query(
         stall_timeout=stall_timeout,
         snapshot=snapshot,
         max_worker_memory=max_worker_memory,
+        executor=executor,
+        cluster=cluster,
     )
     result = run_prepared(prepared.spec, progress)
     if not result.success:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import MODES
+from .config import EXECUTORS, MODES
 from .errors import (
     ArrowMapperError,
     ConfigError,
@@ -57,6 +57,8 @@ JOB_KEYS: dict[str, type] = {
     "statement_timeout": float,
     "stall_timeout": float,
     "max_worker_memory": int,
+    "executor": str,
+    "cluster": str,
 }
 
 EXAMPLES = """\
@@ -65,6 +67,7 @@ examples:
   arrowmapper plan --query orders --strategy quantile --key id
   arrowmapper run --query orders --table orders --key id --workers 4 --job-id orders-1
   arrowmapper run job.toml --workers 8          # flags override the job file
+  arrowmapper run job.toml --executor dask --cluster tcp://scheduler:8786
   arrowmapper verify --job-id orders-1
   arrowmapper demo
 """
@@ -150,6 +153,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-worker-memory",
         type=int,
         help="MiB of RSS per worker; over it the worker is killed, its chunk split",
+    )
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local (default): a process pool on this machine; dask: a Dask cluster",
+    )
+    run.add_argument(
+        "--cluster",
+        help="with --executor dask: the scheduler's address (tcp://host:8786); "
+        "without it, a LocalCluster of --workers processes",
     )
     out = run.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="no progress, no summary")
@@ -319,6 +332,8 @@ def _run(args: argparse.Namespace) -> int:
         statement_timeout=o.get("statement_timeout"),
         stall_timeout=o.get("stall_timeout"),
         max_worker_memory=o.get("max_worker_memory"),
+        executor=o.get("executor", "local"),
+        cluster=o.get("cluster"),
     )
     if display is None:
         result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)

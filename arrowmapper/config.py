@@ -23,6 +23,7 @@ Mode = Literal["append", "create"]
 Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "other"]
 
 STRATEGIES: tuple[str, ...] = ("auto", "offset", "key", "quantile", "ctid", "rowid", "none")
+EXECUTORS: tuple[str, ...] = ("local", "dask")
 MODES: tuple[str, ...] = ("append", "create", "replace", "merge", "truncate")
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_MIN_ROWS_FOR_PARALLEL = 100_000

@@ -30,21 +30,17 @@ or a death), handle it, report progress.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
 import random
-import signal
-import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import pyarrow as pa
 
-from .config import Endpoint, RetryConfig, usable_cpus
+from .config import Endpoint, RetryConfig
+from .executors import DaskExecutor, Died, Finished, LocalPool, kill_tree
 from .plan import Plan, replace_chunk
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
@@ -52,11 +48,11 @@ from .retry import backoff_delay, should_retry
 from .targets import TableRef
 from .transform import TransformSpec
 from .types import SourceLayout, WriteLayout
-from .worker import ChunkTask, release_worker_state, run_chunk, worker_main
+from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
-STARTUP_FAILURE_LIMIT = 3
-MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times  # workers dying before any result, in a row: the pool cannot start
+MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
+__all__ = ["Coordinator", "JobSpec", "kill_tree"]
 
 
 @dataclass(frozen=True)
@@ -86,46 +82,8 @@ class JobSpec:
     mode: str = "append"
     final_table: TableRef | None = None  # replace: the table the loaded stage is swapped into
     final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
-
-
-@dataclass
-class _Slot:
-    """One worker process and the chunk it is running (None when idle)."""
-
-    process: Any
-    conn: Connection
-    chunk_id: int | None = None
-    delivered: bool = False  # has it sent back at least one result?
-    killed_for: str | None = None  # why the watchdog killed it
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "no exit code"
-    if exitcode < 0:
-        try:
-            return f"signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
-@contextmanager
-def _worker_env(workers: int) -> Any:
-    """Thread caps for Polars/Rayon in the children: usable CPUs shared among the workers."""
-    threads = str(max(1, usable_cpus() // max(1, workers)))
-    keys = ("POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
-    for k in keys:
-        os.environ[k] = threads
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    executor: str = "local"  # local: this machine's process pool; dask: a Dask cluster
+    cluster: str | None = None  # dask: the scheduler's address (None: a LocalCluster)
 
 
 def _too_many_connections(result: ChunkResult) -> bool:
@@ -135,36 +93,6 @@ def _too_many_connections(result: ChunkResult) -> bool:
         or "too many connections" in text
         or "remaining connection slots are reserved" in text
     )
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants, and reap what we can."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        with suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=5)
-
-
-@contextmanager
-def _unimportable_main_hidden() -> Any:
-    """Spawned children re-run the parent's ``__main__`` file; from stdin there is none."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None or os.path.isfile(path):
-        yield
-        return
-    delattr(main, "__file__")
-    try:
-        yield
-    finally:
-        main.__file__ = path
 
 
 class Coordinator:
@@ -183,12 +111,11 @@ class Coordinator:
         self.attempts: dict[int, int] = dict.fromkeys(self.chunks, 0)
         self.ready_at: dict[int, float] = {}  # chunk -> monotonic time it may run
         self.results: dict[int, ChunkResult] = {}
-        self.slots: list[_Slot] = []
+        self.executor: LocalPool | DaskExecutor | None = None
         self.board: ProgressBoard | None = None
         self.started = time.monotonic()
         self._last_report = 0.0
         self._rng = random.Random()
-        self._startup_failures = 0
         self.mismatches: list[str] = []  # verification failures (each one retried)
         self.attempt_errors: list[str] = []  # every failed attempt, retried or not
         self.notes: list[str] = list(spec.notes)  # decisions worth reporting
@@ -197,7 +124,6 @@ class Coordinator:
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
         self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
-        self._ctx = mp.get_context("spawn")
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
@@ -247,25 +173,19 @@ class Coordinator:
 
     def _start_workers(self) -> None:
         n = min(self.spec.workers, max(1, len(self.ready_at)))
-        for _ in range(n):
-            self.slots.append(self._spawn())
+        if self.spec.executor == "dask":
+            self.executor = DaskExecutor(self.spec.cluster, n, self.spec.job_id)
+        else:
+            self.executor = LocalPool(self.spec.workers)
+        self.executor.start(n)
         log.info(
-            "job %s: %d workers, %d chunks (%s)",
+            "job %s: %d %s workers, %d chunks (%s)",
             self.spec.job_id,
-            n,
+            self.executor.size,
+            self.executor.name,
             len(self.chunks),
             self.spec.plan.strategy,
         )
-
-    def _spawn(self) -> _Slot:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        with _worker_env(self.spec.workers), _unimportable_main_hidden():
-            process = self._ctx.Process(
-                target=worker_main, args=(child_conn,), name="arrowmapper-worker", daemon=True
-            )
-            process.start()
-        child_conn.close()
-        return _Slot(process, parent_conn)
 
     def _next_ready(self, now: float) -> int | None:
         due = [c for c, t in self.ready_at.items() if t <= now]
@@ -305,58 +225,44 @@ class Coordinator:
         return self._task(cid)
 
     def _dispatch(self) -> None:
+        ex = self.executor
+        assert ex is not None
         now = time.monotonic()
-        for slot in self.slots:
-            if slot.chunk_id is not None:
-                continue
-            if sum(1 for s in self.slots if s.chunk_id is not None) >= self.max_active:
-                return
+        while ex.idle() > 0 and ex.busy() < self.max_active:
             cid = self._next_ready(now)
             if cid is None:
                 return
-            task = self._begin(cid)
-            slot.chunk_id = cid
-            try:
-                slot.conn.send(task)
-            except (BrokenPipeError, OSError):
-                self._on_death(slot)
+            for death in ex.submit(cid, self._begin(cid)):
+                self._on_death(death)
 
     def _wait_and_handle(self) -> None:
+        ex = self.executor
+        assert ex is not None
         timeout = self.progress_interval
         if self.ready_at:
             next_due = min(self.ready_at.values()) - time.monotonic()
             timeout = max(0.0, min(timeout, next_due))
-        busy = [s for s in self.slots if s.chunk_id is not None]
-        if not busy:
+        if not ex.busy():
             time.sleep(timeout)
             return
-        handles: dict[Any, _Slot] = {}
-        for s in busy:
-            handles[s.conn] = s
-            handles[s.process.sentinel] = s
-        ready = wait(list(handles), timeout=timeout)
-        seen: set[int] = set()
-        for handle in ready:
-            slot = handles[handle]
-            if id(slot) in seen or slot.chunk_id is None:
-                continue
-            seen.add(id(slot))
-            self._receive(slot)
-
-    def _receive(self, slot: _Slot) -> None:
-        try:
-            if slot.conn.poll():
-                result = slot.conn.recv()
+        for event in ex.wait(timeout):
+            if isinstance(event, Finished):
+                self._on_result(replace(event.result, attempts=self.attempts[event.cid]))
             else:
-                raise EOFError
-        except (EOFError, OSError):
-            self._on_death(slot)
-            return
-        cid = slot.chunk_id
-        assert cid is not None
-        slot.chunk_id, slot.delivered = None, True
-        self._startup_failures = 0
-        self._on_result(replace(result, attempts=self.attempts[cid]))
+                self._on_death(event)
+        if isinstance(ex, DaskExecutor):
+            self._apply_remote_progress(ex)
+
+    def _apply_remote_progress(self, ex: DaskExecutor) -> None:
+        """Dask workers publish their progress as events; apply them to the local board."""
+        assert self.board is not None
+        for op, cid, name, value in ex.drain_progress():
+            if cid not in self.chunks:
+                continue
+            if op == "add":
+                self.board.add(cid, name, value)
+            else:
+                self.board.set(cid, name, value)
 
     def _on_result(self, result: ChunkResult) -> None:
         assert self.board is not None
@@ -410,29 +316,21 @@ class Coordinator:
             log.error("chunk %d failed: %s (%s)", cid, result.error, why)
             self.board.move(cid, ChunkState.FAILED)
 
-    def _on_death(self, slot: _Slot) -> None:
-        """A worker died: its chunk costs one attempt; a fresh worker takes its place."""
+    def _on_death(self, death: Died) -> None:
+        """A worker was lost: its chunk costs one attempt (or is split, when memory was the
+        likely cause); the executor has already replaced the worker."""
         assert self.board is not None
-        slot.process.join(timeout=5)
-        cid = slot.chunk_id
-        exitcode = slot.process.exitcode
-        pid = slot.process.pid
-        with suppress(OSError):
-            slot.conn.close()
-        if not slot.delivered and exitcode is not None and exitcode > 0:
-            self._startup_failures += 1
-        started_ok = self._startup_failures < STARTUP_FAILURE_LIMIT
-        if started_ok:
-            fresh = self._spawn()
-            slot.process, slot.conn = fresh.process, fresh.conn
-        slot.chunk_id, slot.delivered = None, False
-        killed_for, slot.killed_for = slot.killed_for, None
-        memory_death = (killed_for or "").startswith("memory") or (
-            exitcode == -signal.SIGKILL and not killed_for  # the OOM killer's signal
-        )
-        if cid is not None and started_ok and memory_death and self._split(cid, killed_for):
+        cid = death.cid
+        memory_death = (death.killed_for or "").startswith("memory") or death.oom_like
+        if (
+            cid is not None
+            and death.can_continue
+            and memory_death
+            and self._split(cid, death.killed_for)
+        ):
             cid = None
         if cid is not None:
+            who = f"worker pid {death.pid}" if death.pid else "its worker"
             result = ChunkResult(
                 cid,
                 False,
@@ -441,44 +339,34 @@ class Coordinator:
                 0.0,
                 self.attempts[cid],
                 error=(
-                    f"worker pid {pid} killed by the watchdog: {killed_for}"
-                    if killed_for
-                    else f"worker pid {pid} died ({_signal_name(exitcode)}) while running chunk {cid}"
+                    f"{who} killed by the watchdog: {death.killed_for}"
+                    if death.killed_for
+                    else f"{who} died ({death.why}) while running chunk {cid}"
                 ),
-                transient=started_ok,
-                pid=pid,
+                transient=death.can_continue,
+                pid=death.pid,
             )
             self.results[cid] = result
             self._retry_or_fail(result)
-        if not started_ok:
-            self._abandon(
-                f"worker processes exit ({_signal_name(exitcode)}) before doing any work, "
-                f"{self._startup_failures} times in a row; their stderr says why (a script "
-                "without an `if __name__ == '__main__':` guard is a common cause)"
-            )
+        if not death.can_continue:
+            self._abandon(f"workers cannot start: {death.why}")
 
     def _watch_memory(self) -> None:
         """Kill a worker whose process tree's RSS passed ``max_worker_memory`` (MiB)."""
         limit = self.spec.max_worker_memory
-        if not limit:
+        ex = self.executor
+        if not limit or ex is None or not ex.watchdog:
             return
-        import psutil
-
-        for slot in self.slots:
-            if slot.chunk_id is None or slot.killed_for:
+        for cid in ex.running():
+            if ex.killing(cid):
                 continue
-            try:
-                root = psutil.Process(slot.process.pid)
-                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-            except psutil.Error:
-                continue
-            if rss > limit * 2**20:
-                slot.killed_for = (
-                    f"memory: RSS {rss / 2**20:.0f} MiB over max_worker_memory "
-                    f"{limit} MiB on chunk {slot.chunk_id}"
+            rss = ex.rss(cid)
+            if rss is not None and rss > limit * 2**20:
+                ex.kill(
+                    cid,
+                    f"memory: RSS {rss / 2**20:.0f} MiB over max_worker_memory {limit} MiB "
+                    f"on chunk {cid}",
                 )
-                log.warning("%s; killing worker pid %s", slot.killed_for, slot.process.pid)
-                kill_tree(slot.process.pid)
 
     def _split(self, cid: int, why: str | None) -> bool:
         """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be."""
@@ -527,23 +415,19 @@ class Coordinator:
     def _watch_stalls(self) -> None:
         """Kill the process tree of a worker whose chunk has not moved for ``stall_timeout``."""
         limit = self.spec.stall_timeout
-        if not limit or self.board is None:
+        ex = self.executor
+        if not limit or self.board is None or ex is None or not ex.watchdog:
             return
         now = time.monotonic()
-        for slot in self.slots:
-            cid = slot.chunk_id
-            if cid is None or slot.killed_for:
+        for cid in ex.running():
+            if ex.killing(cid):
                 continue
             mark = (self.board.get(cid, "rows_read"), self.board.get(cid, "rows_written"))
             seen = self._seen.get(cid)
             if seen is None or seen[0] != mark:
                 self._seen[cid] = (mark, now)
             elif now - seen[1] > limit:
-                slot.killed_for = f"chunk {cid} made no progress for {now - seen[1]:.0f}s"
-                log.warning(
-                    "watchdog: %s; killing worker pid %s", slot.killed_for, slot.process.pid
-                )
-                kill_tree(slot.process.pid)
+                ex.kill(cid, f"chunk {cid} made no progress for {now - seen[1]:.0f}s")
 
     def _abandon(self, reason: str) -> None:
         """Fail every chunk not yet finished: the pool cannot work."""
@@ -558,8 +442,6 @@ class Coordinator:
             self.board.move(cid, ChunkState.FAILED)
             self.ready_at.pop(cid, None)
             self.results[cid] = ChunkResult(cid, False, 0, 0, 0.0, self.attempts[cid], error=reason)
-        for slot in self.slots:
-            slot.chunk_id = None
 
     def _run_inline(self) -> None:
         """Sequential fallback: the same pipeline in this process, one chunk after another."""
@@ -593,18 +475,8 @@ class Coordinator:
         return [c for c in self.chunks if self.board.state(c) != ChunkState.SPLIT]
 
     def _stop_workers(self) -> None:
-        for slot in self.slots:
-            with suppress(BrokenPipeError, OSError):
-                slot.conn.send(None)
-        deadline = time.monotonic() + 10
-        for slot in self.slots:
-            slot.process.join(timeout=max(0.1, deadline - time.monotonic()))
-            if slot.process.is_alive():
-                slot.process.kill()
-                slot.process.join(timeout=5)
-            with suppress(OSError):
-                slot.conn.close()
-        self.slots = []
+        if self.executor is not None:
+            self.executor.stop()
 
     def _result(self) -> JobResult:
         assert self.board is not None
@@ -625,7 +497,9 @@ class Coordinator:
             chunk_results=results,
             failed_chunks=failed,
             skipped_chunks=skipped,
-            workers=0 if s.in_process else len(self.slots) or min(s.workers, len(self.chunks)),
+            workers=0
+            if s.in_process
+            else (self.executor.size if self.executor else 0) or min(s.workers, len(self.chunks)),
             verified=s.verify,
             verification_failures=tuple(self.mismatches),
             attempt_errors=tuple(self.attempt_errors),

@@ -12,6 +12,7 @@ between chunks and exits when the parent closes its pipe or dies.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -50,29 +51,53 @@ class ChunkTask:
     snapshot: str | None = None  # an exported PostgreSQL snapshot every read joins
     layout: SourceLayout | None = None  # text-read columns and their parsing
     write: WriteLayout | None = None  # staged casts and the merge key
+    progress_topic: str | None = None  # Dask: progress goes out as events on this topic
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
-_TARGETS: dict[tuple[str, TableRef], Target] = {}
+_TARGETS: dict[tuple[str, TableRef, int], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
 _SNAPSHOT_READERS: dict[str, Any] = {}
 
 
 def _target(task: ChunkTask) -> Target:
-    key = (task.target.uri, task.table)
+    # per thread: a Dask worker may run several tasks at once in one process
+    key = (task.target.uri, task.table, threading.get_ident())
     if key not in _TARGETS:
         _TARGETS[key] = Target(task.target, task.table)
     return _TARGETS[key]
 
 
 def _drop_target(task: ChunkTask) -> None:
-    target = _TARGETS.pop((task.target.uri, task.table), None)
+    target = _TARGETS.pop((task.target.uri, task.table, threading.get_ident()), None)
     if target is not None:
         target.close()
 
 
-def _board(task: ChunkTask) -> ProgressBoard | None:
+class EventBoard:
+    """The progress board's writing half for a Dask worker: each update is a Dask event
+    (``log_event``) that the coordinator applies to its own board."""
+
+    def __init__(self, topic: str) -> None:
+        from distributed import get_worker
+
+        self.topic = topic
+        self.worker = get_worker()
+
+    def set(self, cid: int, name: str, value: int) -> None:
+        self.worker.log_event(self.topic, ("set", cid, name, int(value)))
+
+    def add(self, cid: int, name: str, value: int) -> None:
+        self.worker.log_event(self.topic, ("add", cid, name, int(value)))
+
+
+def _board(task: ChunkTask) -> Any:
+    if task.progress_topic:
+        try:
+            return EventBoard(task.progress_topic)
+        except Exception:  # not inside a Dask worker (a test calling run_chunk directly)
+            return None
     if not task.board_name:
         return None
     if task.board_name not in _BOARDS:
@@ -80,9 +105,7 @@ def _board(task: ChunkTask) -> ProgressBoard | None:
     return _BOARDS[task.board_name]
 
 
-def source_batches(
-    task: ChunkTask, board: ProgressBoard | None, read: list[int]
-) -> Iterator[pa.RecordBatch]:
+def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
     from .sources import read_arrow
 
     transformer = _TRANSFORMERS.get(task.transform)
@@ -94,9 +117,10 @@ def source_batches(
     if task.snapshot:
         from .sources import SnapshotReader
 
-        snap = _SNAPSHOT_READERS.get(task.source.uri)
+        skey = f"{task.source.uri}#{threading.get_ident()}"
+        snap = _SNAPSHOT_READERS.get(skey)
         if snap is None:
-            snap = _SNAPSHOT_READERS[task.source.uri] = SnapshotReader(task.source)
+            snap = _SNAPSHOT_READERS[skey] = SnapshotReader(task.source)
         reader = snap.read(sql, task.snapshot, task.statement_timeout)
     else:
         reader = read_arrow(task.source, sql, task.batch_size, task.statement_timeout)
@@ -168,7 +192,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         info = error_payload(exc)
         if info["transient"]:
             _drop_target(task)  # the connection may be dead: reconnect on the next chunk
-            snap = _SNAPSHOT_READERS.pop(task.source.uri, None)
+            snap = _SNAPSHOT_READERS.pop(f"{task.source.uri}#{threading.get_ident()}", None)
             if snap is not None:
                 snap.close()
         if os.environ.get("ARROWMAPPER_DEBUG"):
