@@ -11,7 +11,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -69,10 +69,19 @@ class Endpoint:
     uri: str
     dialect: Dialect
     path: str | None = None  # SQLite: the database file
+    template: str | None = None  # the URI as given, with ${NAME} references not expanded
 
     @property
     def redacted(self) -> str:
-        return redact(self.uri)
+        return redact(self.template or self.uri)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (to a worker process or a Dask task) as its template when it has one: each
+        process expands ``${NAME}`` from its own environment, so credentials kept in the
+        workers' environment never travel in a task."""
+        if self.template:
+            return (_from_template, (self.template,))
+        return (Endpoint, (self.uri, self.dialect, self.path, None))
 
     def __repr__(self) -> str:
         return f"Endpoint({self.redacted!r})"
@@ -105,6 +114,28 @@ _SCHEMES: dict[str, Dialect] = {
 }
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(uri: str, role: str = "source") -> str:
+    """``${NAME}`` in a URI replaced by that environment variable (URL-quoted)."""
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(
+                f"the {role} URI names ${{{name}}}, but the environment variable {name} is not "
+                f"set in this process (pid {os.getpid()}); set it where the job and its workers run"
+            )
+        return quote(os.environ[name], safe="")
+
+    return _ENV_REF.sub(value, uri)
+
+
+def _from_template(template: str) -> Endpoint:
+    return parse_uri(template, "database")
+
+
 def parse_uri(uri: object, role: str = "source") -> Endpoint:
     """Validate a database URI and say which dialect it speaks.
 
@@ -117,6 +148,8 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
             f"or sqlite:///path/to/file.db, got {type(uri).__name__}"
         )
     uri = uri.strip()
+    if _ENV_REF.search(uri):
+        return replace(parse_uri(expand_env(uri, role), role), template=uri)
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     base = scheme.split("+", 1)[0]
     if base not in _SCHEMES:

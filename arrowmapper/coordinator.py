@@ -14,10 +14,13 @@ Data flow::
 
 Actors:
 
-* **Coordinator** (this module) owns the worker processes. Each worker has its own duplex pipe;
-  the loop waits on every pipe *and* every process sentinel, so a worker that dies (SIGKILL,
-  segfault, OOM) is seen at once: its chunk costs one attempt, the worker is replaced, the rest
-  of the job is undisturbed. Failed attempts are retried with backoff (see :mod:`.retry`): a
+* **Coordinator** (this module) runs the loop, whatever the executor: plan, ledger, retries,
+  splits, watchdogs and progress are here once.
+* **Executors** (:mod:`.executors`) own the workers: :class:`LocalPool` (spawned processes, one
+  duplex pipe each, waiting on every pipe *and* every process sentinel, so a worker that dies
+  -- SIGKILL, segfault, OOM -- is seen at once: its chunk costs one attempt, the worker is
+  replaced, the rest of the job is undisturbed) or :class:`DaskExecutor` (one Dask task per
+  chunk). Failed attempts are retried with backoff (see :mod:`.retry`): a
   chunk waits in RETRY_WAIT until its time comes, without blocking the loop.
 * **Workers** (:mod:`.worker`) run one chunk at a time and never raise: every failure comes
   back as a classified ChunkResult.

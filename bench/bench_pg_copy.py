@@ -150,17 +150,20 @@ def main() -> None:
     table = "\n".join(lines)
     print(header)
     if args.write:
-        path = Path(args.write)
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        marker = "<!-- bench_pg_copy -->"
-        block = f"{marker}\n{header}\n\n{table}\n{marker}"
-        if marker in text:
-            pre, _, rest = text.partition(marker)
-            _, _, post = rest.partition(marker)
-            text = pre + block + post
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        path.write_text(text)
+        write_block(Path(args.write), "<!-- bench_pg_copy -->", header, table)
+
+
+def write_block(path: Path, marker: str, header: str, table: str) -> None:
+    """Replace (or append) the block between two ``marker`` lines of a Markdown file."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{marker}\n{header}\n\n{table}\n{marker}"
+    if marker in text:
+        pre, _, rest = text.partition(marker)
+        _, _, post = rest.partition(marker)
+        text = pre + block + post
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,28 @@ def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
     text = out_md.read_text()
     assert "arrowmapper ctid, 2 workers" in text and "rows/s" in text
     assert text.count("<!-- bench_pg_copy -->") == 2
+
+
+def test_bench_executors_runs_small(pg: PG, tmp_path: Path) -> None:
+    out_md = tmp_path / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_executors.py"),
+            "--rows",
+            "20000",
+            "--repeat",
+            "1",
+            "--uri",
+            pg.uri,
+            "--write",
+            str(out_md),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out_md.read_text()
+    assert "local process pool" in text and "Dask, running LocalCluster" in text
+    assert text.count("<!-- bench_executors -->") == 2

@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 import pytest
@@ -21,8 +22,10 @@ ROWS = 40_000
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """Three single-threaded worker processes behind nannies (a killed one is restarted)."""
+def cluster(pg_uri: str) -> Iterator[Any]:
+    """Three single-threaded worker processes behind nannies (a killed one is restarted).
+    Their environment holds AM_TEST_DBNAME, which URIs can name as ${AM_TEST_DBNAME}."""
+    os.environ["AM_TEST_DBNAME"] = urlsplit(pg_uri).path.lstrip("/")
     local = distributed.LocalCluster(
         n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
     )
@@ -245,3 +248,40 @@ def test_cli_runs_on_the_cluster(pg: PG, cluster: Any) -> None:
         "tcp://127.0.0.1:1",
     )
     assert bad.returncode == 2 and "cannot reach the Dask scheduler" in bad.stderr
+
+
+def test_credentials_come_from_the_workers_environment(pg: PG, cluster: Any) -> None:
+    """A ${NAME} in a URI travels as the reference: each worker expands it from its own
+    environment, and the task holds no value of it."""
+    import pickle
+
+    from arrowmapper.config import parse_uri
+
+    parts = urlsplit(pg.uri)
+    templated = urlunsplit(parts._replace(path="/${AM_TEST_DBNAME}"))
+    src = _source(pg, 5_000)
+    r = am.map_query(
+        templated,
+        src,
+        templated,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        chunk_size=1_000,
+        executor="dask",
+        cluster=cluster.scheduler_address,
+    )
+    assert r.rows_written == 5_000
+    pg.assert_same_rows(src, pg.t("dst"))
+    os.environ["AM_SECRET_PW"] = "hunter2-secret"
+    try:
+        ep = parse_uri("postgresql://app:${AM_SECRET_PW}@db.example:5432/shop")
+        blob = pickle.dumps(ep)
+        assert b"hunter2" not in blob and ep.uri.startswith("postgresql://app:hunter2")
+        os.environ["AM_SECRET_PW"] = "what-the-worker-has"
+        assert "what-the-worker-has" in pickle.loads(blob).uri
+        del os.environ["AM_SECRET_PW"]
+        with pytest.raises(am.ConfigError, match="AM_SECRET_PW is not set"):
+            pickle.loads(blob)
+    finally:
+        os.environ.pop("AM_SECRET_PW", None)
