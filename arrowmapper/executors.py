@@ -305,7 +305,7 @@ def dask_client(cluster: str | None, workers: int, timeout: float = 10.0) -> tup
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
     return Client(local, set_as_default=False), local  # type: ignore[no-untyped-call]

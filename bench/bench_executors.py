@@ -45,7 +45,7 @@ def main() -> None:
     uri, rows, n = args.uri, args.rows, args.workers
     setup(uri, rows)
     cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
 
     def job(**kw: Any) -> Any:

@@ -27,7 +27,7 @@ def cluster(pg_uri: str) -> Iterator[Any]:
     Their environment holds AM_TEST_DBNAME, which URIs can name as ${AM_TEST_DBNAME}."""
     os.environ["AM_TEST_DBNAME"] = urlsplit(pg_uri).path.lstrip("/")
     local = distributed.LocalCluster(
-        n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=3, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     try:
         yield local
