@@ -32,6 +32,7 @@ from .config import (
 )
 from .coordinator import Coordinator, JobSpec
 from .errors import ConfigError, JobFailed, SourceError, TargetError, redact
+from .executors import LocalPool
 from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
@@ -545,31 +546,44 @@ def map_query(
     load only what is missing.
     """
     _refuse_unknown(unknown)
-    prepared = prepare(
-        source,
-        query,
-        target,
-        table,
-        schema=schema,
-        transform=transform,
-        strategy=strategy,
-        key=key,
-        workers=workers,
-        chunk_size=chunk_size,
-        batch_size=batch_size,
-        mode=mode,
-        retry=retry,
-        job_id=job_id,
-        resume=resume,
-        verify=verify,
-        statement_timeout=statement_timeout,
-        stall_timeout=stall_timeout,
-        snapshot=snapshot,
-        max_worker_memory=max_worker_memory,
-        executor=executor,
-        cluster=cluster,
-    )
-    result = run_prepared(prepared.spec, progress)
+    # cheap checks first (bad arguments must not spawn anything), then start the local
+    # workers: their imports overlap the planning and preflight that prepare() does
+    _check_choice("strategy", strategy, STRATEGIES)
+    _check_choice("mode", mode, MODES)
+    _check_choice("executor", executor, EXECUTORS)
+    parse_uri(source, "source")
+    parse_uri(target, "target")
+    pool = _early_pool(workers, executor)
+    try:
+        prepared = prepare(
+            source,
+            query,
+            target,
+            table,
+            schema=schema,
+            transform=transform,
+            strategy=strategy,
+            key=key,
+            workers=workers,
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            mode=mode,
+            retry=retry,
+            job_id=job_id,
+            resume=resume,
+            verify=verify,
+            statement_timeout=statement_timeout,
+            stall_timeout=stall_timeout,
+            snapshot=snapshot,
+            max_worker_memory=max_worker_memory,
+            executor=executor,
+            cluster=cluster,
+        )
+    except BaseException:
+        if pool is not None:
+            pool.discard()
+        raise
+    result = run_prepared(prepared.spec, progress, pool)
     if not result.success:
         raise JobFailed(
             f"job {result.job_id}: {len(result.failed_chunks)} of {result.chunks} chunks failed; "
@@ -596,7 +610,24 @@ def _refuse_unknown(unknown: dict[str, Any]) -> None:
     )
 
 
-def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
+def _early_pool(workers: int | None, executor: str) -> LocalPool | None:
+    """A local pool started before the job is prepared (None for Dask or bad settings, which
+    prepare() reports). Called after the cheap checks, so bad arguments spawn nothing."""
+    if executor != "local":
+        return None
+    try:
+        n = resolve_settings({"workers": workers}).workers
+    except ConfigError:
+        return None
+    pool = LocalPool(n)
+    pool.start(n)
+    return pool
+
+
+def run_prepared(
+    spec: JobSpec, progress: ProgressArg = None, pool: LocalPool | None = None
+) -> JobResult:
+    """Run a prepared job (``pool``: local workers already started, taken over and stopped)."""
     callback: Callable[[ProgressSnapshot], Any] | None
     if progress is True:
         callback = print_progress
@@ -605,8 +636,13 @@ def run_prepared(spec: JobSpec, progress: ProgressArg = None) -> JobResult:
     elif callable(progress):
         callback = progress
     else:
+        if pool is not None:
+            pool.discard()
         raise ConfigError(f"progress must be True, False, None or a callable, got {progress!r}")
-    result = Coordinator(spec, callback).run()
+    if spec.in_process and pool is not None:
+        pool.discard()
+        pool = None
+    result = Coordinator(spec, callback, executor=pool).run()
     if result.success and spec.final_table is not None:
         final = Target(spec.target, spec.final_table)
         try:

@@ -106,6 +106,7 @@ class Coordinator:
         spec: JobSpec,
         progress: Callable[[ProgressSnapshot], Any] | None = None,
         progress_interval: float = 0.25,
+        executor: LocalPool | DaskExecutor | None = None,
     ) -> None:
         self.spec = spec
         self.progress = progress
@@ -114,7 +115,7 @@ class Coordinator:
         self.attempts: dict[int, int] = dict.fromkeys(self.chunks, 0)
         self.ready_at: dict[int, float] = {}  # chunk -> monotonic time it may run
         self.results: dict[int, ChunkResult] = {}
-        self.executor: LocalPool | DaskExecutor | None = None
+        self.executor = executor  # a pool started early (while the job was prepared), or None
         self.board: ProgressBoard | None = None
         self.started = time.monotonic()
         self._last_report = 0.0
@@ -176,11 +177,15 @@ class Coordinator:
 
     def _start_workers(self) -> None:
         n = min(self.spec.workers, max(1, len(self.ready_at)))
-        if self.spec.executor == "dask":
-            self.executor = DaskExecutor(self.spec.cluster, n, self.spec.job_id)
+        if isinstance(self.executor, LocalPool):  # started early: fit it to the job
+            self.executor.trim(n)
+            self.executor.start(n - self.executor.size)
         else:
-            self.executor = LocalPool(self.spec.workers)
-        self.executor.start(n)
+            if self.spec.executor == "dask":
+                self.executor = DaskExecutor(self.spec.cluster, n, self.spec.job_id)
+            else:
+                self.executor = LocalPool(self.spec.workers)
+            self.executor.start(n)
         log.info(
             "job %s: %d %s workers, %d chunks (%s)",
             self.spec.job_id,

@@ -149,6 +149,29 @@ class LocalPool:
         for _ in range(n):
             self.slots.append(self._spawn())
 
+    def trim(self, n: int) -> None:
+        """Stop idle workers beyond ``n`` (a pool started before the job knew its size)."""
+        while len(self.slots) > max(n, 0):
+            idle = next((s for s in reversed(self.slots) if s.chunk_id is None), None)
+            if idle is None:
+                return
+            self.slots.remove(idle)
+            self._discard(idle)
+
+    @staticmethod
+    def _discard(slot: _Slot) -> None:
+        """End a worker that never got a task (it may still be importing): no need to wait."""
+        slot.process.kill()
+        slot.process.join(timeout=5)
+        with suppress(OSError):
+            slot.conn.close()
+
+    def discard(self) -> None:
+        """End every worker at once: the job they were started for will not run."""
+        for slot in self.slots:
+            self._discard(slot)
+        self.slots = []
+
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         with worker_env(self.workers), unimportable_main_hidden():

@@ -59,3 +59,37 @@ def test_bench_executors_runs_small(pg: PG, tmp_path: Path) -> None:
     text = out_md.read_text()
     assert "local process pool" in text and "Dask, running LocalCluster" in text
     assert text.count("<!-- bench_executors -->") == 2
+
+
+def test_bench_suite_quick_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
+    """`python -m bench --quick` end to end on tiny data: every suite writes its table, the
+    plots are drawn, and the run records versions and server settings. Nothing asserts on
+    time."""
+    out_md = tmp_path / "docs" / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--rows",
+            "2000",
+            "--uri",
+            pg.uri,
+            "--write",
+            str(out_md),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out_md.read_text()
+    for section in ("### strategies", "### peers", "### scaling", "### memory", "### small"):
+        assert section in text
+    assert "binary COPY pipe" in text and "skewed (k)" in text and "cpu-heavy" in text
+    assert "versions: arrowmapper" in text and "synchronous_commit=" in text
+    assert text.count("<!-- bench_suite -->") == 2
+    for png in ("bench_strategies_skewed.png", "bench_scaling.png", "bench_memory.png"):
+        assert (out_md.parent / png).stat().st_size > 1000

@@ -1,0 +1,640 @@
+"""The benchmark suite: strategies, peers, scaling, memory, small jobs (medians, interleaved).
+
+    python -m bench [--quick] [--rows N] [--repeat R] [--suites strategies,peers,...]
+                    [--uri postgresql://...] [--write docs/benchmarks.md]
+    arrowmapper bench suite --quick
+
+Data is generated inside PostgreSQL (deterministic: every value is a function of the row
+number), each case runs ``--repeat`` times with the cases interleaved round-robin, and the
+figures are medians with min-max. The run records versions, server settings and machine facts,
+writes its tables between ``<!-- bench_suite -->`` markers of ``--write`` and PNG plots next to
+that file (with matplotlib installed). Nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import polars as pl  # noqa: E402
+import psycopg  # noqa: E402
+from bench_pg_copy import write_block  # noqa: E402
+
+import arrowmapper as am  # noqa: E402
+
+SCHEMA = "am_suite"
+MARKER = "<!-- bench_suite -->"
+SUITES = ("strategies", "peers", "scaling", "memory", "small")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sql(uri: str, text: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        cur = conn.execute(text)
+        return cur.fetchall() if cur.description else []
+
+
+def make_table(uri: str, name: str, rows: int) -> str:
+    """The issue's shape: bigint PK, int, numeric(12,2), float8, text 10-40 chars, timestamptz,
+    date, bool, jsonb; plus ``k``, a skewed key (90% of rows in the lowest 1% of its range)."""
+    sql(uri, f"DROP TABLE IF EXISTS {SCHEMA}.{name}")
+    sql(
+        uri,
+        f"""CREATE TABLE {SCHEMA}.{name} AS
+        SELECT g::bigint AS id,
+               CASE WHEN g % 10 <> 0 THEN g ELSE {rows} + g::bigint * 99 END AS k,
+               (g % 1000)::int AS grp,
+               ((g % 100000) * 0.37)::numeric(12,2) AS amount,
+               (g * 1.25)::float8 AS f,
+               left(md5(g::text) || md5((g + 1)::text), 10 + g % 31) AS label,
+               TIMESTAMPTZ '2026-01-01 00:00+00' + g * INTERVAL '1 second' AS created,
+               DATE '2020-01-01' + (g % 3000) AS day,
+               (g % 3 = 0) AS flag,
+               jsonb_build_object('g', g, 'tag', 't' || (g % 7)) AS doc
+        FROM generate_series(1, {rows}) g""",
+    )
+    sql(uri, f"ALTER TABLE {SCHEMA}.{name} ADD PRIMARY KEY (id)")
+    sql(uri, f"VACUUM ANALYZE {SCHEMA}.{name}")
+    return f"{SCHEMA}.{name}"
+
+
+def fresh(uri: str, name: str = "dst", like: str = "src") -> None:
+    sql(uri, f"DROP TABLE IF EXISTS {SCHEMA}.{name}")
+    sql(uri, f"DELETE FROM {SCHEMA}.arrowmapper_ledger") if _has(
+        uri, "arrowmapper_ledger"
+    ) else None
+    sql(uri, f"CREATE TABLE {SCHEMA}.{name} (LIKE {SCHEMA}.{like})")
+
+
+def _has(uri: str, table: str) -> bool:
+    return bool(sql(uri, f"SELECT to_regclass('{SCHEMA}.{table}') IS NOT NULL")[0][0])
+
+
+def cpu_now() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class PeakRSS:
+    """Samples the resident memory of this process and all its descendants every 20 ms."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.me, *self.me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def interleaved(
+    cases: dict[str, Callable[[], Any]], repeat: int, before: Callable[[str], None]
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every case ``repeat`` times, round-robin; each run: wall, client CPU, its result."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            before(name)
+            c0, t0 = cpu_now(), time.perf_counter()
+            out = fn()
+            runs[name].append({"wall": time.perf_counter() - t0, "cpu": cpu_now() - c0, "out": out})
+    return runs
+
+
+def med(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def facts(uri: str) -> dict[str, str]:
+    import adbc_driver_postgresql
+    import connectorx
+    import pyarrow
+
+    settings = dict(
+        sql(
+            uri,
+            "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', "
+            "'synchronous_commit', 'max_connections', 'max_wal_size', 'server_version')",
+        )
+    )
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
+        f"({len(os.sched_getaffinity(0))} usable), {_mem_gib()} GiB",
+        "python": platform.python_version(),
+        "versions": f"arrowmapper {am.__version__}, connectorx {connectorx.__version__}, "
+        f"polars {pl.__version__}, pyarrow {pyarrow.__version__}, "
+        f"adbc-driver-postgresql {adbc_driver_postgresql.__version__}",
+        "server": "PostgreSQL "
+        + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+        + " (same machine: client and server share the CPUs)",
+    }
+
+
+def _mem_gib() -> str:
+    import psutil
+
+    return f"{psutil.virtual_memory().total / 2**30:.0f}"
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def mapper(uri: str, src: str, table: str = "dst", **kw: Any) -> Callable[[], am.JobResult]:
+    return lambda: am.map_query(uri, src, uri, table, schema=SCHEMA, **kw)
+
+
+def cx_to_adbc(
+    uri: str, src: str, table: str = "dst", transform: bool = False
+) -> Callable[[], int]:
+    """The plain pipeline in one process: connectorx arrow_stream -> (Polars) -> ADBC ingest."""
+
+    def run() -> int:
+        import adbc_driver_postgresql.dbapi as pgdb
+        import connectorx as cx
+        import pyarrow as pa
+
+        reader = cx.read_sql(
+            uri, f"SELECT * FROM {src}", return_type="arrow_stream", batch_size=65_536
+        )
+        with pgdb.connect(uri) as conn:
+            target = conn.adbc_get_table_schema(table, db_schema_filter=SCHEMA)
+            fields = []
+            for f in target:
+                t = f.type
+                if isinstance(t, pa.BaseExtensionType) and not isinstance(t, pa.JsonType):
+                    t = pa.decimal128(12, 2)  # numeric(12,2): what the driver takes
+                fields.append(pa.field(f.name, t))
+            schema = pa.schema(fields)
+
+            def batches() -> Any:
+                for batch in reader:
+                    if transform:
+                        df = pl.from_arrow(batch)
+                        assert isinstance(df, pl.DataFrame)
+                        batch = df.with_columns(pl.col("label").str.to_uppercase()).to_arrow()
+                        batch = batch.to_batches()[0] if batch.num_rows else None
+                        if batch is None:
+                            continue
+                    cols = []
+                    for f, col in zip(schema, batch.columns, strict=True):
+                        if isinstance(f.type, pa.JsonType):
+                            col = pa.ExtensionArray.from_storage(f.type, col.cast(pa.string()))
+                        else:
+                            col = col.cast(f.type)
+                        cols.append(col)
+                    yield pa.RecordBatch.from_arrays(cols, schema=schema)
+
+            with conn.cursor() as cur:
+                n = cur.adbc_ingest(
+                    table,
+                    pa.RecordBatchReader.from_batches(schema, batches()),
+                    mode="append",
+                    db_schema_name=SCHEMA,
+                )
+            conn.commit()
+        return int(n)
+
+    return run
+
+
+def copy_pipe(uri: str, src: str, table: str = "dst") -> Callable[[], None]:
+    def run() -> None:
+        out = subprocess.Popen(
+            ["psql", uri, "-qc", f"COPY {src} TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE
+        )
+        subprocess.run(
+            ["psql", uri, "-qc", f"COPY {SCHEMA}.{table} FROM STDIN (FORMAT binary)"],
+            stdin=out.stdout,
+            check=True,
+        )
+        out.wait()
+
+    return run
+
+
+def psycopg_executemany(uri: str, src: str, rows: int) -> Callable[[], None]:
+    def run() -> None:
+        with psycopg.connect(uri) as conn:
+            data = conn.execute(f"SELECT * FROM {src} ORDER BY id LIMIT {rows}").fetchall()
+            cols = len(data[0]) if data else 0
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {SCHEMA}.dst VALUES ({', '.join(['%s'] * cols)})",
+                    [
+                        tuple(psycopg.types.json.Jsonb(v) if isinstance(v, dict) else v for v in r)
+                        for r in data
+                    ],
+                )
+            conn.commit()
+
+    return run
+
+
+def pandas_to_sql(uri: str, src: str, rows: int) -> Callable[[], None]:
+    def run() -> None:
+        import pandas as pd
+        import sqlalchemy as sa
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            df = pd.read_sql(f"SELECT * FROM {src} ORDER BY id LIMIT {rows}", conn)
+            df.to_sql(
+                "dst",
+                conn,
+                schema=SCHEMA,
+                if_exists="append",
+                index=False,
+                method="multi",
+                chunksize=1000,
+                dtype={"doc": JSONB},
+            )
+        engine.dispose()
+
+    return run
+
+
+def cpu_heavy(df: pl.DataFrame) -> pl.DataFrame:
+    """String work well above the I/O cost: regex rewrites, reversal, hashing, per row."""
+    label = pl.col("label")
+    out = df
+    for i in range(6):
+        out = out.with_columns(
+            label.str.replace_all(r"([a-f])(\d)", r"$2$1")
+            .str.reverse()
+            .str.replace_all(r"[0-4]+", "x")
+            .alias("label"),
+            (pl.col("grp") + (pl.col("label").hash(seed=i) % 7).cast(pl.Int64)).alias("grp"),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def suite_strategies(uri: str, rows: int, repeat: int, workers: int) -> tuple[str, dict[str, Any]]:
+    src = make_table(uri, "src", rows)
+    chunk = max(1, rows // 16)
+    out_lines = [
+        f"`{rows:,}` rows, chunk_size rows/16, {workers} workers. Skewed key `k`: 90% of rows in "
+        "the lowest 1% of its range. Spread = rows of the largest chunk / median chunk.",
+        "",
+        "| data | strategy | wall s median (min-max) | rows/s | chunks | spread | first / last chunk s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    plot: dict[str, Any] = {}
+    for data, key in (("uniform (id)", "id"), ("skewed (k)", "k")):
+        cases = {
+            "ctid": mapper(uri, src, strategy="ctid", workers=workers, chunk_size=chunk),
+            "key": mapper(uri, src, strategy="key", key=key, workers=workers, chunk_size=chunk),
+            "quantile": mapper(
+                uri, src, strategy="quantile", key=key, workers=workers, chunk_size=chunk
+            ),
+            "offset": mapper(
+                uri, src, strategy="offset", key=key, workers=workers, chunk_size=chunk
+            ),
+        }
+        runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+        for name, rs in runs.items():
+            walls = [r["wall"] for r in rs]
+            res: am.JobResult = rs[-1]["out"]
+            sizes = sorted(c.rows_written for c in res.chunk_results if c.rows_written)
+            spread = sizes[-1] / statistics.median(sizes) if sizes else 0.0
+            by_id = sorted(res.chunk_results, key=lambda c: c.chunk_id)
+            ends = f"{by_id[0].duration_s:.2f} / {by_id[-1].duration_s:.2f}" if by_id else "-"
+            out_lines.append(
+                f"| {data} | {name} | {med(walls)} | {rows / statistics.median(walls):,.0f} | "
+                f"{res.chunks} | {spread:.2f} | {ends} |"
+            )
+            plot.setdefault(data, {})[name] = statistics.median(walls)
+    return "\n".join(out_lines), plot
+
+
+def suite_peers(
+    uri: str, rows: int, repeat: int, workers: int, subset: int
+) -> tuple[str, dict[str, Any]]:
+    src = make_table(uri, "src", rows)
+    chunk = max(1, rows // 8)
+    cases: dict[str, Callable[[], Any]] = {}
+    notes = []
+    if shutil.which("psql"):
+        cases["binary COPY pipe through psql"] = copy_pipe(uri, src)
+    else:
+        notes.append("COPY pipe: skipped, no psql on PATH")
+    cases["connectorx -> ADBC, one process, streaming"] = cx_to_adbc(uri, src)
+    cases["same, plus a Polars transform per batch"] = cx_to_adbc(uri, src, transform=True)
+    cases[f"arrowmapper ctid, {workers} workers"] = mapper(
+        uri, src, strategy="ctid", workers=workers, chunk_size=chunk
+    )
+    cases[f"arrowmapper ctid, {workers} workers, Polars transform"] = mapper(
+        uri,
+        src,
+        strategy="ctid",
+        workers=workers,
+        chunk_size=chunk,
+        transform=[pl.all().exclude("label"), pl.col("label").str.to_uppercase()],
+    )
+    for tool in ("pgcopydb", "sling"):
+        if not shutil.which(tool):
+            notes.append(f"{tool}: skipped, not installed")
+    if importlib.util.find_spec("dlt") is None:
+        notes.append("dlt: skipped, not installed")
+    runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+    small: dict[str, Callable[[], Any]] = {
+        f"psycopg executemany ({subset:,} rows)": psycopg_executemany(uri, src, subset),
+    }
+    if importlib.util.find_spec("pandas") is not None:
+        small[f"pandas read_sql + to_sql(method='multi') ({subset // 10:,} rows)"] = pandas_to_sql(
+            uri, src, subset // 10
+        )
+    else:
+        notes.append("pandas: skipped, not installed (pip install 'arrowmapper[bench]')")
+    small_runs = interleaved(small, 1, lambda _n: fresh(uri))
+    pipe = runs.get("binary COPY pipe through psql")
+    base = statistics.median([r["wall"] for r in pipe]) if pipe else None
+    lines = [
+        f"`{rows:,}` rows of the table above ({SCHEMA}.src), into a table with the same DDL; "
+        f"medians of {repeat}, interleaved.",
+        "",
+        "| path | wall s median (min-max) | rows/s | x pipe | client CPU s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    plot = {}
+    for name, rs in runs.items():
+        walls = [r["wall"] for r in rs]
+        m = statistics.median(walls)
+        ratio = f"{m / base:.2f}" if base else "-"
+        cpu = statistics.median([r["cpu"] for r in rs])
+        lines.append(f"| {name} | {med(walls)} | {rows / m:,.0f} | {ratio} | {cpu:.2f} |")
+        plot[name] = m
+    for name, rs in small_runs.items():
+        n = int(name.split("(")[-1].split(" ")[0].replace(",", ""))
+        w = rs[0]["wall"]
+        lines.append(f"| {name} | {w:.2f} | {n / w:,.0f} | - | {rs[0]['cpu']:.2f} |")
+    if notes:
+        lines += ["", "Skipped: " + "; ".join(notes) + "."]
+    return "\n".join(lines), plot
+
+
+def suite_scaling(uri: str, rows: int, repeat: int, max_workers: int) -> tuple[str, dict[str, Any]]:
+    src = make_table(uri, "src", rows)
+    chunk = max(1, rows // 16)
+    counts = list(range(1, max_workers + 1))
+    cases: dict[str, Callable[[], Any]] = {}
+    for w in counts:
+        cases[f"identity|{w}"] = mapper(uri, src, strategy="ctid", workers=w, chunk_size=chunk)
+        cases[f"cpu-heavy|{w}"] = mapper(
+            uri,
+            src,
+            strategy="ctid",
+            workers=w,
+            chunk_size=chunk,
+            transform="bench_suite:cpu_heavy",
+        )
+    runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+    lines = [
+        f"`{rows:,}` rows, ctid chunks of rows/16. The CPU-heavy transform (`bench_suite:cpu_heavy`: "
+        "regex rewrites, reversal and hashing of a text column, six rounds) makes transform time "
+        "exceed I/O time.",
+        "",
+        "| workers | identity wall s | speed-up | cpu-heavy wall s | speed-up |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    plot: dict[str, list[float]] = {"identity": [], "cpu-heavy": []}
+    for w in counts:
+        cells = []
+        for kind in ("identity", "cpu-heavy"):
+            m = statistics.median([r["wall"] for r in runs[f"{kind}|{w}"]])
+            one = statistics.median([r["wall"] for r in runs[f"{kind}|1"]])
+            cells += [med([r["wall"] for r in runs[f"{kind}|{w}"]]), f"{one / m:.2f}x"]
+            plot[kind].append(m)
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), {"workers": counts, **plot}
+
+
+def suite_memory(uri: str, sizes: list[int], workers: int) -> tuple[str, dict[str, Any]]:
+    lines = [
+        f"Peak RSS of the whole process tree (this process + {workers} workers), sampled every "
+        "20 ms, one run each; batch size 65,536.",
+        "",
+        "| rows | chunk_size | peak tree RSS MiB | wall s |",
+        "|---:|---:|---:|---:|",
+    ]
+    plot: dict[str, list[float]] = {"rows": [], "mib": []}
+    for rows in sizes:
+        src = make_table(uri, "src", rows)
+        for chunk in (max(1, rows // 16), max(1, rows // 4)):
+            fresh(uri)
+            with PeakRSS() as peak:
+                t0 = time.perf_counter()
+                am.map_query(
+                    uri,
+                    src,
+                    uri,
+                    "dst",
+                    schema=SCHEMA,
+                    strategy="ctid",
+                    workers=workers,
+                    chunk_size=chunk,
+                )
+                wall = time.perf_counter() - t0
+            lines.append(f"| {rows:,} | {chunk:,} | {peak.peak / 2**20:.0f} | {wall:.2f} |")
+            if chunk == max(1, rows // 16):
+                plot["rows"].append(rows)
+                plot["mib"].append(peak.peak / 2**20)
+    return "\n".join(lines), plot
+
+
+def suite_small(uri: str, repeat: int) -> tuple[str, dict[str, Any]]:
+    src = make_table(uri, "src", 10_000)
+    cases = {
+        "10k rows, 2 workers (spawn included)": mapper(
+            uri, src, strategy="ctid", workers=2, chunk_size=5_000
+        ),
+        "10k rows, 1 chunk, 1 worker": mapper(uri, src, strategy="none", workers=1),
+        "10k rows below min_rows_for_parallel (in-process, drop-in API)": lambda: (
+            am.execute_query_parallel(
+                uri,
+                f"SELECT * FROM {src}",
+                uri,
+                SCHEMA,
+                "dst",
+                params={"min_rows_for_parallel": 100_000},
+            )
+        ),
+    }
+    runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+    lines = [
+        "End-to-end latency of tiny jobs (planning, type preflight, table checks, workers).",
+        "",
+        "| job | wall s median (min-max) |",
+        "|---|---:|",
+    ]
+    for name, rs in runs.items():
+        lines.append(f"| {name} | {med([r['wall'] for r in rs])} |")
+    return "\n".join(lines), {}
+
+
+# --------------------------------------------------------------------------- plots and main
+
+
+def plots(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    if results.get("strategies"):
+        data = results["strategies"].get("skewed (k)", {})
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar(list(data), list(data.values()), color="#4c72b0")
+        ax.set_ylabel("wall s (median)")
+        ax.set_title("Strategies on skewed keys")
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench_strategies_skewed.png", dpi=110)
+        plt.close(fig)
+        made.append("bench_strategies_skewed.png")
+    if results.get("scaling"):
+        s = results["scaling"]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for kind in ("identity", "cpu-heavy"):
+            one = s[kind][0]
+            ax.plot(s["workers"], [one / m for m in s[kind]], marker="o", label=kind)
+        ax.set_xlabel("workers")
+        ax.set_ylabel("speed-up vs 1 worker")
+        ax.set_title("Scaling")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench_scaling.png", dpi=110)
+        plt.close(fig)
+        made.append("bench_scaling.png")
+    if results.get("memory") and results["memory"].get("rows"):
+        m = results["memory"]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(m["rows"], m["mib"], marker="o")
+        ax.set_xlabel("rows")
+        ax.set_ylabel("peak tree RSS MiB")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Memory versus rows")
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench_memory.png", dpi=110)
+        plt.close(fig)
+        made.append("bench_memory.png")
+    return made
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small data, one run: under 2 minutes")
+    ap.add_argument("--rows", type=int, help="rows per table (default 1,000,000; quick 30,000)")
+    ap.add_argument("--repeat", type=int, help="runs per case (default 3; quick 1)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated subset")
+    ap.add_argument(
+        "--uri",
+        default=os.environ.get("ARROWMAPPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    ap.add_argument("--write", help="Markdown file to write the results to (plots beside it)")
+    args = ap.parse_args(argv)
+    rows = args.rows or (30_000 if args.quick else 1_000_000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    wanted = [s.strip() for s in args.suites.split(",") if s.strip()]
+    unknown = set(wanted) - set(SUITES)
+    if unknown:
+        ap.error(f"unknown suites {sorted(unknown)}; choose from {', '.join(SUITES)}")
+    uri = args.uri
+    started = time.perf_counter()
+    sql(uri, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    sql(uri, f"CREATE SCHEMA {SCHEMA}")
+    sections: list[str] = []
+    results: dict[str, Any] = {}
+    try:
+        for name in wanted:
+            t0 = time.perf_counter()
+            if name == "strategies":
+                text, data = suite_strategies(uri, rows, repeat, args.workers)
+            elif name == "peers":
+                text, data = suite_peers(uri, rows, repeat, args.workers, min(rows, 50_000))
+            elif name == "scaling":
+                text, data = suite_scaling(uri, rows, repeat, 2 if args.quick else 4)
+            elif name == "memory":
+                sizes = [rows // 5, rows] if args.quick else [rows // 5, rows, 5 * rows]
+                text, data = suite_memory(uri, sizes, args.workers)
+            else:
+                text, data = suite_small(uri, repeat)
+            results[name] = data
+            sections.append(f"### {name} ({time.perf_counter() - t0:.0f} s)\n\n{text}")
+            print(sections[-1], "\n", flush=True)
+    finally:
+        sql(uri, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    info = facts(uri)
+    command = "python -m bench " + " ".join(
+        a
+        for a in (
+            "--quick" if args.quick else "",
+            f"--rows {rows}" if args.rows else "",
+            f"--repeat {repeat}" if args.repeat else "",
+            f"--suites {args.suites}" if args.suites != ",".join(SUITES) else "",
+            f"--write {args.write}" if args.write else "",
+        )
+        if a
+    )
+    header = (
+        f"Run {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s in all, with "
+        f"`{command.strip()}`.\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items())
+    )
+    print(header)
+    if args.write:
+        path = Path(args.write)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made = plots(path.parent, results)
+        body = "\n\n".join(sections)
+        if made:
+            body += "\n\n" + "\n".join(f"![{m}]({m})" for m in made)
+        write_block(path, MARKER, header, body)
+
+
+if __name__ == "__main__":
+    main()
