@@ -115,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--transform", help="'package.module:function' taking and returning a DataFrame"
     )
-    run.add_argument("--batch-size", type=int, help="rows per Arrow batch (default 65536)")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows per Arrow batch (default chunk-size / 8, between 8192 and 65536)",
+    )
     run.add_argument(
         "--mode",
         choices=MODES,

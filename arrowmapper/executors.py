@@ -20,7 +20,6 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -359,7 +358,6 @@ class DaskExecutor:
         self.futures: dict[int, Any] = {}
         self.topic = f"arrowmapper-{job_id}-{os.getpid()}-{id(self)}"
         self.events: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()
         self.client.subscribe_topic(self.topic, self.events.append)
         self.slots: int = max(1, int(sum(self.client.nthreads().values())))
 
@@ -428,9 +426,6 @@ class DaskExecutor:
 
     def rss(self, cid: int) -> int | None:
         return None
-
-    def worker_pids(self) -> dict[str, int]:
-        return dict(self.client.run(os.getpid))
 
     def stop(self) -> None:
         from .worker import release_worker_state

@@ -21,7 +21,7 @@ from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
-from .types import WriteLayout, pg_target_columns, to_json, to_uuid
+from .types import WriteLayout, pg_columns_sql, to_json, to_uuid
 
 
 class VerificationError(TargetError):
@@ -342,6 +342,12 @@ class Target:
         finally:
             cur.close()
 
+    def _read(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a statement and end its transaction (a SQLite reader must not hold a lock)."""
+        rows = self._exec(sql)
+        self.conn.commit()
+        return rows
+
     def rollback(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.rollback()
@@ -368,8 +374,7 @@ class Target:
 
     def _sqlite_schema(self) -> pa.Schema:
         """SQLite declares affinities, not types: map them (the ADBC driver guesses from data)."""
-        rows = self._exec(f"SELECT name, type FROM pragma_table_info({_lit(self.ref.table)})")
-        self.conn.commit()
+        rows = self._read(f"SELECT name, type FROM pragma_table_info({_lit(self.ref.table)})")
         fields = []
         for name, decl in rows:
             d = str(decl or "").upper()
@@ -422,18 +427,16 @@ class Target:
     def type_exists(self, sql_type: str) -> bool:
         """Whether a PostgreSQL type name (an enum, a domain, ...) exists in the target."""
         try:
-            rows = self._exec(f"SELECT to_regtype({_lit(sql_type)}) IS NOT NULL")
-            self.conn.commit()
+            rows = self._read(f"SELECT to_regtype({_lit(sql_type)}) IS NOT NULL")
         except Exception:
             self.rollback()
             return False
         return bool(rows and rows[0][0])
 
     def pg_columns(self) -> list[tuple[str, ...]]:
-        """The target's columns with their exact types (see :func:`pg_target_columns`)."""
-        rows = pg_target_columns(self._exec, self.ref.qualified())
-        self.conn.commit()
-        return rows
+        """The target's columns with their exact types (see :func:`pg_columns_sql`)."""
+        rows = self._read(pg_columns_sql(f"to_regclass({_lit(self.ref.qualified())})"))
+        return [tuple(str(v) for v in row) for row in rows]
 
     def unique_keys(self) -> list[tuple[str, ...]]:
         """Column sets with a unique index (primary key first): what ON CONFLICT can use."""
@@ -575,16 +578,14 @@ class Target:
 
     def ledger(self, job_id: str) -> dict[int, tuple[int, int | None, str | None, str | None]]:
         """chunk_id -> (rows written, rows read, checksum, locator) from the ledger."""
-        rows = self._exec(
+        rows = self._read(
             f"SELECT chunk_id, rows, rows_read, checksum, locator FROM "
             f"{self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)}"
         )
-        self.conn.commit()
         return {int(c): (int(w), None if r is None else int(r), s, loc) for c, w, r, s, loc in rows}
 
     def row_count(self) -> int:
-        rows = self._exec(f"SELECT COUNT(*) FROM {self.ref.qualified()}")
-        self.conn.commit()
+        rows = self._read(f"SELECT COUNT(*) FROM {self.ref.qualified()}")
         return int(rows[0][0])
 
     # -- ledger and stored plans
@@ -615,17 +616,15 @@ class Target:
 
     def committed(self, job_id: str) -> dict[int, int]:
         """chunk_id -> rows for every chunk of ``job_id`` already committed."""
-        rows = self._exec(
+        rows = self._read(
             f"SELECT chunk_id, rows FROM {self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)}"
         )
-        self.conn.commit()
         return {int(c): int(r) for c, r in rows}
 
     def stored_plan(self, job_id: str) -> tuple[str, str] | None:
-        rows = self._exec(
+        rows = self._read(
             f"SELECT target_table, plan FROM {self.ref.qualified(JOBS)} WHERE job_id = {_lit(job_id)}"
         )
-        self.conn.commit()
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def store_plan(self, job_id: str, plan_json: str) -> None:
@@ -850,9 +849,8 @@ class Target:
             )
 
     def _committed_one(self, job_id: str, chunk_id: int) -> set[int]:
-        rows = self._exec(
+        rows = self._read(
             f"SELECT chunk_id FROM {self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)} "
             f"AND chunk_id = {int(chunk_id)}"
-        )
-        self.conn.commit()  # end the read transaction before a SQLite writer starts
+        )  # _read ends the read transaction before a SQLite writer starts
         return {int(r[0]) for r in rows}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -138,44 +138,37 @@ class SourceLayout:
             arrays.append(column)
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
-    def describe(self) -> list[str]:
-        out = []
-        for c in self.columns:
-            how = "text" if c.as_text else "native"
-            if c.decode is not None:
-                how += f" -> {c.decode}"
-            out.append(
-                f"{c.name}: {c.sql_type or '?'} read {how}" + (f" ({c.note})" if c.note else "")
-            )
-        return out
-
-
-PLAIN = SourceLayout("postgresql")
-
 
 # --------------------------------------------------------------------------- describing sources
 
 
-def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
-    """Each result column's name, type, base type, type kind and whether it is an array."""
-    import adbc_driver_postgresql.dbapi as pg
-
-    sql = (
+def pg_columns_sql(regclass: str) -> str:
+    """The catalog query for a relation's columns (``regclass``: a SQL expression). Each row:
+    name, type, base type (a domain's underlying type), base typname, base typtype, base
+    typcategory, the column type's own typtype."""
+    return (
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), "
-        "format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), "
-        "CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END), "
+        "format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END), "
         "b.typname::text, b.typtype::text, b.typcategory::text, t.typtype::text "
         "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
         "JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) "
-        "WHERE a.attrelid = 'pg_temp._am_describe'::regclass AND a.attnum > 0 ORDER BY a.attnum"
+        f"WHERE a.attrelid = {regclass} AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"
     )
+
+
+def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
+    """The query's result columns as :func:`pg_columns_sql` gives them, through a temporary
+    view that is rolled back."""
+    import adbc_driver_postgresql.dbapi as pg
+
     conn = pg.connect(endpoint.uri)
     try:
         cur = conn.cursor()
         cur.execute(
             f"CREATE TEMP VIEW _am_describe AS SELECT * FROM {source_sql(query, 'postgresql')}"
         )
-        cur.execute(sql)
+        cur.execute(pg_columns_sql("'pg_temp._am_describe'::regclass"))
         rows = [tuple(r) for r in cur.fetchall()]
         cur.close()
         conn.rollback()
@@ -333,7 +326,6 @@ class WriteLayout:
 
     columns: tuple[TargetColumn, ...]
     merge_key: tuple[str, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def schema(self) -> pa.Schema:
@@ -347,26 +339,8 @@ class WriteLayout:
     def needs_stage(self) -> bool:
         return bool(self.merge_key) or any(c.staged for c in self.columns)
 
-    def __hash__(self) -> int:
-        return hash((self.columns, self.merge_key))
-
 
 _STRINGISH = ("S", "E")  # PostgreSQL type categories a string is COPYed into as is
-
-
-def pg_target_columns(conn_exec: Any, qualified: str) -> list[tuple[str, ...]]:
-    """(name, type, base typname, category, base type) of each column of a PostgreSQL table."""
-    lit = "'" + qualified.replace("'", "''") + "'"
-    rows = conn_exec(
-        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), b.typname::text, "
-        "CASE WHEN b.typtype = 'e' THEN 'E' ELSE b.typcategory::text END, "
-        "format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) "
-        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "JOIN pg_type b ON b.oid = COALESCE(NULLIF(t.typbasetype, 0), t.oid) "
-        f"WHERE a.attrelid = to_regclass({lit}) AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum"
-    )
-    return [tuple(str(v) for v in row) for row in rows]
 
 
 def target_layout(
@@ -386,7 +360,8 @@ def target_layout(
         return WriteLayout(tuple(TargetColumn(f.name, "", f.type) for f in adbc_schema))
     out_types = {f.name: storage.field(f.name).type for f in out_schema}
     cols = []
-    for name, sql_type, typname, category, base in pg_columns:
+    for name, sql_type, base, typname, typtype, category, _ in pg_columns:
+        category = "E" if typtype == "e" else category
         adbc = adbc_schema.field(name).type if name in adbc_schema.names else pa.string()
         have = out_types.get(name)
         arrow: pa.DataType = adbc

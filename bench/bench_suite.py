@@ -454,7 +454,7 @@ def suite_scaling(uri: str, rows: int, repeat: int, max_workers: int) -> tuple[s
 def suite_memory(uri: str, sizes: list[int], workers: int) -> tuple[str, dict[str, Any]]:
     lines = [
         f"Peak RSS of the whole process tree (this process + {workers} workers), sampled every "
-        "20 ms, one run each; batch size 65,536.",
+        "20 ms, one run each; default batch size (an eighth of the chunk, 8,192-65,536 rows).",
         "",
         "| rows | chunk_size | peak tree RSS MiB | wall s |",
         "|---:|---:|---:|---:|",
