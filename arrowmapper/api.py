@@ -128,7 +128,7 @@ def _free_connections(endpoint: Endpoint) -> int | None:
     """How many more connections this role may open on a PostgreSQL server (None: not PG)."""
     if endpoint.dialect != "postgresql":
         return None
-    import adbc_driver_postgresql.dbapi as pg
+    from .adbc import connect_postgresql
 
     # ADBC (one connection) rather than connectorx, which opens two: with a role limited to
     # a single connection this probe must still get through and say so clearly
@@ -141,9 +141,9 @@ def _free_connections(endpoint: Endpoint) -> int | None:
         "FROM pg_roles r WHERE r.rolname = current_user"
     )
     try:
-        with pg.connect(endpoint.uri) as conn, conn.cursor() as cur:
+        with connect_postgresql(endpoint.uri) as conn, conn.cursor() as cur:
             cur.execute(sql)
-            max_conn, reserved, used, superuser, role_limit, role_used = cur.fetchone()
+            max_conn, reserved, used, superuser, role_limit, role_used = cur.fetchall()[0]
     except Exception as exc:
         if "too many connections" in str(exc):
             return 0

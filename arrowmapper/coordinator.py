@@ -247,7 +247,9 @@ class Coordinator:
         ex = self.executor
         assert ex is not None
         timeout = self.progress_interval
-        if self.ready_at:
+        if self.ready_at and ex.idle() > 0 and ex.busy() < self.max_active:
+            # a free slot waits for a retry's backoff to end; with every slot busy, only a
+            # worker's result or death can change anything (waiting 0 here would spin)
             next_due = min(self.ready_at.values()) - time.monotonic()
             timeout = max(0.0, min(timeout, next_due))
         if not ex.busy():

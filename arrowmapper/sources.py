@@ -215,16 +215,16 @@ def export_snapshot(endpoint: Endpoint) -> tuple[Any, str]:
     Returns the connection (keep it open for as long as chunks read from the snapshot) and the
     snapshot id.
     """
-    import adbc_driver_postgresql.dbapi as pg
+    from .adbc import connect_postgresql
 
     if endpoint.dialect != "postgresql":
         raise SourceError(f"snapshot=True needs a PostgreSQL source, not {endpoint.dialect}")
     try:
-        conn = pg.connect(endpoint.uri, autocommit=True)
+        conn = connect_postgresql(endpoint.uri, autocommit=True)
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         cur.execute("SELECT pg_export_snapshot()")
-        snapshot = str(cur.fetchone()[0])
+        snapshot = str(cur.fetchall()[0][0])
         cur.close()
     except Exception as exc:
         raise SourceError(
@@ -252,10 +252,10 @@ class SnapshotReader:
     """Reads queries inside an exported snapshot, through one ADBC connection it keeps."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        import adbc_driver_postgresql.dbapi as pg
+        from .adbc import connect_postgresql
 
         self.endpoint = endpoint
-        self.conn = pg.connect(endpoint.uri, autocommit=True)
+        self.conn = connect_postgresql(endpoint.uri, autocommit=True)
 
     def read(self, sql: str, snapshot: str, statement_timeout: float | None = None) -> Any:
         """Yield the query's batches as the snapshot saw the data."""

@@ -91,20 +91,20 @@ def _lit(text: str) -> str:
 
 
 def connect(endpoint: Endpoint) -> Any:
-    """An ADBC DB-API connection (autocommit off) to a PostgreSQL or SQLite target."""
+    """An ADBC connection (autocommit off) to a PostgreSQL or SQLite target."""
     try:
         if endpoint.dialect == "postgresql":
-            import adbc_driver_postgresql.dbapi as pg
+            from .adbc import connect_postgresql
 
             uri = endpoint.uri
             if "application_name=" not in uri:
                 uri += ("&" if "?" in uri else "?") + "application_name=arrowmapper"
-            return pg.connect(uri)
+            return connect_postgresql(uri)
         if endpoint.dialect == "sqlite":
-            import adbc_driver_sqlite.dbapi as sq
+            from .adbc import connect_sqlite
 
             assert endpoint.path is not None
-            conn = sq.connect(endpoint.path)
+            conn = connect_sqlite(endpoint.path)
             cur = conn.cursor()
             cur.execute("PRAGMA busy_timeout = 60000")
             cur.fetchall()

@@ -160,9 +160,9 @@ def pg_columns_sql(regclass: str) -> str:
 def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
     """The query's result columns as :func:`pg_columns_sql` gives them, through a temporary
     view that is rolled back."""
-    import adbc_driver_postgresql.dbapi as pg
+    from .adbc import connect_postgresql
 
-    conn = pg.connect(endpoint.uri)
+    conn = connect_postgresql(endpoint.uri)
     try:
         cur = conn.cursor()
         cur.execute(

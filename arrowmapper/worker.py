@@ -215,11 +215,11 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
 
 
 def _warm_up() -> None:
-    """Import the drivers now, while the coordinator is still planning: the ADBC DB-API alone
-    takes ~0.5 s to import (it pulls in pyarrow.dataset, and pandas when installed)."""
+    """Import the drivers now, while the coordinator is still planning (arrowmapper.adbc, not
+    the ADBC DB-API: that one pulls in pyarrow.dataset, and pandas when installed)."""
     import importlib
 
-    for name in ("connectorx", "adbc_driver_postgresql.dbapi", "adbc_driver_sqlite.dbapi"):
+    for name in ("connectorx", "arrowmapper.adbc", "adbc_driver_postgresql", "adbc_driver_sqlite"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
