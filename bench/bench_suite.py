@@ -89,6 +89,16 @@ def _has(uri: str, table: str) -> bool:
     return bool(sql(uri, f"SELECT to_regclass('{SCHEMA}.{table}') IS NOT NULL")[0][0])
 
 
+def machine_busy() -> float:
+    """CPU-seconds the whole machine (client and server) has been busy, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_now() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -134,9 +144,17 @@ def interleaved(
     for _ in range(repeat):
         for name, fn in cases.items():
             before(name)
-            c0, t0 = cpu_now(), time.perf_counter()
+            c0, b0, t0 = cpu_now(), machine_busy(), time.perf_counter()
             out = fn()
-            runs[name].append({"wall": time.perf_counter() - t0, "cpu": cpu_now() - c0, "out": out})
+            wall = time.perf_counter() - t0
+            runs[name].append(
+                {
+                    "wall": wall,
+                    "cpu": cpu_now() - c0,
+                    "busy": (machine_busy() - b0) / wall,  # cores busy on average
+                    "out": out,
+                }
+            )
     return runs
 
 
@@ -183,19 +201,25 @@ def mapper(uri: str, src: str, table: str = "dst", **kw: Any) -> Callable[[], am
 
 
 def cx_to_adbc(
-    uri: str, src: str, table: str = "dst", transform: bool = False
+    uri: str, src: str, table: str = "dst", transform: bool = False, reader: str = "connectorx"
 ) -> Callable[[], int]:
-    """The plain pipeline in one process: connectorx arrow_stream -> (Polars) -> ADBC ingest."""
+    """The plain pipeline in one process: a reader's Arrow stream -> (Polars) -> ADBC ingest.
+    ``reader``: connectorx ``arrow_stream``, or the ADBC PostgreSQL driver's own COPY reader."""
 
     def run() -> int:
         import adbc_driver_postgresql.dbapi as pgdb
         import connectorx as cx
         import pyarrow as pa
 
-        reader = cx.read_sql(
-            uri, f"SELECT * FROM {src}", return_type="arrow_stream", batch_size=65_536
-        )
-        with pgdb.connect(uri) as conn:
+        with pgdb.connect(uri) as conn, pgdb.connect(uri) as source:
+            if reader == "adbc":
+                scur = source.cursor()
+                scur.execute(f"SELECT * FROM {src}")
+                stream: Any = scur.fetch_record_batch()
+            else:
+                stream = cx.read_sql(
+                    uri, f"SELECT * FROM {src}", return_type="arrow_stream", batch_size=65_536
+                )
             target = conn.adbc_get_table_schema(table, db_schema_filter=SCHEMA)
             fields = []
             for f in target:
@@ -206,7 +230,7 @@ def cx_to_adbc(
             schema = pa.schema(fields)
 
             def batches() -> Any:
-                for batch in reader:
+                for batch in stream:
                     if transform:
                         df = pl.from_arrow(batch)
                         assert isinstance(df, pl.DataFrame)
@@ -216,8 +240,13 @@ def cx_to_adbc(
                             continue
                     cols = []
                     for f, col in zip(schema, batch.columns, strict=True):
+                        if isinstance(col.type, pa.BaseExtensionType) and not isinstance(
+                            f.type, pa.BaseExtensionType
+                        ):
+                            col = col.storage  # ADBC's numeric arrives as exact text
                         if isinstance(f.type, pa.JsonType):
-                            col = pa.ExtensionArray.from_storage(f.type, col.cast(pa.string()))
+                            if not isinstance(col.type, pa.JsonType):
+                                col = pa.ExtensionArray.from_storage(f.type, col.cast(pa.string()))
                         else:
                             col = col.cast(f.type)
                         cols.append(col)
@@ -231,6 +260,8 @@ def cx_to_adbc(
                     db_schema_name=SCHEMA,
                 )
             conn.commit()
+            if reader == "adbc":
+                scur.close()
         return int(n)
 
     return run
@@ -293,11 +324,11 @@ def pandas_to_sql(uri: str, src: str, rows: int) -> Callable[[], None]:
     return run
 
 
-def cpu_heavy(df: pl.DataFrame) -> pl.DataFrame:
-    """String work well above the I/O cost: regex rewrites, reversal, hashing, per row."""
+def cpu_heavy(df: pl.DataFrame, rounds: int = 6) -> pl.DataFrame:
+    """String work above the I/O cost: regex rewrites, reversal, hashing, per row."""
     label = pl.col("label")
     out = df
-    for i in range(6):
+    for i in range(rounds):
         out = out.with_columns(
             label.str.replace_all(r"([a-f])(\d)", r"$2$1")
             .str.reverse()
@@ -306,6 +337,11 @@ def cpu_heavy(df: pl.DataFrame) -> pl.DataFrame:
             (pl.col("grp") + (pl.col("label").hash(seed=i) % 7).cast(pl.Int64)).alias("grp"),
         )
     return out
+
+
+def cpu_bound(df: pl.DataFrame) -> pl.DataFrame:
+    """The same string work, 20 rounds: transform time far above I/O time."""
+    return cpu_heavy(df, rounds=20)
 
 
 # --------------------------------------------------------------------------- suites
@@ -362,6 +398,9 @@ def suite_peers(
         notes.append("COPY pipe: skipped, no psql on PATH")
     cases["connectorx -> ADBC, one process, streaming"] = cx_to_adbc(uri, src)
     cases["same, plus a Polars transform per batch"] = cx_to_adbc(uri, src, transform=True)
+    cases["ADBC PostgreSQL reader -> ADBC ingest, one process, streaming"] = cx_to_adbc(
+        uri, src, reader="adbc"
+    )
     cases[f"arrowmapper ctid, {workers} workers"] = mapper(
         uri, src, strategy="ctid", workers=workers, chunk_size=chunk
     )
@@ -417,35 +456,48 @@ def suite_peers(
 
 def suite_scaling(uri: str, rows: int, repeat: int, max_workers: int) -> tuple[str, dict[str, Any]]:
     src = make_table(uri, "src", rows)
-    chunk = max(1, rows // 16)
+    small = make_table(uri, "src_quarter", max(1, rows // 4))
     counts = list(range(1, max_workers + 1))
+    kinds = {  # name: (table, rows, transform)
+        "identity": (src, rows, None),
+        "cpu-heavy": (src, rows, "bench_suite:cpu_heavy"),
+        "cpu-bound": (small, max(1, rows // 4), "bench_suite:cpu_bound"),
+    }
     cases: dict[str, Callable[[], Any]] = {}
     for w in counts:
-        cases[f"identity|{w}"] = mapper(uri, src, strategy="ctid", workers=w, chunk_size=chunk)
-        cases[f"cpu-heavy|{w}"] = mapper(
-            uri,
-            src,
-            strategy="ctid",
-            workers=w,
-            chunk_size=chunk,
-            transform="bench_suite:cpu_heavy",
-        )
+        for kind, (table, n, transform) in kinds.items():
+            cases[f"{kind}|{w}"] = mapper(
+                uri,
+                table,
+                strategy="ctid",
+                workers=w,
+                chunk_size=max(1, n // 16),
+                transform=transform,
+            )
     runs = interleaved(cases, repeat, lambda _n: fresh(uri))
     lines = [
-        f"`{rows:,}` rows, ctid chunks of rows/16. The CPU-heavy transform (`bench_suite:cpu_heavy`: "
-        "regex rewrites, reversal and hashing of a text column, six rounds) makes transform time "
-        "exceed I/O time.",
+        f"ctid chunks of rows/16. `identity` and `cpu-heavy` copy `{rows:,}` rows; `cpu-heavy` "
+        "(`bench_suite:cpu_heavy`: regex rewrites, reversal and hashing of a text column, six "
+        "rounds) takes about twice the I/O time. `cpu-bound` (`bench_suite:cpu_bound`, the same "
+        f"work in 20 rounds) copies `{max(1, rows // 4):,}` rows with transform time far above "
+        "I/O time. *Cores busy*: the whole machine's (client and server) average busy cores "
+        "during the run; with one worker it bounds the speed-up two cores can give "
+        "(2 / cores busy).",
         "",
-        "| workers | identity wall s | speed-up | cpu-heavy wall s | speed-up |",
-        "|---:|---:|---:|---:|---:|",
+        "| workers | identity wall s | speed-up | cpu-heavy wall s | speed-up | cores busy "
+        "| cpu-bound wall s | speed-up | cores busy |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    plot: dict[str, list[float]] = {"identity": [], "cpu-heavy": []}
+    plot: dict[str, list[float]] = {kind: [] for kind in kinds}
     for w in counts:
         cells = []
-        for kind in ("identity", "cpu-heavy"):
-            m = statistics.median([r["wall"] for r in runs[f"{kind}|{w}"]])
+        for kind in kinds:
+            rs = runs[f"{kind}|{w}"]
+            m = statistics.median([r["wall"] for r in rs])
             one = statistics.median([r["wall"] for r in runs[f"{kind}|1"]])
-            cells += [med([r["wall"] for r in runs[f"{kind}|{w}"]]), f"{one / m:.2f}x"]
+            cells += [med([r["wall"] for r in rs]), f"{one / m:.2f}x"]
+            if kind != "identity":
+                cells.append(f"{statistics.median([r['busy'] for r in rs]):.2f}")
             plot[kind].append(m)
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return "\n".join(lines), {"workers": counts, **plot}
@@ -539,7 +591,7 @@ def plots(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[str]:
     if results.get("scaling"):
         s = results["scaling"]
         fig, ax = plt.subplots(figsize=(5, 3))
-        for kind in ("identity", "cpu-heavy"):
+        for kind in ("identity", "cpu-heavy", "cpu-bound"):
             one = s[kind][0]
             ax.plot(s["workers"], [one / m for m in s[kind]], marker="o", label=kind)
         ax.set_xlabel("workers")
@@ -571,6 +623,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, help="rows per table (default 1,000,000; quick 30,000)")
     ap.add_argument("--repeat", type=int, help="runs per case (default 3; quick 1)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--peer-rows",
+        type=int,
+        help="rows for the peers suite (default 5 x --rows: 5,000,000; quick: --rows)",
+    )
     ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated subset")
     ap.add_argument(
         "--uri",
@@ -596,7 +653,8 @@ def main(argv: list[str] | None = None) -> None:
             if name == "strategies":
                 text, data = suite_strategies(uri, rows, repeat, args.workers)
             elif name == "peers":
-                text, data = suite_peers(uri, rows, repeat, args.workers, min(rows, 50_000))
+                peer_rows = args.peer_rows or (rows if args.quick else 5 * rows)
+                text, data = suite_peers(uri, peer_rows, repeat, args.workers, min(rows, 50_000))
             elif name == "scaling":
                 text, data = suite_scaling(uri, rows, repeat, 2 if args.quick else 4)
             elif name == "memory":
@@ -616,6 +674,7 @@ def main(argv: list[str] | None = None) -> None:
             "--quick" if args.quick else "",
             f"--rows {rows}" if args.rows else "",
             f"--repeat {repeat}" if args.repeat else "",
+            f"--peer-rows {args.peer_rows}" if args.peer_rows else "",
             f"--suites {args.suites}" if args.suites != ",".join(SUITES) else "",
             f"--write {args.write}" if args.write else "",
         )
