@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ import psycopg  # noqa: E402
 from bench_pg_copy import write_block  # noqa: E402
 
 import arrowmapper as am  # noqa: E402
+from arrowmapper.config import DEFAULT_CHUNK_SIZE  # noqa: E402
 
 SCHEMA = "am_suite"
 MARKER = "<!-- bench_suite -->"
@@ -272,6 +274,150 @@ def cx_to_adbc(
     return run
 
 
+# the suite table's columns, for a target made in another database (pgcopydb)
+SRC_COLUMNS = (
+    "id bigint NOT NULL, k bigint, grp int, amount numeric(12,2), f float8, label text, "
+    "created timestamptz, day date, flag bool, doc jsonb"
+)
+
+
+def with_password(uri: str) -> str:
+    """dlt insists on a password in PostgreSQL credentials; trust auth ignores it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is not None or "@" not in parts.netloc:
+        return uri
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user}:unused@{host}"))
+
+
+def sling_binary() -> str | None:
+    """``sling`` on PATH, or the binary the ``sling-linux-amd64`` wheel carries."""
+    found = shutil.which("sling")
+    if found:
+        return found
+    spec = importlib.util.find_spec("sling_linux_amd64")
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / "bin" / "sling-linux-amd64"
+    return str(path) if path.is_file() else None
+
+
+def pgcopydb_copy(uri: str, src: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """pgcopydb copies between databases: ``src`` into the same-named table of a scratch
+    database (same columns, no indexes, like the other targets). Returns (run, cleanup)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    db = f"{SCHEMA}_pgcopydb"
+    parts = urlsplit(uri)
+    target = urlunsplit(parts._replace(path=f"/{db}"))
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    schema, table = src.split(".")
+    sql(admin, f"DROP DATABASE IF EXISTS {db}")
+    sql(admin, f"CREATE DATABASE {db}")
+    sql(target, f"CREATE SCHEMA {schema}")
+    sql(target, f"CREATE TABLE {src} ({SRC_COLUMNS})")
+    work = Path(tempfile.mkdtemp(prefix="am_pgcopydb_"))
+    filters = work / "filters.ini"
+    filters.write_text(f"[include-only-table]\n{schema}.{table}\n")
+
+    def run() -> None:
+        sql(target, f"TRUNCATE {src}")
+        out = work / "run"
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run(
+            [
+                "pgcopydb",
+                "copy",
+                "table-data",
+                "--source",
+                uri,
+                "--target",
+                target,
+                "--filters",
+                str(filters),
+                "--dir",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def cleanup() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        sql(admin, f"DROP DATABASE IF EXISTS {db}")
+
+    return run, cleanup
+
+
+def sling_copy(uri: str, src: str, binary: str, table: str = "dst") -> Callable[[], None]:
+    """Sling into the same-DDL table (mode truncate: it keeps the table)."""
+    home = tempfile.mkdtemp(prefix="am_sling_")
+    sep = "&" if "?" in uri else "?"
+    env = {
+        **os.environ,
+        "AM_SUITE_PG": f"{uri}{sep}sslmode=disable",
+        "SLING_HOME_DIR": home,
+        "SLING_DISABLE_TELEMETRY": "true",
+    }
+
+    def run() -> None:
+        subprocess.run(
+            [
+                binary,
+                "run",
+                "--src-conn",
+                "AM_SUITE_PG",
+                "--src-stream",
+                src,
+                "--tgt-conn",
+                "AM_SUITE_PG",
+                "--tgt-object",
+                f"{SCHEMA}.{table}",
+                "--mode",
+                "truncate",
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    return run
+
+
+def dlt_copy(uri: str, src: str, file_format: str | None) -> Callable[[], None]:
+    """dlt's sql_table source (connectorx backend) into its own table of a dataset
+    (write_disposition=replace); ``file_format`` None is dlt's default load (CSV/insert)."""
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    schema, table = src.split(".")
+    pipes = tempfile.mkdtemp(prefix="am_dlt_")
+    name = f"am_suite_{file_format or 'default'}"
+    source_uri = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    def run() -> None:
+        pipeline = dlt.pipeline(
+            pipeline_name=name,
+            destination=dlt.destinations.postgres(credentials=with_password(uri)),
+            dataset_name=f"{SCHEMA}_dlt",
+            pipelines_dir=pipes,
+        )
+        resource = sql_table(
+            credentials=source_uri, schema=schema, table=table, backend="connectorx"
+        )
+        if file_format == "parquet":
+            pipeline.run(resource, write_disposition="replace", loader_file_format="parquet")
+        else:
+            pipeline.run(resource, write_disposition="replace")
+
+    return run
+
+
 def copy_pipe(uri: str, src: str, table: str = "dst") -> Callable[[], None]:
     def run() -> None:
         out = subprocess.Popen(
@@ -417,12 +563,35 @@ def suite_peers(
         chunk_size=chunk,
         transform=[pl.all().exclude("label"), pl.col("label").str.to_uppercase()],
     )
-    for tool in ("pgcopydb", "sling"):
-        if not shutil.which(tool):
-            notes.append(f"{tool}: skipped, not installed")
-    if importlib.util.find_spec("dlt") is None:
-        notes.append("dlt: skipped, not installed")
-    runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+    cleanup: Callable[[], None] | None = None
+    if shutil.which("pgcopydb"):
+        cases["pgcopydb copy table-data (its own database as target)"], cleanup = pgcopydb_copy(
+            uri, src
+        )
+    else:
+        notes.append("pgcopydb: skipped, not installed (Debian package pgcopydb)")
+    sling = sling_binary()
+    if sling:
+        cases["Sling, mode truncate"] = sling_copy(uri, src, sling)
+    else:
+        notes.append("Sling: skipped, not installed (pip install sling-linux-amd64)")
+    once: dict[str, Callable[[], Any]] = {}
+    if importlib.util.find_spec("dlt") is not None:
+        cases["dlt, connectorx backend, parquet load (its own table, no PK)"] = dlt_copy(
+            uri, src, "parquet"
+        )
+        once["dlt, connectorx backend, default load (its own table; one run)"] = dlt_copy(
+            uri, src, None
+        )
+    else:
+        notes.append("dlt: skipped, not installed (pip install 'dlt[postgres,parquet]')")
+    try:
+        runs = interleaved(cases, repeat, lambda _n: fresh(uri))
+        runs.update(interleaved(once, 1, lambda _n: fresh(uri)))
+    finally:
+        if cleanup is not None:
+            cleanup()
+        sql(uri, f"DROP SCHEMA IF EXISTS {SCHEMA}_dlt CASCADE")
     small: dict[str, Callable[[], Any]] = {
         f"psycopg executemany ({subset:,} rows)": psycopg_executemany(uri, src, subset),
     }
@@ -508,14 +677,14 @@ def suite_scaling(uri: str, rows: int, repeat: int, max_workers: int) -> tuple[s
     return "\n".join(lines), {"workers": counts, **plot}
 
 
-def job_in_subprocess(uri: str, src: str, workers: int, chunk: int) -> tuple[int, float]:
+def job_in_subprocess(uri: str, src: str, workers: int, chunk: int | None) -> tuple[int, float]:
     """Run one job in a fresh Python process; its tree's peak RSS (bytes) and wall seconds.
     A fresh process measures what a job costs, not what this harness has accumulated (pandas,
     matplotlib, earlier suites' heaps)."""
     script = (
         "import arrowmapper as am\n"
         f"am.map_query({uri!r}, {src!r}, {uri!r}, 'dst', schema={SCHEMA!r}, strategy='ctid', "
-        f"workers={workers}, chunk_size={chunk})\n"
+        f"workers={workers}" + (f", chunk_size={chunk}" if chunk else "") + ")\n"
     )
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -531,8 +700,10 @@ def suite_memory(uri: str, sizes: list[int], workers: int) -> tuple[str, dict[st
     lines = [
         f"Peak RSS of the whole process tree of one job (a fresh Python process running "
         f"`map_query`, its {workers} workers and the resource tracker), sampled every 20 ms, "
-        "one run each; default batch size (an eighth of the chunk, 8,192-65,536 rows). Wall "
-        "includes the interpreter's start.",
+        "one run each. The chunk size is held fixed across table sizes (the default, "
+        f"{DEFAULT_CHUNK_SIZE:,} rows, and 250,000), so the rows column shows the effect of "
+        "table size alone; the batch size follows the chunk (an eighth of it, 8,192-65,536 "
+        "rows). Wall includes the interpreter's start.",
         "",
         "| rows | chunk_size | peak tree RSS MiB | wall s |",
         "|---:|---:|---:|---:|",
@@ -540,11 +711,12 @@ def suite_memory(uri: str, sizes: list[int], workers: int) -> tuple[str, dict[st
     plot: dict[str, list[float]] = {"rows": [], "mib": []}
     for rows in sizes:
         src = make_table(uri, "src", rows)
-        for chunk in (max(1, rows // 16), max(1, rows // 4)):
+        for chunk in (None, 250_000):
             fresh(uri)
             peak, wall = job_in_subprocess(uri, src, workers, chunk)
-            lines.append(f"| {rows:,} | {chunk:,} | {peak / 2**20:.0f} | {wall:.2f} |")
-            if chunk == max(1, rows // 16):
+            size = f"{chunk:,}" if chunk else f"{DEFAULT_CHUNK_SIZE:,} (default)"
+            lines.append(f"| {rows:,} | {size} | {peak / 2**20:.0f} | {wall:.2f} |")
+            if chunk is None:
                 plot["rows"].append(rows)
                 plot["mib"].append(peak / 2**20)
     return "\n".join(lines), plot
