@@ -39,6 +39,7 @@ def thread_caps(df: Any) -> Any:
     return df.with_columns(
         polars_threads=pl.lit(os.environ.get("POLARS_MAX_THREADS", "unset")),
         rayon_threads=pl.lit(os.environ.get("RAYON_NUM_THREADS", "unset")),
+        malloc_arenas=pl.lit(os.environ.get("MALLOC_ARENA_MAX", "unset")),
         worker_pid=pl.lit(os.getpid()),
     )
 

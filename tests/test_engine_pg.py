@@ -3,6 +3,7 @@ transform form, skewed and NULL keys, SQLite on either side. Content is compared
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -261,6 +262,9 @@ def test_workers_get_thread_caps_and_are_reused(pg: PG) -> None:
     expected = str(max(1, usable_cpus() // 2))
     caps = pg.query("SELECT DISTINCT polars_threads, rayon_threads FROM dst")
     assert caps == [(expected, expected)]
+    # glibc arenas capped in the workers (a user's own setting wins)
+    arenas = os.environ.get("MALLOC_ARENA_MAX", "2")
+    assert pg.query("SELECT DISTINCT malloc_arenas FROM dst") == [(arenas,)]
     # long-lived workers: at most 2 processes did all the chunks
     assert pg.scalar("SELECT COUNT(DISTINCT worker_pid) FROM dst") <= 2
 
