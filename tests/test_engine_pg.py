@@ -292,3 +292,30 @@ def test_in_process_mode_runs_the_same_pipeline(pg: PG) -> None:
     assert r.success and r.rows_written == 10_000 and r.workers == 0
     assert seen[-1].progress_percentage == 100.0
     assert pg.assert_same_rows(src, pg.t("dst")) == 10_000
+
+
+def test_adbc_layer_reads_ingests_commits_and_rolls_back(pg: PG) -> None:
+    """arrowmapper.adbc, the thin layer the targets use instead of the ADBC DB-API."""
+    import pyarrow as pa
+
+    from arrowmapper.adbc import connect_postgresql
+
+    pg.execute("CREATE TABLE t (id bigint, name text)")
+    data = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", None]})
+    with connect_postgresql(pg.uri) as conn:
+        with conn.cursor() as cur:
+            assert cur.execute("SELECT 1 AS one, 'x' AS two").fetchone() == (1, "x")
+            assert cur.execute(f"DELETE FROM {pg.t('t')}").fetchall() == []  # no result set
+            assert cur.adbc_ingest("t", data, db_schema_name=pg.schema) == 3
+        conn.rollback()  # autocommit is off: nothing stays
+        assert pg.scalar("SELECT COUNT(*) FROM t") == 0
+        with conn.cursor() as cur:
+            cur.adbc_ingest("t", data.to_reader(), db_schema_name=pg.schema)
+            got = cur.execute(f"SELECT id, name FROM {pg.t('t')} ORDER BY id").fetch_arrow_table()
+            assert got.to_pylist() == data.to_pylist()  # its own uncommitted rows
+        conn.commit()
+        schema = conn.adbc_get_table_schema("t", db_schema_filter=pg.schema)
+        assert schema.names == ["id", "name"] and schema.field("id").type == pa.int64()
+        with conn.cursor() as cur, pytest.raises(RuntimeError, match="no statement"):
+            cur.fetchall()
+    assert pg.query("SELECT id, name FROM t ORDER BY id") == [(1, "a"), (2, "b"), (3, None)]
