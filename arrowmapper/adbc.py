@@ -13,7 +13,7 @@ server per statement, and a chunk runs several). Errors are the driver manager's
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import adbc_driver_manager as dm
 import pyarrow as pa
@@ -33,7 +33,22 @@ def _blocking(fn: Any, stmt: Any) -> Any:
     return call(fn, (), {}, stmt.cancel)
 
 
-class Cursor:
+class _Closing:
+    """``with`` support: leaving the block calls ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Cursor(_Closing):
     """One ADBC statement; the subset of a DB-API cursor arrowmapper uses."""
 
     def __init__(self, conn: Connection) -> None:
@@ -112,16 +127,8 @@ class Cursor:
         self._clear()
         self._stmt.close()
 
-    def __enter__(self) -> Cursor:
-        return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class Connection:
+class Connection(_Closing):
     """An ADBC connection with autocommit off (or on), committed and rolled back explicitly."""
 
     def __init__(self, db: Any, autocommit: bool = False) -> None:
@@ -166,14 +173,6 @@ class Connection:
             self.adbc.close()
         finally:
             self.db.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def connect_postgresql(uri: str, autocommit: bool = False) -> Connection:

@@ -40,6 +40,7 @@ from bench_pg_copy import write_block  # noqa: E402
 
 import arrowmapper as am  # noqa: E402
 from arrowmapper.config import DEFAULT_CHUNK_SIZE  # noqa: E402
+from arrowmapper.errors import redact  # noqa: E402
 
 SCHEMA = "am_suite"
 MARKER = "<!-- bench_suite -->"
@@ -218,9 +219,10 @@ def cx_to_adbc(
         import connectorx as cx
         import pyarrow as pa
 
-        with pgdb.connect(uri) as conn, pgdb.connect(uri) as source:
+        with pgdb.connect(uri) as conn, contextlib.ExitStack() as stack:
             if reader == "adbc":
-                scur = source.cursor()
+                source = stack.enter_context(pgdb.connect(uri))
+                scur = stack.enter_context(source.cursor())
                 scur.execute(f"SELECT * FROM {src}")
                 stream: Any = scur.fetch_record_batch()
             else:
@@ -267,8 +269,6 @@ def cx_to_adbc(
                     db_schema_name=SCHEMA,
                 )
             conn.commit()
-            if reader == "adbc":
-                scur.close()
         return int(n)
 
     return run
@@ -304,6 +304,17 @@ def sling_binary() -> str | None:
     return str(path) if path.is_file() else None
 
 
+def run_tool(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Run a peer's command; a failure says which tool and why (its stderr's end, passwords
+    removed), not a command line with the URIs in it."""
+    proc = subprocess.run(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tail = " ".join(proc.stderr.split()[-60:])
+        raise RuntimeError(f"{name} failed (exit {proc.returncode}): {redact(tail)}")
+
+
 def pgcopydb_copy(uri: str, src: str) -> tuple[Callable[[], None], Callable[[], None]]:
     """pgcopydb copies between databases: ``src`` into the same-named table of a scratch
     database (same columns, no indexes, like the other targets). Returns (run, cleanup)."""
@@ -326,7 +337,8 @@ def pgcopydb_copy(uri: str, src: str) -> tuple[Callable[[], None], Callable[[], 
         sql(target, f"TRUNCATE {src}")
         out = work / "run"
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run(
+        run_tool(
+            "pgcopydb",
             [
                 "pgcopydb",
                 "copy",
@@ -340,9 +352,6 @@ def pgcopydb_copy(uri: str, src: str) -> tuple[Callable[[], None], Callable[[], 
                 "--dir",
                 str(out),
             ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
 
     def cleanup() -> None:
@@ -364,7 +373,8 @@ def sling_copy(uri: str, src: str, binary: str, table: str = "dst") -> Callable[
     }
 
     def run() -> None:
-        subprocess.run(
+        run_tool(
+            "Sling",
             [
                 binary,
                 "run",
@@ -379,10 +389,7 @@ def sling_copy(uri: str, src: str, binary: str, table: str = "dst") -> Callable[
                 "--mode",
                 "truncate",
             ],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env,
         )
 
     return run
