@@ -26,22 +26,47 @@ from .config import (
     RetryConfig,
     Settings,
     check_reachable,
+    check_table_name,
     parse_uri,
     resolve_settings,
     validate_identifier,
 )
 from .coordinator import Coordinator, JobSpec
-from .errors import ConfigError, JobFailed, SourceError, TargetError, redact
+from .errors import (
+    ConfigError,
+    JobFailed,
+    SourceError,
+    TargetError,
+    boundary,
+    error_info,
+    redact,
+    translate,
+)
 from .executors import LocalPool
+from .identity import differences, fingerprint
 from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
 from .sources import SourceProbe
-from .targets import TableRef, Target, check_job_id, conform, sql_type_name, storage_schema
+from .sql import check_query, derived_name
+from .targets import (
+    JobRecord,
+    TableRef,
+    Target,
+    check_job_id,
+    conform,
+    sql_type_name,
+    storage_schema,
+)
 from .transform import Transformer, TransformLike, TransformSpec, normalize
 from .types import SourceLayout, WriteLayout, describe_source, target_layout
 
 log = logging.getLogger("arrowmapper")
+
+#: How ``mode="replace"`` empties an existing target in its swap: TRUNCATE (fast; a REPEATABLE
+#: READ reader whose snapshot predates the swap then sees an empty table) or DELETE (slower;
+#: such a reader keeps seeing the old rows).
+SWAPS: tuple[str, ...] = ("truncate", "delete")
 
 ProgressArg = bool | Callable[[ProgressSnapshot], Any] | None
 
@@ -63,12 +88,17 @@ def _plan_for(
     return build_plan(probe, query, strategy, key, settings.chunk_size, settings.workers)
 
 
-def _check_query(query: object) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise ConfigError("query must be a non-empty SQL query or table name")
+def _check_query(query: object, source: Endpoint | str) -> str:
+    """The query, checked against the source's dialect before any connection is made: exactly
+    one statement, balanced parentheses, no placeholders (:func:`arrowmapper.sql.check_query`).
+    Returns it as given (the trailing ``;`` or comment is dropped where it is rendered)."""
+    dialect = (source if isinstance(source, Endpoint) else parse_uri(source, "source")).dialect
+    check_query(query, dialect)
+    assert isinstance(query, str)
     return query
 
 
+@boundary("plan_query")
 def plan_query(
     source: str,
     query: str,
@@ -85,9 +115,10 @@ def plan_query(
     """
     _check_choice("strategy", strategy, STRATEGIES)
     src = parse_uri(source, "source")
+    _check_query(query, src)
     check_reachable(src, "source")
     settings = resolve_settings({"chunk_size": chunk_size, "workers": workers})
-    layout = describe_source(src, _check_query(query))
+    layout = describe_source(src, query)
     return _plan_for(SourceProbe(src, query, layout), query, strategy, key, settings)
 
 
@@ -145,9 +176,9 @@ def _free_connections(endpoint: Endpoint) -> int | None:
             cur.execute(sql)
             max_conn, reserved, used, superuser, role_limit, role_used = cur.fetchall()[0]
     except Exception as exc:
-        if "too many connections" in str(exc):
+        if error_info(exc).kind == "connection_limit":
             return 0
-        raise SourceError(f"cannot inspect {endpoint.redacted}: {redact(str(exc))}") from exc
+        raise translate(exc, SourceError, f"cannot connect to {endpoint.redacted}") from exc
     free = int(max_conn) - int(used) + 1  # this probe's own connection is about to close
     if not superuser:
         free -= int(reserved)
@@ -217,14 +248,17 @@ def prepare(
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
+    swap: str = "truncate",
 ) -> _Prepared:
     """Validate, plan, preflight and create the target table; return a runnable JobSpec."""
     _check_choice("strategy", strategy, STRATEGIES)
     _check_choice("mode", mode, MODES)
-    _check_query(query)
-    validate_identifier(table, "table")
+    _check_choice("swap", swap, SWAPS)
+    _check_query(query, source)
+    target_dialect = parse_uri(target, "target").dialect
+    validate_identifier(table, "table", target_dialect)
     if schema is not None:
-        validate_identifier(schema, "schema")
+        validate_identifier(schema, "schema", target_dialect)
     if retry is not None and not isinstance(retry, RetryConfig):
         raise ConfigError(f"retry must be a RetryConfig, got {type(retry).__name__}")
     if resume and not job_id:
@@ -281,57 +315,117 @@ def prepare(
     probe = SourceProbe(src, query, layout)
     # replace loads a staging table and swaps it in at the end
     load_ref = (
-        TableRef(ref.schema, stage_name(table, job_id), ref.dialect) if mode == "replace" else ref
+        TableRef(ref.schema, stage_name(table, job_id, dst.dialect), ref.dialect)
+        if mode == "replace"
+        else ref
     )
     tgt = Target(dst, ref)
     load = Target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
     final_table: TableRef | None = ref if mode == "replace" else None
+    claimed = created_stage = False
     try:
-        stored = _stored_plan(tgt, job_id) if resume else None
-        if stored is not None:
-            stored_table, plan_json = stored
-            if stored_table != load_ref.display:
-                raise ConfigError(
-                    f"job {job_id!r} loaded into {stored_table}, not {load_ref.display}; resume "
-                    "it with the same table and mode"
-                )
-            plan = Plan.from_json(plan_json)
-            probe.schema()
+        # who this job is, before anything is created or emptied: a refused run leaves
+        # nothing behind
+        record = tgt.job_record(job_id)
+        if record is not None and not resume:
+            raise ConfigError(_registered_message(job_id, record, tgt))
+        probe.schema()  # bad SQL fails here, before anything else
+        out_schema, sample, read_schema = _output_schema(probe, spec_t)
+        now_fp = fingerprint(
+            src,
+            query,
+            load_ref.display,
+            spec_t,
+            key,
+            strategy,
+            mode,
+            storage_schema(out_schema, dst.dialect),
+        )
+        if record is not None:
+            # key and strategy only shape the plan, which a resume takes from the ledger: left
+            # unsaid they mean "as stored"; said, they must match
+            asked = {
+                k: v
+                for k, v in now_fp.items()
+                if not (k == "key" and key is None or k == "strategy" and strategy == "auto")
+            }
+            _check_same_job(job_id, record, asked)
+            plan = Plan.from_json(record.plan)
+            if record.finished_at is not None:
+                return _finished(job_id, record, plan, src, dst, ref, spec_t, settings, notes)
         else:
             plan = _plan_for(probe, query, strategy, key, settings)
-        out_schema, sample, read_schema = _output_schema(probe, spec_t)
         exists = tgt.table_exists()
-        if exists and mode == "create" and stored is None:
+        if exists and mode == "create" and record is None:
             raise TargetError(
                 f"target table {ref.display} already exists and mode='create' refuses it; "
                 "use mode='append', 'replace', 'truncate' or 'merge', or drop the table"
             )
-        if mode == "replace" and stored is not None and not load.table_exists():
-            # the stage is gone only after the swap: this job already finished
-            load_ref, load, final_table = ref, tgt, None
         merge_key = _merge_key(tgt, exists, key, out_schema, ref) if mode == "merge" else ()
-        if mode == "replace" and final_table is not None and not load.table_exists():
-            if exists:
-                load.create_like(ref)
+        tgt.ensure_ledger()
+        if record is None:
+            if mode == "truncate" and exists:
+                claimed = load.truncate_and_register(job_id, plan.to_json(), now_fp)
             else:
-                _create(load, out_schema, read_schema, layout, (), notes)
-        elif not exists and final_table is None:
+                claimed = load.register_job(job_id, plan.to_json(), now_fp)
+            if not claimed:
+                raise ConfigError(
+                    f"job_id {job_id!r} was registered by another run just now (two runs of "
+                    "one job at once); let that run finish, or use a new job_id"
+                )
+        committed = load.committed(job_id)
+        if mode == "replace":
+            if not load.table_exists():
+                if committed:
+                    raise TargetError(
+                        f"the staging table {load_ref.display} of job {job_id!r} is gone, and "
+                        f"with it {len(committed)} committed chunks; start again with a new "
+                        "job_id (the target is untouched)",
+                        transient=False,
+                    )
+                if exists:
+                    load.create_like(ref)
+                else:
+                    _create(load, out_schema, read_schema, layout, (), notes)
+                created_stage = True
+            elif record is None:  # left by a run that died before registering: not ours to keep
+                load.drop_table()
+                if exists:
+                    load.create_like(ref)
+                else:
+                    _create(load, out_schema, read_schema, layout, (), notes)
+                created_stage = True
+        elif not exists:
             _create(tgt, out_schema, read_schema, layout, merge_key, notes)
             log.info("created table %s", ref.display)
         write = _write_layout(load, out_schema, merge_key)
         _check_compatible(sample, out_schema, write.schema, load_ref)
-        load.ensure_ledger()
-        committed = load.committed(job_id)
-        if committed and not resume:
-            raise ConfigError(
-                f"job_id {job_id!r} already committed {len(committed)} chunks into this target; "
-                "pass resume=True to finish it, or use a new job_id"
-            )
-        if stored is None:
-            if mode == "truncate" and exists:
-                load.truncate_and_register(job_id, plan.to_json())
-            else:
-                load.store_plan(job_id, plan.to_json())
+        identity = load.table_identity()
+        if record is None:
+            if identity is not None:
+                load.set_fingerprint(job_id, {**now_fp, "table_identity": identity})
+        else:
+            stored_identity = (record.fingerprint or {}).get("table_identity")
+            if identity is not None and stored_identity not in (None, identity):
+                raise ConfigError(
+                    f"cannot resume job {job_id!r}: {load_ref.display} was dropped and created "
+                    "again since the job started, so the chunks its ledger lists are not in "
+                    "it; run the job again with a new job_id"
+                )
+            missing = [] if mode == "merge" else load.missing_chunks(job_id)
+            if missing:
+                shown = "; ".join(f"chunk {c}: {w} committed, {h} found" for c, w, h in missing[:5])
+                raise ConfigError(
+                    f"cannot resume job {job_id!r}: {load_ref.display} no longer holds rows its "
+                    f"ledger says were committed ({len(missing)} chunks: {shown}); the table was "
+                    "emptied or changed since. Run the job again with a new job_id"
+                )
+    except BaseException:
+        if created_stage:
+            load.drop_table(quiet=True)
+        if claimed:
+            load.unregister_job(job_id)
+        raise
     finally:
         tgt.close()
     target_schema = write.schema
@@ -360,16 +454,79 @@ def prepare(
         final_existed=exists,
         executor=executor,
         cluster=cluster,
+        swap_with=swap,
     )
     return _Prepared(spec, settings)
 
 
-def stage_name(table: str, job_id: str) -> str:
-    """The staging table a ``replace`` job loads (same schema, a name of the job)."""
-    import hashlib
+def stage_name(table: str, job_id: str, dialect: str = "postgresql") -> str:
+    """The staging table a ``replace`` job loads (same schema, a name of the job): built by
+    :func:`arrowmapper.sql.derived_name` under the server's byte limit, so the server never
+    cuts it and it can never equal (or be cut to) a user's table name."""
+    return derived_name(table, "stage", dialect, salt=job_id)
 
-    tag = hashlib.sha1(job_id.encode()).hexdigest()[:10]
-    return f"{table[:40]}__am_stage_{tag}"
+
+def _registered_message(job_id: str, record: JobRecord, tgt: Target) -> str:
+    """Why a run with a job id that is already in the ledger is refused, and what to do."""
+    chunks = len(tgt.committed(job_id))
+    if record.finished_at is not None:
+        state = f"finished at {record.finished_at}"
+        advice = (
+            "a job that runs again (nightly, ...) needs a new job_id each run, e.g. "
+            f"'{job_id}-2026-12-01'; resume=True on a finished job does nothing"
+        )
+    else:
+        state = f"unfinished, {chunks} chunks committed"
+        advice = "pass resume=True to finish it, or use a new job_id"
+    return (
+        f"job_id {job_id!r} is already in the ledger of this target ({record.target_table}, "
+        f"{state}); {advice}. Nothing was changed"
+    )
+
+
+def _check_same_job(job_id: str, record: JobRecord, now: dict[str, str]) -> None:
+    """Refuse to resume a job with anything that defines it changed."""
+    changed = differences(record.fingerprint or {}, now)
+    if changed:
+        raise ConfigError(
+            f"cannot resume job {job_id!r}: it is not the same job ("
+            + "; ".join(changed)
+            + "). Resume it with what it was started with, or run the new job with a new job_id"
+        )
+
+
+def _finished(
+    job_id: str,
+    record: JobRecord,
+    plan: Plan,
+    src: Endpoint,
+    dst: Endpoint,
+    ref: TableRef,
+    spec_t: TransformSpec,
+    settings: Settings,
+    notes: list[str],
+) -> _Prepared:
+    """A resumed job that already finished: a spec with every chunk committed (nothing runs)."""
+    note = (
+        f"job {job_id!r} already finished at {record.finished_at}: nothing to do, no rows "
+        "loaded; a job that runs again needs a new job_id each run"
+    )
+    log.warning(note)
+    spec = JobSpec(
+        job_id=job_id,
+        plan=plan,
+        source=src,
+        target=dst,
+        table=ref,
+        target_schema=pa.schema([]),
+        transform=spec_t,
+        workers=1,
+        committed={c.chunk_id: 0 for c in plan.chunks},
+        in_process=True,
+        notes=(*notes, note),
+        already_finished=True,
+    )
+    return _Prepared(spec, settings)
 
 
 def _merge_key(
@@ -387,6 +544,7 @@ def _merge_key(
                     f"or unique index on ({key}); add one (CREATE UNIQUE INDEX ON {ref.display} "
                     f"({key})) or name a key that has one",
                     transient=False,
+                    kind="config",
                 )
         elif uniques:
             want = uniques[0]
@@ -494,6 +652,7 @@ def _check_compatible(
         raise TargetError(f"incompatible target table {ref.display}: {exc}") from None
 
 
+@boundary("map_query")
 def map_query(
     source: str,
     query: str,
@@ -519,6 +678,7 @@ def map_query(
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
+    swap: str = "truncate",
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -539,6 +699,15 @@ def map_query(
     ``executor="dask"`` runs each chunk as a task on a Dask distributed cluster: ``cluster`` is
     the scheduler's address (``tcp://host:8786``), or None for a LocalCluster of ``workers``
     processes (needs the ``dask`` extra).
+    ``swap`` (``mode="replace"`` into an existing table) is how the old rows go in the swap:
+    ``"truncate"`` (fast; a REPEATABLE READ reader whose snapshot predates the swap then sees
+    an empty table) or ``"delete"`` (slower; such a reader keeps seeing the old rows).
+
+    A job is what it was started with: ``resume=True`` continues only the same job (source,
+    query, table and its identity, transform, key, strategy, mode, columns; anything else is
+    refused, naming what changed), checks the target still holds what the ledger says was
+    committed, and does nothing for a job that already finished. A job that runs again
+    (nightly, ...) needs a new ``job_id`` each run.
 
     Raises :class:`ConfigError`/:class:`PlanError`/:class:`SourceError`/:class:`TargetError`
     before any row is written, and :class:`JobFailed` (``.result`` holds the JobResult) when
@@ -551,6 +720,7 @@ def map_query(
     _check_choice("strategy", strategy, STRATEGIES)
     _check_choice("mode", mode, MODES)
     _check_choice("executor", executor, EXECUTORS)
+    check_table_name(table)
     parse_uri(source, "source")
     parse_uri(target, "target")
     pool = _early_pool(workers, executor)
@@ -578,6 +748,7 @@ def map_query(
             max_worker_memory=max_worker_memory,
             executor=executor,
             cluster=cluster,
+            swap=swap,
         )
     except BaseException:
         if pool is not None:
@@ -643,15 +814,35 @@ def run_prepared(
         pool.discard()
         pool = None
     result = Coordinator(spec, callback, executor=pool).run()
-    if result.success and spec.final_table is not None:
-        final = Target(spec.target, spec.final_table)
-        try:
-            columns = [c.name for c in spec.write.columns] if spec.write else []
-            final.swap_in(spec.table, columns, spec.final_existed)
-        finally:
-            final.close()
-        log.info("swapped %s into %s", spec.table.display, spec.final_table.display)
+    if result.success and not spec.already_finished:
+        _finish(spec)
+    if spec.final_table is not None:  # report the table the rows are (or will be) in
+        result = dataclasses.replace(result, table=spec.final_table.display)
     return result
+
+
+def _finish(spec: JobSpec) -> None:
+    """Every chunk committed: swap a replace job's stage in, and mark the job finished (in
+    the swap's transaction), so resuming it again is a no-op."""
+    if spec.final_table is None:
+        done = Target(spec.target, spec.table)
+        try:
+            done.mark_finished(spec.job_id)
+        finally:
+            done.close()
+        return
+    final = Target(spec.target, spec.final_table)
+    try:
+        columns = [c.name for c in spec.write.columns] if spec.write else []
+        swapped = final.swap_in(
+            spec.table, columns, spec.final_existed, spec.job_id, spec.swap_with
+        )
+    finally:
+        final.close()
+    if swapped:
+        log.info("swapped %s into %s", spec.table.display, spec.final_table.display)
+    else:
+        log.warning("job %s was finished by another run; nothing swapped", spec.job_id)
 
 
 # --------------------------------------------------------------------------- describe and verify
@@ -669,6 +860,7 @@ class ColumnMapping:
     source_type: str = ""
 
 
+@boundary("describe_columns")
 def describe_columns(
     source: str,
     query: str,
@@ -683,8 +875,9 @@ def describe_columns(
     the Arrow type the transform produces, the target type and the write path (as is, an
     Arrow cast, an extension type, or a cast the server applies)."""
     src = parse_uri(source, "source")
+    _check_query(query, src)
     check_reachable(src, "source")
-    layout = describe_source(src, _check_query(query))
+    layout = describe_source(src, query)
     probe = SourceProbe(src, query, layout)
     out_schema, _, read_schema = _output_schema(probe, normalize(transform))
 
@@ -744,205 +937,9 @@ def describe_columns(
     return mappings
 
 
-@dataclass(frozen=True)
-class ChunkCheck:
-    """One chunk of a finished job: the source now, the ledger, and the target's rows."""
+# verify lives in arrowmapper.verify (it imports this module's helpers lazily); re-exported here
+from .verify import ChunkCheck as ChunkCheck  # noqa: E402
+from .verify import VerifyReport as VerifyReport  # noqa: E402
+from .verify import verify as _verify  # noqa: E402
 
-    chunk_id: int
-    predicate: str
-    source_rows: int
-    rows_read: int | None
-    rows_written: int | None
-    target_rows: int | None = None
-    source_checksum: str | None = None
-    target_checksum: str | None = None
-    ledger_checksum: str | None = None
-
-    @property
-    def committed(self) -> bool:
-        return self.rows_written is not None
-
-    @property
-    def problems(self) -> list[str]:
-        if not self.committed:
-            return ["not committed"]
-        found = []
-        read = self.rows_read if self.rows_read is not None else self.rows_written
-        if read != self.source_rows:
-            found.append(f"source now has {self.source_rows} rows, {read} were read")
-        if self.target_rows is not None and self.target_rows != self.rows_written:
-            found.append(f"target holds {self.target_rows} rows, {self.rows_written} were written")
-        sums = {x for x in (self.source_checksum, self.target_checksum, self.ledger_checksum) if x}
-        if len(sums) > 1:
-            found.append(
-                f"checksums differ (source {self.source_checksum}, target "
-                f"{self.target_checksum}, ledger {self.ledger_checksum})"
-            )
-        return found
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """The result of :func:`verify`: per-chunk checks and the target table's total."""
-
-    job_id: str
-    table: str
-    checks: tuple[ChunkCheck, ...]
-    target_rows: int
-
-    @property
-    def ledger_rows(self) -> int:
-        return sum(c.rows_written or 0 for c in self.checks)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def summary(self) -> str:
-        bad = [c for c in self.checks if not c.ok]
-        checked = (
-            "counts and checksums" if any(c.source_checksum for c in self.checks) else "counts"
-        )
-        lines = [
-            f"job {self.job_id} -> {self.table}: {len(self.checks)} chunks, "
-            f"{len(self.checks) - len(bad)} match the source ({checked}); "
-            f"ledger {self.ledger_rows:,} rows, table {self.target_rows:,} rows"
-        ]
-        for c in bad:
-            lines.append(f"  chunk {c.chunk_id} ({c.predicate}): {'; '.join(c.problems)}")
-        if self.target_rows != self.ledger_rows:
-            lines.append(
-                "  note: the table's row count differs from this job's ledger (other "
-                "jobs or writers use the table, or the transform changes row counts)"
-            )
-        return "\n".join(lines)
-
-
-def verify(
-    source: str,
-    target: str,
-    job_id: str,
-    *,
-    schema: str | None = None,
-    transform: TransformLike = None,
-    checksums: bool = True,
-) -> VerifyReport:
-    """Re-check a finished job, chunk by chunk: the rows in the source now, what the ledger says
-    was read and written, and the rows the target holds for that chunk.
-
-    With ``checksums`` (the default) each chunk is read from the source again, transformed (pass
-    the job's ``transform``) and cast like the job did, and its order-independent checksum is
-    compared with the chunk's rows in the target and, for jobs run with ``verify=True``, with
-    the checksum in the ledger. ``checksums=False`` compares counts only.
-    """
-    check_job_id(job_id)
-    src, dst = parse_uri(source, "source"), parse_uri(target, "target")
-    check_reachable(src, "source")
-    check_reachable(dst, "target")
-    spec_t = normalize(transform)
-    lookup = Target(dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect))
-    try:
-        stored = _stored_plan(lookup, job_id)
-        if stored is None:
-            where = f"schema {schema!r}" if schema else "the default schema"
-            raise ConfigError(
-                f"no job {job_id!r} in the ledger of {dst.redacted} ({where}); "
-                "pass the schema the job loaded into"
-            )
-        table_name, plan_json = stored
-        ledger = lookup.ledger(job_id)
-    finally:
-        lookup.close()
-    tschema, _, tname = table_name.rpartition(".")
-    tgt = Target(dst, TableRef(tschema or None, tname, dst.dialect))
-    try:
-        target_rows = tgt.row_count()
-        plan = Plan.from_json(plan_json)
-        layout = describe_source(src, plan.query)
-        write = None
-        if checksums:  # read and cast the source exactly as the job did
-            out_schema, _, _ = _output_schema(SourceProbe(src, plan.query, layout), spec_t)
-            write = _write_layout(tgt, out_schema, ())
-        checks = [
-            _check_chunk(
-                src,
-                tgt,
-                job_id,
-                chunk,
-                ledger.get(chunk.chunk_id),
-                spec_t,
-                write,
-                layout if layout.columns else None,
-            )
-            for chunk in plan.chunks
-        ]
-    finally:
-        tgt.close()
-    return VerifyReport(job_id, table_name, tuple(checks), target_rows)
-
-
-def _check_chunk(
-    src: Endpoint,
-    tgt: Target,
-    job_id: str,
-    chunk: Any,
-    entry: Any,
-    spec_t: TransformSpec,
-    write: WriteLayout | None,
-    layout: SourceLayout | None,
-) -> ChunkCheck:
-    from .checksum import Checksum, align
-    from .sources import read_arrow
-    from .worker import ChunkTask, source_batches
-
-    written = read = locator = stored_sum = None
-    if entry is not None:
-        written, read, stored_sum, locator = entry
-    base = dict(
-        chunk_id=chunk.chunk_id,
-        predicate=chunk.predicate,
-        rows_read=read,
-        rows_written=written,
-        ledger_checksum=stored_sum,
-    )
-    if write is None:  # counts only
-        counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
-        held = tgt.read_rows(locator, []).num_rows if locator else None
-        return ChunkCheck(source_rows=int(counted.column(0)[0].as_py()), target_rows=held, **base)
-    task = ChunkTask(
-        job_id=job_id,
-        chunk=chunk,
-        source=src,
-        target=tgt.endpoint,
-        table=tgt.ref,
-        target_schema=write.schema,
-        transform=spec_t,
-        layout=layout,
-        write=write,
-    )
-    rows_in = [0]
-    source_sum = Checksum()
-    sent: list[pa.Schema] = []
-    for batch in source_batches(task, None, rows_in):
-        source_sum.add(batch)
-        sent = sent or [batch.schema]
-    target_sum = None
-    held = None
-    if locator:
-        back = tgt.read_rows(locator, sent[0].names if sent else [], as_text=set(write.staged))
-        held = back.num_rows
-        found = Checksum()
-        if sent and back.num_rows:
-            found.add(align(back, sent[0]))
-        target_sum = found.digest
-    return ChunkCheck(
-        source_rows=rows_in[0],
-        target_rows=held,
-        source_checksum=source_sum.digest,
-        target_checksum=target_sum,
-        **base,
-    )
+verify = boundary("verify")(_verify)

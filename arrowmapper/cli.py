@@ -49,6 +49,7 @@ JOB_KEYS: dict[str, type] = {
     "chunk_size": int,
     "batch_size": int,
     "mode": str,
+    "swap": str,
     "max_retries": int,
     "job_id": str,
     "resume": bool,
@@ -126,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         help="append (default; creates a missing table), create (refuses an existing one), "
         "replace (load a staging table, swap it in atomically), truncate (empty, then load), "
         "merge (upsert on --key or the primary key)",
+    )
+    run.add_argument(
+        "--swap",
+        choices=("truncate", "delete"),
+        help="how --mode replace empties an existing table in its swap: truncate (default, "
+        "fast; an older REPEATABLE READ snapshot then sees it empty) or delete (slower; such "
+        "a snapshot keeps seeing the old rows)",
     )
     run.add_argument("--max-retries", type=int, help="retries per chunk (default 3)")
     run.add_argument("--job-id", help="ledger key; needed to resume")
@@ -328,6 +336,7 @@ def _run(args: argparse.Namespace) -> int:
         chunk_size=o.get("chunk_size"),
         batch_size=o.get("batch_size"),
         mode=o.get("mode", "append"),
+        swap=o.get("swap", "truncate"),
         retry=retry,
         job_id=o.get("job_id"),
         resume=bool(o.get("resume", False)),

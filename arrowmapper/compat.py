@@ -270,7 +270,7 @@ def _strategy_name(strategy: ChunkingStrategy | str | None, dialect: str) -> str
 
 def _estimate_rows(probe: SourceProbe) -> int:
     """PostgreSQL's planner estimate for a plain table, else a count."""
-    if probe.dialect == "postgresql" and bare_table(probe.query) is not None:
+    if probe.dialect == "postgresql" and bare_table(probe.query, "postgresql") is not None:
         try:
             _, est = probe.heap_blocks()
             if est > 0:

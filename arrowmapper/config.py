@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from .errors import ConfigError, SourceError, TargetError, redact
+from .errors import (
+    ConfigError,
+    SourceError,
+    TargetError,
+    redact,
+    remember_secret,
+    userinfo_end,
+)
+from .sql import quote_ident as quote_ident  # names live in sql.py; re-exported for callers
+from .sql import validate_identifier as validate_identifier
 
 Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
 Mode = Literal["append", "create"]
@@ -137,10 +146,16 @@ def _from_template(template: str) -> Endpoint:
 
 
 def parse_uri(uri: object, role: str = "source") -> Endpoint:
-    """Validate a database URI and say which dialect it speaks.
+    """Validate a database URI, say which dialect it speaks, and normalise it for the drivers.
 
     PostgreSQL: ``postgresql://user[:password]@host[:port]/db``; SQLite: ``sqlite:///abs/path.db``
-    or ``sqlite://relative.db``; MySQL/MariaDB: ``mysql://user@host:3306/db``.
+    or ``sqlite://relative.db``; MySQL/MariaDB: ``mysql://user@host:3306/db``. SQLAlchemy's
+    spellings (``postgresql+psycopg://``, ``postgres://``, ``mysql+pymysql://``, ``mariadb://``,
+    ...) become the driver's scheme. A password may hold raw ``@ : / ? #`` (the user part ends at
+    the last ``@`` before the host); it is percent-encoded again, and never shown.
+
+    >>> parse_uri("postgres://app:p@ss@db/shop").uri
+    'postgresql://app:p%40ss@db/shop'
     """
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigError(
@@ -158,25 +173,58 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
             f"postgresql://, sqlite:///, mysql://"
         )
     dialect = _SCHEMES[base]
+    rest = uri.split("://", 1)[1]
     if dialect == "sqlite":
-        rest = uri.split("://", 1)[1]
         path = rest.split("?", 1)[0]
         if not path:
             raise ConfigError(f"{role} URI {uri!r} names no file; use sqlite:///path/to/file.db")
         path = str(Path(unquote(path)).resolve()) if not path.startswith("/") else unquote(path)
         return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
+    uri = f"{_DRIVER_SCHEMES[dialect]}://{_requoted_userinfo(rest)}"
     parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigError(
+            f"{role} URI {redact(uri)!r} has a bad port; use {base}://user@host:5432/db (a "
+            "password with special characters may be written as is or percent-encoded)"
+        ) from None
     if not parts.hostname and dialect == "postgresql" and "host=" not in uri:
         raise ConfigError(
             f"{role} URI {redact(uri)!r} names no host; use {base}://user@host:port/db"
         )
     if not parts.path.strip("/"):
         raise ConfigError(f"{role} URI {redact(uri)!r} names no database; add /dbname at the end")
-    if base == "postgres":
-        uri = "postgresql" + uri[len("postgres") :]
     if dialect == "postgresql":
         uri = _socket_host_in_netloc(uri)
     return Endpoint(uri=uri, dialect=dialect)
+
+
+#: the scheme each driver (connectorx, ADBC) expects for a dialect.
+_DRIVER_SCHEMES: dict[str, str] = {
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mssql": "mssql",
+    "oracle": "oracle",
+    "other": "other",
+}
+
+
+def _requoted_userinfo(rest: str) -> str:
+    """``user:password@host/db...`` (what follows ``scheme://``) with the user and password
+    percent-encoded exactly once, the password remembered for redaction (the userinfo ends
+    where :func:`~arrowmapper.errors.userinfo_end` says)."""
+    at = userinfo_end(rest)
+    if at < 0:
+        return rest
+    userinfo, hostpart = rest[:at], rest[at + 1 :]
+    user, colon, password = userinfo.partition(":")
+    user, password = unquote(user), unquote(password)
+    remember_secret(password)
+    auth = quote(user, safe="")
+    if colon:
+        auth += ":" + quote(password, safe="")
+    return f"{auth}@{hostpart}"
 
 
 def _socket_host_in_netloc(uri: str) -> str:
@@ -196,6 +244,20 @@ def _socket_host_in_netloc(uri: str) -> str:
     if "port" in rest:
         netloc += f":{rest.pop('port')[0]}"
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(rest, doseq=True), ""))
+
+
+#: tables arrowmapper keeps in the target (targets.LEDGER, targets.JOBS): never a job's table.
+RESERVED_TABLES: tuple[str, ...] = ("arrowmapper_ledger", "arrowmapper_jobs")
+
+
+def check_table_name(table: object) -> None:
+    """Refuse a target table named like one of arrowmapper's own bookkeeping tables (in any
+    letter case: SQLite ignores it)."""
+    if isinstance(table, str) and table.lower() in RESERVED_TABLES:
+        raise ConfigError(
+            f"table {table!r} is reserved: arrowmapper keeps its ledger and job records in "
+            f"{' and '.join(RESERVED_TABLES)}; load into a table of another name"
+        )
 
 
 def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None:
@@ -220,17 +282,6 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
             f"cannot connect to the {role} at {host}:{port} ({exc.strerror or exc}); "
             f"check that the server runs and the URI {endpoint.redacted} is right"
         ) from None
-
-
-def quote_ident(name: str) -> str:
-    """Double-quote an identifier (PostgreSQL and SQLite; MySQL gets backticks elsewhere)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def validate_identifier(name: object, what: str) -> str:
-    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 63:
-        raise ConfigError(f"{what} must be a non-empty name of at most 63 characters, got {name!r}")
-    return name
 
 
 # --------------------------------------------------------------------------- env and params

@@ -87,15 +87,8 @@ class JobSpec:
     final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
     executor: str = "local"  # local: this machine's process pool; dask: a Dask cluster
     cluster: str | None = None  # dask: the scheduler's address (None: a LocalCluster)
-
-
-def _too_many_connections(result: ChunkResult) -> bool:
-    text = (result.error or "").lower()
-    return (
-        result.sqlstate == "53300"
-        or "too many connections" in text
-        or "remaining connection slots are reserved" in text
-    )
+    swap_with: str = "truncate"  # replace: how the old rows go (delete keeps old snapshots right)
+    already_finished: bool = False  # resumed after it finished: nothing runs, nothing swaps
 
 
 class Coordinator:
@@ -154,6 +147,12 @@ class Coordinator:
                     self._report_progress()
             self._report_progress(force=True)
             return self._result()
+        except KeyboardInterrupt:
+            # Ctrl-C: end the workers now instead of waiting for their chunks; what they had
+            # not committed the server rolls back, and --resume loads it later
+            if isinstance(self.executor, LocalPool):
+                self.executor.discard()
+            raise
         finally:
             self._stop_workers()
             self.board.close()
@@ -289,10 +288,10 @@ class Coordinator:
         assert self.board is not None
         cid = result.chunk_id
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
-        if result.error and result.error.startswith("VerificationError"):
+        if result.kind == "verification" and result.error:
             self.mismatches.append(result.error)
         attempts = self.attempts[cid]
-        if _too_many_connections(result) and self.max_active > 1:
+        if result.kind == "connection_limit" and self.max_active > 1:
             # the server is out of connections: run fewer chunks at once, and do not count
             # this attempt against the chunk's retries
             self.max_active -= 1
@@ -355,6 +354,7 @@ class Coordinator:
                 ),
                 transient=death.can_continue,
                 pid=death.pid,
+                kind="worker",
             )
             self.results[cid] = result
             self._retry_or_fail(result)

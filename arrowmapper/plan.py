@@ -14,6 +14,10 @@ quantiles (``quantile``, skew-aware, any orderable type). ``offset`` pages throu
 ``ORDER BY key LIMIT/OFFSET`` and needs a unique key; ``ctid`` splits a PostgreSQL heap by block,
 ``rowid`` a SQLite table by rowid. The probing itself lives in :mod:`arrowmapper.sources`; this
 module only calls the :class:`Probe` it is given, so it can be tested without a database.
+
+Every chunk runs the query again, so a query that is not deterministic under re-execution
+(:func:`arrowmapper.sql.nondeterministic`: a LIMIT, ``random()``, ``now()``, TABLESAMPLE...) is
+never split: ``auto`` reads it in one chunk and says why; a splitting strategy is refused.
 """
 
 from __future__ import annotations
@@ -29,53 +33,23 @@ from typing import Any, Protocol
 
 from .config import STRATEGIES
 from .errors import ConfigError, PlanError
+from .sql import bare_table as bare_table  # re-exported: sources, types and compat use it
+from .sql import nondeterministic, wrap_query
+from .sql import quote_ident as quote_ident
 
-_BARE_TABLE = re.compile(
-    r'^\s*(?:(?P<schema>[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\s*\.\s*)?'
-    r'(?P<table>[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\s*;?\s*$'
-)
-_SELECT_STAR = re.compile(
-    r'(?is)^\s*select\s+\*\s+from\s+(?P<name>(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")'
-    r'(?:\s*\.\s*(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+"))?)\s*;?\s*$'
-)
 SUBQUERY_ALIAS = "_am_src"
 
 
-def quote_ident(name: str, dialect: str = "postgresql") -> str:
-    """Quote an identifier for the dialect (backticks for MySQL, double quotes elsewhere)."""
-    if dialect == "mysql":
-        return "`" + name.replace("`", "``") + "`"
-    return '"' + name.replace('"', '""') + '"'
-
-
-def bare_table(query: str) -> tuple[str | None, str] | None:
-    """``(schema, table)`` when the query is a plain table name or ``SELECT * FROM table``."""
-    text = query.strip().rstrip(";").strip()
-    m = _SELECT_STAR.match(text)
-    if m:
-        text = m.group("name")
-    m = _BARE_TABLE.match(text)
-    if not m:
-        return None
-
-    def unq(part: str | None) -> str | None:
-        if part is None:
-            return None
-        return part[1:-1].replace('""', '"') if part.startswith('"') else part
-
-    table = unq(m.group("table"))
-    assert table is not None
-    return unq(m.group("schema")), table
-
-
 def source_sql(query: str, dialect: str) -> str:
-    """The query as a FROM item: a quoted table name, or a parenthesised subquery."""
-    bt = bare_table(query)
+    """The query as a FROM item: a plain table name quoted as the server resolves it
+    (``Orders`` on PostgreSQL is ``"orders"``), or ``(query) AS _am_src`` after
+    :func:`arrowmapper.sql.check_query` (one statement; a trailing ``;`` or comment dropped)."""
+    bt = bare_table(query, dialect)
     if bt is not None:
         schema, table = bt
         name = quote_ident(table, dialect)
         return f"{quote_ident(schema, dialect)}.{name}" if schema else name
-    return f"({query.strip().rstrip(';')}) AS {SUBQUERY_ALIAS}"
+    return wrap_query(query, dialect, SUBQUERY_ALIAS)
 
 
 def select_all(query: str, dialect: str) -> str:
@@ -293,9 +267,20 @@ def build_plan(
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
     reason = "chosen by the caller"
-    if strategy == "auto":
-        strategy, reason = _choose(probe, query, key, chunk_size)
     dialect = probe.dialect
+    why = None if bare_table(query, dialect) is not None else nondeterministic(query, dialect)
+    if why and strategy not in ("auto", "none"):
+        raise PlanError(
+            f"strategy {strategy!r} splits the query into chunks that each run it again, but "
+            f"the query is not deterministic: {why}. Use strategy='none' (one chunk, the query "
+            "runs once), or materialise the result first (CREATE TABLE ... AS <query>) and "
+            "copy that table"
+        )
+    if strategy == "auto":
+        if why:
+            strategy, reason = "none", f"one chunk: the query is not deterministic ({why})"
+        else:
+            strategy, reason = _choose(probe, query, key, chunk_size)
     base = select_all(query, dialect)
     if strategy == "none":
         rows = probe.count()
@@ -336,7 +321,7 @@ def build_plan(
 
 
 def _choose(probe: Probe, query: str, key: str | None, chunk_size: int) -> tuple[str, str]:
-    bt = bare_table(query)
+    bt = bare_table(query, probe.dialect)
     if key:
         col = _check_key(probe, key, "auto")
         if _INTEGER_OR_TIME.match(probe.columns()[col]):
@@ -391,7 +376,7 @@ def _plan_offset(probe: Probe, query: str, key: str, chunk_size: int, reason: st
 
 
 def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
-    if probe.dialect != "postgresql" or bare_table(query) is None:
+    if probe.dialect != "postgresql" or bare_table(query, "postgresql") is None:
         raise PlanError(
             "strategy 'ctid' needs a PostgreSQL source and a plain table name as the query "
             "(e.g. query='events'); use strategy='key' or 'quantile' with key= for a query"
@@ -425,7 +410,7 @@ def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
 
 
 def _plan_rowid(probe: Probe, query: str, chunk_size: int, reason: str) -> Plan:
-    if probe.dialect != "sqlite" or bare_table(query) is None:
+    if probe.dialect != "sqlite" or bare_table(query, "sqlite") is None:
         raise PlanError(
             "strategy 'rowid' needs a SQLite source and a plain table name as the query; "
             "use strategy='key' or 'quantile' with key= for a query"

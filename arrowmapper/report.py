@@ -26,6 +26,7 @@ class ChunkResult:
     pid: int | None = None
     already_committed: bool = False
     checksum: str | None = None
+    kind: str | None = None  # the error's kind (errors.ErrorKind) when it failed
 
     @property
     def rows_processed(self) -> int:

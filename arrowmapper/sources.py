@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from .config import Endpoint
-from .errors import PlanError, SourceError, redact
-from .plan import bare_table, quote_ident, source_sql
+from .errors import PASS_THROUGH, ConfigError, PlanError, SourceError, error_info, translate
+from .plan import source_sql
+from .sql import bare_table, quote_ident, string_literal
 
 
 def timeout_statement(dialect: str, seconds: float | None) -> str | None:
@@ -31,7 +33,12 @@ def timeout_statement(dialect: str, seconds: float | None) -> str | None:
 def read_arrow(
     endpoint: Endpoint, sql: str, batch_size: int = 65_536, statement_timeout: float | None = None
 ) -> pa.RecordBatchReader:
-    """Run ``sql`` on the source and stream the result as Arrow record batches."""
+    """Run ``sql`` on the source and stream the result as Arrow record batches.
+
+    A failure -- when the query starts, or later while rows stream (connectorx then panics, and
+    its ``PanicException`` is a ``BaseException``) -- is raised as a :class:`SourceError` with
+    the server's message and the kind and transience of the driver's error.
+    """
     import connectorx as cx
 
     kwargs: dict[str, Any] = {}
@@ -39,20 +46,47 @@ def read_arrow(
     if pre:
         kwargs["pre_execution_query"] = pre
     try:
-        return cx.read_sql(
+        reader = cx.read_sql(
             endpoint.uri, sql, return_type="arrow_stream", batch_size=batch_size, **kwargs
         )
+    except PASS_THROUGH:
+        raise
     except BaseException as exc:  # connectorx panics are BaseExceptions
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise SourceError(
-            f"the source {endpoint.redacted} could not run the query: {redact(_short(exc))}"
+        raise translate(
+            exc, SourceError, f"the source {endpoint.redacted} could not run the query"
         ) from exc
+    return pa.RecordBatchReader.from_batches(reader.schema, _translated(reader, endpoint))
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] or type(exc).__name__
+def _translated(reader: pa.RecordBatchReader, endpoint: Endpoint) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches; a failure while they stream becomes a :class:`SourceError`."""
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:  # a panic in the middle of the stream
+            raise translate(
+                exc, SourceError, f"the source {endpoint.redacted} failed while sending rows"
+            ) from exc
+        yield batch
+
+
+def check_unique_names(schema: pa.Schema) -> None:
+    """Refuse a query whose output has two columns of one name (``SELECT id, id``,
+    ``SELECT 1, 2``): a table cannot hold them, and which one a chunk wrote would be a guess."""
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise ConfigError(
+                f"the query returns more than one column named {name!r}; give each output "
+                f"column its own name with an alias (e.g. SELECT a.{name}, b.{name} AS "
+                f"{name}_2 ...)"
+            )
+        seen.add(name)
 
 
 def _rows(endpoint: Endpoint, sql: str) -> list[dict[str, Any]]:
@@ -80,9 +114,11 @@ class SourceProbe:
     def schema(self) -> pa.Schema:
         """The query's Arrow schema (a LIMIT 0 describe: no rows are read)."""
         if self._schema is None:
-            self._schema = read_arrow(
+            schema = read_arrow(
                 self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT 0")
             ).schema
+            check_unique_names(schema)
+            self._schema = schema
         return self._schema
 
     def _wrap(self, sql: str) -> str:
@@ -90,11 +126,12 @@ class SourceProbe:
 
     def sample(self, rows: int = 1000) -> pa.Table:
         """The first rows of the query (text-read columns parsed), for the transformed schema."""
-        table = read_arrow(
-            self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT {rows}")
-        ).read_all()
+        reader = read_arrow(self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT {rows}"))
+        check_unique_names(reader.schema)
         if self.layout is None:
-            return table
+            return reader.read_all()
+        # a guarded value in the sample is refused here, before the first row is written
+        table = pa.Table.from_batches(list(self.layout.stream(reader)), schema=reader.schema)
         batches = [self.layout.decode(b) for b in table.to_batches()]
         if not batches:
             empty = pa.RecordBatch.from_pylist([], schema=table.schema)
@@ -114,8 +151,8 @@ class SourceProbe:
     def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
         if key not in self._stats:
             k = self.q(key)
-            row = _rows(
-                self.endpoint,
+            row = self._key_rows(
+                key,
                 f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, MIN({k}) AS lo, MAX({k}) AS hi "
                 f"FROM {self._from}",
             )[0]
@@ -135,13 +172,28 @@ class SourceProbe:
                 f"WITHIN GROUP (ORDER BY {k}) AS a FROM {self._from} WHERE {k} IS NOT NULL) "
                 "AS _am_q"
             )
-            return [r["b"] for r in _rows(self.endpoint, sql)]
+            return [r["b"] for r in self._key_rows(key, sql)]
         sql = (
             f"SELECT MIN(k) AS b FROM (SELECT {k} AS k, NTILE({int(n)}) OVER (ORDER BY {k}) AS t "
             f"FROM {self._from} WHERE {k} IS NOT NULL) AS _am_q GROUP BY t ORDER BY b"
         )
-        values = [r["b"] for r in _rows(self.endpoint, sql)]
+        values = [r["b"] for r in self._key_rows(key, sql)]
         return values[1:]
+
+    def _key_rows(self, key: str, sql: str) -> list[dict[str, Any]]:
+        """``_rows`` for a query over the key's values: a value the reader cannot carry (a
+        numeric NaN or infinity has no decimal) is a :class:`PlanError` naming the key."""
+        try:
+            return _rows(self.endpoint, sql)
+        except SourceError as exc:
+            if error_info(exc).kind != "data":
+                raise
+            detail = error_info(exc.__cause__).message if exc.__cause__ else str(exc)
+            raise PlanError(
+                f"cannot split the query into chunks on key {key!r}: its bounds cannot be read "
+                f"({detail}); a key holding NaN or infinity cannot bound chunks: filter those "
+                "rows out in the query, pick another key, or use strategy='offset'"
+            ) from exc
 
     def is_unique(self, key: str) -> bool:
         k = self.q(key)
@@ -154,23 +206,26 @@ class SourceProbe:
 
     def declared_nullable(self, key: str) -> bool | None:
         """Whether a plain table declares the key nullable; None for a query."""
-        bt = bare_table(self.query)
+        bt = bare_table(self.query, self.dialect)
         if bt is None:
             return None
         schema, table = bt
-        lit = key.replace("'", "''")
+        lit = string_literal(key, self.dialect)
         if self.dialect == "postgresql":
-            name = self._from.replace("'", "''")
             rows = _rows(
                 self.endpoint,
                 f"SELECT (NOT attnotnull)::int AS nullable FROM pg_attribute "
-                f"WHERE attrelid = to_regclass('{name}') AND attname = '{lit}'",
+                f"WHERE attrelid = to_regclass({string_literal(self._from, 'postgresql')}) "
+                f"AND attname = {lit}",
             )
         elif self.dialect == "sqlite":
-            t = table.replace("'", "''")
+            where = string_literal(table, "sqlite")
+            if schema:
+                where += ", " + string_literal(schema, "sqlite")
             rows = _rows(
                 self.endpoint,
-                f"SELECT 1 - \"notnull\" AS nullable FROM pragma_table_info('{t}') WHERE name = '{lit}'",
+                f'SELECT 1 - "notnull" AS nullable FROM pragma_table_info({where}) '
+                f"WHERE name = {lit}",
             )
         else:
             return None
@@ -178,12 +233,12 @@ class SourceProbe:
 
     # -- physical ranges
     def heap_blocks(self) -> tuple[int, int]:
-        name = self._from.replace("'", "''")
+        name = string_literal(self._from, "postgresql")
         rows = _rows(
             self.endpoint,
             "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks, "
             f"c.reltuples::bigint AS est, c.relkind::text AS kind FROM pg_class c "
-            f"WHERE c.oid = to_regclass('{name}')",
+            f"WHERE c.oid = to_regclass({name})",
         )
         if not rows:
             raise PlanError(f"strategy 'ctid' needs a table; {self.query!r} is not one")
@@ -237,8 +292,8 @@ def export_snapshot(endpoint: Endpoint) -> tuple[Any, str]:
         snapshot = str(cur.fetchall()[0][0])
         cur.close()
     except Exception as exc:
-        raise SourceError(
-            f"cannot export a snapshot from {endpoint.redacted}: {redact(_short(exc))}"
+        raise translate(
+            exc, SourceError, f"cannot export a snapshot from {endpoint.redacted}"
         ) from exc
     return conn, snapshot
 

@@ -8,6 +8,7 @@ the same chunk (a retry racing a zombie) finds the ledger row at commit and roll
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -21,11 +22,21 @@ from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
-from .types import WriteLayout, pg_columns_sql, to_json, to_uuid
+from .sql import derived_name
+from .types import (
+    WriteLayout,
+    check_sqlite_values,
+    pg_columns_sql,
+    to_float32,
+    to_json,
+    to_uuid,
+)
 
 
 class VerificationError(TargetError):
     """What a chunk committed differs from what its worker read (count or checksum)."""
+
+    kind = "verification"
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,17 @@ class Written:
     rows: int
     checksum: str | None
     locator: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's registration in the target's jobs table."""
+
+    job_id: str
+    target_table: str  # where its chunks load (a replace job's staging table)
+    plan: str  # the stored plan (JSON)
+    fingerprint: dict[str, str] | None  # what defines the job (None: an older arrowmapper's)
+    finished_at: str | None  # set when every chunk committed (and a replace job swapped)
 
 
 class _AnyType(pa.ExtensionType):  # type: ignore[misc]
@@ -260,7 +282,13 @@ def _castable(src: pa.DataType, dst: pa.DataType, dialect: str) -> bool:
 
 
 def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.RecordBatch:
-    """Cast a batch to the target table's exact types (by column name), safely."""
+    """Cast a batch to the target table's exact types (by column name), safely.
+
+    Safely means: a cast that would change a value is refused with a terminal
+    :class:`TargetError` naming the column (and the value, where one is to blame): integers a
+    float cannot hold exactly, floats beyond float4's range (Arrow's own "safe" cast turns them
+    into infinity), and, for SQLite, NaN and dates outside the years 0000-9999.
+    """
     arrays, fields = [], []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         idx = target.get_field_index(name)
@@ -281,6 +309,8 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
             continue
         if isinstance(want, pa.BaseExtensionType):
             want = _storage_type(column.type, dialect, name)  # e.g. numeric: the driver decides
+        if dialect == "sqlite":
+            check_sqlite_values(column, name, want)
         if column.type != want:
             if not _castable(column.type, want, dialect):
                 raise TargetError(
@@ -289,7 +319,10 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
                     transient=False,
                 )
             try:
-                column = column.cast(want, safe=True)
+                if pa.types.is_float32(want):
+                    column = to_float32(column, name)  # range-checked, as PostgreSQL does
+                else:
+                    column = column.cast(want, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise TargetError(
                     f"column {name!r}: cannot store {column.type} in the target's {want} "
@@ -472,7 +505,7 @@ class Target:
         d = self.ref.dialect
         cols = ", ".join(quote_ident(k, d) for k in key)
         if d == "sqlite":
-            name = quote_ident(f"{self.ref.table}_am_key", d)
+            name = quote_ident(derived_name(self.ref.table, "key", d), d)
             sql = f"CREATE UNIQUE INDEX {name} ON {self.ref.qualified()} ({cols})"
         else:
             sql = f"ALTER TABLE {self.ref.qualified()} ADD PRIMARY KEY ({cols})"
@@ -515,16 +548,35 @@ class Target:
             return f"DELETE FROM {self.ref.qualified()}"
         return f"TRUNCATE {self.ref.qualified()}"
 
-    def truncate_and_register(self, job_id: str, plan_json: str) -> None:
-        """Empty the table and store the job's plan in one transaction, so a resumed job
-        (which finds its plan) never empties the table again."""
+    def _register_sql(self, job_id: str, plan_json: str, fingerprint: dict[str, str]) -> str:
+        return (
+            f"INSERT INTO {self.ref.qualified(JOBS)} (job_id, target_table, plan, fingerprint) "
+            f"VALUES ({_lit(job_id)}, {_lit(self.ref.display)}, {_lit(plan_json)}, "
+            f"{_lit(json.dumps(fingerprint, sort_keys=True))}) "
+            "ON CONFLICT DO NOTHING RETURNING job_id"
+        )
+
+    def register_job(self, job_id: str, plan_json: str, fingerprint: dict[str, str]) -> bool:
+        """Claim ``job_id`` for this run: True when this call registered it, False when another
+        run (earlier or concurrent) already had. PostgreSQL makes a concurrent claim of the
+        same key wait for the first and then find it."""
+        rows = self._exec(self._register_sql(job_id, plan_json, fingerprint))
+        self.conn.commit()
+        return bool(rows)
+
+    def truncate_and_register(
+        self, job_id: str, plan_json: str, fingerprint: dict[str, str]
+    ) -> bool:
+        """Claim ``job_id`` and empty the table in one transaction, so a resumed job (which
+        finds its registration) never empties the table again, and a run that loses the claim
+        to another empties nothing. Returns whether this call claimed the job."""
         try:
+            if not self._exec(self._register_sql(job_id, plan_json, fingerprint)):
+                self.rollback()
+                return False
             self._exec(self._empty_sql())
-            self._exec(
-                f"INSERT INTO {self.ref.qualified(JOBS)} (job_id, target_table, plan) VALUES "
-                f"({_lit(job_id)}, {_lit(self.ref.display)}, {_lit(plan_json)})"
-            )
             self.conn.commit()
+            return True
         except Exception as exc:
             self.rollback()
             raise TargetError(
@@ -532,28 +584,80 @@ class Target:
                 transient=False,
             ) from exc
 
-    def swap_in(self, stage: TableRef, columns: list[str], existed: bool) -> None:
-        """Make the loaded staging table the target, in one transaction: a reader sees the old
-        rows or the new ones, never a mix. An existing target keeps its definition (indexes,
-        constraints, grants, triggers, dependent views): its rows are replaced by the stage's.
-        A new one is the stage, renamed."""
+    def drop_table(self, quiet: bool = False) -> None:
+        """Drop this table (only ever a staging table arrowmapper created)."""
+        self.rollback()
+        try:
+            self._exec(f"DROP TABLE IF EXISTS {self.ref.qualified()}")
+            self.conn.commit()
+        except Exception:
+            self.rollback()
+            if not quiet:
+                raise
+
+    def swap_in(
+        self,
+        stage: TableRef,
+        columns: list[str],
+        existed: bool,
+        job_id: str,
+        empty_with: str = "truncate",
+    ) -> bool:
+        """Make the loaded staging table the target and mark ``job_id`` finished, in one
+        transaction: a reader sees the old rows or the new ones, never a mix. An existing
+        target keeps its definition (indexes, constraints, grants, triggers, dependent views):
+        its rows are replaced by the stage's. A new one is the stage, renamed.
+
+        The target is emptied only here, and only after checking, inside the transaction, that
+        the stage is another table than the target and holds every row the job's ledger says
+        it committed. ``empty_with="delete"`` empties the old rows with DELETE instead of
+        TRUNCATE: slower, but a REPEATABLE READ reader whose snapshot predates the swap keeps
+        seeing the old rows (after TRUNCATE it sees an empty table). Returns False (and changes
+        nothing) when the job was already finished by another run."""
         d = self.ref.dialect
         try:
+            if not self._exec(self._finish_sql(job_id)):
+                self.rollback()
+                return False
+            self._check_stage(stage, job_id)
             if existed:
                 cols = ", ".join(quote_ident(c, d) for c in columns)
                 if d != "sqlite":
                     self._exec(f"LOCK TABLE {self.ref.qualified()} IN ACCESS EXCLUSIVE MODE")
-                self._exec(self._empty_sql())
+                empty = (
+                    f"DELETE FROM {self.ref.qualified()}"
+                    if empty_with == "delete"
+                    else self._empty_sql()
+                )
+                self._exec(empty)
                 self._exec(
                     f"INSERT INTO {self.ref.qualified()} ({cols}) SELECT {cols} FROM "
                     f"{stage.qualified()}"
                 )
                 self._exec(f"DROP TABLE {stage.qualified()}")
+                # the rows now carry this transaction's id (SQLite: new rowids): every chunk's
+                # locator becomes the whole swapped table
+                locator = (
+                    _lit("rowid:1:9223372036854775807")
+                    if d == "sqlite"
+                    else "'xid:' || pg_current_xact_id()::xid::text"
+                )
+                self._exec(
+                    f"UPDATE {self.ref.qualified(LEDGER)} SET locator = {locator} "
+                    f"WHERE job_id = {_lit(job_id)}"
+                )
             else:
                 self._exec(
                     f"ALTER TABLE {stage.qualified()} RENAME TO {quote_ident(self.ref.table, d)}"
                 )
+            # the job's rows are in the target now: verify and the ledger name it
+            for table in (JOBS, LEDGER):
+                self._exec(
+                    f"UPDATE {self.ref.qualified(table)} SET target_table = "
+                    f"{_lit(self.ref.display)} WHERE job_id = {_lit(job_id)}"
+                )
             self.conn.commit()
+            return True
         except Exception as exc:
             self.rollback()
             raise TargetError(
@@ -562,6 +666,37 @@ class Target:
                 "cause and resume the job to retry the swap",
                 transient=False,
             ) from exc
+
+    def _check_stage(self, stage: TableRef, job_id: str) -> None:
+        """Refuse a swap that could lose the target: a stage that resolves to the target
+        itself, or one that lacks rows the ledger says were committed."""
+        d = self.ref.dialect
+        if d == "sqlite":
+            same = stage.table.casefold() == self.ref.table.casefold()
+        else:
+            rows = self._exec(
+                f"SELECT to_regclass({_lit(stage.qualified())})::oid = "
+                f"to_regclass({_lit(self.ref.qualified())})::oid"
+            )
+            same = bool(rows and rows[0][0])
+        if same:
+            raise TargetError(
+                f"the staging table {stage.display} is the target {self.ref.display} itself; "
+                "refusing to swap (the target is untouched)",
+                transient=False,
+            )
+        held = int(self._exec(f"SELECT COUNT(*) FROM {stage.qualified()}")[0][0])
+        want = self._exec(
+            f"SELECT COALESCE(SUM(rows), 0) FROM {self.ref.qualified(LEDGER)} "
+            f"WHERE job_id = {_lit(job_id)}"
+        )
+        expected = int(want[0][0]) if want else 0
+        if held != expected:
+            raise TargetError(
+                f"the staging table {stage.display} holds {held} rows where job {job_id!r} "
+                f"committed {expected}; refusing to swap it in (the target is untouched)",
+                transient=False,
+            )
 
     def column_types(self) -> dict[str, str]:
         """Column name -> the database's own type name (``numeric(12,2)``, ``TEXT``, ...)."""
@@ -601,7 +736,8 @@ class Target:
             f"rows BIGINT NOT NULL, rows_read BIGINT, checksum TEXT, locator TEXT, committed_at {ts}, "
             "PRIMARY KEY (job_id, chunk_id))",
             f"CREATE TABLE IF NOT EXISTS {self.ref.qualified(JOBS)} (job_id TEXT PRIMARY KEY, "
-            f"target_table TEXT NOT NULL, plan TEXT NOT NULL, created_at {ts})",
+            f"target_table TEXT NOT NULL, plan TEXT NOT NULL, created_at {ts}, "
+            "fingerprint TEXT, finished_at TEXT)",
         ]
         for sql in stmts:
             try:
@@ -613,6 +749,131 @@ class Target:
                     raise TargetError(
                         f"cannot create the ledger table: {redact(str(exc))}"
                     ) from exc
+        self._migrate_jobs()
+
+    def _migrate_jobs(self) -> None:
+        """Add the columns a jobs table made by an older arrowmapper lacks."""
+        have = set(self._job_columns())
+        for column in ("fingerprint", "finished_at"):
+            if column in have:
+                continue
+            try:
+                self._exec(f"ALTER TABLE {self.ref.qualified(JOBS)} ADD COLUMN {column} TEXT")
+                self.conn.commit()
+            except Exception as exc:  # a concurrent job added it first
+                self.rollback()
+                if column not in self._job_columns():
+                    raise TargetError(
+                        f"cannot upgrade the jobs table: {redact(str(exc))}", transient=False
+                    ) from exc
+
+    def _job_columns(self) -> list[str]:
+        if self.ref.dialect == "sqlite":
+            rows = self._read(f"SELECT name FROM pragma_table_info({_lit(JOBS)})")
+        else:
+            rows = self._read(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = "
+                f"to_regclass({_lit(self.ref.qualified(JOBS))}) AND attnum > 0 "
+                "AND NOT attisdropped"
+            )
+        return [str(r[0]) for r in rows]
+
+    def has_ledger(self) -> bool:
+        """Whether this schema has arrowmapper's jobs table (any job ever ran here)."""
+        return bool(self._job_columns())
+
+    def job_record(self, job_id: str) -> JobRecord | None:
+        """The stored registration of ``job_id`` in this schema, or None."""
+        if not self.has_ledger():
+            return None
+        self._migrate_jobs()
+        rows = self._read(
+            f"SELECT target_table, plan, fingerprint, finished_at FROM "
+            f"{self.ref.qualified(JOBS)} WHERE job_id = {_lit(job_id)}"
+        )
+        if not rows:
+            return None
+        table, plan, fingerprint, finished = rows[0]
+        return JobRecord(
+            job_id,
+            str(table),
+            str(plan),
+            json.loads(fingerprint) if fingerprint else None,
+            None if finished is None else str(finished),
+        )
+
+    def unregister_job(self, job_id: str) -> None:
+        """Forget a job that failed before its first chunk (so its id can be used again)."""
+        try:
+            self._exec(
+                f"DELETE FROM {self.ref.qualified(JOBS)} WHERE job_id = {_lit(job_id)} AND NOT "
+                f"EXISTS (SELECT 1 FROM {self.ref.qualified(LEDGER)} WHERE job_id = {_lit(job_id)})"
+            )
+            self.conn.commit()
+        except Exception:
+            self.rollback()
+
+    def set_fingerprint(self, job_id: str, fingerprint: dict[str, str]) -> None:
+        self._exec(
+            f"UPDATE {self.ref.qualified(JOBS)} SET fingerprint = "
+            f"{_lit(json.dumps(fingerprint, sort_keys=True))} WHERE job_id = {_lit(job_id)}"
+        )
+        self.conn.commit()
+
+    def _finish_sql(self, job_id: str) -> str:
+        now = "CURRENT_TIMESTAMP" if self.ref.dialect == "sqlite" else "now()::text"
+        return (
+            f"UPDATE {self.ref.qualified(JOBS)} SET finished_at = {now} "
+            f"WHERE job_id = {_lit(job_id)} AND finished_at IS NULL RETURNING job_id"
+        )
+
+    def mark_finished(self, job_id: str) -> None:
+        """Record that every chunk of ``job_id`` committed: resuming it is then a no-op."""
+        self._exec(self._finish_sql(job_id))
+        self.conn.commit()
+
+    def table_identity(self) -> str | None:
+        """What tells this table from one dropped and created again under its name: the
+        PostgreSQL oid (None on SQLite, which has no such id: there the committed rows are
+        checked instead)."""
+        if self.ref.dialect == "sqlite":
+            return None
+        rows = self._read(f"SELECT to_regclass({_lit(self.ref.qualified())})::oid::text")
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def missing_chunks(self, job_id: str) -> list[tuple[int, int, int]]:
+        """``(chunk_id, rows the ledger says, rows the table holds)`` for every committed chunk
+        of ``job_id`` whose rows are no longer all in this table (emptied, deleted, or a table
+        of the same name created again). Chunks merged into a table are not counted: a later
+        upsert may have moved their rows."""
+        entries = self.ledger(job_id)
+        want: dict[str, tuple[int, int]] = {}
+        for cid, (rows, _, _, locator) in entries.items():
+            if locator and not locator.startswith("none:") and rows > 0:
+                want[locator] = (cid, rows)
+        if not want:
+            return []
+        held: dict[str, int] = {}
+        if self.ref.dialect == "sqlite":
+            for locator in want:
+                found = self._read(
+                    f"SELECT COUNT(*) FROM {self.ref.qualified()} WHERE "
+                    f"{self.locator_predicate(locator)}"
+                )
+                held[locator] = int(found[0][0])
+        else:  # one pass over the table, whatever the number of chunks
+            xids = ", ".join(_lit(loc.partition(":")[2]) for loc in want if loc.startswith("xid:"))
+            if xids:
+                for xid, n in self._read(
+                    f"SELECT xmin::text, COUNT(*) FROM {self.ref.qualified()} "
+                    f"WHERE xmin::text IN ({xids}) GROUP BY 1"
+                ):
+                    held[f"xid:{xid}"] = int(n)
+        return sorted(
+            (cid, rows, held.get(loc, 0))
+            for loc, (cid, rows) in want.items()
+            if held.get(loc, 0) != rows
+        )
 
     def committed(self, job_id: str) -> dict[int, int]:
         """chunk_id -> rows for every chunk of ``job_id`` already committed."""

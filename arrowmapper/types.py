@@ -18,12 +18,23 @@ extension types for uuid and json. So before a job starts:
 
 A column with no lossless path is refused with an error naming the column, both types and the
 fix.
+
+Values, not only types: some values of a type connectorx reads natively have no Arrow twin.
+PostgreSQL's ``infinity``/``-infinity`` dates and timestamps (connectorx turns ``infinity`` into
+262142-12-31 23:59:59.999999), dates and timestamps past the year 262142 (connectorx panics)
+and ``time '24:00'`` (connectorx reads 00:00). For a PostgreSQL source the chunk query guards
+such columns (:attr:`SourceColumn.guard`): a ``CASE`` that makes the *server* fail on such a
+value with a marker naming the column and the value, at no extra scan;
+:meth:`SourceLayout.stream` turns that failure into a terminal :class:`SourceError` that says
+what to do. ``NaN``/``Infinity`` in a ``numeric(p,s)`` cannot be a decimal either and are
+refused the same way by :meth:`SourceLayout.decode`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +42,8 @@ import pyarrow as pa
 
 from .config import Endpoint
 from .errors import SourceError, TargetError, redact
-from .plan import bare_table, quote_ident, source_sql
+from .plan import source_sql
+from .sql import bare_table, quote_ident, string_literal
 
 # connectorx reads these PostgreSQL base types exactly (by typname)
 _PG_NATIVE = {
@@ -52,6 +64,24 @@ _PG_NATIVE = {
     "uuid",
 }  # not json/jsonb: connectorx re-serialises them through f64 numbers (2.50 -> 2.5)
 _NUMERIC = re.compile(r"^(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)$", re.I)
+
+# Values connectorx cannot carry, by base type: the guard's SQL condition ({c}: the column) and
+# what the reader makes of the worst of them. connectorx decodes dates and timestamps through
+# chrono, whose range ends at 262142-12-31: it clamps infinity there, fails on -infinity and
+# panics beyond; the lower end of PostgreSQL's range (4714-11-24 BC) is inside chrono's.
+_GUARDS: dict[str, tuple[str, str]] = {
+    "date": ("NOT isfinite({c}) OR {c} > DATE '262142-12-31'", "262142-12-31"),
+    "timestamp": (
+        "NOT isfinite({c}) OR {c} > TIMESTAMP '262142-12-31 23:59:59.999999'",
+        "262142-12-31 23:59:59.999999",
+    ),
+    "timestamptz": (
+        "NOT isfinite({c}) OR {c} > TIMESTAMPTZ '262142-12-31 23:59:59.999999+00'",
+        "262142-12-31 23:59:59.999999+00",
+    ),
+    "time": ("{c} = TIME '24:00'", "00:00:00"),
+}
+_REFUSED = re.compile(r"\[arrowmapper\] column #(\d+) holds (.*?) \[/arrowmapper\]", re.S)
 
 
 def decimal_type(precision: int, scale: int) -> pa.DataType | None:
@@ -84,6 +114,7 @@ class SourceColumn:
     target_type: str | None = None  # the PostgreSQL type a created target column gets
     fallback_type: str | None = None  # used when target_type does not exist in the target
     note: str = ""
+    guard: str | None = None  # PostgreSQL base type whose uncarriable values the server refuses
 
 
 @dataclass(frozen=True)
@@ -96,19 +127,23 @@ class SourceLayout:
 
     @property
     def rewrites(self) -> bool:
-        return any(c.as_text for c in self.columns)
+        """Whether the chunk query is wrapped (a column read as text, or a guarded one)."""
+        return any(c.as_text or c.guard for c in self.columns)
 
     def column(self, name: str) -> SourceColumn | None:
         return next((c for c in self.columns if c.name == name), None)
 
     def wrap(self, sql: str) -> str:
-        """``sql`` with its text-read columns cast to text (unchanged when none are)."""
+        """``sql`` with its text-read columns cast to text and its guarded columns guarded
+        (unchanged when there are none)."""
         if not self.rewrites:
             return sql
         items = []
-        for c in self.columns:
+        for i, c in enumerate(self.columns):
             q = quote_ident(c.name, self.dialect)
-            if not c.as_text:
+            if c.guard and self.dialect == "postgresql" and not c.as_text:
+                items.append(f"{_guarded(q, c.guard, i)} AS {q}")
+            elif not c.as_text:
                 items.append(q)
             elif self.dialect == "mysql":
                 items.append(f"CAST({q} AS CHAR) AS {q}")
@@ -119,7 +154,10 @@ class SourceLayout:
         return f"SELECT {', '.join(items)} FROM ({sql.strip().rstrip(';')}) AS _am_src"
 
     def decode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Parse text-read columns into their exact Arrow types (numeric -> decimal(p,s))."""
+        """Parse text-read columns into their exact Arrow types (numeric -> decimal(p,s)).
+
+        Raises a terminal :class:`SourceError` naming the column and the value when one has
+        no exact decimal (``NaN``, ``Infinity``)."""
         todo = {c.name: c.decode for c in self.columns if c.decode is not None}
         if not todo:
             return batch
@@ -130,11 +168,98 @@ class SourceLayout:
                 try:
                     column = column.cast(want, safe=True)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SourceError(
-                        f"column {name!r}: a value does not fit {want} ({exc})", transient=False
-                    ) from None
+                    raise self._undecodable(name, column, want, exc) from None
             arrays.append(column)
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    def _undecodable(
+        self, name: str, column: pa.Array, want: pa.DataType, exc: Exception
+    ) -> SourceError:
+        import pyarrow.compute as pc
+
+        col = self.column(name)
+        declared = f" ({col.sql_type})" if col is not None and col.sql_type else ""
+        special = pc.is_in(pc.utf8_lower(column.cast(pa.string())), pa.array(_NOT_DECIMAL))
+        hits = column.filter(special)
+        if len(hits):
+            value, c = hits[0].as_py(), _sql_name(name)
+            return SourceError(
+                f"column {name!r}{declared} holds {value}, which no decimal can carry exactly; "
+                f"map it in the query (e.g. NULLIF({c}, '{value}') or a CASE), or copy the "
+                f"column into an unconstrained numeric column (select CAST({c} AS numeric) AS {c} "
+                "into a new table, or a numeric target column): such values travel as text and "
+                "the server parses them",
+                transient=False,
+            )
+        return SourceError(
+            f"column {name!r}{declared}: a value does not fit {want} ({exc})", transient=False
+        )
+
+    def refusal(self, exc: BaseException) -> SourceError | None:
+        """The terminal error a guard's refusal means (None: ``exc`` is not one)."""
+        found = _REFUSED.search(str(exc).replace('\\"', '"'))
+        if found is None:
+            return None
+        i, value = int(found.group(1)), found.group(2)
+        col = self.columns[i] if i < len(self.columns) else None
+        if col is None or col.guard is None:
+            return None
+        name, kind = col.name, col.guard
+        c = _sql_name(name)
+        if kind == "time":
+            why = f"which Arrow's time type cannot carry (the reader would read {_GUARDS[kind][1]})"
+            how = f"CASE WHEN {c} = '24:00' THEN ... ELSE {c} END"
+        elif "infinity" in value:
+            why = "which Arrow and Polars cannot carry"
+            if not value.startswith("-"):
+                why += f" (the reader would read {_GUARDS[kind][1]})"
+            how = f"CASE WHEN isfinite({c}) THEN {c} END"
+        else:
+            why = "past the year 262142, the end of what the reader can carry"
+            how = f"CASE WHEN {c} < '262143-01-01' THEN {c} END"
+        return SourceError(
+            f"column {name!r} ({col.sql_type or kind}) holds {value}, {why}; nothing of this "
+            f"chunk was written. Map it in the query (e.g. {how}), or select it as text "
+            f"(CAST({c} AS text) AS {c}) into a target column created beforehand as "
+            f"{kind}: the server then parses the text exactly",
+            transient=False,
+        )
+
+    def stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``batches`` (a reader of a :meth:`wrap`-ped query), with a guard's refusal raised
+        as the terminal :class:`SourceError` it stands for."""
+        it = iter(batches)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except BaseException as exc:  # connectorx panics are BaseExceptions
+                refused = self.refusal(exc)
+                if refused is None:
+                    raise
+                raise refused from None
+            yield batch
+
+
+def _sql_name(name: str) -> str:
+    """A column name as a hint's SQL spells it (quoted only where it must be)."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else quote_ident(name, "postgresql")
+
+
+_NOT_DECIMAL = ["nan", "infinity", "-infinity", "+infinity", "inf", "-inf"]
+
+
+def _guarded(q: str, kind: str, index: int) -> str:
+    """A column expression equal to ``q``, except that the server fails on a value the reader
+    cannot carry, with a message naming the column (by its index) and the value. The failing
+    branch casts a text built from the value, so the planner cannot fold it into a constant
+    and fail on every query."""
+    cond = _GUARDS[kind][0].format(c=q)
+    marker = (
+        f"CAST('[arrowmapper] column #{index} holds ' || {q}::text || ' [/arrowmapper]' AS {kind})"
+    )
+    return f"CASE WHEN {cond} THEN {marker} ELSE {q} END"
 
 
 # --------------------------------------------------------------------------- describing sources
@@ -199,6 +324,9 @@ def _pg_column(row: tuple[Any, ...]) -> SourceColumn:
         dec = decimal_type(p, s)
         note = f"read as text, parsed into {dec}" if dec else "read as text"
         return SourceColumn(name, sql_type, True, dec, sql_type, fallback, note)
+    if typname in _GUARDS:
+        # no note: `arrowmapper plan` has no width to spare, and a refusal explains itself
+        return SourceColumn(name, sql_type, False, None, sql_type, fallback, guard=typname)
     if typname in _PG_NATIVE or typtype == "e":
         return SourceColumn(name, sql_type, False, None, sql_type, fallback)
     return SourceColumn(name, sql_type, True, None, sql_type, fallback or None, "exact text")
@@ -208,16 +336,18 @@ def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[So
     from .sources import read_arrow
 
     declared: dict[str, tuple[str, int | None, int | None]] = {}
-    bt = bare_table(query)
+    bt = bare_table(query, "mysql")
     if bt is not None:
         db, table = bt
-        lit = table.replace("'", "''")
-        where = f"TABLE_SCHEMA = '{db.replace(chr(39), '')}'" if db else "TABLE_SCHEMA = DATABASE()"
+        lit = string_literal(table, "mysql")  # MySQL strings take backslash escapes
+        where = (
+            f"TABLE_SCHEMA = {string_literal(db, 'mysql')}" if db else "TABLE_SCHEMA = DATABASE()"
+        )
         rows = (
             read_arrow(
                 endpoint,
                 "SELECT COLUMN_NAME AS n, DATA_TYPE AS t, NUMERIC_PRECISION AS p, NUMERIC_SCALE AS s "
-                f"FROM information_schema.COLUMNS WHERE {where} AND TABLE_NAME = '{lit}'",
+                f"FROM information_schema.COLUMNS WHERE {where} AND TABLE_NAME = {lit}",
             )
             .read_all()
             .to_pylist()
@@ -243,11 +373,13 @@ def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[S
     from .sources import read_arrow
 
     declared: dict[str, str] = {}
-    bt = bare_table(query)
+    bt = bare_table(query, "sqlite")
     if bt is not None:
-        lit = bt[1].replace("'", "''")
+        args = string_literal(bt[1], "sqlite")
+        if bt[0]:
+            args += ", " + string_literal(bt[0], "sqlite")
         rows = (
-            read_arrow(endpoint, f"SELECT name AS n, type AS t FROM pragma_table_info('{lit}')")
+            read_arrow(endpoint, f"SELECT name AS n, type AS t FROM pragma_table_info({args})")
             .read_all()
             .to_pylist()
         )
@@ -399,12 +531,13 @@ def target_layout(
 
 def _text_castable(adbc: pa.DataType, category: str) -> bool:
     """Target types a string reaches through a server-side cast, not an Arrow cast: those
-    Arrow cannot carry exactly (interval, arrays, timetz, money, inet, geometric, ranges...)."""
+    Arrow cannot carry exactly (interval, arrays, timetz, money, inet, geometric, ranges...),
+    and dates and times given as text (the server parses ``infinity``, ``24:00``, BC years)."""
     return (
         isinstance(adbc, pa.BaseExtensionType)
         or pa.types.is_interval(adbc)
         or pa.types.is_list(adbc)
-        or category in ("A", "T", "G", "I", "R", "U", "V", "X")
+        or category in ("A", "D", "T", "G", "I", "R", "U", "V", "X")
         or (category == "N" and pa.types.is_int64(adbc))  # money
     )
 
@@ -450,3 +583,89 @@ def to_json(column: pa.Array, name: str) -> pa.Array:
             transient=False,
         )
     return pa.ExtensionArray.from_storage(pa.json_(), column.cast(pa.string()))
+
+
+# --------------------------------------------------------------------------- values a target refuses
+
+_FLOAT4_MAX = 3.4028234663852886e38
+
+
+def _shown(value: pa.Array) -> str:
+    """One value as text, also where Python's datetime cannot hold it (year 0, 262142)."""
+    if pa.types.is_temporal(value.type):
+        import polars as pl
+
+        return str(pl.Series(value).cast(pl.String)[0])
+    return repr(value[0].as_py())
+
+
+def to_float32(column: pa.Array, name: str) -> pa.Array:
+    """``column`` (integers, decimals or floats) as float32, refusing what float4 cannot hold.
+
+    Arrow's "safe" float64 -> float32 cast rounds 1e39 to infinity and 1e-50 to zero; PostgreSQL
+    refuses both ("value out of range: overflow/underflow") and so does this. NaN and +-infinity
+    stay exactly what they are; values between float32 steps round to the nearest, as
+    PostgreSQL's own float8 -> float4 cast does.
+    """
+    import pyarrow.compute as pc
+
+    narrow = column.cast(pa.float32(), safe=True)
+    wide = column if pa.types.is_float64(column.type) else column.cast(pa.float64(), safe=False)
+    over = pc.and_(pc.is_inf(narrow), pc.invert(pc.is_inf(wide)))
+    under = pc.and_(pc.equal(narrow, 0.0), pc.not_equal(wide, 0.0))
+    bad = pc.fill_null(pc.or_(over, under), False)
+    if pc.any(bad).as_py():
+        value = _shown(column.filter(bad))
+        raise TargetError(
+            f"column {name!r} holds {value}, outside what the target's real (float4) can hold "
+            f"(magnitudes from 1.4e-45 to {_FLOAT4_MAX:.8g}); PostgreSQL refuses it too. Change "
+            "the target column to double precision, or map the value in the query or transform",
+            transient=False,
+        )
+    return narrow
+
+
+# what the ADBC SQLite driver writes exactly: ISO dates and times of the years 0000-9999 (it
+# fails on later years and writes garbage for earlier ones)
+_SQLITE_DAYS = (-719528, 2932896)  # 0000-01-01, 9999-12-31
+_SQLITE_US = (-62167219200000000, 253402300799999999)
+
+
+def check_sqlite_values(column: pa.Array, name: str, stored: pa.DataType) -> None:
+    """Refuse values a SQLite target would not hold exactly: NaN stored as a REAL (SQLite
+    makes it NULL) and dates or timestamps outside the years 0000-9999 (``column``: the
+    values before they are cast to ``stored``, the type they are written as)."""
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_floating(t):
+        if not pa.types.is_floating(stored):
+            return
+        bad = pc.fill_null(pc.is_nan(column), False)
+        if pc.any(bad).as_py():
+            raise TargetError(
+                f"column {name!r} holds NaN, which SQLite cannot store (it would become NULL); "
+                f"map it in the query or transform (e.g. pl.col({name!r}).fill_nan(None) to "
+                "store NULL on purpose), or use a PostgreSQL target",
+                transient=False,
+            )
+        return
+    if pa.types.is_date32(t):
+        lo, hi, raw = *_SQLITE_DAYS, column.cast(pa.int32())
+    elif pa.types.is_timestamp(t):
+        per_us = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0}[t.unit]
+        raw = column.cast(pa.int64())
+        if per_us:
+            lo, hi = _SQLITE_US[0] // per_us, _SQLITE_US[1] // per_us
+        else:
+            return  # nanoseconds: int64 spans 1677-2262, inside the range
+    else:
+        return
+    bad = pc.fill_null(pc.or_(pc.less(raw, lo), pc.greater(raw, hi)), False)
+    if pc.any(bad).as_py():
+        raise TargetError(
+            f"column {name!r} holds {_shown(column.filter(bad))}, outside the years 0000-9999 "
+            "a SQLite target stores as text; map it in the query or transform, or use a "
+            "PostgreSQL target",
+            transient=False,
+        )

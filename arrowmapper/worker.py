@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import threading
 import time
 import traceback
@@ -24,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from .config import Endpoint
-from .errors import error_payload
+from .errors import error_payload, printable
 from .plan import Chunk
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
@@ -127,7 +128,8 @@ def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.
     else:
         reader = read_arrow(task.source, sql, task.batch_size, task.statement_timeout)
     dialect = task.table.dialect
-    for batch in reader:
+    # a guard's refusal (infinity, 24:00, ...) becomes the terminal error it stands for
+    for batch in layout.stream(reader) if layout is not None else reader:
         read[0] += batch.num_rows
         if layout is not None:
             batch = layout.decode(batch)
@@ -198,7 +200,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             if snap is not None:
                 snap.close()
         if os.environ.get("ARROWMAPPER_DEBUG"):
-            traceback.print_exc()
+            traceback.print_exception(printable(exc))
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
         return ChunkResult(
@@ -212,6 +214,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             transient=info["transient"],
             sqlstate=info["sqlstate"],
             pid=pid,
+            kind=info["kind"],
         )
 
 
@@ -226,7 +229,11 @@ def _warm_up() -> None:
 
 
 def worker_main(conn: Any) -> None:
-    """Loop of a worker process: receive a task, send its result; stop on None or EOF."""
+    """Loop of a worker process: receive a task, send its result; stop on None or EOF.
+
+    Ctrl-C reaches the whole process group; a worker ignores it: the coordinator decides (it
+    stops its workers, and what they had not committed is rolled back by the server)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _warm_up()
         # what the imports made lives as long as the process: keep it out of the collector's

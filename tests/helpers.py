@@ -66,3 +66,11 @@ def hog_once(df: Any) -> Any:
         time.sleep(30)
         del hog
     return df
+
+
+def fail_on_id_until_fixed(df: Any) -> Any:
+    """fail_on_id until ARROWMAPPER_TEST_FIXED is set: a transform whose bug is fixed in place
+    (same reference, so a resume is the same job)."""
+    if os.environ.get("ARROWMAPPER_TEST_FIXED"):
+        return df
+    return fail_on_id(df)

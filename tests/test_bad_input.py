@@ -113,7 +113,7 @@ def test_incompatible_target_types_refused_before_any_row(pg: PG, src: str) -> N
 
 def test_reused_job_id_without_resume(pg: PG, src: str) -> None:
     am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, job_id="job-1", workers=1)
-    with pytest.raises(am.ConfigError, match="already committed .* pass resume=True"):
+    with pytest.raises(am.ConfigError, match="already in the ledger .* finished .* new job_id"):
         am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, job_id="job-1")
 
 

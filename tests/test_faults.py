@@ -149,6 +149,7 @@ def test_killed_job_then_resume_loads_only_what_is_missing(
         strategy="key",
         workers=2,
         chunk_size=5_000,
+        transform="tests.helpers:slow_identity",  # the same job: the same transform
         job_id=job,
         resume=True,
     )
@@ -158,7 +159,16 @@ def test_killed_job_then_resume_loads_only_what_is_missing(
     assert pg.assert_same_rows(src, pg.t("dst")) == 60_000
     assert pg.scalar(f"SELECT COUNT(*) FROM {ledger} WHERE job_id = %s", (job,)) == 13
     # a second resume finds everything committed and loads nothing
-    again = am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, job_id=job, resume=True)
+    again = am.map_query(
+        pg.uri,
+        src,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        transform="tests.helpers:slow_identity",
+        job_id=job,
+        resume=True,
+    )
     assert again.rows_written == 0 and len(again.skipped_chunks) == 13
     assert pg.scalar("SELECT COUNT(*) FROM dst") == 60_000
 

@@ -145,7 +145,9 @@ def test_replace_creates_a_missing_table(pg: PG) -> None:
     )
 
 
-def test_truncate_empties_once_even_when_resumed(pg: PG) -> None:
+def test_truncate_empties_once_even_when_resumed(
+    pg: PG, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pg.execute(
         "CREATE TABLE src AS SELECT g AS id, 'new-' || g AS label, g::numeric(12,2) AS amount "
         "FROM generate_series(1, 8000) g"
@@ -163,14 +165,15 @@ def test_truncate_empties_once_even_when_resumed(pg: PG) -> None:
             strategy="key",
             chunk_size=1000,
             workers=1,
-            transform="tests.helpers:fail_on_id",
+            transform="tests.helpers:fail_on_id_until_fixed",
             retry=am.RetryConfig(max_retries=0),
             job_id="trunc-1",
         )
     partial = pg.scalar("SELECT count(*) FROM dst")
     assert 0 < partial < 8000
     assert pg.scalar("SELECT count(*) FROM dst WHERE label LIKE 'old-%'") == 0
-    # resume with a transform that works: the chunks committed before stay, nothing is emptied
+    # resume once the transform is fixed: the chunks committed before stay, nothing is emptied
+    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
     am.map_query(
         pg.uri,
         pg.t("src"),
@@ -182,6 +185,7 @@ def test_truncate_empties_once_even_when_resumed(pg: PG) -> None:
         strategy="key",
         chunk_size=1000,
         workers=1,
+        transform="tests.helpers:fail_on_id_until_fixed",
         job_id="trunc-1",
         resume=True,
     )

@@ -1,0 +1,89 @@
+"""What a job *is*: the fingerprint stored with it, compared when it is resumed.
+
+A job id names a job; its fingerprint says what the job was: where it reads (the source server
+and database, never the password), what it reads (the query), where it writes (the table and,
+on PostgreSQL, that table's identity), how (transform, key, strategy, mode) and the columns it
+writes. ``resume=True`` continues only a job whose fingerprint is the same, and the refusal
+names every part that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+
+from .config import Endpoint
+from .transform import TransformSpec
+
+#: The parts in the order a refusal names them, with the words used for each.
+PARTS: dict[str, str] = {
+    "source": "source database",
+    "query": "query",
+    "target_table": "target table",
+    "table_identity": "target table's identity (it was dropped and created again)",
+    "transform": "transform",
+    "key": "key",
+    "strategy": "strategy",
+    "mode": "mode",
+    "columns": "columns written",
+}
+
+
+def source_identity(endpoint: Endpoint) -> str:
+    """The source's server and database without credentials (``postgresql://u@h:5432/db``)."""
+    if endpoint.dialect == "sqlite":
+        return f"sqlite://{endpoint.path}"
+    parts = urlsplit(endpoint.template or endpoint.uri)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{endpoint.dialect}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
+def transform_identity(spec: TransformSpec) -> str:
+    payload = spec.payload
+    if payload is None:
+        return spec.kind
+    data = payload if isinstance(payload, bytes) else payload.encode()
+    return f"{spec.kind}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def fingerprint(
+    source: Endpoint,
+    query: str,
+    target_table: str,
+    transform: TransformSpec,
+    key: str | None,
+    strategy: str,
+    mode: str,
+    columns: pa.Schema,
+    table_identity: str | None = None,
+) -> dict[str, str]:
+    """The parts that define a job, as strings (stored as JSON in the jobs table)."""
+    parts = {
+        "source": source_identity(source),
+        "query": query.strip(),
+        "target_table": target_table,
+        "transform": transform_identity(transform),
+        "key": key or "",
+        "strategy": strategy,
+        "mode": mode,
+        "columns": ", ".join(f"{f.name} {f.type}" for f in columns),
+    }
+    if table_identity is not None:
+        parts["table_identity"] = table_identity
+    return parts
+
+
+def differences(stored: dict[str, str], now: dict[str, str]) -> list[str]:
+    """One line per part that differs between a stored fingerprint and this run's (parts one
+    side lacks, e.g. from an older arrowmapper, are not compared)."""
+    out = []
+    for name, words in PARTS.items():
+        if name in stored and name in now and stored[name] != now[name]:
+            if name == "table_identity":
+                out.append(words)
+            else:
+                out.append(f"{words}: was {stored[name]!r}, now {now[name]!r}")
+    return out

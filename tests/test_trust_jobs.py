@@ -1,0 +1,312 @@
+"""A job is what it was, and replace cannot lose the target (real PostgreSQL and SQLite).
+
+Each test reproduces a way a table was lost or a resume silently loaded nothing: a staging
+name cut by PostgreSQL to the target's own name, a refused rerun leaving an empty stage that a
+resume then swapped in, resumes with another query or into a table dropped and created again,
+two runs of one job id at once, and a REPEATABLE READ reader during the swap.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arrowmapper as am
+from arrowmapper.api import stage_name
+from tests.conftest import PG
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 4_000
+
+
+def _source(pg: PG, rows: int = ROWS) -> str:
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, 'v-' || g AS label "
+        f"FROM generate_series(1, {rows}) g"
+    )
+    return pg.t("src")
+
+
+def _stages(pg: PG) -> list[str]:
+    return [
+        str(r[0])
+        for r in pg.query(
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = '{pg.schema}' AND relname LIKE '%%am_stage%%'"
+        )
+    ]
+
+
+def _run(pg: PG, src: str, table: str, **kw: object) -> am.JobResult:
+    args: dict[str, object] = {"schema": pg.schema, "key": "id", "chunk_size": 1000, "workers": 1}
+    args.update(kw)
+    return am.map_query(pg.uri, src, pg.uri, table, **args)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- derived names
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.text(min_size=1, max_size=63).filter(lambda t: len(t.encode()) <= 63 and "\x00" not in t))
+def test_stage_name_fits_and_never_equals_what_the_table_is_cut_to(table: str) -> None:
+    stage = stage_name(table, "job-1")
+    assert len(stage.encode()) <= 63
+    assert stage != table and stage.encode()[:63] != table.encode()[:63]
+    assert stage != stage_name(table, "job-2")  # two jobs never share a stage
+
+
+def test_replace_into_a_multibyte_name_at_the_byte_limit(pg: PG) -> None:
+    src = _source(pg)
+    table = "é" * 31  # 62 bytes: the stage's name must be built by bytes too
+    pg.execute(f'CREATE TABLE "{table}" (id int PRIMARY KEY, label text)')
+    pg.execute(f"INSERT INTO \"{table}\" SELECT g, 'old' FROM generate_series(1, 10) g")
+    r = _run(pg, src, table, mode="replace", job_id="mb-1")
+    assert r.success
+    assert pg.scalar(f'SELECT count(*) FROM "{table}"') == ROWS
+    assert pg.scalar(f"SELECT count(*) FROM \"{table}\" WHERE label = 'old'") == 0
+    assert _stages(pg) == []
+
+
+def test_a_name_over_63_bytes_is_refused_before_anything_changes(pg: PG) -> None:
+    src = _source(pg)
+    cut = "é" * 31  # what PostgreSQL would cut 40 × 'é' (80 bytes) to
+    pg.execute(f'CREATE TABLE "{cut}" (id int, label text)')
+    pg.execute(f"INSERT INTO \"{cut}\" VALUES (1, 'keep')")
+    with pytest.raises(am.ConfigError, match="bytes"):
+        _run(pg, src, "é" * 40, mode="replace", job_id="mb-2")
+    assert pg.query(f'SELECT id, label FROM "{cut}"') == [(1, "keep")]
+    assert _stages(pg) == []
+
+
+# --------------------------------------------------------------------------- replace reruns
+
+
+def test_finished_replace_rerun_is_refused_and_leaves_nothing_then_resume_is_a_noop(
+    pg: PG,
+) -> None:
+    src = _source(pg)
+    first = _run(pg, src, "dst", mode="replace", job_id="rep-1")
+    assert first.success and first.rows_written == ROWS
+    with pytest.raises(am.ConfigError, match="already in the ledger .* finished"):
+        _run(pg, src, "dst", mode="replace", job_id="rep-1")
+    assert _stages(pg) == []
+    assert pg.scalar("SELECT count(*) FROM dst") == ROWS
+    # following the advice of old (resume=True) must not swap an empty stage in
+    again = _run(pg, src, "dst", mode="replace", job_id="rep-1", resume=True)
+    assert again.success and again.rows_written == 0
+    assert any("already finished" in n for n in again.notes)
+    assert pg.scalar("SELECT count(*) FROM dst") == ROWS
+    pg.assert_same_rows(src, pg.t("dst"))
+    assert _stages(pg) == []
+
+
+def test_swap_refuses_a_stage_that_lacks_committed_rows(pg: PG) -> None:
+    """The last guard: nothing empties the target but a complete stage."""
+    from arrowmapper.config import parse_uri
+    from arrowmapper.targets import TableRef, Target
+
+    src = _source(pg, 8000)
+    pg.execute("CREATE TABLE dst (id int, label text)")
+    pg.execute("INSERT INTO dst SELECT g, 'old' FROM generate_series(1, 7) g")
+    with pytest.raises(am.JobFailed):
+        _run(
+            pg,
+            src,
+            "dst",
+            mode="replace",
+            job_id="rep-2",
+            strategy="key",
+            transform="tests.helpers:fail_on_id",
+            retry=am.RetryConfig(max_retries=0),
+        )
+    (stage,) = _stages(pg)
+    pg.execute(f'DELETE FROM "{stage}" WHERE id < 10')  # someone damages the stage
+    tgt = Target(parse_uri(pg.uri, "target"), TableRef(pg.schema, "dst", "postgresql"))
+    try:
+        with pytest.raises(am.TargetError, match="refusing to swap"):
+            tgt.swap_in(
+                TableRef(pg.schema, stage, "postgresql"), ["id", "label"], True, "rep-2"
+            )
+    finally:
+        tgt.close()
+    assert pg.scalar("SELECT count(*) FROM dst WHERE label = 'old'") == 7
+
+
+# --------------------------------------------------------------------------- job identity
+
+
+def _failed_job(pg: PG, src: str, job_id: str, **kw: object) -> None:
+    args: dict[str, object] = {"transform": "tests.helpers:fail_on_id", **kw}
+    with pytest.raises(am.JobFailed):
+        _run(
+            pg,
+            src,
+            "dst",
+            job_id=job_id,
+            strategy="key",
+            retry=am.RetryConfig(max_retries=0),
+            **args,
+        )
+
+
+def test_resume_with_another_query_is_refused_naming_it(pg: PG) -> None:
+    src = _source(pg, 8000)
+    _failed_job(pg, src, "id-1")
+    before = pg.scalar("SELECT count(*) FROM dst")
+    with pytest.raises(am.ConfigError, match="not the same job .*query: was"):
+        _run(
+            pg,
+            f"SELECT * FROM {src} WHERE id > 100",
+            "dst",
+            job_id="id-1",
+            resume=True,
+            transform="tests.helpers:fail_on_id",
+        )
+    assert pg.scalar("SELECT count(*) FROM dst") == before
+
+
+def test_resume_into_a_recreated_table_is_refused(pg: PG) -> None:
+    src = _source(pg, 8000)
+    _failed_job(pg, src, "id-2")
+    pg.execute("DROP TABLE dst")
+    pg.execute("CREATE TABLE dst (id int, label text)")
+    with pytest.raises(am.ConfigError, match="dropped and created again"):
+        _run(pg, src, "dst", job_id="id-2", resume=True, transform="tests.helpers:fail_on_id")
+    assert pg.scalar("SELECT count(*) FROM dst") == 0
+
+
+def test_resume_when_the_target_lost_committed_rows_is_refused(pg: PG) -> None:
+    src = _source(pg, 8000)
+    _failed_job(pg, src, "id-3")
+    pg.execute("DELETE FROM dst WHERE id <= 1000")
+    with pytest.raises(am.ConfigError, match="no longer holds rows .* chunk 0"):
+        _run(pg, src, "dst", job_id="id-3", resume=True, transform="tests.helpers:fail_on_id")
+
+
+def test_resume_after_a_fix_in_place_finishes_the_same_job(
+    pg: PG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _source(pg, 8000)
+    _failed_job(
+        pg, src, "id-4", mode="replace", transform="tests.helpers:fail_on_id_until_fixed"
+    )
+    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
+    r = _run(
+        pg,
+        src,
+        "dst",
+        job_id="id-4",
+        mode="replace",
+        resume=True,
+        transform="tests.helpers:fail_on_id_until_fixed",
+    )
+    assert r.success and len(r.skipped_chunks) > 0
+    pg.assert_same_rows(src, pg.t("dst"))
+
+
+def test_recurring_job_id_is_not_silent(pg: PG) -> None:
+    """Night two of a fixed job_id with resume=True loads nothing, and says so."""
+    src = _source(pg)
+    _run(pg, src, "dst", job_id="nightly", resume=True)
+    pg.execute("INSERT INTO src VALUES (99999, 'new')")
+    night2 = _run(pg, src, "dst", job_id="nightly", resume=True)
+    assert night2.rows_written == 0
+    assert any("already finished" in n and "new job_id" in n for n in night2.notes)
+    # what the docs now say: a job id per run
+    night2 = _run(pg, src, "dst", job_id="nightly-2", mode="replace")
+    assert pg.scalar("SELECT count(*) FROM dst") == ROWS + 1
+
+
+def test_sqlite_resume_checks_the_rows_are_still_there(pg: PG, tmp_path: Path) -> None:
+    src = _source(pg, 8000)
+    target = f"sqlite://{tmp_path / 't.db'}"
+    with pytest.raises(am.JobFailed):
+        am.map_query(
+            pg.uri,
+            src,
+            target,
+            "dst",
+            key="id",
+            strategy="key",
+            chunk_size=1000,
+            workers=1,
+            job_id="sq-1",
+            transform="tests.helpers:fail_on_id",
+            retry=am.RetryConfig(max_retries=0),
+        )
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        conn.execute("DELETE FROM dst")
+    with pytest.raises(am.ConfigError, match="no longer holds rows"):
+        am.map_query(
+            pg.uri,
+            src,
+            target,
+            "dst",
+            key="id",
+            job_id="sq-1",
+            resume=True,
+            transform="tests.helpers:fail_on_id",
+        )
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+@pytest.mark.parametrize("mode", ["replace", "truncate"])
+def test_one_job_id_run_twice_at_once(pg: PG, mode: str) -> None:
+    src = _source(pg, 20_000)
+    pg.execute("CREATE TABLE dst (id int, label text)")
+    pg.execute("INSERT INTO dst SELECT g, 'old' FROM generate_series(1, 5) g")
+    script = textwrap.dedent(f"""
+        import sys, arrowmapper as am
+        try:
+            am.map_query({pg.uri!r}, {src!r}, {pg.uri!r}, "dst", schema={pg.schema!r},
+                         key="id", chunk_size=2000, workers=1, mode={mode!r}, job_id="twice")
+        except am.ConfigError as exc:
+            print("REFUSED", exc)
+            sys.exit(7)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 7], outs
+    assert "IntegrityError" not in "".join(o[0] or "" for o in outs)
+    pg.assert_same_rows(src, pg.t("dst"))
+    assert _stages(pg) == []
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("swap, seen", [("truncate", 0), ("delete", 7)])
+def test_what_an_old_repeatable_read_snapshot_sees_after_the_swap(
+    pg: PG, swap: str, seen: int
+) -> None:
+    import psycopg
+
+    src = _source(pg)
+    pg.execute("CREATE TABLE dst (id int, label text)")
+    pg.execute("INSERT INTO dst SELECT g, 'old' FROM generate_series(1, 7) g")
+    pg.execute("CREATE TABLE other (x int)")
+    with psycopg.connect(pg.uri) as reader:
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute(f"SELECT count(*) FROM {pg.t('other')}")  # the snapshot is taken here
+        _run(pg, src, "dst", mode="replace", job_id=f"snap-{swap}", swap=swap)
+        row = reader.execute(f"SELECT count(*) FROM {pg.t('dst')}").fetchone()
+        assert row is not None and row[0] == seen
+        reader.rollback()
+    assert pg.scalar("SELECT count(*) FROM dst") == ROWS
