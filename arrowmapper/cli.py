@@ -1,6 +1,7 @@
 """Command line: ``arrowmapper run | plan | verify | demo | bench`` (also ``python -m arrowmapper``).
 
-Exit codes: 0 success, 1 job failed, 2 bad usage or configuration, 3 cannot connect.
+Exit codes: 0 success, 1 job failed, 2 bad usage or configuration, 3 cannot connect, 130
+interrupted (Ctrl-C).
 Errors print one line on stderr -- what, why, the fix -- with no traceback unless ``--debug``,
 and never a password. Sources and targets may come from ``$ARROWMAPPER_SOURCE`` and
 ``$ARROWMAPPER_TARGET`` (or ``"env:NAME"`` values in a job file) so passwords stay out of shell
@@ -10,28 +11,31 @@ history.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .config import EXECUTORS, MODES
 from .errors import (
-    ArrowMapperError,
     ConfigError,
     JobFailed,
-    PlanError,
-    SourceError,
-    TargetError,
+    at_boundary,
+    exit_code,
+    printable,
     redact,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 log = logging.getLogger("arrowmapper")
 
 #: job-file keys and their types; flags of the same name (``-`` for ``_``) override them.
@@ -216,42 +220,149 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``arrowmapper`` command."""
+    """Entry point of the ``arrowmapper`` command.
+
+    Exit codes: 0 done, 1 the job failed, 2 bad usage or configuration, 3 cannot connect, 130
+    interrupted (Ctrl-C). The code comes from the error's kind (see
+    :func:`arrowmapper.errors.exit_code`), never from its message.
+    """
     args = _parser().parse_args(argv)
+    if args.debug:
+        return _main(args)
+    # a connectorx panic prints Rust's report (and, with RUST_BACKTRACE set, its backtrace) on
+    # stderr, here and in the workers that inherit this environment: only --debug shows them
+    os.environ["RUST_BACKTRACE"] = "0"
+    with _RustPanicFilter():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return _dispatch(args)
-    except JobFailed as exc:
-        _error(exc)
-        if getattr(args, "json", False):
-            print(exc.result.to_json())
-        return EXIT_FAILED
-    except (ConfigError, PlanError) as exc:
-        _error(exc, args.debug)
-        return EXIT_USAGE
-    except (SourceError, TargetError) as exc:
-        _error(exc, args.debug)
-        return EXIT_CONNECT if "cannot connect" in str(exc) else EXIT_FAILED
-    except ArrowMapperError as exc:
-        _error(exc, args.debug)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print(
-            "arrowmapper: interrupted; rerun with --job-id and --resume to continue",
+            "arrowmapper: interrupted; what was committed stays committed: rerun with the same "
+            "--job-id and --resume to load the rest",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
+    except SystemExit:
+        raise
+    except BaseException as caught:  # one boundary: connectorx panics are BaseExceptions
+        exc = at_boundary(caught, "arrowmapper")
+        if exc is not caught:
+            exc.__cause__ = printable(caught)
+        _error(exc, args.debug)
+        if isinstance(exc, JobFailed) and getattr(args, "json", False):
+            print(exc.result.to_json())
+        return exit_code(exc)
+
+
+class _RustPanicFilter:
+    """Drop the report Rust's panic hook writes on file descriptor 2 (``thread '...' panicked
+    at ...``, the panic's debug struct, the backtrace note) while the command runs; the error
+    itself is reported once, in the server's words, by the one-line message.
+
+    File descriptor 2 -- what Rust code and the worker processes write to -- becomes a pipe that
+    a thread copies to the real stderr, less those lines; Python's ``sys.stderr`` keeps writing
+    to the terminal directly (so the progress display still sees one). Does nothing when
+    stderr is not this process's own file descriptor 2 (the CLI called in-process)."""
+
+    _HEADER = re.compile(rb"^thread '.*' (\(\d+\) )?panicked at ")
+    _NOTE = re.compile(rb"^note: (run with `RUST_BACKTRACE|Some details are omitted)")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.skip = 0
+        self.closing = threading.Event()
+
+    def __enter__(self) -> _RustPanicFilter:
+        current: TextIO = sys.stderr
+        try:
+            if current is not sys.__stderr__ or current.fileno() != 2:
+                return self
+        except (AttributeError, OSError, ValueError):
+            return self
+        current.flush()
+        self.saved_stderr = current
+        self.terminal = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        sys.stderr = open(  # noqa: SIM115 - closed in __exit__
+            os.dup(self.terminal),
+            "w",
+            buffering=1,
+            encoding=self.saved_stderr.encoding,
+            errors="backslashreplace",
+        )
+        self.thread = threading.Thread(target=self._pump, args=(read_end,), daemon=True)
+        self.thread.start()
+        self.active = True
+        return self
+
+    def _pump(self, read_end: int) -> None:
+        import select
+
+        pending = b""
+        try:
+            while True:
+                ready, _, _ = select.select([read_end], [], [], 0.1)
+                if not ready:
+                    if self.closing.is_set():
+                        break  # nothing left to copy (the resource tracker may hold the pipe)
+                    continue
+                data = os.read(read_end, 65536)
+                if not data:
+                    break
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    self._copy(line + b"\n")
+        finally:
+            if pending:
+                self._copy(pending)
+            os.close(read_end)
+
+    def _copy(self, line: bytes) -> None:
+        if self._HEADER.match(line):
+            self.skip = 2  # the panic's message follows on its own line, then maybe a note
+            return
+        if self.skip == 2:
+            self.skip = 1
+            return
+        if self.skip == 1 and self._NOTE.match(line):
+            self.skip = 0
+            return
+        self.skip = 0
+        with contextlib.suppress(OSError):
+            os.write(self.terminal, line)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        replaced, sys.stderr = sys.stderr, self.saved_stderr
+        os.dup2(self.terminal, 2)  # this process writes to the terminal again
+        self.closing.set()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop copying
+            self.thread.join(timeout=2)
+        with contextlib.suppress(Exception):
+            replaced.close()
+        os.close(self.terminal)
 
 
 def _error(exc: BaseException, debug: bool = False) -> None:
+    """One line on stderr (the traceback first with ``--debug``), never a password."""
     if debug:
         import traceback
 
-        traceback.print_exception(exc, file=sys.stderr)
-    print(f"arrowmapper: {redact(str(exc))}", file=sys.stderr)
+        traceback.print_exception(printable(exc), file=sys.stderr)
+    print(f"arrowmapper: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -275,12 +386,22 @@ def load_job_file(path: str) -> dict[str, Any]:
     """Read a TOML job file (a ``[job]`` table or top-level keys); ``"env:NAME"`` values are read
     from the environment."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"job file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"job file {path} is a directory; pass a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"job file {path} is not text (not UTF-8); pass a TOML file such as job.toml"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read job file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     job = data.get("job", data)
+    if not isinstance(job, dict):
+        raise ConfigError(f"job file {path}: 'job' must be a table ([job]), got {job!r}")
     unknown = sorted(set(job) - set(JOB_KEYS))
     if unknown:
         raise ConfigError(

@@ -37,10 +37,18 @@ from .config import (
     DEFAULT_MIN_ROWS_FOR_PARALLEL,
     RetryConfig,
     Settings,
+    check_table_name,
     parse_uri,
     resolve_settings,
 )
-from .errors import ConfigError, classify
+from .errors import (
+    PASS_THROUGH,
+    ArrowMapperError,
+    ConfigError,
+    at_boundary,
+    classify,
+    printable,
+)
 from .plan import bare_table
 from .progress import ProgressSnapshot
 from .report import ChunkResult, JobResult
@@ -174,6 +182,13 @@ class ParallelProcessingResult:
     errors: list[str] = field(default_factory=list)
     parallel: bool = True
     job: JobResult | None = None
+    error: ArrowMapperError | None = None  # why the job could not run (success=False, no job)
+
+    @classmethod
+    def failure(cls, error: ArrowMapperError) -> ParallelProcessingResult:
+        """The result of a job that failed before or outside its chunks (``errors`` holds the
+        message)."""
+        return cls(False, 0, 0, 0, 0, errors=[str(error)], parallel=False, error=error)
 
     @classmethod
     def from_job(cls, job: JobResult, parallel: bool) -> ParallelProcessingResult:
@@ -322,8 +337,47 @@ class ParallelProcessor:
         key: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> ParallelProcessingResult:
-        """Copy ``source_sql``'s result into ``target_schema.target_table``; never raises on chunk
-        failure (see ``result.success`` and ``result.errors``)."""
+        """Copy ``source_sql``'s result into ``target_schema.target_table``.
+
+        Never raises once the configuration is accepted: a failed chunk, an unreachable or
+        failing source or target come back as ``success=False`` with the message in
+        ``result.errors`` (and the error in ``result.error``). Bad configuration raises
+        :class:`ConfigError` (or :class:`PlanError`) before any row moves; Ctrl-C propagates."""
+        try:
+            return self._process(
+                source_conn,
+                source_sql,
+                target_conn,
+                target_schema,
+                target_table,
+                transform,
+                strategy,
+                key,
+                params,
+            )
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            error = at_boundary(exc, "process_mapper_job")
+            if error.kind == "config":
+                if error is exc:
+                    raise
+                raise error from printable(exc)
+            log.error("mapper job failed: %s", error)
+            return ParallelProcessingResult.failure(error)
+
+    def _process(
+        self,
+        source_conn: Any,
+        source_sql: str,
+        target_conn: Any,
+        target_schema: str | None,
+        target_table: str,
+        transform: Any,
+        strategy: ChunkingStrategy | str | None,
+        key: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> ParallelProcessingResult:
         params = dict(params or {})
         settings = self.settings(params)
         src = parse_uri(connection_uri(source_conn, "source"), "source")
@@ -344,10 +398,12 @@ class ParallelProcessor:
                     rows,
                     settings.min_rows_for_parallel,
                 )
+        check_table_name(target_table)
+        # the URIs as given: a ${NAME} password is expanded by each process, never pickled
         prepared = prepare(
-            src.uri,
+            src.template or src.uri,
             source_sql,
-            dst.uri,
+            dst.template or dst.uri,
             target_table,
             schema=schema,
             transform=transform,

@@ -20,6 +20,7 @@ from .errors import (
     ConfigError,
     SourceError,
     TargetError,
+    error_info,
     redact,
     remember_secret,
     userinfo_end,
@@ -261,7 +262,9 @@ def check_table_name(table: object) -> None:
 
 
 def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None:
-    """Fail within seconds when a server does not answer (connectorx would retry for ~30 s)."""
+    """Fail within seconds when a server does not answer, or (PostgreSQL) refuses the login:
+    no such database or role, a wrong password. connectorx would retry for ~30 s and then
+    report it as a failed query; this says "cannot connect" (the CLI's exit code 3)."""
     error = SourceError if role == "source" else TargetError
     if endpoint.dialect == "sqlite":
         assert endpoint.path is not None
@@ -280,8 +283,33 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
     except OSError as exc:
         raise error(
             f"cannot connect to the {role} at {host}:{port} ({exc.strerror or exc}); "
-            f"check that the server runs and the URI {endpoint.redacted} is right"
+            f"check that the server runs and the URI {endpoint.redacted} is right",
+            kind="connect",
+            transient=True,
         ) from None
+    if endpoint.dialect == "postgresql":
+        _check_login(endpoint, role)
+
+
+def _check_login(endpoint: Endpoint, role: str) -> None:
+    """Log in once (one ADBC connection, closed at once) so that a missing database or role
+    or a wrong password is reported as such, at once."""
+    from .adbc import connect_postgresql
+
+    try:
+        connect_postgresql(endpoint.uri).close()
+    except Exception as exc:
+        info = error_info(exc)
+        if info.kind != "connect":
+            return  # e.g. no free connection slot: the preflight counts those and says so
+        error = SourceError if role == "source" else TargetError
+        raise error(
+            f"cannot connect to the {role} {endpoint.redacted}: {info.message}; check the "
+            "database name, user and password in the URI",
+            kind="connect",
+            transient=info.transient,
+            sqlstate=info.sqlstate,
+        ) from exc
 
 
 # --------------------------------------------------------------------------- env and params

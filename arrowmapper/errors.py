@@ -763,9 +763,7 @@ def boundary(where: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
                 err = at_boundary(exc, where)
                 if err is exc:
                     raise
-                cause = exc if _is_clean(exc) else _stand_in(exc)
-                scrub(cause)
-                raise err from cause
+                raise err from printable(exc)
 
         return guarded
 

@@ -81,10 +81,11 @@ def check_unique_names(schema: pa.Schema) -> None:
     seen: set[str] = set()
     for name in schema.names:
         if name in seen:
+            alias = f"{name}_2" if name.isidentifier() else "column_2"
             raise ConfigError(
-                f"the query returns more than one column named {name!r}; give each output "
-                f"column its own name with an alias (e.g. SELECT a.{name}, b.{name} AS "
-                f"{name}_2 ...)"
+                f"the query returns {schema.names.count(name)} columns named {name!r}; give "
+                f"each output column its own name with an alias (e.g. ... AS {alias}) so that "
+                "each becomes its own column of the target table"
             )
         seen.add(name)
 

@@ -190,9 +190,12 @@ class SourceLayout:
                 "into a new table, or a numeric target column): such values travel as text and "
                 "the server parses them",
                 transient=False,
+                kind="data",
             )
         return SourceError(
-            f"column {name!r}{declared}: a value does not fit {want} ({exc})", transient=False
+            f"column {name!r}{declared}: a value does not fit {want} ({exc})",
+            transient=False,
+            kind="data",
         )
 
     def refusal(self, exc: BaseException) -> SourceError | None:
@@ -223,6 +226,7 @@ class SourceLayout:
             f"(CAST({c} AS text) AS {c}) into a target column created beforehand as "
             f"{kind}: the server then parses the text exactly",
             transient=False,
+            kind="data",
         )
 
     def stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -403,6 +407,30 @@ def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[S
     return out
 
 
+def _arrow_guarded(endpoint: Endpoint, query: str) -> tuple[SourceColumn, ...]:
+    """Where the catalog cannot be asked: the columns connectorx reports, with the guards their
+    Arrow types call for (nothing when none does, or when even that read fails)."""
+    from .sources import read_arrow
+
+    try:
+        schema = read_arrow(
+            endpoint, f"SELECT * FROM {source_sql(query, 'postgresql')} LIMIT 0"
+        ).schema
+    except Exception:  # bad SQL is reported by the describe that follows
+        return ()
+    cols = tuple(SourceColumn(f.name, None, guard=_guard_of(f.type)) for f in schema)
+    return cols if any(c.guard for c in cols) else ()
+
+
+def _guard_of(t: pa.DataType) -> str | None:
+    """The guard a column connectorx reads as ``t`` needs (see ``_GUARDS``)."""
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    return "time" if pa.types.is_time(t) else None
+
+
 def describe_source(endpoint: Endpoint, query: str) -> SourceLayout:
     """The source query's columns with their declared types and how each will be read.
 
@@ -419,7 +447,7 @@ def describe_source(endpoint: Endpoint, query: str) -> SourceLayout:
             text = redact(str(exc)).strip() or type(exc).__name__
             return SourceLayout(
                 "postgresql",
-                (),
+                _arrow_guarded(endpoint, query),
                 (
                     f"could not describe the query's types ({text.splitlines()[0]}); "
                     "using connectorx's mapping (numeric scale above 10 would be refused)",
@@ -554,17 +582,23 @@ def to_uuid(column: pa.Array, name: str) -> pa.Array:
         bad = hexed.is_not_null() & (hexed.str.len_bytes() != 32)
         if bad.any():
             raise TargetError(
-                f"column {name!r}: {series.filter(bad)[0]!r} is not a uuid", transient=False
+                f"column {name!r}: {series.filter(bad)[0]!r} is not a uuid",
+                transient=False,
+                kind="data",
             )
         try:
             raw = hexed.str.decode("hex").to_arrow()
         except Exception:
-            raise TargetError(f"column {name!r}: a value is not a uuid", transient=False) from None
+            raise TargetError(
+                f"column {name!r}: a value is not a uuid", transient=False, kind="data"
+            ) from None
         column = raw.cast(pa.binary(16))
     elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         column = column.cast(pa.binary(16))
     if not pa.types.is_fixed_size_binary(column.type):
-        raise TargetError(f"column {name!r}: cannot store {column.type} as a uuid", transient=False)
+        raise TargetError(
+            f"column {name!r}: cannot store {column.type} as a uuid", transient=False, kind="data"
+        )
     return pa.ExtensionArray.from_storage(pa.uuid(), column)
 
 
@@ -621,6 +655,7 @@ def to_float32(column: pa.Array, name: str) -> pa.Array:
             f"(magnitudes from 1.4e-45 to {_FLOAT4_MAX:.8g}); PostgreSQL refuses it too. Change "
             "the target column to double precision, or map the value in the query or transform",
             transient=False,
+            kind="data",
         )
     return narrow
 
@@ -648,6 +683,7 @@ def check_sqlite_values(column: pa.Array, name: str, stored: pa.DataType) -> Non
                 f"map it in the query or transform (e.g. pl.col({name!r}).fill_nan(None) to "
                 "store NULL on purpose), or use a PostgreSQL target",
                 transient=False,
+                kind="data",
             )
         return
     if pa.types.is_date32(t):
@@ -668,4 +704,5 @@ def check_sqlite_values(column: pa.Array, name: str, stored: pa.DataType) -> Non
             "a SQLite target stores as text; map it in the query or transform, or use a "
             "PostgreSQL target",
             transient=False,
+            kind="data",
         )

@@ -29,8 +29,7 @@ ROWS = 4_000
 
 def _source(pg: PG, rows: int = ROWS) -> str:
     pg.execute(
-        "CREATE TABLE src AS SELECT g AS id, 'v-' || g AS label "
-        f"FROM generate_series(1, {rows}) g"
+        f"CREATE TABLE src AS SELECT g AS id, 'v-' || g AS label FROM generate_series(1, {rows}) g"
     )
     return pg.t("src")
 
@@ -132,9 +131,7 @@ def test_swap_refuses_a_stage_that_lacks_committed_rows(pg: PG) -> None:
     tgt = Target(parse_uri(pg.uri, "target"), TableRef(pg.schema, "dst", "postgresql"))
     try:
         with pytest.raises(am.TargetError, match="refusing to swap"):
-            tgt.swap_in(
-                TableRef(pg.schema, stage, "postgresql"), ["id", "label"], True, "rep-2"
-            )
+            tgt.swap_in(TableRef(pg.schema, stage, "postgresql"), ["id", "label"], True, "rep-2")
     finally:
         tgt.close()
     assert pg.scalar("SELECT count(*) FROM dst WHERE label = 'old'") == 7
@@ -195,9 +192,7 @@ def test_resume_after_a_fix_in_place_finishes_the_same_job(
     pg: PG, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _source(pg, 8000)
-    _failed_job(
-        pg, src, "id-4", mode="replace", transform="tests.helpers:fail_on_id_until_fixed"
-    )
+    _failed_job(pg, src, "id-4", mode="replace", transform="tests.helpers:fail_on_id_until_fixed")
     monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
     r = _run(
         pg,
@@ -310,3 +305,18 @@ def test_what_an_old_repeatable_read_snapshot_sees_after_the_swap(
         assert row is not None and row[0] == seen
         reader.rollback()
     assert pg.scalar("SELECT count(*) FROM dst") == ROWS
+
+
+@pytest.mark.parametrize("existed", [True, False])
+def test_verify_after_a_replace_checks_the_swapped_table(pg: PG, existed: bool) -> None:
+    src = _source(pg)
+    if existed:
+        pg.execute("CREATE TABLE dst (id int, label text)")
+        pg.execute("INSERT INTO dst SELECT g, 'old' FROM generate_series(1, 7) g")
+    _run(pg, src, "dst", mode="replace", job_id="rv-1")
+    report = am.verify(pg.uri, pg.uri, "rv-1", schema=pg.schema)
+    assert report.ok, report.summary()
+    assert report.table == f"{pg.schema}.dst" and report.target_rows == ROWS
+    pg.execute("UPDATE dst SET label = 'changed' WHERE id = 1234")
+    report = am.verify(pg.uri, pg.uri, "rv-1", schema=pg.schema)
+    assert not report.ok

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import secrets
 import sqlite3
 import struct
 from decimal import Decimal
@@ -49,7 +50,8 @@ def _copy(pg: PG, query: str, table: str, target: str | None = None, **kw: Any) 
     """One job, in this process (the same run_chunk the workers run)."""
     target = target or pg.uri
     schema = pg.schema if target == pg.uri else None
-    prepared = prepare(pg.uri, query, target, table, schema=schema, strategy="none", **kw)
+    kw.setdefault("strategy", "none")
+    prepared = prepare(pg.uri, query, target, table, schema=schema, **kw)
     return run_prepared(dataclasses.replace(prepared.spec, in_process=True))
 
 
@@ -91,8 +93,28 @@ def test_uncarriable_value_is_refused_before_the_first_row(
     msg = str(err.value)
     assert "'Event At'" in msg and f"holds {shown}," in msg, msg
     assert "Map it in the query" in msg and 'CAST("Event At" AS text) AS "Event At"' in msg
-    assert err.value.transient is False
+    assert err.value.transient is False and err.value.kind == "data"
     assert _table_rows(pg, "dst") == 0
+
+
+def test_guard_holds_where_the_catalog_cannot_be_asked(
+    pg: PG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only standby refuses the temporary view the describe uses: the guards then come
+    from the Arrow types connectorx reports."""
+    import arrowmapper.types as types
+
+    def refuse(*_: Any) -> Any:
+        raise RuntimeError("cannot execute CREATE VIEW in a read-only transaction")
+
+    monkeypatch.setattr(types, "_pg_describe", refuse)
+    pg.execute("CREATE TABLE src (id int, d date, t time)")
+    pg.execute("INSERT INTO src VALUES (1, '2024-01-01', '24:00')")
+    with pytest.raises(SourceError, match="column 't' \\(time\\) holds 24:00:00,"):
+        _copy(pg, pg.t("src"), "dst")
+    pg.execute("UPDATE src SET t = '23:00'")
+    assert _copy(pg, pg.t("src"), "dst").success
+    _same(pg, "SELECT id, d, t FROM src", "SELECT id, d, t FROM dst")
 
 
 def test_finite_edges_copy_exactly(pg: PG) -> None:
@@ -444,7 +466,7 @@ def test_fuzz_sqlite_floats_and_dates_exact_or_refused(
         "unnest(%s::int[], %s::float8[], %s::int[]) AS u(i, v, d)",
         (list(range(len(values))), [v for v, _ in values], [d for _, d in values]),
     )
-    db = tmp_path / f"fz{abs(hash(tuple(map(repr, values))))}.db"
+    db = tmp_path / f"fz{secrets.token_hex(6)}.db"  # a fresh file for every example
     target = f"sqlite:///{db}"
     nan = any(math.isnan(v) for v, _ in values)
     outside = any(not SQLITE_DAYS[0] <= d <= SQLITE_DAYS[1] for _, d in values)
@@ -553,45 +575,42 @@ def test_verify_server_checksums_agree_on_every_type(mood: PG) -> None:
         assert "server checksums" in report.summary()
 
 
-def test_verify_catches_a_value_the_reader_changed(pg: PG) -> None:
-    """The copy path that corrupts (the guard taken away, as before this change): connectorx
-    turns infinity into 262142-12-31. The reader's own checksums agree with the target (it
-    reads the same wrong value again); the servers' checksums do not."""
+@pytest.mark.parametrize("at", [5, 2222], ids=["in-the-sample", "later"])
+def test_verify_catches_a_value_the_reader_changed(
+    pg: PG, monkeypatch: pytest.MonkeyPatch, at: int
+) -> None:
+    """The copy path that corrupts (no guards, as before them): connectorx turns infinity into
+    262142-12-31. The reader would read the same wrong value again; the servers' checksums
+    tell. verify still reports when the reader now refuses the value, in the sample its
+    preflight reads (reader checks skipped) or in a chunk (that chunk's read_error)."""
+    import arrowmapper.types as types
+
     pg.execute(
-        "CREATE TABLE src AS SELECT g AS id, TIMESTAMP '2024-01-01' + g * INTERVAL '1 hour' AS ts "
-        "FROM generate_series(1, 3000) g"
+        f"CREATE TABLE src AS SELECT g AS id, CASE WHEN g = {at} THEN 'infinity' ELSE "
+        "TIMESTAMP '2024-01-01' + g * INTERVAL '1 hour' END AS ts FROM generate_series(1, 3000) g"
     )
-    pg.execute("UPDATE src SET ts = 'infinity' WHERE id = 2222")
-    prepared = prepare(
-        pg.uri,
-        pg.t("src"),
-        pg.uri,
-        "dst",
-        schema=pg.schema,
-        key="id",
-        strategy="key",
-        chunk_size=1000,
-        job_id="corrupt",
-    )
-    spec = prepared.spec
-    assert spec.layout is not None
-    unguarded = tuple(dataclasses.replace(c, guard=None) for c in spec.layout.columns)
-    spec = dataclasses.replace(
-        spec, in_process=True, layout=dataclasses.replace(spec.layout, columns=unguarded)
-    )
-    assert run_prepared(spec).success
-    assert pg.scalar("SELECT ts::text FROM dst WHERE id = 2222") == "262142-12-31 23:59:59.999999"
+    sampled = pg.scalar("SELECT bool_or(NOT isfinite(ts)) FROM (SELECT ts FROM src LIMIT 1000) s")
+    assert sampled == (at < 1000)  # the preflight reads the first 1,000 rows
+    with monkeypatch.context() as unguarded:
+        unguarded.setattr(types, "_GUARDS", {})
+        result = _copy(
+            pg, pg.t("src"), "dst", strategy="key", key="id", chunk_size=1000, job_id="corrupt"
+        )
+    assert result.success
+    assert pg.scalar(f"SELECT ts::text FROM dst WHERE id = {at}") == "262142-12-31 23:59:59.999999"
 
     report = am.verify(pg.uri, pg.uri, "corrupt", schema=pg.schema)
-    assert not report.ok
+    assert not report.ok and SERVER in report.checks_done
     bad = [c for c in report.checks if not c.ok]
     assert len(bad) == 1, report.summary()
     check = bad[0]
     assert check.server_source_checksum != check.server_target_checksum
     assert check.target_rows == check.source_rows == check.rows_written
-    problems = "; ".join(check.problems)
-    assert "source server's checksum" in problems
-    assert "holds infinity" in problems  # the reader now refuses the value it once changed
+    assert "source server's checksum" in "; ".join(check.problems)
+    if at < 1000:
+        assert any("reader checksums" in s and "holds infinity" in s for s in report.checks_skipped)
+    else:  # the reader now refuses the value it once changed
+        assert check.read_error and "holds infinity" in check.read_error
     assert "server checksums" in report.summary()
 
 
