@@ -212,6 +212,7 @@ def fit_workers(src: Endpoint, dst: Endpoint, workers: int) -> tuple[int, list[s
                 f"{max(free, 0)} are free (max_connections, reserved slots and the role's "
                 "connection limit counted); close idle sessions or raise the limit",
                 transient=False,
+                kind="connection_limit",
             )
         if free // per_worker < fit:
             fit = free // per_worker
@@ -361,7 +362,21 @@ def prepare(
                 f"target table {ref.display} already exists and mode='create' refuses it; "
                 "use mode='append', 'replace', 'truncate' or 'merge', or drop the table"
             )
+        if record is not None and not exists and mode != "replace":
+            lost = tgt.committed(job_id)
+            if lost:
+                raise ConfigError(
+                    f"cannot resume job {job_id!r}: its target table {ref.display} no longer "
+                    f"exists, and with it {len(lost)} committed chunks; run the job again with "
+                    "a new job_id"
+                )
         merge_key = _merge_key(tgt, exists, key, out_schema, ref) if mode == "merge" else ()
+        if exists:
+            # what can be refused on the existing table is refused before anything is created
+            # or emptied (truncate empties the table when it claims the job)
+            _check_compatible(sample, out_schema, _write_layout(tgt, out_schema, ()).schema, ref)
+            if mode in ("replace", "truncate"):
+                tgt.check_can_empty(mode)
         tgt.ensure_ledger()
         if record is None:
             if mode == "truncate" and exists:
@@ -412,7 +427,18 @@ def prepare(
                     "again since the job started, so the chunks its ledger lists are not in "
                     "it; run the job again with a new job_id"
                 )
-            missing = [] if mode == "merge" else load.missing_chunks(job_id)
+            missing = load.missing_chunks(job_id)
+            if mode == "merge":
+                # a later chunk's upsert may have moved some of a chunk's rows (a key in two
+                # chunks), never all of them: a chunk with none left was deleted by someone
+                moved = [m for m in missing if m[2] > 0]
+                missing = [m for m in missing if m[2] == 0]
+                if moved:
+                    notes.append(
+                        f"resuming merge job {job_id!r}: {len(moved)} committed chunks hold "
+                        "fewer rows than they wrote (later upserts of the same keys, or rows "
+                        "deleted since)"
+                    )
             if missing:
                 shown = "; ".join(f"chunk {c}: {w} committed, {h} found" for c, w, h in missing[:5])
                 raise ConfigError(

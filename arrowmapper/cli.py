@@ -346,14 +346,12 @@ class _RustPanicFilter:
             return
         with contextlib.suppress(Exception):
             sys.stderr.flush()
-        replaced, sys.stderr = sys.stderr, self.saved_stderr
+        # the replacement stays open: logging's handler may still hold it until exit
+        sys.stderr = self.saved_stderr
         os.dup2(self.terminal, 2)  # this process writes to the terminal again
         self.closing.set()
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop copying
             self.thread.join(timeout=2)
-        with contextlib.suppress(Exception):
-            replaced.close()
-        os.close(self.terminal)
 
 
 def _error(exc: BaseException, debug: bool = False) -> None:

@@ -37,6 +37,7 @@ from .config import (
     DEFAULT_MIN_ROWS_FOR_PARALLEL,
     RetryConfig,
     Settings,
+    check_reachable,
     check_table_name,
     parse_uri,
     resolve_settings,
@@ -390,6 +391,7 @@ class ParallelProcessor:
         key = key or params.get("key") or (cc.key_column if cc else None)
         parallel = settings.parallel_enabled
         if parallel and settings.min_rows_for_parallel > 0:
+            check_reachable(src, "source")  # in seconds, not after connectorx's 30 s of retries
             rows = _estimate_rows(SourceProbe(src, source_sql))
             parallel = rows >= settings.min_rows_for_parallel
             if not parallel:

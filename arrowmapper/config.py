@@ -22,7 +22,6 @@ from .errors import (
     TargetError,
     error_info,
     redact,
-    remember_secret,
     userinfo_end,
 )
 from .sql import quote_ident as quote_ident  # names live in sql.py; re-exported for callers
@@ -213,15 +212,14 @@ _DRIVER_SCHEMES: dict[str, str] = {
 
 def _requoted_userinfo(rest: str) -> str:
     """``user:password@host/db...`` (what follows ``scheme://``) with the user and password
-    percent-encoded exactly once, the password remembered for redaction (the userinfo ends
-    where :func:`~arrowmapper.errors.userinfo_end` says)."""
+    percent-encoded exactly once (the userinfo ends where
+    :func:`~arrowmapper.errors.userinfo_end` says)."""
     at = userinfo_end(rest)
     if at < 0:
         return rest
     userinfo, hostpart = rest[:at], rest[at + 1 :]
     user, colon, password = userinfo.partition(":")
     user, password = unquote(user), unquote(password)
-    remember_secret(password)
     auth = quote(user, safe="")
     if colon:
         auth += ":" + quote(password, safe="")

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
-from urllib.parse import quote
 
 if TYPE_CHECKING:
     from .report import ChunkResult, JobResult
@@ -66,7 +64,7 @@ KIND_TRANSIENT: dict[ErrorKind, bool] = {
 }
 
 #: the CLI's exit code per kind; every other kind exits 1 (the job failed).
-EXIT_CODES: dict[ErrorKind, int] = {"config": 2, "connect": 3}
+EXIT_CODES: dict[ErrorKind, int] = {"config": 2, "connect": 3, "connection_limit": 3}
 EXIT_FAILED = 1
 
 
@@ -175,42 +173,22 @@ def _redact_uri(m: re.Match[str]) -> str:
     return m.group(0)[: m.start("rest") - m.start()] + f"{user}:***{rest[at:]}"
 
 
-_KV_PASSWORD = re.compile(r"(?i)(\b(?:password|passwd|pwd)\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)")
-_DEBUG_PASSWORD = re.compile(r"(password: Some\()([^)]*)(\))")
-
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-#: shorter secrets are not replaced in free text (a 3-letter password would blank every word
-#: that contains it); URIs and ``password=`` pairs are redacted whatever the length.
-MIN_SECRET_LENGTH = 4
-
-
-def remember_secret(secret: str | None) -> None:
-    """Redact ``secret`` (and its percent-encoded spelling) wherever it appears from now on,
-    in this process. :func:`~arrowmapper.config.parse_uri` calls it for every password."""
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
-        return
-    with _SECRETS_LOCK:
-        _SECRETS.update({secret, quote(secret, safe=""), quote(secret)})
+_KV_PASSWORD = re.compile(
+    r"(?i)(\b(?:password|passwd|pwd)\s*[=:]\s*)(?!Some\(\*\*\*\))('[^']*'|\"[^\"]*\"|\S+)"
+)
+_DEBUG_PASSWORD = re.compile(r'(password: Some\()("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^)]*)(\))')
 
 
 def redact(text: str) -> str:
-    """Replace every password by ``***``: in URIs, ``password=...`` pairs, driver debug
-    structs, and any password :func:`remember_secret` was told about.
+    """Replace every password by ``***``: in URIs (the userinfo ends at its last ``@``, so a
+    raw ``@`` in a password is covered), ``password=...`` pairs and driver debug structs.
 
     >>> redact("postgresql://app:s3cr@t@db:5432/shop")
     'postgresql://app:***@db:5432/shop'
     """
     text = _URI.sub(_redact_uri, text)
-    text = _KV_PASSWORD.sub(lambda m: m.group(1) + "***", text)
     text = _DEBUG_PASSWORD.sub(lambda m: m.group(1) + "***" + m.group(3), text)
-    if _SECRETS:
-        with _SECRETS_LOCK:
-            secrets = sorted(_SECRETS, key=len, reverse=True)
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-    return text
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + "***", text)
 
 
 class RedactedError(Exception):
@@ -516,7 +494,7 @@ _TEXT_RULES: tuple[tuple[str, ErrorKind, bool, str | None], ...] = (
     ),
     (r"not implemented|not supported|unsupported type", "data", False, None),
     (
-        r"(relation|column|function|operator|type|schema) .* does not exist|syntax error|"
+        r"\b(relation|column|function|operator|type|schema)\b.*\bdoes not exist|syntax error|"
         r"there is no parameter \$\d|no such (table|column|function)|permission denied|"
         r"unknown column|doesn't exist|error in your SQL syntax|is ambiguous",
         "query",
@@ -681,8 +659,9 @@ def classify(exc: BaseException) -> tuple[bool, str | None]:
 
 
 def exit_code(exc: BaseException) -> int:
-    """The CLI's exit code for an error: 2 bad usage or configuration, 3 cannot connect,
-    1 anything else (the job failed)."""
+    """The CLI's exit code for an error: 2 bad usage or configuration, 3 cannot connect (the
+    server is down, refuses the login, or has no free connection), 1 anything else (the job
+    failed)."""
     return EXIT_CODES.get(error_info(exc).kind, EXIT_FAILED)
 
 

@@ -22,9 +22,10 @@ Queries
     placeholders (``$1``, ``?``, ``%s``, ``:name``) and MySQL's executable comments. Where the
     server's reading depends on a setting (``standard_conforming_strings``, MySQL's
     ``NO_BACKSLASH_ESCAPES``), the query is lexed both ways and must pass both; where the
-    servers differ in a way that only matters for refusing (a ``--`` comment ends at ``\\n``
-    or ``\\r``), the lexer takes the reading that sees more code. A trailing ``;`` or comment
-    is dropped, so the query can be wrapped.
+    servers differ (a ``--`` comment ends at ``\\n`` or ``\\r`` on PostgreSQL, at ``\\n``
+    only on MySQL and SQLite; MySQL's ``--`` needs a space or control character after it),
+    the lexer follows each server's own rule exactly. A trailing ``;`` or comment is dropped,
+    so the query can be wrapped.
 
     :func:`nondeterministic` says why a query may return other rows when it runs again (a
     ``LIMIT``/``OFFSET``/``FETCH FIRST``/``TOP`` anywhere, a volatile function such as
@@ -228,6 +229,7 @@ class Token:
 
 
 _SPACE = " \t\n\r\f\v"
+_NEWLINE = re.compile("\n")
 _EOL = re.compile(r"[\n\r]")
 
 
@@ -273,15 +275,22 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             continue
         # line comments
         if (c == "-" and nxt == "-") or (c == "#" and dialect == "mysql"):
-            if c == "-" and dialect == "mysql" and i + 2 < n and ord(sql[i + 2]) > 32:
-                # MySQL: "--" starts a comment only when a space or control character follows
+            if (
+                c == "-"
+                and dialect == "mysql"
+                and i + 2 < n
+                and ord(sql[i + 2]) > 32
+                and sql[i + 2] != "\x7f"
+            ):
+                # MySQL: "--" starts a comment only when a space or a control character
+                # (DEL included) follows
                 out.append(Token("op", c, i))
                 i += 1
                 continue
-            # ends at a newline or a carriage return, whichever comes first: PostgreSQL ends
-            # it at either, and a lexer that saw a longer comment than the server could miss
-            # a ';' (seeing a shorter one only ever refuses more)
-            m = _EOL.search(sql, i)
+            # where it ends is each server's own rule, exactly: a lexer that ends it anywhere
+            # else can be shown a string the server reads as code. PostgreSQL ends it at a
+            # newline or a carriage return, MySQL/MariaDB and SQLite at a newline only
+            m = (_EOL if dialect == "postgresql" else _NEWLINE).search(sql, i)
             i = m.start() if m else n
             out.append(Token("comment", sql[start:i], start))
             continue
@@ -655,6 +664,13 @@ def nondeterministic(query: str, dialect: str) -> str | None:
             if dialect == "sqlite" and date_calls and t.text[1:-1].strip().lower() == "now":
                 return f"it calls {sorted(date_calls)[0]}() with 'now', the time the query runs"
             continue
+        if t.kind == "qident" and nxt is not None and nxt.text == "(":
+            name = t.text[1:-1]  # "now"() calls now() on every server
+            # PostgreSQL's quoted names keep their case ("NOW" is another function)
+            if name.lower() in VOLATILE_FUNCTIONS and (
+                dialect != "postgresql" or name == name.lower()
+            ):
+                return f"it calls {t.text}(), which returns something else each time"
         if t.kind != "word":
             continue
         w = t.text.lower()

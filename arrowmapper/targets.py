@@ -22,7 +22,7 @@ from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
-from .sql import derived_name
+from .sql import derived_name, same_name
 from .types import (
     WriteLayout,
     check_sqlite_values,
@@ -389,7 +389,8 @@ class Target:
     def table_exists(self) -> bool:
         if self.ref.dialect == "sqlite":
             rows = self._exec(
-                f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {_lit(self.ref.table)}"
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                f"{_lit(self.ref.table)} COLLATE NOCASE"  # SQLite ignores ASCII case in names
             )
         else:
             rows = self._exec(f"SELECT to_regclass({_lit(self.ref.qualified())}) IS NOT NULL")
@@ -533,6 +534,37 @@ class Target:
         self._exec(sql)
         self.conn.commit()
 
+    def check_can_empty(self, mode: str) -> None:
+        """Refuse, before any row moves, a ``replace`` or ``truncate`` that could not empty
+        this table without touching another: a foreign key pointing at it that would cascade
+        (ON DELETE CASCADE / SET NULL / SET DEFAULT changes the other table's rows), or one
+        with rows that reference it (the emptying would fail after every chunk loaded)."""
+        if self.ref.dialect == "sqlite":
+            return  # ADBC's SQLite connections do not enforce foreign keys
+        rows = self._read(
+            "SELECT c.conname::text, c.conrelid::regclass::text, c.confdeltype::text, "
+            "array_to_string(ARRAY(SELECT quote_ident(a.attname) FROM unnest(c.conkey) k(n) "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), ',') "
+            "FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid <> c.confrelid "
+            f"AND c.confrelid = to_regclass({_lit(self.ref.qualified())})"
+        )
+        actions = {"c": "ON DELETE CASCADE", "n": "ON DELETE SET NULL", "d": "ON DELETE SET DEFAULT"}
+        for name, child, action, cols in rows:
+            if action in actions:
+                raise ConfigError(
+                    f"{self.ref.display} is referenced by foreign key {name} of {child} "
+                    f"({actions[action]}): mode={mode!r} empties {self.ref.display}, which "
+                    f"would change or delete rows of {child}; use mode='merge' or 'append', or "
+                    "drop or alter the constraint first"
+                )
+            where = " AND ".join(f"{c} IS NOT NULL" for c in str(cols).split(","))
+            if self._read(f"SELECT EXISTS (SELECT 1 FROM {child} WHERE {where})")[0][0]:
+                raise ConfigError(
+                    f"{self.ref.display} is referenced by foreign key {name} of {child}, which "
+                    f"has rows pointing at it: mode={mode!r} cannot empty {self.ref.display}; "
+                    "use mode='merge' or 'append', or empty the referencing rows first"
+                )
+
     def _referenced(self) -> bool:
         """Whether a foreign key elsewhere points at this table (TRUNCATE would refuse)."""
         if self.ref.dialect == "sqlite":
@@ -621,6 +653,7 @@ class Target:
                 return False
             self._check_stage(stage, job_id)
             if existed:
+                self.check_can_empty("replace")  # a constraint added while the job ran
                 cols = ", ".join(quote_ident(c, d) for c in columns)
                 if d != "sqlite":
                     self._exec(f"LOCK TABLE {self.ref.qualified()} IN ACCESS EXCLUSIVE MODE")
@@ -672,7 +705,7 @@ class Target:
         itself, or one that lacks rows the ledger says were committed."""
         d = self.ref.dialect
         if d == "sqlite":
-            same = stage.table.casefold() == self.ref.table.casefold()
+            same = same_name(stage.table, self.ref.table, d)
         else:
             rows = self._exec(
                 f"SELECT to_regclass({_lit(stage.qualified())})::oid = "

@@ -320,3 +320,97 @@ def test_verify_after_a_replace_checks_the_swapped_table(pg: PG, existed: bool) 
     pg.execute("UPDATE dst SET label = 'changed' WHERE id = 1234")
     report = am.verify(pg.uri, pg.uri, "rv-1", schema=pg.schema)
     assert not report.ok
+
+
+# --------------------------------------------------------------------------- found by review
+
+
+@pytest.mark.parametrize("mode", ["truncate", "replace"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT id, label, 1 AS extra FROM {src}",  # a column the target lacks
+        "SELECT label AS id, id AS label FROM {src}",  # text into an int column
+    ],
+)
+def test_a_refused_truncate_or_replace_empties_nothing(pg: PG, mode: str, query: str) -> None:
+    src = _source(pg, 1000)
+    pg.execute("CREATE TABLE dst (id int, label text)")
+    pg.execute("INSERT INTO dst SELECT g, 'precious' FROM generate_series(1, 100) g")
+    with pytest.raises(am.ArrowMapperError):
+        _run(pg, query.format(src=src), "dst", mode=mode, job_id="refused")
+    assert pg.scalar("SELECT count(*) FROM dst WHERE label = 'precious'") == 100
+    assert _stages(pg) == []
+
+
+@pytest.mark.parametrize("mode", ["truncate", "replace"])
+@pytest.mark.parametrize("action", ["CASCADE", "SET NULL", "NO ACTION"])
+def test_emptying_a_referenced_table_is_refused_before_loading(
+    pg: PG, mode: str, action: str
+) -> None:
+    src = _source(pg, 2000)
+    pg.execute("CREATE TABLE parent (id int PRIMARY KEY, label text)")
+    pg.execute("INSERT INTO parent SELECT g, 'old' FROM generate_series(1, 100) g")
+    pg.execute(
+        f"CREATE TABLE child (cid serial PRIMARY KEY, pid int REFERENCES parent ON DELETE {action})"
+    )
+    pg.execute("INSERT INTO child (pid) SELECT g FROM generate_series(1, 50) g")
+    with pytest.raises(am.ConfigError, match="referenced by foreign key"):
+        _run(pg, src, "parent", mode=mode, job_id="fk")
+    assert pg.scalar("SELECT count(*) FROM child WHERE pid IS NOT NULL") == 50
+    assert pg.scalar("SELECT count(*) FROM parent WHERE label = 'old'") == 100
+    assert _stages(pg) == []
+    # with no referencing rows left, a plain constraint does not stand in the way
+    if action == "NO ACTION":
+        pg.execute("DELETE FROM child")
+        assert _run(pg, src, "parent", mode=mode, job_id="fk-2").success
+        pg.assert_same_rows(src, pg.t("parent"))
+
+
+def test_merge_resume_refuses_a_target_that_lost_chunks(pg: PG) -> None:
+    src = _source(pg, 8000)
+    pg.execute("CREATE TABLE dst (id int PRIMARY KEY, label text)")
+    _failed_job(pg, src, "mg-1", mode="merge")
+    pg.execute("DELETE FROM dst WHERE id <= 3000")
+    with pytest.raises(am.ConfigError, match="no longer holds rows"):
+        _run(
+            pg,
+            src,
+            "dst",
+            job_id="mg-1",
+            mode="merge",
+            resume=True,
+            transform="tests.helpers:fail_on_id",
+        )
+
+
+def test_resume_when_the_target_was_dropped_creates_nothing(pg: PG) -> None:
+    src = _source(pg, 8000)
+    _failed_job(pg, src, "gone-1")
+    pg.execute("DROP TABLE dst")
+    with pytest.raises(am.ConfigError, match="no longer exists"):
+        _run(pg, src, "dst", job_id="gone-1", resume=True, transform="tests.helpers:fail_on_id")
+    assert pg.scalar(f"SELECT to_regclass('{pg.schema}.dst') IS NULL")
+
+
+@pytest.mark.parametrize("mode", ["replace", "append", "create"])
+def test_sqlite_names_are_compared_as_sqlite_compares_them(
+    pg: PG, tmp_path: Path, mode: str
+) -> None:
+    src = _source(pg, 3000)
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE dst (id INTEGER, label TEXT)")
+        conn.execute("INSERT INTO dst VALUES (1, 'old')")
+    target = f"sqlite://{db}"
+    if mode == "create":
+        with pytest.raises(am.TargetError, match="already exists"):
+            am.map_query(pg.uri, src, target, "DST", mode=mode, job_id="sq-case")
+        return
+    r = am.map_query(pg.uri, src, target, "DST", mode=mode, key="id", job_id="sq-case")
+    assert r.success
+    with sqlite3.connect(db) as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        n = conn.execute("SELECT count(*) FROM dst").fetchone()[0]
+    assert not [t for t in tables if "__am_" in t]
+    assert n == (3000 if mode == "replace" else 3001)

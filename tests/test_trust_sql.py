@@ -93,6 +93,29 @@ def test_statement_boundaries_follow_the_server(query: str, dialect: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("query", "dialect"),
+    [
+        # MySQL and SQLite end a line comment at \n only: the \r does not end it, so the
+        # quote after it is comment, not the start of a string hiding the UNION
+        ("SELECT 1 AS a -- \r' \n UNION SELECT 2 AS a -- '", "mysql"),
+        ("SELECT 1 AS a -- \r' \n UNION SELECT 2 AS a -- '", "sqlite"),
+        ("SELECT 1 AS a #\r' \n UNION SELECT 2 AS a -- '", "mysql"),
+        # MySQL: '--' then DEL (a control character) starts a comment
+        ("SELECT 1 AS a --\x7f' \n UNION SELECT 2 AS a -- '", "mysql"),
+    ],
+)
+def test_line_comments_end_where_the_server_ends_them(query: str, dialect: str) -> None:
+    """Found by review: the lexer ended comments at \r on every dialect, so a quote after it
+    opened a 'string' that hid code the server runs (MariaDB and SQLite returned 2 rows)."""
+    from arrowmapper.sql import tokenize
+
+    words = [t.text.upper() for t in tokenize(query, dialect) if t.kind == "word"]
+    assert "UNION" in words
+    hidden = query.replace("UNION SELECT 2 AS a", "ORDER BY RAND() LIMIT 10")
+    assert nondeterministic(hidden, dialect) is not None
+
+
+@pytest.mark.parametrize(
     ("query", "dialect", "clean"),
     [
         ("SELECT * FROM t -- all rows", "postgresql", "SELECT * FROM t"),
@@ -237,6 +260,7 @@ def test_derived_names_fit_and_never_collide(base: str, tag: str, dialect: str) 
         "SELECT * FROM t TABLESAMPLE SYSTEM (10)",
         "SELECT * FROM t WHERE d < 'today'::date",
         "SELECT * FROM (SELECT * FROM t LIMIT 5) AS s",
+        'SELECT *, "now"() AS t FROM t',  # a quoted call is the same call (found by review)
     ],
 )
 def test_nondeterministic_queries_are_recognised(query: str) -> None:
