@@ -258,6 +258,7 @@ def prepare(
     _check_query(query, source)
     target_dialect = parse_uri(target, "target").dialect
     validate_identifier(table, "table", target_dialect)
+    check_table_name(table)
     if schema is not None:
         validate_identifier(schema, "schema", target_dialect)
     if retry is not None and not isinstance(retry, RetryConfig):
@@ -360,7 +361,9 @@ def prepare(
         if exists and mode == "create" and record is None:
             raise TargetError(
                 f"target table {ref.display} already exists and mode='create' refuses it; "
-                "use mode='append', 'replace', 'truncate' or 'merge', or drop the table"
+                "use mode='append', 'replace', 'truncate' or 'merge', or drop the table",
+                transient=False,
+                kind="config",
             )
         if record is not None and not exists and mode != "replace":
             lost = tgt.committed(job_id)

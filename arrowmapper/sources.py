@@ -336,10 +336,16 @@ class SnapshotReader:
             for batch in cur.fetch_record_batch():
                 yield _plain(batch)
             cur.execute("COMMIT")
-        except BaseException:
+        except PASS_THROUGH:
             with contextlib.suppress(Exception):
                 cur.execute("ROLLBACK")
             raise
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                cur.execute("ROLLBACK")
+            raise translate(
+                exc, SourceError, f"the source {self.endpoint.redacted} failed reading the snapshot"
+            ) from exc
         finally:
             with contextlib.suppress(Exception):
                 cur.close()

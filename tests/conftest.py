@@ -126,3 +126,52 @@ def with_userinfo(uri: str, user: str, password: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class MariaDB:
+    """A fresh MariaDB/MySQL database for one test: its URI and the ``mysql`` client for it."""
+
+    uri: str
+    cli: list[str]
+
+    def execute(self, sql: str) -> str:
+        """Run SQL with the ``mysql`` client (batch mode); return what it printed."""
+        import subprocess
+
+        done = subprocess.run([*self.cli, "-e", sql], check=True, capture_output=True, text=True)
+        return done.stdout
+
+
+@pytest.fixture
+def mariadb() -> Iterator[MariaDB]:
+    """``ARROWMAPPER_TEST_MYSQL`` or the local server on 127.0.0.1:3306 (root, no password);
+    skipped when neither answers, failed instead under ``ARROWMAPPER_REQUIRE_DB=1``."""
+    import shutil
+    import socket
+    import subprocess
+    from urllib.parse import urlsplit
+
+    base = os.environ.get("ARROWMAPPER_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+    parts = urlsplit(base)
+    missing = None
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 3306), 2).close()
+    except OSError:
+        missing = "no MariaDB/MySQL server answers"
+    if missing is None and not shutil.which("mysql"):
+        missing = "no mysql client for the set-up"
+    if missing is not None:
+        if REQUIRE_DB:
+            pytest.fail(f"{missing} (ARROWMAPPER_REQUIRE_DB is set)")
+        pytest.skip(missing)
+    cli = ["mysql", "-h", parts.hostname or "127.0.0.1", "-P", str(parts.port or 3306)]
+    cli += ["-u", parts.username or "root", "-N", "-B", "--default-character-set=utf8mb4"]
+    if parts.password:
+        cli.append(f"-p{parts.password}")
+    db = "am_" + secrets.token_hex(4)
+    subprocess.run([*cli, "-e", f"CREATE DATABASE {db}"], check=True)
+    try:
+        yield MariaDB(f"{parts.scheme}://{parts.netloc}/{db}", [*cli, "-D", db])
+    finally:
+        subprocess.run([*cli, "-e", f"DROP DATABASE {db}"], check=True)

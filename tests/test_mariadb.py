@@ -6,47 +6,21 @@ the ``mysql`` client for set-up; skipped when neither is there (PostgreSQL is th
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import socket
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 import arrowmapper as am
-from tests.conftest import PG
+from tests.conftest import PG, MariaDB
 
 
 @pytest.fixture
-def mysql_db() -> Iterator[str]:
-    base = os.environ.get("ARROWMAPPER_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
-    parts = urlsplit(base)
-    try:
-        socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or 3306), timeout=2
-        ).close()
-    except OSError:
-        pytest.skip("no MariaDB/MySQL server answers")
-    if not shutil.which("mysql"):
-        pytest.skip("no mysql client for the set-up")
-    db = "am_" + secrets.token_hex(4)
-    cli = [
-        "mysql",
-        "-h",
-        parts.hostname or "127.0.0.1",
-        "-P",
-        str(parts.port or 3306),
-        "-u",
-        parts.username or "root",
-    ]
-    if parts.password:
-        cli.append(f"-p{parts.password}")
-    subprocess.run([*cli, "-e", f"CREATE DATABASE {db}"], check=True)
+def mysql_db(mariadb: MariaDB) -> str:
+    """The shared MariaDB fixture with a 30,000-row ``src`` table (MariaDB's sequence engine)."""
+    db = mariadb.uri.rsplit("/", 1)[1]
     setup = f"""
         CREATE TABLE {db}.src (id INT PRIMARY KEY, name VARCHAR(20), d DATE, n INT NULL);
         INSERT INTO {db}.src
@@ -54,13 +28,11 @@ def mysql_db() -> Iterator[str]:
                IF(seq % 5 = 0, NULL, seq % 17)
         FROM seq_1_to_30000;
     """
-    if subprocess.run([*cli, "-D", db, "-e", setup]).returncode != 0:
-        subprocess.run([*cli, "-e", f"DROP DATABASE {db}"])
-        pytest.skip("the server has no seq_1_to_N tables (MariaDB's sequence engine)")
     try:
-        yield f"{parts.scheme}://{parts.netloc}/{db}"
-    finally:
-        subprocess.run([*cli, "-e", f"DROP DATABASE {db}"], check=True)
+        mariadb.execute(setup)
+    except subprocess.CalledProcessError:
+        pytest.skip("the server has no seq_1_to_N tables (MariaDB's sequence engine)")
+    return mariadb.uri
 
 
 @pytest.mark.parametrize(("strategy", "key"), [("quantile", "n"), ("key", "d"), ("offset", "id")])

@@ -11,9 +11,7 @@ import json
 import os
 import pickle
 import secrets
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +41,7 @@ from arrowmapper.errors import (
     redact,
     scrub,
 )
-from tests.conftest import PG, with_userinfo
+from tests.conftest import PG, MariaDB, with_userinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -339,7 +337,8 @@ def test_our_errors_inherit_the_kind_of_what_they_wrap_and_map_to_exit_codes() -
 def test_no_message_text_decides_anything_outside_errors_py() -> None:
     cli = (ROOT / "arrowmapper" / "cli.py").read_text()
     coordinator = (ROOT / "arrowmapper" / "coordinator.py").read_text()
-    assert '"cannot connect" in' not in cli
+    api_py = (ROOT / "arrowmapper" / "api.py").read_text()
+    assert '"cannot connect" in' not in cli and '"too many connections" in' not in api_py
     assert 'startswith("VerificationError")' not in coordinator
     assert "too many connections" not in coordinator.lower()
 
@@ -505,37 +504,13 @@ def test_sqlite_mixed_types_and_bad_utf8_are_source_errors(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def mysql_uri() -> Iterator[str]:
-    base = os.environ.get("ARROWMAPPER_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
-    parts = urlsplit(base)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 3306), 2).close()
-    except OSError:
-        pytest.skip("no MariaDB/MySQL server answers")
-    if not shutil.which("mysql"):
-        pytest.skip("no mysql client for the set-up")
-    cli = [
-        "mysql",
-        "-h",
-        parts.hostname or "127.0.0.1",
-        "-P",
-        str(parts.port or 3306),
-        "-u",
-        parts.username or "root",
-    ]
-    if parts.password:
-        cli.append(f"-p{parts.password}")
-    db = "am_" + secrets.token_hex(4)
-    setup = (
-        f"CREATE DATABASE {db}; SET SESSION sql_mode = ''; "
-        f"CREATE TABLE {db}.z (id INT, d DATE, t TIME); "
-        f"INSERT INTO {db}.z VALUES (1, '0000-00-00', '-01:00:00'), (2, '2020-01-01', '01:00:00');"
+def mysql_uri(mariadb: MariaDB) -> str:
+    """A MariaDB database with zero dates and a negative TIME (sql_mode off to insert them)."""
+    mariadb.execute(
+        "SET SESSION sql_mode = ''; CREATE TABLE z (id INT, d DATE, t TIME); "
+        "INSERT INTO z VALUES (1, '0000-00-00', '-01:00:00'), (2, '2020-01-01', '01:00:00');"
     )
-    subprocess.run([*cli, "-e", setup], check=True)
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + db
-    finally:
-        subprocess.run([*cli, "-e", f"DROP DATABASE {db}"], check=True)
+    return mariadb.uri
 
 
 def test_mariadb_zero_dates_and_negative_times_are_source_errors(
@@ -817,7 +792,10 @@ def test_exit_code_three_when_the_server_refuses_or_is_not_there(pg: PG) -> None
 
 
 @pytest.mark.fault
-def test_ctrl_c_exits_130_and_leaves_no_worker(pg: PG) -> None:
+@pytest.mark.parametrize("to", ["group", "coordinator"])
+def test_ctrl_c_exits_130_and_leaves_no_worker(pg: PG, to: str) -> None:
+    """Ctrl-C in a terminal signals the whole process group; ``kill -INT`` only the
+    coordinator. Either way: exit code 130 at once, no worker left, whole chunks only."""
     pg.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 40000) g")
     app = "am_ctrl_c_" + secrets.token_hex(4)  # the workers' target sessions, to watch them
     target = pg.uri + ("&" if "?" in pg.uri else "?") + f"application_name={app}"
@@ -870,13 +848,18 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(pg: PG) -> None:
         assert proc.poll() is None, proc.communicate()[1]
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        else:
+            os.kill(proc.pid, signal.SIGINT)
+        interrupted = time.monotonic()
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, err
+    assert time.monotonic() - interrupted < 10  # not after the chunks in flight finish
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.pid for p in alive]

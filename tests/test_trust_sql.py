@@ -9,16 +9,11 @@ finding is reproduced against real PostgreSQL, SQLite and MariaDB where it appli
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -38,7 +33,7 @@ from arrowmapper.sql import (
     server_name,
     validate_identifier,
 )
-from tests.conftest import PG
+from tests.conftest import PG, MariaDB
 
 DIALECTS = ("postgresql", "mysql", "sqlite")
 SMUGGLE = "SELECT 1 AS a) AS x; UPDATE victim SET v = v + 1; SELECT * FROM (SELECT 1 AS a"
@@ -529,28 +524,9 @@ def test_sqlite_source_one_statement_comments_and_randomness(
 
 
 @pytest.fixture
-def mysql_db() -> Iterator[tuple[str, list[str]]]:
+def mysql_db(mariadb: MariaDB) -> tuple[str, list[str]]:
     """A fresh MariaDB database: (URI, mysql client command for it)."""
-    base = os.environ.get("ARROWMAPPER_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
-    parts = urlsplit(base)
-    try:
-        socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or 3306), timeout=2
-        ).close()
-    except OSError:
-        pytest.skip("no MariaDB/MySQL server answers")
-    if not shutil.which("mysql"):
-        pytest.skip("no mysql client for the set-up")
-    cli = ["mysql", "-h", parts.hostname or "127.0.0.1", "-P", str(parts.port or 3306)]
-    cli += ["-u", parts.username or "root", "-N", "-B"]
-    if parts.password:
-        cli.append(f"-p{parts.password}")
-    db = "am_" + secrets.token_hex(4)
-    subprocess.run([*cli, "-e", f"CREATE DATABASE {db}"], check=True)
-    try:
-        yield f"{parts.scheme}://{parts.netloc}/{db}", [*cli, "-D", db]
-    finally:
-        subprocess.run([*cli, "-e", f"DROP DATABASE {db}"], check=True)
+    return mariadb.uri, mariadb.cli
 
 
 def _my(cli: list[str], sql: str) -> str:
