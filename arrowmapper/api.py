@@ -416,7 +416,7 @@ def prepare(
         elif not exists:
             _create(tgt, out_schema, read_schema, layout, merge_key, notes)
             log.info("created table %s", ref.display)
-        write = _write_layout(load, out_schema, merge_key)
+        write = _write_layout(load, out_schema, merge_key, layout.session)
         _check_compatible(sample, out_schema, write.schema, load_ref)
         identity = load.table_identity()
         if record is None:
@@ -647,7 +647,14 @@ def _created_columns(
     return columns
 
 
-def _write_layout(load: Target, out_schema: pa.Schema, merge_key: tuple[str, ...]) -> WriteLayout:
+def _write_layout(
+    load: Target,
+    out_schema: pa.Schema,
+    merge_key: tuple[str, ...],
+    session: tuple[tuple[str, str], ...] = (),
+) -> WriteLayout:
+    """How chunks are written into ``load``; ``session``: the settings the source renders
+    text-read values under (the target parses them under the same)."""
     d = load.ref.dialect
     adbc = load.arrow_schema()
     storage = storage_schema(out_schema, d)
@@ -656,7 +663,7 @@ def _write_layout(load: Target, out_schema: pa.Schema, merge_key: tuple[str, ...
         layout = target_layout(d, adbc, pg_cols, out_schema, storage)
     except TargetError as exc:
         raise TargetError(f"incompatible target table {load.ref.display}: {exc}") from None
-    return dataclasses.replace(layout, merge_key=merge_key)
+    return dataclasses.replace(layout, merge_key=merge_key, session=session)
 
 
 def _stored_plan(tgt: Target, job_id: str) -> tuple[str, str] | None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from .config import Endpoint
 from .errors import PASS_THROUGH, ConfigError, PlanError, SourceError, error_info, translate
 from .plan import source_sql
-from .sql import bare_table, quote_ident, string_literal
+from .sql import bare_table, pg_source_session, quote_ident, string_literal
 
 
 def timeout_statement(dialect: str, seconds: float | None) -> str | None:
@@ -42,7 +42,10 @@ def read_arrow(
     import connectorx as cx
 
     kwargs: dict[str, Any] = {}
-    pre = timeout_statement(endpoint.dialect, statement_timeout)
+    pre = [pg_source_session()] if endpoint.dialect == "postgresql" else []
+    timeout = timeout_statement(endpoint.dialect, statement_timeout)
+    if timeout:
+        pre.append(timeout)
     if pre:
         kwargs["pre_execution_query"] = pre
     try:
@@ -329,6 +332,7 @@ class SnapshotReader:
         try:
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot.replace(chr(39), '')}'")
+            cur.execute(pg_source_session(local=True))
             pre = timeout_statement("postgresql", statement_timeout)
             if pre:
                 cur.execute(pre.replace("SET ", "SET LOCAL ", 1))

@@ -22,7 +22,7 @@ from .checksum import Checksum, align
 from .config import Endpoint
 from .errors import ConfigError, TargetError, redact
 from .plan import quote_ident
-from .sql import derived_name, same_name
+from .sql import derived_name, same_name, session_statements
 from .types import (
     WriteLayout,
     check_sqlite_values,
@@ -1010,7 +1010,8 @@ class Target:
             checksum = digest.digest if digest is not None else None
             if digest is not None:
                 staged = set(layout.staged) if layout is not None else set()
-                self._check_written(cur, chunk_id, locator, sent, digest, staged)
+                session = layout.session if layout is not None else ()
+                self._check_written(cur, chunk_id, locator, sent, digest, staged, session)
             read = int(rows_read()) if rows_read is not None else None
             cur.execute(
                 f"UPDATE {ledger} SET rows = {counted[0]}, "
@@ -1045,6 +1046,8 @@ class Target:
             else quote_ident(c, d)
             for c in names
         )
+        for setting in session_statements(layout.session) if d != "sqlite" else []:
+            cur.execute(setting)  # parse the text as the source rendered it
         tmp = f"pg_temp.{STAGE}" if d != "sqlite" else f"temp.{STAGE}"
         sql = f"INSERT INTO {self.ref.qualified()} ({cols}) SELECT {exprs} FROM {tmp}"
         if layout.merge_key:
@@ -1093,14 +1096,23 @@ class Target:
         raise TargetError(f"unknown chunk locator {locator!r}")
 
     def read_rows(
-        self, locator: str, columns: list[str], cur: Any = None, as_text: set[str] | None = None
+        self,
+        locator: str,
+        columns: list[str],
+        cur: Any = None,
+        as_text: set[str] | None = None,
+        session: tuple[tuple[str, str], ...] = (),
     ) -> pa.Table:
         """The rows a chunk committed (or, inside its transaction, is committing); columns in
-        ``as_text`` are read as their text (what a staged cast was given)."""
+        ``as_text`` are read as their text (what a staged cast was given), rendered under the
+        source's ``session`` settings so that it compares with the source's text."""
         own = cur is None
         cur = cur or self.conn.cursor()
         d = self.ref.dialect
         try:
+            if as_text and d != "sqlite":
+                for setting in session_statements(session):
+                    cur.execute(setting)
             cols = (
                 ", ".join(
                     f"{quote_ident(c, d)}::text AS {quote_ident(c, d)}"
@@ -1128,9 +1140,10 @@ class Target:
         sent: list[pa.Schema],
         digest: Checksum,
         as_text: set[str] | None = None,
+        session: tuple[tuple[str, str], ...] = (),
     ) -> None:
         names = sent[0].names if sent else []
-        back = self.read_rows(locator, names, cur, as_text)
+        back = self.read_rows(locator, names, cur, as_text, session)
         found = Checksum()
         if sent and back.num_rows:
             found.add(align(back, sent[0]))

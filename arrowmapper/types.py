@@ -43,7 +43,7 @@ import pyarrow as pa
 from .config import Endpoint
 from .errors import SourceError, TargetError, redact
 from .plan import source_sql
-from .sql import bare_table, quote_ident, string_literal
+from .sql import PG_PINNED, bare_table, quote_ident, string_literal
 
 # connectorx reads these PostgreSQL base types exactly (by typname)
 _PG_NATIVE = {
@@ -119,11 +119,16 @@ class SourceColumn:
 
 @dataclass(frozen=True)
 class SourceLayout:
-    """How the source's columns are read; applied around every chunk query."""
+    """How the source's columns are read; applied around every chunk query.
+
+    ``session``: the settings the source renders text-read values under (its own TimeZone and
+    IntervalStyle, and the output settings every source read pins, see
+    :func:`pg_source_session`); the target parses and reads back that text under the same."""
 
     dialect: str
     columns: tuple[SourceColumn, ...] = ()
     notes: tuple[str, ...] = ()
+    session: tuple[tuple[str, str], ...] = ()
 
     @property
     def rewrites(self) -> bool:
@@ -284,9 +289,11 @@ def pg_columns_sql(regclass: str) -> str:
     )
 
 
-def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
+def _pg_describe(
+    endpoint: Endpoint, query: str
+) -> tuple[list[tuple[Any, ...]], tuple[tuple[str, str], ...]]:
     """The query's result columns as :func:`pg_columns_sql` gives them, through a temporary
-    view that is rolled back."""
+    view that is rolled back, and the session settings text is rendered under."""
     from .adbc import connect_postgresql
 
     conn = connect_postgresql(endpoint.uri)
@@ -297,9 +304,12 @@ def _pg_describe(endpoint: Endpoint, query: str) -> list[tuple[Any, ...]]:
         )
         cur.execute(pg_columns_sql("'pg_temp._am_describe'::regclass"))
         rows = [tuple(r) for r in cur.fetchall()]
+        cur.execute("SELECT current_setting('TimeZone'), current_setting('IntervalStyle')")
+        tz, style = cur.fetchall()[0]
         cur.close()
         conn.rollback()
-        return rows
+        session = (("TimeZone", str(tz)), ("IntervalStyle", str(style)), *PG_PINNED)
+        return rows, session
     finally:
         with contextlib.suppress(Exception):
             conn.close()
@@ -442,7 +452,7 @@ def describe_source(endpoint: Endpoint, query: str) -> SourceLayout:
 
     if endpoint.dialect == "postgresql":
         try:
-            rows = _pg_describe(endpoint, query)
+            rows, session = _pg_describe(endpoint, query)
         except Exception as exc:  # bad SQL is reported by the describe that follows
             text = redact(str(exc)).strip() or type(exc).__name__
             return SourceLayout(
@@ -453,7 +463,7 @@ def describe_source(endpoint: Endpoint, query: str) -> SourceLayout:
                     "using connectorx's mapping (numeric scale above 10 would be refused)",
                 ),
             )
-        return SourceLayout("postgresql", tuple(_pg_column(r) for r in rows))
+        return SourceLayout("postgresql", tuple(_pg_column(r) for r in rows), (), session)
     if endpoint.dialect in ("mysql", "sqlite"):
         schema = read_arrow(
             endpoint, f"SELECT * FROM {source_sql(query, endpoint.dialect)} LIMIT 0"
@@ -486,6 +496,7 @@ class WriteLayout:
 
     columns: tuple[TargetColumn, ...]
     merge_key: tuple[str, ...] = ()
+    session: tuple[tuple[str, str], ...] = ()  # the source's rendering (SourceLayout.session)
 
     @property
     def schema(self) -> pa.Schema:

@@ -205,7 +205,7 @@ def verify(
         if checksums:  # read and cast the source exactly as the job did
             try:
                 out_schema, _, _ = _output_schema(SourceProbe(src, plan.query, layout), spec_t)
-                write = _write_layout(tgt, out_schema, ())
+                write = _write_layout(tgt, out_schema, (), layout.session)
                 done.append(READER)
             except ArrowMapperError as exc:
                 if exc.kind != "data":
@@ -358,7 +358,9 @@ def _check_chunk(
     target_sum = None
     held = None
     if locator:
-        back = tgt.read_rows(locator, sent[0].names if sent else [], as_text=set(write.staged))
+        back = tgt.read_rows(
+            locator, sent[0].names if sent else [], as_text=set(write.staged), session=write.session
+        )
         held = back.num_rows
         found = Checksum()
         if sent and back.num_rows:

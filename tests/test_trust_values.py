@@ -637,3 +637,61 @@ def test_verify_reports_a_changed_row_and_skips_what_it_cannot_check(
         pg.uri, pg.uri, "upd", schema=pg.schema, transform="tests.helpers:slow_identity"
     )
     assert any("transform" in s for s in with_transform.checks_skipped)
+
+
+# --------------------------------------------------------------------------- session settings
+
+
+@pytest.fixture
+def odd_db(pg: PG) -> Any:
+    """A database whose sessions render text unlike the defaults (found by review: dates read
+    as text had day and month swapped, a negative interval changed sign, floats lost digits)."""
+    import psycopg
+
+    name = "am_odd_" + secrets.token_hex(4)
+    with psycopg.connect(pg.uri, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"ALTER DATABASE {name} SET DateStyle = 'SQL, DMY'")
+        conn.execute(f"ALTER DATABASE {name} SET IntervalStyle = 'sql_standard'")
+        conn.execute(f"ALTER DATABASE {name} SET extra_float_digits = 0")
+        conn.execute(f"ALTER DATABASE {name} SET TimeZone = 'Asia/Kolkata'")
+    uri = pg.uri.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield uri
+    finally:
+        with psycopg.connect(pg.uri, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+VALUES_TEXT = (
+    "SELECT 1 AS id, '{2024-02-01}'::date[] AS d, '-1 days -02:00:00'::interval AS iv, "
+    "'{0.12345678901234567}'::float8[] AS f, '{\"2024-02-01 10:00:00.5\"}'::timestamp[] AS ts, "
+    "'{\"2024-02-01 10:00:00+00\"}'::timestamptz[] AS tz, '12:30:00+02'::timetz AS tt"
+)
+
+
+@pytest.mark.parametrize("direction", ["odd source", "odd target"])
+def test_text_read_values_do_not_depend_on_session_settings(
+    pg: PG, odd_db: str, direction: str
+) -> None:
+    import psycopg
+
+    src, dst = (odd_db, pg.uri) if direction == "odd source" else (pg.uri, odd_db)
+    with psycopg.connect(src, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.vals")
+        conn.execute(f"CREATE TABLE public.vals AS {VALUES_TEXT}")
+    schema = pg.schema if dst == pg.uri else "public"
+    r = am.map_query(src, "public.vals", dst, "vals_copy", schema=schema, verify=True, workers=1)
+    assert r.success
+    iso = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'"
+    cols = "d::text, iv::text, f::text, ts::text, tz::text, tt::text"
+    with psycopg.connect(src, autocommit=True) as conn:
+        conn.execute(iso + "; SET extra_float_digits = 1")
+        want = conn.execute(f"SELECT {cols} FROM public.vals").fetchall()
+    with psycopg.connect(dst, autocommit=True) as conn:
+        conn.execute(iso + "; SET extra_float_digits = 1")
+        got = conn.execute(f"SELECT {cols} FROM {schema}.vals_copy").fetchall()
+    assert got == want
+    assert want[0][0] == "{2024-02-01}" and want[0][1] == "-1 days -02:00:00"
+    report = am.verify(src, dst, r.job_id, schema=schema)
+    assert report.ok, report.summary()
