@@ -59,7 +59,13 @@ from .targets import (
     storage_schema,
 )
 from .transform import Transformer, TransformLike, TransformSpec, normalize
-from .types import SourceLayout, WriteLayout, describe_source, target_layout
+from .types import (
+    SourceLayout,
+    WriteLayout,
+    describe_source,
+    narrowing,
+    target_layout,
+)
 
 log = logging.getLogger("arrowmapper")
 
@@ -377,7 +383,9 @@ def prepare(
         if exists:
             # what can be refused on the existing table is refused before anything is created
             # or emptied (truncate empties the table when it claims the job)
-            _check_compatible(sample, out_schema, _write_layout(tgt, out_schema, ()).schema, ref)
+            existing = _write_layout(tgt, out_schema, (), layout.session)
+            _check_compatible(sample, out_schema, existing.schema, ref)
+            _check_narrowing(existing, layout, read_schema, out_schema, ref)
             if mode in ("replace", "truncate"):
                 tgt.check_can_empty(mode)
         tgt.ensure_ledger()
@@ -418,6 +426,7 @@ def prepare(
             log.info("created table %s", ref.display)
         write = _write_layout(load, out_schema, merge_key, layout.session)
         _check_compatible(sample, out_schema, write.schema, load_ref)
+        _check_narrowing(write, layout, read_schema, out_schema, load_ref)
         identity = load.table_identity()
         if record is None:
             if identity is not None:
@@ -664,6 +673,35 @@ def _write_layout(
     except TargetError as exc:
         raise TargetError(f"incompatible target table {load.ref.display}: {exc}") from None
     return dataclasses.replace(layout, merge_key=merge_key, session=session)
+
+
+def _check_narrowing(
+    write: WriteLayout,
+    layout: SourceLayout,
+    read_schema: pa.Schema,
+    out_schema: pa.Schema,
+    ref: TableRef,
+) -> None:
+    """Refuse, before any row is written, a target column that keeps less of a value than the
+    source gives it (``timestamp(0)`` rounds fractional seconds, a cast into ``varchar(3)[]``
+    cuts): the server would change such values without an error."""
+    for col in write.columns:
+        if col.name not in out_schema.names or not col.sql_type:
+            continue
+        out = out_schema.field(col.name).type
+        src = layout.column(col.name)
+        passed = col.name in read_schema.names and read_schema.field(col.name).type == out
+        # a column the transform made has no declared precision to compare (left to the
+        # server's rounding, as an INSERT would be)
+        source_type = src.sql_type if src is not None and passed else None
+        why = narrowing(source_type, col.sql_type, col.staged)
+        if why:
+            raise ConfigError(
+                f"column {col.name!r}: the target's {col.sql_type} {why} ({source_type}), so "
+                f"values would be changed without an error; round or cut them in the query "
+                f"(e.g. date_trunc, or a cast to {col.sql_type}) if that is what you want, or "
+                f"widen the column of {ref.display}"
+            )
 
 
 def _stored_plan(tgt: Target, job_id: str) -> tuple[str, str] | None:

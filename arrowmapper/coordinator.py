@@ -288,8 +288,13 @@ class Coordinator:
         assert self.board is not None
         cid = result.chunk_id
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
+        transient = result.transient
         if result.kind == "verification" and result.error:
+            # a mismatch may be a passing fault (retried once); the same one twice is not
+            repeated = result.error in self.mismatches
             self.mismatches.append(result.error)
+            if repeated:
+                transient = False
         attempts = self.attempts[cid]
         if result.kind == "connection_limit" and self.max_active > 1:
             # the server is out of connections: run fewer chunks at once, and do not count
@@ -305,7 +310,7 @@ class Coordinator:
             self.board.move(cid, ChunkState.RETRY_WAIT)
             self.ready_at[cid] = time.monotonic() + backoff_delay(self.spec.retry, 1, self._rng)
             return
-        if should_retry(self.spec.retry, attempts, result.transient):
+        if should_retry(self.spec.retry, attempts, transient):
             delay = backoff_delay(self.spec.retry, attempts, self._rng)
             log.warning(
                 "chunk %d attempt %d failed (%s); retrying in %.2fs",
@@ -317,11 +322,7 @@ class Coordinator:
             self.board.move(cid, ChunkState.RETRY_WAIT)
             self.ready_at[cid] = time.monotonic() + delay
         else:
-            why = (
-                "terminal error"
-                if not result.transient
-                else f"out of retries ({attempts} attempts)"
-            )
+            why = "terminal error" if not transient else f"out of retries ({attempts} attempts)"
             log.error("chunk %d failed: %s (%s)", cid, result.error, why)
             self.board.move(cid, ChunkState.FAILED)
 

@@ -228,6 +228,8 @@ def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
 
 
 def _family(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):  # a Polars Categorical/Enum: its values decide
+        return _family(t.value_type)
     checks = (
         ("int", pa.types.is_integer),
         ("float", pa.types.is_floating),
@@ -267,7 +269,7 @@ _SAFE_CASTS = {
     "float": {"float"},
     "decimal": {"decimal", "float"},
     "date": {"date", "timestamp"},
-    "string": {"decimal"},  # parsed exactly, or refused (a safe cast never rounds)
+    "string": {"decimal", "float"},  # exact text (an unconstrained numeric), parsed or refused
     "timestamp": {"timestamp"},
 }
 
@@ -321,6 +323,10 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
             try:
                 if pa.types.is_float32(want):
                     column = to_float32(column, name)  # range-checked, as PostgreSQL does
+                elif pa.types.is_decimal(column.type) and pa.types.is_floating(want):
+                    # through the decimal's text: parsed to the nearest float, as PostgreSQL's
+                    # numeric -> float8 cast does (Arrow's own cast rounds twice)
+                    column = column.cast(pa.string()).cast(want)
                 else:
                     column = column.cast(want, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

@@ -654,6 +654,10 @@ def to_float32(column: pa.Array, name: str) -> pa.Array:
     """
     import pyarrow.compute as pc
 
+    if pa.types.is_decimal(column.type):
+        # through the decimal's text, parsed to the nearest float (Arrow's own decimal cast
+        # rounds twice: 393817424.487548 became 393817408, PostgreSQL says 393817440)
+        column = column.cast(pa.string())
     narrow = column.cast(pa.float32(), safe=True)
     wide = column if pa.types.is_float64(column.type) else column.cast(pa.float64(), safe=False)
     over = pc.and_(pc.is_inf(narrow), pc.invert(pc.is_inf(wide)))
@@ -717,3 +721,66 @@ def check_sqlite_values(column: pa.Array, name: str, stored: pa.DataType) -> Non
             transient=False,
             kind="data",
         )
+
+
+# --------------------------------------------------------------------------- narrower targets
+
+_FRACTIONAL = re.compile(r"^(timestamp|time|interval)\b([^(]*?)(?:\((\d+)\))?(?P<rest>[^()]*)$")
+_LENGTH = re.compile(r"^(character varying|character|bit varying|bit)(?:\((\d+)\))?$")
+_NUMERIC_MOD = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
+_INTERVAL_FIELDS = re.compile(r"\b(year|month|day|hour|minute|second)\b")
+
+
+def narrowing(source_type: str | None, target_type: str, staged: bool) -> str | None:
+    """Why a target column type keeps less of a value than the source's type, or None.
+
+    A value written into a narrower type is changed without an error: ``timestamp(0)`` and
+    ``time(0)`` round fractional seconds, ``interval hour to minute`` drops seconds; through a
+    server-side cast (``staged``: arrays and other text-read types) ``varchar(3)``, ``bit(3)``
+    and ``numeric(5,2)`` also cut or round. Types that differ otherwise are judged elsewhere.
+    """
+    if not source_type:
+        return None
+    src, dst = source_type.strip(), target_type.strip()
+    if src.endswith("[]") != dst.endswith("[]"):
+        return None
+    src, dst = src.removesuffix("[]"), dst.removesuffix("[]")
+    if src == "text":
+        src = "character varying"  # unbounded
+    fs, fd = _FRACTIONAL.match(src), _FRACTIONAL.match(dst)
+    if fs and fd and fs.group(1) == fd.group(1):
+        keep_s = int(fs.group(3)) if fs.group(3) else 6
+        keep_d = int(fd.group(3)) if fd.group(3) else 6
+        if keep_d < keep_s:
+            return f"keeps {keep_d} fractional digits of a second where the source has {keep_s}"
+        if fs.group(1) == "interval":
+            f_s = _INTERVAL_FIELDS.findall(fs.group(2) + fs.group("rest"))
+            f_d = _INTERVAL_FIELDS.findall(fd.group(2) + fd.group("rest"))
+            if f_d and f_d != f_s:
+                return f"keeps only the fields {' to '.join(f_d)} of an interval"
+        return None
+    if not staged:
+        return None  # COPY checks lengths and scales itself (an error, not a cut)
+    ls, ld = _LENGTH.match(src), _LENGTH.match(dst)
+    same_kind = ls and ld and ld.group(2) and ls.group(1).split()[0] == ld.group(1).split()[0]
+    if (
+        ls
+        and ld
+        and same_kind
+        and (
+            not ls.group(2)
+            or int(ld.group(2)) < int(ls.group(2))
+            or (ld.group(1) == "bit" and ls.group(1) == "bit varying")
+        )
+    ):
+        return f"holds {ld.group(2)} characters or bits, and a cast cuts longer values"
+    ns, nd = _NUMERIC_MOD.match(src), _NUMERIC_MOD.match(dst)
+    if (
+        ns
+        and nd
+        and nd.group(2) is not None
+        and (ns.group(2) is None or int(nd.group(2)) < int(ns.group(2)))
+    ):
+        return f"keeps {nd.group(2)} decimal places, and a cast rounds the rest"
+    return None
+

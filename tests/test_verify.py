@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 import arrowmapper as am
 from arrowmapper.checksum import Checksum
@@ -125,3 +126,31 @@ def test_sqlite_target_uses_rowid_ranges(pg: PG, tmp_path: Path) -> None:
     con.execute("DELETE FROM dst WHERE id = 4321")
     con.commit()
     assert not am.verify(pg.uri, f"sqlite://{out}", "v-lite").ok
+
+
+def test_a_mismatch_that_repeats_is_not_retried_again(pg: PG) -> None:
+    """Found by review: a mismatch that will never go away ran every retry."""
+    src = _source(pg, 4_000)
+    pg.execute("CREATE TABLE dst (id integer, s text, f numeric, d date)")
+    pg.execute("""
+        CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.id = 1234 THEN NEW.s := 'tampered'; END IF;
+          RETURN NEW;
+        END $$""")
+    pg.execute("CREATE TRIGGER tamper BEFORE INSERT ON dst FOR EACH ROW EXECUTE FUNCTION tamper()")
+    with pytest.raises(am.JobFailed) as failed:
+        am.map_query(
+            pg.uri,
+            src,
+            pg.uri,
+            "dst",
+            schema=pg.schema,
+            strategy="none",
+            workers=1,
+            verify=True,
+            retry=am.RetryConfig(max_retries=5, base_delay=0.01),
+        )
+    (bad,) = [c for c in failed.value.result.chunk_results if not c.success]
+    assert bad.attempts == 2 and "checksum" in (bad.error or "")
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
