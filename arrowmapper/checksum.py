@@ -74,6 +74,13 @@ def align(table: pa.Table, schema: pa.Schema) -> pa.Table:
             column = pa.chunked_array(
                 [c.storage for c in column.chunks], type=column.type.storage_type
             )
+        if (
+            pa.types.is_timestamp(field.type)
+            and field.type.tz is not None
+            and pa.types.is_string(column.type)
+        ):
+            # SQLite keeps a zoned timestamp as its UTC text, without an offset
+            column = column.cast(pa.timestamp(field.type.unit))
         if column.type != field.type:
             column = column.cast(field.type)
         columns.append(column)

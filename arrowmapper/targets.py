@@ -60,20 +60,48 @@ class JobRecord:
 
 
 class _AnyType(pa.ExtensionType):  # type: ignore[misc]
-    """Marks a SQLite column without a declared type: it stores whatever arrives."""
+    """Marks a SQLite column without a declared type (it stores whatever arrives), or
+    ``numeric`` one with NUMERIC affinity (it turns number-like text into a number)."""
 
-    def __init__(self) -> None:
-        super().__init__(pa.null(), "arrowmapper.any")
+    def __init__(self, numeric: bool = False) -> None:
+        self.numeric = numeric
+        super().__init__(pa.null(), "arrowmapper.numeric" if numeric else "arrowmapper.any")
 
     def __arrow_ext_serialize__(self) -> bytes:
-        return b""
+        return b"numeric" if self.numeric else b""
 
     @classmethod
     def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> _AnyType:
-        return cls()
+        return cls(serialized == b"numeric")
 
 
 _ANY = _AnyType()
+_NUMERIC_AFFINITY = _AnyType(numeric=True)
+#: SQLite keeps the first 15 significant digits of a number it converts from text (NUMERIC
+#: affinity); a decimal with more is refused rather than rounded
+_SQLITE_DIGITS = 15
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _check_sqlite_numeric(column: pa.Array, name: str) -> None:
+    """Refuse decimals a SQLite NUMERIC-affinity column would round (more than 15 digits)."""
+    import decimal
+
+    for value in column.unique().to_pylist():
+        if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
+            value = decimal.Decimal(value.strip())  # SQLite converts number-like text too
+        if not isinstance(value, decimal.Decimal) or not value.is_finite():
+            continue
+        digits = value.normalize().as_tuple().digits
+        if len(digits) > _SQLITE_DIGITS:
+            raise TargetError(
+                f"column {name!r} holds {value}, which has {len(digits)} significant digits; the "
+                "SQLite target column has NUMERIC affinity, which keeps only 15 of them (it "
+                "turns the exact text into a REAL). Declare the column TEXT to keep the exact "
+                "value, or round it in the query",
+                transient=False,
+                kind="data",
+            )
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 STAGE = "_am_chunk"  # the temporary table a staged chunk is COPYed into
@@ -309,6 +337,12 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
             arrays.append(to_json(column, name))
             fields.append(pa.field(name, want))
             continue
+        if (
+            isinstance(want, _AnyType)
+            and want.numeric
+            and (pa.types.is_decimal(column.type) or _family(column.type) == "string")
+        ):
+            _check_sqlite_numeric(column, name)
         if isinstance(want, pa.BaseExtensionType):
             want = _storage_type(column.type, dialect, name)  # e.g. numeric: the driver decides
         if dialect == "sqlite":
@@ -426,8 +460,10 @@ class Target:
                 t = pa.binary()
             elif any(x in d for x in ("REAL", "FLOA", "DOUB")):
                 t = pa.float64()
-            else:  # no declared type (or NUMERIC affinity): store what arrives
+            elif not d:  # no declared type: stores what arrives
                 t = _ANY
+            else:  # NUMERIC affinity (NUMERIC, DECIMAL, BOOLEAN, DATE, ...)
+                t = _NUMERIC_AFFINITY
             fields.append(pa.field(str(name), t))
         return pa.schema(fields)
 

@@ -153,7 +153,7 @@ class SourceLayout:
             elif self.dialect == "mysql":
                 items.append(f"CAST({q} AS CHAR) AS {q}")
             elif self.dialect == "sqlite":
-                items.append(f"CAST({q} AS TEXT) AS {q}")
+                items.append(f"{_sqlite_text(q)} AS {q}")
             else:
                 items.append(f"{q}::text AS {q}")
         return f"SELECT {', '.join(items)} FROM ({sql.strip().rstrip(';')}) AS _am_src"
@@ -194,6 +194,14 @@ class SourceLayout:
                 f"column into an unconstrained numeric column (select CAST({c} AS numeric) AS {c} "
                 "into a new table, or a numeric target column): such values travel as text and "
                 "the server parses them",
+                transient=False,
+                kind="data",
+            )
+        if pa.types.is_boolean(want):
+            return SourceError(
+                f"column {name!r}{declared} holds a value that is not a boolean (0 or 1): "
+                f"{exc}; map it in the query (e.g. CASE WHEN {_sql_name(name)} <> 0 THEN 1 "
+                "ELSE 0 END) if any non-zero value means true",
                 transient=False,
                 kind="data",
             )
@@ -383,6 +391,16 @@ def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[So
     return out
 
 
+def _sqlite_text(q: str) -> str:
+    """A SQLite value's exact text: ``CAST(x AS TEXT)`` keeps only 15 significant digits of a
+    REAL (0.30000000000000004 became 0.3), so a REAL is printed with 15 digits where they
+    give the same number back, else with the 17 that always do."""
+    return (
+        f"CASE WHEN typeof({q}) = 'real' THEN CASE WHEN CAST(printf('%!.15g', {q}) AS REAL) = "
+        f"{q} THEN printf('%!.15g', {q}) ELSE printf('%!.17g', {q}) END ELSE CAST({q} AS TEXT) END"
+    )
+
+
 def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[SourceColumn]:
     from .sources import read_arrow
 
@@ -412,6 +430,9 @@ def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[S
                 out.append(SourceColumn(f.name, decl, True, None, "numeric", None, "exact text"))
         elif upper == "JSON":
             out.append(SourceColumn(f.name, decl, False, None, "json"))
+        elif pa.types.is_boolean(f.type):
+            # connectorx reads any non-zero value as true; the text parse refuses 2 or -1
+            out.append(SourceColumn(f.name, decl, True, pa.bool_(), None, None, "checked: 0/1"))
         else:
             out.append(SourceColumn(f.name, decl or None))
     return out

@@ -757,3 +757,62 @@ def test_a_narrower_target_column_is_refused_before_the_first_row(
     # what the user asks for in the query is theirs: the same type passes
     _copy(pg, f"SELECT id, x::{target_type} AS x FROM {pg.t('src')}", "dst")
     assert _table_rows(pg, "dst") == 1
+
+
+def test_sqlite_reals_in_numeric_columns_and_booleans_are_exact(pg: PG, tmp_path: Path) -> None:
+    """Found by review: SQLite's CAST(real AS TEXT) keeps 15 digits (0.30000000000000004 became
+    0.3, verify agreeing), and connectorx reads any non-zero BOOLEAN as true."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, price NUMERIC, flag BOOLEAN)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?)",
+            [(1, 0.1 + 0.2, 1), (2, 1.0000000000000002, 0), (3, 0.1, None), (4, 12, 1)],
+        )
+    src = f"sqlite://{path}"
+    r = am.map_query(src, "t", pg.uri, "dst", schema=pg.schema, workers=1, verify=True)
+    assert r.success
+    got = pg.query("SELECT id, price::text, flag FROM dst ORDER BY id")
+    assert got == [
+        (1, "0.30000000000000004", True),
+        (2, "1.0000000000000002", False),
+        (3, "0.1", None),
+        (4, "12", True),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO t VALUES (5, 1, 2)")
+    with pytest.raises(am.ArrowMapperError, match="'flag' .* not a boolean"):
+        am.map_query(src, "t", pg.uri, "dst2", schema=pg.schema, workers=1)
+
+
+def test_decimals_sqlite_numeric_affinity_would_round_are_refused(pg: PG, tmp_path: Path) -> None:
+    """Found by review: SQLite's NUMERIC affinity keeps 15 significant digits of the exact text
+    it is given (12345678901234567890.0123456789 became 1.2345678901234567e19)."""
+    pg.execute("CREATE TABLE src (id int, n numeric(40,10))")
+    pg.execute("INSERT INTO src VALUES (1, 1.5), (2, 123456789012.345)")
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE dst (id INTEGER, n DECIMAL(40,10))")
+        conn.execute("CREATE TABLE dst_text (id INTEGER, n TEXT)")
+    target = f"sqlite://{path}"
+    assert _copy(pg, pg.t("src"), "dst", target=target).success  # 15 digits or fewer: exact
+    pg.execute("INSERT INTO src VALUES (3, 12345678901234567890.0123456789)")
+    with pytest.raises(TargetError, match="'n' holds .* NUMERIC affinity"):
+        _copy(pg, pg.t("src"), "dst", target=target, job_id="again")
+    assert _copy(pg, pg.t("src"), "dst_text", target=target).success
+    with sqlite3.connect(path) as conn:
+        texts = [t for (t,) in conn.execute("SELECT n FROM dst_text ORDER BY id")]
+    assert texts[2] == "12345678901234567890.0123456789"
+
+
+def test_verify_a_sqlite_target_with_a_zoned_timestamp(pg: PG, tmp_path: Path) -> None:
+    """Found by review: verify crashed reading back SQLite's offset-less UTC text."""
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, TIMESTAMPTZ '2024-01-01 07:00:00.5+00' "
+        "+ g * interval '1 hour' AS ts FROM generate_series(1, 50) g"
+    )
+    target = f"sqlite://{tmp_path / 't.db'}"
+    r = am.map_query(pg.uri, pg.t("src"), target, "dst", workers=1, job_id="tz-lite")
+    assert r.success
+    report = am.verify(pg.uri, target, "tz-lite")
+    assert report.ok, report.summary()
