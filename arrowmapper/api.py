@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -146,17 +147,19 @@ def _output_schema(
     try:
         for batch in source_batches:
             batches.extend(transformer.batches(batch))
-    except Exception as exc:
+        if not batches:
+            import polars as pl
+
+            empty = pl.from_arrow(sample.slice(0, 0))
+            out = transformer.apply(empty).to_arrow()
+            return out.schema, out, sample.schema
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a transform must not end the caller
         raise ConfigError(
             f"the transform ({spec.label}) failed on a sample of the source: "
             f"{type(exc).__name__}: {redact(str(exc))}"
         ) from exc
-    if not batches:
-        import polars as pl
-
-        empty = pl.from_arrow(sample.slice(0, 0))
-        out = transformer.apply(empty).to_arrow()
-        return out.schema, out, sample.schema
     table = pa.Table.from_batches(batches)
     return table.schema, table, sample.schema
 
@@ -278,8 +281,18 @@ def prepare(
             f"max_worker_memory is MiB of RSS per worker, an integer >= 64; got {max_worker_memory!r}"
         )
     for name, value in (("statement_timeout", statement_timeout), ("stall_timeout", stall_timeout)):
-        if value is not None and (not isinstance(value, int | float) or value <= 0):
-            raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+        if value is not None and (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ConfigError(
+                f"{name} must be a finite number of seconds > 0 or None, got {value!r}"
+            )
+    for name, flag in (("resume", resume), ("verify", verify), ("snapshot", snapshot)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, got {flag!r}")
     _check_choice("executor", executor, EXECUTORS)
     if executor == "dask" and (stall_timeout or max_worker_memory):
         raise ConfigError(

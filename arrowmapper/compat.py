@@ -39,6 +39,7 @@ from .config import (
     Settings,
     check_reachable,
     check_table_name,
+    parse_bool,
     parse_uri,
     resolve_settings,
 )
@@ -417,7 +418,7 @@ class ParallelProcessor:
             mode="append",
             retry=self.retry_handler.config,
             job_id=params.get("job_id"),
-            resume=bool(params.get("resume", False)),
+            resume=parse_bool("params['resume']", params.get("resume", False)),
             params=params,
         )
         spec = prepared.spec if parallel else dataclasses.replace(prepared.spec, in_process=True)

@@ -163,6 +163,16 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
             f"or sqlite:///path/to/file.db, got {type(uri).__name__}"
         )
     uri = uri.strip()
+    whole = _ENV_REF.fullmatch(uri)
+    if whole:  # the whole URI in one variable (DATABASE_URL): used as it is, never shown
+        name = whole.group(1)
+        if name not in os.environ:
+            raise ConfigError(
+                f"the {role} URI is ${{{name}}}, but the environment variable {name} is not set "
+                f"in this process (pid {os.getpid()}); set it where the job and its workers run"
+            )
+        return replace(parse_uri(os.environ[name], role), template=uri)
+    _check_uri_text(uri, role)
     if _ENV_REF.search(uri):
         return replace(parse_uri(expand_env(uri, role), role), template=uri)
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
@@ -177,7 +187,11 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
     if dialect == "sqlite":
         path = rest.split("?", 1)[0]
         if not path:
-            raise ConfigError(f"{role} URI {uri!r} names no file; use sqlite:///path/to/file.db")
+            raise ConfigError(
+                f"{role} URI {redact(uri)!r} names no file; use sqlite:///path/to/file.db"
+            )
+        if "\x00" in unquote(path):
+            raise ConfigError(f"{role} SQLite path holds a NUL character (%00); name a real file")
         path = str(Path(unquote(path)).resolve()) if not path.startswith("/") else unquote(path)
         return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
     uri = f"{_DRIVER_SCHEMES[dialect]}://{_requoted_userinfo(rest)}"
@@ -198,6 +212,26 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
     if dialect == "postgresql":
         uri = _socket_host_in_netloc(uri)
     return Endpoint(uri=uri, dialect=dialect)
+
+
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _check_uri_text(uri: str, role: str) -> None:
+    """Refuse what no URI holds, before anything can echo it (a driver quotes the bad part of
+    a URI in its error, password and all): blanks, a ``%`` that starts no escape, NUL."""
+    if any(ch.isspace() for ch in uri):
+        raise ConfigError(
+            f"the {role} URI holds a space or another blank character; percent-encode it (a "
+            "space is %20). The URI is not shown: it may hold a password"
+        )
+    rest = uri.split("://", 1)[-1]
+    after_user = rest[userinfo_end(rest) + 1 :]  # a raw password may hold any '%': re-encoded
+    if _BAD_PERCENT.search(after_user) or "\x00" in uri:
+        raise ConfigError(
+            f"the {role} URI holds a '%' that is not a percent-escape (or a NUL); write a "
+            "literal % as %25. The URI is not shown: it may hold a password"
+        )
 
 
 #: the scheme each driver (connectorx, ADBC) expects for a dialect.
@@ -333,7 +367,9 @@ def _parse_int(name: str, raw: Any, minimum: int) -> int:
     return value
 
 
-def _parse_bool(name: str, raw: Any) -> bool:
+def parse_bool(name: str, raw: Any) -> bool:
+    """``raw`` (a bool, or 1/0, true/false, yes/no, on/off as text) as a bool; ConfigError
+    naming ``name`` otherwise."""
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip().lower()
@@ -395,7 +431,7 @@ def resolve_settings(
             name, raw, src = env_name, env[env_name], "env"
         else:
             name, raw, src = key, base[key], "default"
-        values[key] = _parse_bool(name, raw) if kind == "bool" else _parse_int(name, raw, minimum)
+        values[key] = parse_bool(name, raw) if kind == "bool" else _parse_int(name, raw, minimum)
         sources[key] = src
     if sources["batch_size"] == "default":
         # at most an eighth of a chunk (and at least 8,192 rows): a chunk that arrives as one

@@ -264,6 +264,9 @@ class RedactingFilter(logging.Filter):
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            # the traceback a handler would print: formatted once here, redacted
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -20,6 +20,8 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -179,8 +181,11 @@ class LocalPool:
         self.slots = []
 
     def _spawn(self) -> _Slot:
+        """Start one worker process (it ignores Ctrl-C from its first instruction: the
+        coordinator ends it; a SIGINT to the process group while it still imports would print
+        a traceback)."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        with worker_env(self.workers), unimportable_main_hidden():
+        with worker_env(self.workers), unimportable_main_hidden(), _sigint_ignored():
             process = self._ctx.Process(
                 target=worker_main, args=(child_conn,), name="arrowmapper-worker", daemon=True
             )
@@ -450,3 +455,17 @@ class DaskExecutor:
         if self._cluster is not None:
             with suppress(Exception):
                 self._cluster.close()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a child is spawned: the child inherits the disposition through
+    exec, so it ignores Ctrl-C before its own code runs (the parent's handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

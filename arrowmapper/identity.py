@@ -35,7 +35,7 @@ def source_identity(endpoint: Endpoint) -> str:
     """The source's server and database without credentials (``postgresql://u@h:5432/db``)."""
     if endpoint.dialect == "sqlite":
         return f"sqlite://{endpoint.path}"
-    parts = urlsplit(endpoint.template or endpoint.uri)
+    parts = urlsplit(endpoint.uri)  # normalised (the template may hold raw characters)
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"{endpoint.dialect}://{user}{parts.hostname or ''}{port}{parts.path}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,9 +74,29 @@ def _translated(reader: pa.RecordBatchReader, endpoint: Endpoint) -> Iterator[pa
             raise
         except BaseException as exc:  # a panic in the middle of the stream
             raise translate(
-                exc, SourceError, f"the source {endpoint.redacted} failed while sending rows"
+                exc,
+                SourceError,
+                f"the source {endpoint.redacted} failed while sending rows"
+                + _failed_column(exc, reader.schema),
             ) from exc
         yield batch
+
+
+# connectorx names the column of a value it cannot convert only by its index
+_CONVERSION = re.compile(r"FromSqlConversionFailure\(\s*(\d+)")
+
+
+def _failed_column(exc: BaseException, schema: pa.Schema) -> str:
+    """`` (column 'x', a value of it could not be converted)`` when the driver's error names a
+    column by its index, else nothing."""
+    found = _CONVERSION.search(str(exc))
+    if found is None or int(found.group(1)) >= len(schema):
+        return ""
+    name = schema.names[int(found.group(1))]
+    return (
+        f" (column {name!r}: a value the reader cannot convert to {schema.field(name).type}; "
+        "cast the column to text in the query, or fix the value)"
+    )
 
 
 def check_unique_names(schema: pa.Schema) -> None:

@@ -866,3 +866,75 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(pg: PG, to: str) -> None:
     # whole chunks only: what the table holds is what the ledger says was committed
     committed = pg.scalar("SELECT COALESCE(SUM(rows), 0) FROM arrowmapper_ledger WHERE rows >= 0")
     assert pg.scalar("SELECT count(*) FROM out") == committed
+
+
+# --------------------------------------------------------------------------- found by review
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql://u:Zq9 s#e?c/r@e:t%41+x@127.0.0.1:5432/test",  # a raw blank
+        "postgresql://u:Zq9\u00a0secret@${AM_TEST_HOST}:5432/test",  # in a template
+        "postgresq://u:pa ss@h/db",  # and a typo'd scheme
+        "postgresql://u@127.0.0.1:5432/test?password=my secret",
+        "postgresql://u@127.0.0.1:5432/test?password=hunter%zz2",  # libpq echoes a bad escape
+    ],
+)
+def test_uris_a_driver_would_echo_are_refused_without_showing_them(
+    uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AM_TEST_HOST", "127.0.0.1")
+    with pytest.raises(am.ConfigError) as err:
+        am.plan_query(uri, "SELECT 1 AS x")
+    shown = "".join(traceback.format_exception(err.value))
+    for secret in ("s#e?c", "secret", "pa ss", "hunter"):
+        assert secret not in shown, shown
+
+
+def test_a_whole_uri_in_one_variable(pg: PG, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: ${DATABASE_URL} was percent-quoted whole, so it never worked, and the
+    error showed the encoded password."""
+    monkeypatch.setenv("AM_TEST_URL", with_userinfo(pg.uri, "postgres", "s3cr/t@x"))
+    pg.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
+    r = am.map_query("${AM_TEST_URL}", pg.t("t"), pg.uri, "dst", schema=pg.schema, workers=1)
+    assert r.success and r.rows_written == 100
+    fingerprint = str(pg.scalar("SELECT fingerprint FROM arrowmapper_jobs"))
+    assert "s3cr" not in fingerprint and "postgresql://postgres@" in fingerprint
+
+
+def test_a_transform_that_exits_cannot_end_the_caller(pg: PG, tmp_path: Path) -> None:
+    """Found by review: SystemExit(0) from a transform run on the sample made the CLI exit 0."""
+    pg.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
+
+    with pytest.raises(am.ConfigError, match="SystemExit"):
+        am.map_query(
+            pg.uri, pg.t("t"), pg.uri, "dst", schema=pg.schema, transform="tests.helpers:exits"
+        )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"statement_timeout": float("nan")},
+        {"statement_timeout": float("inf")},
+        {"stall_timeout": float("nan")},
+        {"verify": "no"},
+        {"resume": "false", "job_id": "x"},
+    ],
+)
+def test_options_that_look_valid_but_are_not(pg: PG, option: dict[str, Any]) -> None:
+    with pytest.raises(am.ConfigError):
+        am.map_query(pg.uri, "SELECT 1 AS x", pg.uri, "dst", schema=pg.schema, **option)
+
+
+def test_a_logged_traceback_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level("ERROR", logger="arrowmapper")
+    try:
+        raise ValueError("connect to postgresql://app:hunter3@db/shop failed")
+    except ValueError:
+        logging.getLogger("arrowmapper").exception("boom")
+    text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+    assert "hunter3" not in text and "app:***@db" in text

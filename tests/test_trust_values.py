@@ -816,3 +816,14 @@ def test_verify_a_sqlite_target_with_a_zoned_timestamp(pg: PG, tmp_path: Path) -
     assert r.success
     report = am.verify(pg.uri, target, "tz-lite")
     assert report.ok, report.summary()
+
+
+def test_a_sqlite_date_the_reader_cannot_parse_names_its_column(pg: PG, tmp_path: Path) -> None:
+    """Found by review: 'cx writer failed: Source(SQLiteError(FromSqlConversionFailure(1, ...'
+    was the whole message."""
+    path = tmp_path / "d.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, happened DATETIME)")
+        conn.execute("INSERT INTO t VALUES (1, '2024-01-01T12:00:00+05:00')")
+    with pytest.raises(am.ArrowMapperError, match="column 'happened'"):
+        am.map_query(f"sqlite://{path}", "t", pg.uri, "dst", schema=pg.schema, workers=1)
