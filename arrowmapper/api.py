@@ -49,7 +49,7 @@ from .plan import Plan, build_plan
 from .progress import ProgressSnapshot, print_progress
 from .report import JobResult
 from .sources import SourceProbe
-from .sql import check_query, derived_name
+from .sql import check_query, derived_name, quote_ident
 from .targets import (
     JobRecord,
     TableRef,
@@ -347,6 +347,11 @@ def prepare(
     try:
         # who this job is, before anything is created or emptied: a refused run leaves
         # nothing behind
+        if ref.schema and not tgt.schema_exists():
+            raise ConfigError(
+                f"schema {ref.schema!r} does not exist in the target {dst.redacted}; create it "
+                f"(CREATE SCHEMA {quote_ident(ref.schema)}) or pass an existing schema"
+            )
         record = tgt.job_record(job_id)
         if record is not None and not resume:
             raise ConfigError(_registered_message(job_id, record, tgt))

@@ -301,9 +301,17 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
     if endpoint.dialect == "sqlite":
         assert endpoint.path is not None
         if role == "source" and not Path(endpoint.path).is_file():
-            raise error(f"{role} SQLite file {endpoint.path} does not exist; check the path")
+            raise error(
+                f"{role} SQLite file {endpoint.path} does not exist; check the path",
+                kind="config",
+                transient=False,
+            )
         if role == "target" and not Path(endpoint.path).parent.is_dir():
-            raise error(f"{role} SQLite directory {Path(endpoint.path).parent} does not exist")
+            raise error(
+                f"{role} SQLite directory {Path(endpoint.path).parent} does not exist",
+                kind="config",
+                transient=False,
+            )
         return
     hp = endpoint.host_port
     if hp is None:

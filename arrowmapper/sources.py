@@ -211,8 +211,9 @@ class SourceProbe:
         try:
             return _rows(self.endpoint, sql)
         except SourceError as exc:
-            if error_info(exc).kind != "data":
-                raise
+            info = error_info(exc)
+            if info.kind != "data" or info.sqlstate:
+                raise  # the server refused the query itself (22P02, ...): its own words
             detail = error_info(exc.__cause__).message if exc.__cause__ else str(exc)
             raise PlanError(
                 f"cannot split the query into chunks on key {key!r}: its bounds cannot be read "

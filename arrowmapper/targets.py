@@ -426,6 +426,12 @@ class Target:
             self.conn.rollback()
 
     # -- table
+    def schema_exists(self) -> bool:
+        """Whether the schema this table is in exists (SQLite: always)."""
+        if self.ref.dialect == "sqlite" or not self.ref.schema:
+            return True
+        return bool(self._read(f"SELECT 1 FROM pg_namespace WHERE nspname = {_lit(self.ref.schema)}"))
+
     def table_exists(self) -> bool:
         if self.ref.dialect == "sqlite":
             rows = self._exec(

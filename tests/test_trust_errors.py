@@ -938,3 +938,14 @@ def test_a_logged_traceback_is_redacted(caplog: pytest.LogCaptureFixture) -> Non
         logging.getLogger("arrowmapper").exception("boom")
     text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
     assert "hunter3" not in text and "app:***@db" in text
+
+
+def test_a_missing_target_schema_or_sqlite_file_is_a_configuration_error(
+    pg: PG, tmp_path: Path
+) -> None:
+    """Found by review: exit 1 with the whole CREATE TABLE in the message."""
+    with pytest.raises(am.ConfigError, match="schema 'no_such_schema_am' does not exist"):
+        am.map_query(pg.uri, "SELECT 1 AS x", pg.uri, "dst", schema="no_such_schema_am")
+    with pytest.raises(am.ArrowMapperError) as err:
+        am.map_query(f"sqlite://{tmp_path / 'missing.db'}", "t", pg.uri, "d", schema=pg.schema)
+    assert exit_code(err.value) == 2

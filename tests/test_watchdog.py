@@ -59,5 +59,5 @@ def test_statement_timeout_bounds_source_queries(pg: PG) -> None:
     errors = " ".join(info.value.result.attempt_errors)
     assert "statement timeout" in errors
     assert info.value.result.chunk_results[0].attempts == 2  # 57014 is transient: one retry
-    with pytest.raises(am.ConfigError, match="stall_timeout must be a number of seconds > 0"):
+    with pytest.raises(am.ConfigError, match="stall_timeout must be a finite number of seconds > 0"):
         am.map_query(pg.uri, pg.t("src"), pg.uri, "dst", schema=pg.schema, stall_timeout=-1)
