@@ -106,6 +106,11 @@ def _check_query(query: object, source: Endpoint | str) -> str:
 
 
 @boundary("plan_query")
+def _check_key_arg(key: object) -> None:
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(f"key must be a column name (a non-empty string) or None, got {key!r}")
+
+
 def plan_query(
     source: str,
     query: str,
@@ -121,6 +126,7 @@ def plan_query(
     >>> print(plan.describe())                                             # doctest: +SKIP
     """
     _check_choice("strategy", strategy, STRATEGIES)
+    _check_key_arg(key)
     src = parse_uri(source, "source")
     _check_query(query, src)
     check_reachable(src, "source")
@@ -265,6 +271,7 @@ def prepare(
     _check_choice("mode", mode, MODES)
     _check_choice("swap", swap, SWAPS)
     _check_query(query, source)
+    _check_key_arg(key)
     target_dialect = parse_uri(target, "target").dialect
     validate_identifier(table, "table", target_dialect)
     check_table_name(table)

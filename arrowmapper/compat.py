@@ -35,6 +35,7 @@ from .api import ProgressArg, prepare, run_prepared
 from .config import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MIN_ROWS_FOR_PARALLEL,
+    STRATEGIES,
     RetryConfig,
     Settings,
     check_reachable,
@@ -308,6 +309,14 @@ class ParallelProcessor:
         progress_tracker: ProgressTracker | None = None,
         chunk_config: ChunkConfig | None = None,
     ) -> None:
+        if chunk_config is not None and not isinstance(chunk_config, ChunkConfig):
+            raise ConfigError(
+                f"chunk_config must be a ChunkConfig, got {type(chunk_config).__name__}"
+            )
+        if retry_handler is not None and not isinstance(retry_handler, RetryHandler):
+            raise ConfigError(
+                f"retry_handler must be a RetryHandler, got {type(retry_handler).__name__}"
+            )
         self.max_workers = max_workers
         self.chunk_size = (
             chunk_size
@@ -380,6 +389,10 @@ class ParallelProcessor:
         key: str | None,
         params: Mapping[str, Any] | None,
     ) -> ParallelProcessingResult:
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"params must be a mapping of job parameters, got {params!r}")
+        if not isinstance(source_sql, str) or not source_sql.strip():
+            raise ConfigError(f"source_sql must be a non-empty SQL query, got {source_sql!r}")
         params = dict(params or {})
         settings = self.settings(params)
         src = parse_uri(connection_uri(source_conn, "source"), "source")
@@ -390,6 +403,12 @@ class ParallelProcessor:
         cc = self.chunk_config
         strategy = strategy or params.get("strategy") or (cc.strategy if cc else None)
         key = key or params.get("key") or (cc.key_column if cc else None)
+        named = _strategy_name(strategy, src.dialect)
+        if named not in STRATEGIES:  # checked even when the job runs as one chunk
+            raise ConfigError(
+                f"strategy must be one of {', '.join(STRATEGIES)} (or a ChunkingStrategy); "
+                f"got {named!r}"
+            )
         parallel = settings.parallel_enabled
         if parallel and settings.min_rows_for_parallel > 0:
             check_reachable(src, "source")  # in seconds, not after connectorx's 30 s of retries

@@ -195,7 +195,10 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
         path = str(Path(unquote(path)).resolve()) if not path.startswith("/") else unquote(path)
         return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
     uri = f"{_DRIVER_SCHEMES[dialect]}://{_requoted_userinfo(rest)}"
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # "Invalid IPv6 URL", ...
+        raise ConfigError(f"{role} URI {redact(uri)!r} cannot be parsed ({exc})") from None
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError:

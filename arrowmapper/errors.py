@@ -174,7 +174,7 @@ def _redact_uri(m: re.Match[str]) -> str:
 
 
 _KV_PASSWORD = re.compile(
-    r"(?i)(\b(?:password|passwd|pwd)\s*[=:]\s*)(?!Some\(\*\*\*\))('[^']*'|\"[^\"]*\"|\S+)"
+    r"(?i)(?<!using )(\b(?:password|passwd|pwd)\s*[=:]\s*)(?!Some\(\*\*\*\))('[^']*'|\"[^\"]*\"|\S+)"
 )
 _DEBUG_PASSWORD = re.compile(r'(password: Some\()("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^)]*)(\))')
 

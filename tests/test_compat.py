@@ -252,3 +252,29 @@ def test_retry_handler_and_progress_helpers(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.INFO, logger="arrowmapper.progress"):
         cb(snap)
     assert "Progress: 100.0% (4/4 chunks" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda pg: ParallelProcessor(chunk_config=5),  # type: ignore[arg-type]
+        lambda pg: ParallelProcessor().process_mapper_job(pg.uri, None, pg.uri, pg.schema, "t"),
+        lambda pg: ParallelProcessor().process_mapper_job(
+            pg.uri, "SELECT 1 AS x", pg.uri, pg.schema, "t", params=[1]
+        ),
+        lambda pg: ParallelProcessor().process_mapper_job(
+            pg.uri,
+            "SELECT 1 AS x",
+            pg.uri,
+            pg.schema,
+            "t",
+            strategy="zzz",
+            params={"min_rows_for_parallel": 10**9},
+        ),
+    ],
+)
+def test_bad_arguments_are_configuration_errors(pg: PG, call: Any) -> None:
+    """Found by review: raw AttributeError/TypeError, or a bad strategy accepted when the job
+    ran as one chunk."""
+    with pytest.raises(ConfigError):
+        call(pg)
