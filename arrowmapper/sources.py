@@ -212,7 +212,7 @@ class SourceProbe:
             return _rows(self.endpoint, sql)
         except SourceError as exc:
             info = error_info(exc)
-            if info.kind != "data" or info.sqlstate:
+            if info.kind != "data" or info.sqlstate not in (None, "22000"):
                 raise  # the server refused the query itself (22P02, ...): its own words
             detail = error_info(exc.__cause__).message if exc.__cause__ else str(exc)
             raise PlanError(
