@@ -143,6 +143,11 @@ class SourceProbe:
                 self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT 0")
             ).schema
             check_unique_names(schema)
+            if self.layout is not None:  # a column read as text is planned as what it is
+                decoded = {c.name: c.decode for c in self.layout.columns if c.decode is not None}
+                schema = pa.schema(
+                    [pa.field(f.name, decoded.get(f.name) or f.type) for f in schema]
+                )
             self._schema = schema
         return self._schema
 

@@ -197,6 +197,15 @@ class SourceLayout:
                 transient=False,
                 kind="data",
             )
+        if pa.types.is_date(want) or pa.types.is_timestamp(want):
+            value = _first_unparsed(column, want)
+            return SourceError(
+                f"column {name!r}{declared} holds {value!r}, which is no {want} value (MySQL's "
+                f"zero date, or a date the reader cannot carry); map it in the query (e.g. "
+                f"NULLIF({_sql_name(name)}, {value!r})) or select it as text",
+                transient=False,
+                kind="data",
+            )
         if pa.types.is_boolean(want):
             return SourceError(
                 f"column {name!r}{declared} holds a value that is not a boolean (0 or 1): "
@@ -386,6 +395,12 @@ def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[So
             out.append(SourceColumn(f.name, "decimal", True, None, "numeric", None, "exact text"))
         elif kind == "json":
             out.append(SourceColumn(f.name, "json", False, None, "json"))
+        elif pa.types.is_date32(f.type) or (pa.types.is_timestamp(f.type) and f.type.tz is None):
+            # as text, parsed in the worker: a zero date ('0000-00-00') is then refused naming
+            # its column (connectorx panics without saying which)
+            out.append(
+                SourceColumn(f.name, kind or None, True, f.type, None, None, "text, parsed")
+            )
         else:
             out.append(SourceColumn(f.name, kind or None))
     return out
@@ -805,3 +820,15 @@ def narrowing(source_type: str | None, target_type: str, staged: bool) -> str | 
         return f"keeps {nd.group(2)} decimal places, and a cast rounds the rest"
     return None
 
+
+
+def _first_unparsed(column: pa.Array, want: pa.DataType) -> object:
+    """The first value of ``column`` that does not cast to ``want`` (on the error path only)."""
+    for value in column.to_pylist():
+        if value is None:
+            continue
+        try:
+            pa.array([value]).cast(want)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return value
+    return "?"

@@ -517,7 +517,7 @@ def test_mariadb_zero_dates_and_negative_times_are_source_errors(
     mysql_uri: str, tmp_path: Path
 ) -> None:
     target = f"sqlite://{tmp_path / 'out.db'}"
-    with pytest.raises(SourceError, match="'0000-00-00' cannot be read as a date"):
+    with pytest.raises(SourceError, match="column 'd' .*'0000-00-00'"):
         am.map_query(mysql_uri, "SELECT id, d FROM z", target, "o1", workers=1)
     with pytest.raises(SourceError, match="'-001:00:00' cannot be read as a time"):
         am.map_query(mysql_uri, "SELECT id, t FROM z", target, "o2", workers=1)
