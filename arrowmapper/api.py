@@ -384,6 +384,18 @@ def prepare(
             }
             _check_same_job(job_id, record, asked)
             plan = Plan.from_json(record.plan)
+            if (
+                record.finished_at is None
+                and plan.strategy == "offset"
+                and plan.estimated_rows is not None
+                and probe.count() != plan.estimated_rows
+            ):
+                raise ConfigError(
+                    f"cannot resume job {job_id!r}: its chunks are OFFSET pages of a query that "
+                    f"held {plan.estimated_rows} rows and now holds {probe.count()}; the pages "
+                    "would shift and rows be missed or loaded twice. Run it again with a new "
+                    "job_id (into an emptied table, or with mode='replace')"
+                )
             if record.finished_at is not None:
                 return _finished(job_id, record, plan, src, dst, ref, spec_t, settings, notes)
         else:
@@ -405,6 +417,16 @@ def prepare(
                     "a new job_id"
                 )
         merge_key = _merge_key(tgt, exists, key, out_schema, ref) if mode == "merge" else ()
+        if merge_key and record is None and all(k in read_schema.names for k in merge_key):
+            twice = probe.duplicated(merge_key)
+            if twice is not None:
+                n = twice.pop("_am_n")
+                raise ConfigError(
+                    f"mode='merge' upserts on ({', '.join(merge_key)}), but the query returns "
+                    f"{n} rows with {twice}; which one the target keeps would depend on which "
+                    "chunk commits last. Make the key unique in the query (DISTINCT ON, a "
+                    "GROUP BY) or merge on a key that is"
+                )
         if exists:
             # what can be refused on the existing table is refused before anything is created
             # or emptied (truncate empties the table when it claims the job)

@@ -390,9 +390,10 @@ class Coordinator:
         try:
             target = Target(self.spec.target, self.spec.table)
             try:
-                if cid in target.committed(self.spec.job_id):  # it committed before dying
+                committed = target.committed(self.spec.job_id)
+                if cid in committed:  # it committed before dying: count what it wrote
                     self.results[cid] = ChunkResult(
-                        cid, True, 0, 0, 0.0, self.attempts[cid], already_committed=True
+                        cid, True, committed[cid], committed[cid], 0.0, self.attempts[cid]
                     )
                     self.board.move(cid, ChunkState.DONE)
                     return True

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from .config import STRATEGIES
 from .errors import ConfigError, PlanError
 from .sql import bare_table as bare_table  # re-exported: sources, types and compat use it
-from .sql import nondeterministic, wrap_query
+from .sql import nondeterministic, string_literal, wrap_query
 from .sql import quote_ident as quote_ident
 
 SUBQUERY_ALIAS = "_am_src"
@@ -85,12 +85,11 @@ def render_literal(value: Any, dialect: str) -> str:
     if isinstance(value, str):
         if "\x00" in value and dialect == "sqlite":  # SQLite text may hold NUL; SQL may not
             return f"CAST(X'{value.encode().hex()}' AS TEXT)"
-        escaped = value.replace("'", "''")
-        if dialect == "mysql":
-            escaped = escaped.replace("\\", "\\\\")
-        return "'" + escaped + "'"
+        return string_literal(value, dialect)  # the same value whatever the server's settings
     if isinstance(value, bytes):
-        return f"'\\x{value.hex()}'::bytea" if dialect == "postgresql" else f"X'{value.hex()}'"
+        if dialect == "postgresql":  # no backslash: '\\x..' depends on a setting
+            return f"decode('{value.hex()}', 'hex')"
+        return f"X'{value.hex()}'"
     raise PlanError(f"cannot use a key value of type {type(value).__name__} as a chunk boundary")
 
 
@@ -169,8 +168,16 @@ class Plan:
 
 
 def ranges_from_boundaries(boundaries: Sequence[Any], nullable: bool) -> list[KeyRange]:
-    """Partition the key domain at sorted, distinct ``boundaries`` (plus an IS NULL cell)."""
-    bs = sorted(set(boundaries))
+    """Partition the key domain at ``boundaries`` (plus an IS NULL cell).
+
+    The boundaries must come in the *server's* order (a quantile query returns them so): they
+    are never sorted here, since Python's order is not the server's (a collation such as
+    en_US or MySQL's utf8mb4_general_ci, NaN, ...), and ranges cut at boundaries out of the
+    server's order overlap. Repeats next to each other are dropped."""
+    bs: list[Any] = []
+    for b in boundaries:
+        if not bs or b != bs[-1]:
+            bs.append(b)
     edges: list[Any] = [None, *bs, None]
     ranges = [KeyRange(lo=edges[i], hi=edges[i + 1]) for i in range(len(edges) - 1)]
     if nullable:
@@ -185,7 +192,7 @@ def _to_ordinal(value: Any) -> tuple[int, Any]:
         return value, None
     if isinstance(value, dt.datetime):
         epoch = dt.datetime(1970, 1, 1, tzinfo=value.tzinfo)
-        return (value - epoch) // dt.timedelta(microseconds=1), value.tzinfo
+        return (value - epoch) // dt.timedelta(microseconds=1), ("datetime", value.tzinfo)
     if isinstance(value, dt.date):
         return value.toordinal(), "date"
     raise PlanError(
@@ -199,7 +206,7 @@ def _from_ordinal(n: int, kind: Any) -> Any:
         return n
     if kind == "date":
         return dt.date.fromordinal(n)
-    return dt.datetime(1970, 1, 1, tzinfo=kind) + dt.timedelta(microseconds=n)
+    return dt.datetime(1970, 1, 1, tzinfo=kind[1]) + dt.timedelta(microseconds=n)
 
 
 def equal_width_boundaries(lo: Any, hi: Any, n_chunks: int) -> list[Any]:

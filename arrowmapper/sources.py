@@ -115,7 +115,15 @@ def check_unique_names(schema: pa.Schema) -> None:
 
 
 def _rows(endpoint: Endpoint, sql: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = read_arrow(endpoint, sql).read_all().to_pylist()
+    table = read_arrow(endpoint, sql).read_all()
+    try:
+        rows: list[dict[str, Any]] = table.to_pylist()
+    except (OverflowError, ValueError) as exc:  # a BC date or year > 9999 has no Python twin
+        raise PlanError(
+            f"the planner cannot use these key values ({exc}): dates and timestamps outside "
+            "the years 1-9999 cannot bound chunks; filter them out, pick another key, or use "
+            "strategy='none' (or 'ctid' on a PostgreSQL table)"
+        ) from None
     return rows
 
 
@@ -205,7 +213,7 @@ class SourceProbe:
             return [r["b"] for r in self._key_rows(key, sql)]
         sql = (
             f"SELECT MIN(k) AS b FROM (SELECT {k} AS k, NTILE({int(n)}) OVER (ORDER BY {k}) AS t "
-            f"FROM {self._from} WHERE {k} IS NOT NULL) AS _am_q GROUP BY t ORDER BY b"
+            f"FROM {self._from} WHERE {k} IS NOT NULL) AS _am_q GROUP BY t ORDER BY t"
         )
         values = [r["b"] for r in self._key_rows(key, sql)]
         return values[1:]
@@ -225,6 +233,19 @@ class SourceProbe:
                 f"({detail}); a key holding NaN or infinity cannot bound chunks: filter those "
                 "rows out in the query, pick another key, or use strategy='offset'"
             ) from exc
+
+    def duplicated(self, keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """One value of ``keys`` (all non-NULL) that more than one row of the query holds, or
+        None: what a merge would apply twice, the last chunk to commit winning."""
+        cols = ", ".join(self.q(k) for k in keys)
+        where = " AND ".join(f"{self.q(k)} IS NOT NULL" for k in keys)
+        limit = "LIMIT 1"
+        rows = _rows(
+            self.endpoint,
+            f"SELECT {cols}, COUNT(*) AS _am_n FROM {self._from} WHERE {where} "
+            f"GROUP BY {cols} HAVING COUNT(*) > 1 {limit}",
+        )
+        return rows[0] if rows else None
 
     def is_unique(self, key: str) -> bool:
         k = self.q(key)
@@ -402,7 +423,7 @@ def plan_split(endpoint: Endpoint, plan: Any, chunk: Any, first_id: int) -> Any:
             return None
         sql = (
             f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
-            f"FROM ({chunk.sql}) AS _am_c WHERE {q} IS NOT NULL) AS _am_q GROUP BY t ORDER BY b"
+            f"FROM ({chunk.sql}) AS _am_c WHERE {q} IS NOT NULL) AS _am_q GROUP BY t ORDER BY t"
         )
         values = [r["b"] for r in _rows(endpoint, sql)]
         if len(values) < 2 or values[0] == values[1]:

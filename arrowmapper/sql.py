@@ -107,12 +107,21 @@ def quote_ident(name: str, dialect: str = "postgresql") -> str:
 
 
 def string_literal(value: str, dialect: str) -> str:
-    """``value`` as a SQL string literal (MySQL also doubles backslashes)."""
+    """``value`` as a SQL string literal that means ``value`` whatever the session's settings.
+
+    A backslash is where servers disagree: PostgreSQL reads it as an escape in a plain literal
+    when ``standard_conforming_strings`` is off (so ``'a\\z'`` would be ``az``, and a key
+    value ending in a backslash would end the string early), MySQL unless
+    ``NO_BACKSLASH_ESCAPES`` is set. Text with a backslash is therefore written as PostgreSQL's
+    ``E'...'`` (backslashes doubled: read the same under either setting) or MySQL's
+    ``_utf8mb4 X'...'`` (hex: no escapes at all); SQLite never escapes."""
     if "\x00" in value:
         raise ConfigError(f"the text {value!r} contains a NUL character")
     text = value.replace("'", "''")
-    if dialect == "mysql":
-        text = text.replace("\\", "\\\\")
+    if "\\" in value and dialect == "postgresql":
+        return "E'" + text.replace("\\", "\\\\") + "'"
+    if "\\" in value and dialect == "mysql":
+        return "_utf8mb4 X'" + value.encode().hex() + "'"
     return "'" + text + "'"
 
 

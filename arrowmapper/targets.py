@@ -105,7 +105,7 @@ def _check_sqlite_numeric(column: pa.Array, name: str) -> None:
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 STAGE = "_am_chunk"  # the temporary table a staged chunk is COPYed into
-_JOB_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def _fault_point(name: str, chunk_id: int) -> None:
@@ -129,7 +129,7 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
 
 
 def check_job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         raise ConfigError(
             f"job_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', got {job_id!r}"
         )
@@ -149,7 +149,14 @@ def connect(endpoint: Endpoint) -> Any:
             uri = endpoint.uri
             if "application_name=" not in uri:
                 uri += ("&" if "?" in uri else "?") + "application_name=arrowmapper"
-            return connect_postgresql(uri)
+            conn = connect_postgresql(uri)
+            # every literal arrowmapper writes (names, job ids, plans in the ledger) means
+            # what it says only with standard strings; a role or database may turn them off
+            cur = conn.cursor()
+            cur.execute("SET standard_conforming_strings = on")
+            cur.close()
+            conn.commit()
+            return conn
         if endpoint.dialect == "sqlite":
             from .adbc import connect_sqlite
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
-from .plan import Chunk, Plan, quote_ident
+from .plan import Chunk, Plan, quote_ident, source_sql
 from .targets import TableRef, Target, check_job_id
 from .transform import TransformLike, TransformSpec, normalize
 from .types import SourceLayout, WriteLayout, describe_source
@@ -121,6 +121,20 @@ class VerifyReport:
     target_rows: int
     checks_done: tuple[str, ...] = (COUNTS,)
     checks_skipped: tuple[str, ...] = ()  # a check that could not run, and why
+    source_total: int | None = None  # the query's rows now, counted once (chunks must add up)
+
+    @property
+    def overlap(self) -> str | None:
+        """Why the chunks do not add up to the query (rows in two chunks, or in none)."""
+        if self.source_total is None:
+            return None
+        in_chunks = sum(c.source_rows for c in self.checks)
+        if in_chunks == self.source_total:
+            return None
+        return (
+            f"the chunks' queries hold {in_chunks:,} rows where the query holds "
+            f"{self.source_total:,}: chunks overlap or miss rows"
+        )
 
     @property
     def ledger_rows(self) -> int:
@@ -129,8 +143,8 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every chunk passed every check that ran."""
-        return all(c.ok for c in self.checks)
+        """Whether every chunk passed every check that ran, and the chunks add up."""
+        return all(c.ok for c in self.checks) and self.overlap is None
 
     def summary(self) -> str:
         """A few lines: the totals, the checks that ran, and each chunk that failed one."""
@@ -143,6 +157,8 @@ class VerifyReport:
             f"  checked: {'; '.join(self.checks_done)}",
         ]
         lines.extend(f"  not checked: {why}" for why in self.checks_skipped)
+        if self.overlap:
+            lines.append(f"  {self.overlap}")
         for c in bad:
             lines.append(f"  chunk {c.chunk_id} ({c.predicate}): {'; '.join(c.problems)}")
         if self.target_rows != self.ledger_rows:
@@ -199,6 +215,7 @@ def verify(
     done, skipped = [COUNTS], []
     try:
         target_rows = tgt.row_count()
+        source_total = _count(src, Plan.from_json(plan_json).query)
         plan = Plan.from_json(plan_json)
         layout = describe_source(src, plan.query)
         write = None
@@ -243,7 +260,17 @@ def verify(
         ]
     finally:
         tgt.close()
-    return VerifyReport(job_id, table_name, tuple(checks), target_rows, tuple(done), tuple(skipped))
+    return VerifyReport(
+        job_id, table_name, tuple(checks), target_rows, tuple(done), tuple(skipped), source_total
+    )
+
+
+def _count(src: Endpoint, query: str) -> int:
+    """The rows ``query`` holds now (each chunk's rows are counted too: they must add up)."""
+    from .sources import read_arrow
+
+    counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM {source_sql(query, src.dialect)}")
+    return int(counted.read_all().column(0)[0].as_py())
 
 
 LedgerEntry = tuple[int, int | None, str | None, str | None]

@@ -469,8 +469,10 @@ def test_a_worker_reports_the_servers_message_and_a_terminal_error_is_not_retrie
 
 
 def test_merge_affecting_a_row_twice_is_terminal(pg: PG) -> None:
-    pg.execute("CREATE TABLE src AS SELECT g % 50 AS id, g AS v FROM generate_series(1, 100) g")
+    pg.execute("CREATE TABLE src AS SELECT g AS n, g AS v FROM generate_series(1, 100) g")
     pg.execute("CREATE TABLE dst (id int PRIMARY KEY, v int)")
+    # the key is made by the transform, so no preflight can see it repeat: the server's 21000
+    # ("ON CONFLICT ... cannot affect row a second time") is terminal, not retried
     with pytest.raises(am.JobFailed) as info:
         am.map_query(
             pg.uri,
@@ -482,9 +484,19 @@ def test_merge_affecting_a_row_twice_is_terminal(pg: PG) -> None:
             key="id",
             strategy="none",
             workers=1,
+            transform="SELECT n % 50 AS id, v FROM self",
         )
     (failed,) = [c for c in info.value.result.chunk_results if not c.success]
     assert failed.sqlstate == "21000" and failed.attempts == 1 and not failed.transient
+
+
+def test_merge_on_a_key_the_source_repeats_is_refused_up_front(pg: PG) -> None:
+    """Found by review: a key repeated across chunks kept one row at random, reported OK."""
+    pg.execute("CREATE TABLE src AS SELECT g % 5000 AS id, g AS v FROM generate_series(1, 10000) g")
+    pg.execute("CREATE TABLE dst (id int PRIMARY KEY, v int)")
+    with pytest.raises(am.ConfigError, match="mode='merge' upserts on \\(id\\).* 2 rows"):
+        am.map_query(pg.uri, pg.t("src"), pg.uri, "dst", schema=pg.schema, mode="merge", key="id")
+    assert pg.scalar("SELECT count(*) FROM dst") == 0
 
 
 def test_sqlite_mixed_types_and_bad_utf8_are_source_errors(tmp_path: Path) -> None:

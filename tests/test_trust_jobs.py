@@ -9,11 +9,13 @@ two runs of one job id at once, and a REPEATABLE READ reader during the swap.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -141,17 +143,9 @@ def test_swap_refuses_a_stage_that_lacks_committed_rows(pg: PG) -> None:
 
 
 def _failed_job(pg: PG, src: str, job_id: str, **kw: object) -> None:
-    args: dict[str, object] = {"transform": "tests.helpers:fail_on_id", **kw}
+    args: dict[str, object] = {"transform": "tests.helpers:fail_on_id", "strategy": "key", **kw}
     with pytest.raises(am.JobFailed):
-        _run(
-            pg,
-            src,
-            "dst",
-            job_id=job_id,
-            strategy="key",
-            retry=am.RetryConfig(max_retries=0),
-            **args,
-        )
+        _run(pg, src, "dst", job_id=job_id, retry=am.RetryConfig(max_retries=0), **args)
 
 
 def test_resume_with_another_query_is_refused_naming_it(pg: PG) -> None:
@@ -414,3 +408,117 @@ def test_sqlite_names_are_compared_as_sqlite_compares_them(
         n = conn.execute("SELECT count(*) FROM dst").fetchone()[0]
     assert not [t for t in tables if "__am_" in t]
     assert n == (3000 if mode == "replace" else 3001)
+
+
+# --------------------------------------------------------------------------- found by the last review
+
+
+@pytest.mark.parametrize("collation", ['"en-x-icu"', '"C"'])
+def test_quantile_boundaries_keep_the_servers_order(pg: PG, collation: str) -> None:
+    """Python's sort is not the server's: boundaries re-sorted in Python made overlapping
+    chunks (16,000 rows from 10,000, verify agreeing)."""
+    pg.execute(f"CREATE TABLE src (k text COLLATE {collation} PRIMARY KEY, v int)")
+    pg.execute(
+        "INSERT INTO src SELECT CASE WHEN g % 2 = 0 THEN upper(chr(97 + g % 26)) "
+        "ELSE chr(97 + g % 26) END || '_' || lpad(g::text, 5, '0'), g "
+        "FROM generate_series(1, 10000) g"
+    )
+    r = _run(pg, pg.t("src"), "dst", key="k", strategy="quantile", job_id="coll", workers=2)
+    assert r.success
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 10_000
+    assert am.verify(pg.uri, pg.uri, "coll", schema=pg.schema).ok
+
+
+def test_verify_sees_chunks_that_do_not_add_up(pg: PG) -> None:
+    src = _source(pg)
+    _run(pg, src, "dst", strategy="key", job_id="sum-1")
+    pg.execute(
+        "UPDATE arrowmapper_jobs SET plan = replace(plan, '\\\"id\\\" >= 1001', "
+        "'\\\"id\\\" >= 901') WHERE job_id = 'sum-1'"
+    )  # chunk 1 now overlaps chunk 0
+    report = am.verify(pg.uri, pg.uri, "sum-1", schema=pg.schema)
+    assert not report.ok and "overlap" in report.summary()
+
+
+def test_sqlite_nocase_keys_and_backslash_keys(pg: PG, tmp_path: Path) -> None:
+    """SQLite NOCASE collation (quantiles come in the server's order), and key values with
+    backslashes and quotes rendered as boundaries."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE src (k TEXT COLLATE NOCASE PRIMARY KEY, v INT)")
+        conn.executemany(
+            "INSERT INTO src VALUES (?, ?)",
+            [
+                ((chr(97 + i % 26) if i % 2 else chr(65 + i % 26)) + f"\\'{i:05d}", i)
+                for i in range(10_000)
+            ],
+        )
+    r = am.map_query(
+        f"sqlite://{path}", "src", pg.uri, "dst", schema=pg.schema, key="k", chunk_size=1000
+    )
+    assert r.success
+    assert pg.scalar("SELECT count(DISTINCT k) FROM dst") == 10_000
+    assert pg.scalar("SELECT count(*) FROM dst") == 10_000
+
+
+def test_key_strategy_on_a_timestamp_without_zone(pg: PG) -> None:
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, TIMESTAMP '2024-01-01' + g * interval '1 minute' "
+        "AS ts FROM generate_series(1, 6000) g"
+    )
+    r = _run(pg, pg.t("src"), "dst", key="ts", strategy="key")
+    assert r.success and r.chunks > 2
+    pg.assert_same_rows(pg.t("src"), pg.t("dst"))
+
+
+@pytest.fixture
+def scs_off(pg: PG) -> Any:
+    """A login role whose sessions read backslashes in plain literals as escapes."""
+    from tests.conftest import with_userinfo
+
+    role = "am_scs_" + secrets.token_hex(3)
+    pg.execute(f"CREATE ROLE {role} LOGIN SUPERUSER")
+    pg.execute(f"ALTER ROLE {role} SET standard_conforming_strings = off")
+    pg.execute(f"ALTER ROLE {role} SET escape_string_warning = off")
+    try:
+        yield with_userinfo(pg.uri, role, "")
+    finally:
+        pg.execute(f"DROP OWNED BY {role}")
+        pg.execute(f"DROP ROLE {role}")
+
+
+def test_literals_mean_the_same_with_standard_strings_off(pg: PG, scs_off: str) -> None:
+    """Found by review: the boundary 'a\\z02000' read as 'az02000' (14,001 rows from 10,000),
+    and a key value could end the literal early and put row text into the SQL."""
+    pg.execute('CREATE TABLE src (k text COLLATE "C" PRIMARY KEY, v int)')
+    pg.execute(
+        "INSERT INTO src SELECT 'a\\z' || lpad(g::text, 5, '0'), g FROM generate_series(1, 5000) g"
+    )
+    pg.execute(
+        "INSERT INTO src SELECT 'a' || chr(98 + g % 20) || lpad(g::text, 5, '0'), g "
+        "FROM generate_series(5001, 10000) g"
+    )
+    pg.execute("INSERT INTO src VALUES ('\\', 0), ($$|| '''' OR TRUE --$$, -1)")
+    r = am.map_query(
+        scs_off,
+        pg.t("src"),
+        scs_off,
+        "dst",
+        schema=pg.schema,
+        key="k",
+        strategy="quantile",
+        chunk_size=2000,
+        workers=2,
+        job_id="scs\\'x".replace("\\'", "-"),
+    )
+    assert r.success
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 10_002
+
+
+def test_an_offset_job_does_not_resume_over_a_changed_source(pg: PG) -> None:
+    """Found by review: 500 rows deleted before a resume shifted every later OFFSET page."""
+    src = _source(pg, 8000)
+    _failed_job(pg, src, "off-1", strategy="offset")
+    pg.execute("DELETE FROM src WHERE id <= 500")
+    with pytest.raises(am.ConfigError, match="OFFSET pages"):
+        _run(pg, src, "dst", job_id="off-1", resume=True, transform="tests.helpers:fail_on_id")
