@@ -392,8 +392,9 @@ class Coordinator:
             try:
                 committed = target.committed(self.spec.job_id)
                 if cid in committed:  # it committed before dying: count what it wrote
+                    rows = committed[cid]
                     self.results[cid] = ChunkResult(
-                        cid, True, committed[cid], committed[cid], 0.0, self.attempts[cid]
+                        cid, True, rows, rows, 0.0, self.attempts[cid], already_committed=True
                     )
                     self.board.move(cid, ChunkState.DONE)
                     return True
