@@ -786,17 +786,18 @@ class Target:
                 transient=False,
             )
 
-    def column_types(self) -> dict[str, str]:
-        """Column name -> the database's own type name (``numeric(12,2)``, ``TEXT``, ...)."""
+    def column_types(self, name: str | None = None) -> dict[str, str]:
+        """Column name -> the database's own type name (``numeric(12,2)``, ``TEXT``, ...) of
+        this table, or of the table ``name`` beside it (empty when it does not exist)."""
         if self.ref.dialect == "sqlite":
-            rows = self._exec(f"SELECT name, type FROM pragma_table_info({_lit(self.ref.table)})")
+            table = _lit(name or self.ref.table)
+            rows = self._read(f"SELECT name, type FROM pragma_table_info({table})")
         else:
-            rows = self._exec(
+            rows = self._read(
                 "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
-                f"WHERE attrelid = to_regclass({_lit(self.ref.qualified())}) AND attnum > 0 "
+                f"WHERE attrelid = to_regclass({_lit(self.ref.qualified(name))}) AND attnum > 0 "
                 "AND NOT attisdropped ORDER BY attnum"
             )
-        self.conn.commit()
         return {str(n): str(t or "") for n, t in rows}
 
     def ledger(self, job_id: str) -> dict[int, tuple[int, int | None, str | None, str | None]]:
@@ -856,15 +857,7 @@ class Target:
                     ) from exc
 
     def _job_columns(self) -> list[str]:
-        if self.ref.dialect == "sqlite":
-            rows = self._read(f"SELECT name FROM pragma_table_info({_lit(JOBS)})")
-        else:
-            rows = self._read(
-                "SELECT attname::text FROM pg_attribute WHERE attrelid = "
-                f"to_regclass({_lit(self.ref.qualified(JOBS))}) AND attnum > 0 "
-                "AND NOT attisdropped"
-            )
-        return [str(r[0]) for r in rows]
+        return list(self.column_types(JOBS))
 
     def has_ledger(self) -> bool:
         """Whether this schema has arrowmapper's jobs table (any job ever ran here)."""
