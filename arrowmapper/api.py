@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -34,6 +34,7 @@ from .config import (
 )
 from .coordinator import Coordinator, JobSpec
 from .errors import (
+    ArrowMapperError,
     ConfigError,
     JobFailed,
     SourceError,
@@ -88,11 +89,44 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+_T = TypeVar("_T")
+
+
+def _retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _T:
+    """Run a read-only step of preparing a job (sampling, planning), retrying a transient
+    failure (a dropped connection, a serialization failure, a cancelled statement) as a chunk
+    would be retried."""
+    from .retry import backoff_delay
+
+    retry = retry or RetryConfig()
+    attempt = 1
+    while True:
+        try:
+            return step()
+        except ArrowMapperError as exc:
+            if not error_info(exc).transient or attempt > retry.max_retries:
+                raise
+            delay = backoff_delay(retry, attempt)
+            log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
 def _plan_for(
-    probe: SourceProbe, query: str, strategy: str, key: str | None, settings: Settings
+    probe: SourceProbe,
+    query: str,
+    strategy: str,
+    key: str | None,
+    settings: Settings,
+    retry: RetryConfig | None = None,
 ) -> Plan:
-    probe.schema()  # bad SQL fails here, before anything else
-    return build_plan(probe, query, strategy, key, settings.chunk_size, settings.workers)
+    """The chunk plan (transient failures retried, see :func:`_retrying`)."""
+
+    def plan() -> Plan:
+        probe.schema()  # bad SQL fails here, before anything else
+        return build_plan(probe, query, strategy, key, settings.chunk_size, settings.workers)
+
+    return _retrying(plan, "planning", retry)
 
 
 def _check_query(query: object, source: Endpoint | str) -> str:
@@ -362,8 +396,12 @@ def prepare(
         record = tgt.job_record(job_id)
         if record is not None and not resume:
             raise ConfigError(_registered_message(job_id, record, tgt))
-        probe.schema()  # bad SQL fails here, before anything else
-        out_schema, sample, read_schema = _output_schema(probe, spec_t)
+
+        def sampled() -> tuple[pa.Schema, pa.Table, pa.Schema]:
+            probe.schema()  # bad SQL fails here, before anything else
+            return _output_schema(probe, spec_t)
+
+        out_schema, sample, read_schema = _retrying(sampled, "sampling", retry)
         now_fp = fingerprint(
             src,
             query,
@@ -399,7 +437,7 @@ def prepare(
             if record.finished_at is not None:
                 return _finished(job_id, record, plan, src, dst, ref, spec_t, settings, notes)
         else:
-            plan = _plan_for(probe, query, strategy, key, settings)
+            plan = _plan_for(probe, query, strategy, key, settings, retry)
         exists = tgt.table_exists()
         if exists and mode == "create" and record is None:
             raise TargetError(

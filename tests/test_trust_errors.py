@@ -961,3 +961,33 @@ def test_a_missing_target_schema_or_sqlite_file_is_a_configuration_error(
     with pytest.raises(am.ArrowMapperError) as err:
         am.map_query(f"sqlite://{tmp_path / 'missing.db'}", "t", pg.uri, "d", schema=pg.schema)
     assert exit_code(err.value) == 2
+
+
+@pytest.mark.parametrize("state", ["40001", "57014"])
+def test_a_transient_failure_while_planning_is_retried(pg: PG, state: str) -> None:
+    """Found by review: a serialization failure or a cancelled statement during sampling or
+    planning failed the job at once, where a chunk would have been retried."""
+    pg.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 5000) g")
+    pg.execute("CREATE SEQUENCE flaky")
+    pg.execute(f"""
+        CREATE FUNCTION flaky() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+          IF nextval('{pg.schema}.flaky') IN (1, 3) THEN
+            RAISE EXCEPTION 'passing trouble' USING ERRCODE = '{state}';
+          END IF;
+          RETURN true;
+        END $$""")
+    query = f"SELECT id FROM {pg.t('t')} WHERE {pg.schema}.flaky()"
+    r = am.map_query(
+        pg.uri,
+        query,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        chunk_size=1000,
+        workers=1,
+        retry=am.RetryConfig(max_retries=3, base_delay=0.01),
+    )
+    assert r.success and pg.scalar("SELECT count(*) FROM dst") == 5000
