@@ -390,9 +390,9 @@ class Coordinator:
         try:
             target = Target(self.spec.target, self.spec.table)
             try:
-                committed = target.committed(self.spec.job_id)
-                if cid in committed:  # it committed before dying: count what it wrote
-                    rows = committed[cid]
+                rows_done = target.settled_rows(self.spec.job_id, cid)
+                if rows_done is not None:  # it committed before dying: count what it wrote
+                    rows = rows_done
                     self.results[cid] = ChunkResult(
                         cid, True, rows, rows, 0.0, self.attempts[cid], already_committed=True
                     )

@@ -963,6 +963,25 @@ class Target:
         )
         return {int(c): int(r) for c, r in rows}
 
+    def settled_rows(self, job_id: str, chunk_id: int) -> int | None:
+        """The rows ``chunk_id`` committed, or None when it did not -- waiting, first, for a
+        commit still in progress. A worker killed during its COMMIT leaves the server to
+        finish (or abort) that transaction; a plain read would not see it yet, and a chunk
+        split on that reading would load the same rows twice. Claiming the chunk's ledger
+        row waits on the dying transaction's lock; the claim is rolled back at once."""
+        ledger = self.ref.qualified(LEDGER)
+        try:
+            claimed = self._exec(
+                f"INSERT INTO {ledger} (job_id, chunk_id, target_table, bounds, rows) VALUES "
+                f"({_lit(job_id)}, {int(chunk_id)}, {_lit(self.ref.display)}, '', -1) "
+                "ON CONFLICT DO NOTHING RETURNING chunk_id"
+            )
+        finally:
+            self.rollback()
+        if claimed:
+            return None
+        return self.committed(job_id).get(chunk_id)
+
     def stored_plan(self, job_id: str) -> tuple[str, str] | None:
         rows = self._read(
             f"SELECT target_table, plan FROM {self.ref.qualified(JOBS)} WHERE job_id = {_lit(job_id)}"

@@ -307,3 +307,67 @@ def test_worker_killed_before_reading_anything(pg: PG) -> None:
     )
     assert killed
     assert r.success and pg.assert_same_rows(src, pg.t("dst")) == 30_000
+
+
+def test_worker_killed_while_the_server_still_commits_is_not_split_and_reloaded(pg: PG) -> None:
+    """Found by review: a worker SIGKILLed while its COMMIT was still running on the server
+    (a deferred trigger makes it take seconds) was taken for an out-of-memory death; the
+    coordinator read the ledger without waiting for that commit, split the chunk, and the
+    halves loaded its rows a second time (6,000 rows from 5,000, verify agreeing)."""
+    import threading
+
+    import psycopg
+
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, 'n' || g AS name FROM generate_series(1, 5000) g"
+    )
+    pg.execute("CREATE TABLE dst (id int, name text)")
+    pg.execute(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+    )
+    pg.execute(
+        "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON dst DEFERRABLE INITIALLY DEFERRED "
+        "FOR EACH ROW WHEN (new.id = 1) EXECUTE FUNCTION slow()"
+    )
+    pids: dict[int, int] = {}
+    killed: list[int] = []
+
+    def seen(snap: am.ProgressSnapshot) -> None:
+        for chunk in snap.running:
+            if chunk.pid:
+                pids[chunk.chunk_id] = chunk.pid
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(pg.uri, autocommit=True) as conn:
+            while time.monotonic() < deadline and not killed:
+                sleeping = conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                    "AND query ILIKE 'commit%'"
+                ).fetchall()
+                if sleeping and 0 in pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    r = am.map_query(
+        pg.uri,
+        pg.t("src"),
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        workers=2,
+        chunk_size=1000,
+        job_id="commit-race",
+        progress=seen,
+    )
+    thread.join(timeout=5)
+    assert killed, "the commit window was never hit"
+    assert r.success
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 5000
+    assert am.verify(pg.uri, pg.uri, "commit-race", schema=pg.schema).ok
