@@ -294,7 +294,7 @@ def prepare(
     verify: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
-    snapshot: bool = False,
+    snapshot: bool | None = None,
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
@@ -332,7 +332,7 @@ def prepare(
                 f"{name} must be a finite number of seconds > 0 or None, got {value!r}"
             )
     for name, flag in (("resume", resume), ("verify", verify), ("snapshot", snapshot)):
-        if not isinstance(flag, bool):
+        if not isinstance(flag, bool) and not (name == "snapshot" and flag is None):
             raise ConfigError(f"{name} must be True or False, got {flag!r}")
     _check_choice("executor", executor, EXECUTORS)
     if executor == "dask" and (stall_timeout or max_worker_memory):
@@ -552,6 +552,7 @@ def prepare(
     finally:
         tgt.close()
     target_schema = write.schema
+    use_snapshot = _snapshot_for(snapshot, src, plan, notes)
     spec = JobSpec(
         job_id=job_id,
         plan=plan,
@@ -568,7 +569,7 @@ def prepare(
         verify=bool(verify),
         statement_timeout=statement_timeout,
         stall_timeout=stall_timeout,
-        snapshot=bool(snapshot),
+        snapshot=use_snapshot,
         max_worker_memory=max_worker_memory,
         layout=layout if layout.columns else None,
         write=write,
@@ -587,6 +588,24 @@ def stage_name(table: str, job_id: str, dialect: str = "postgresql") -> str:
     :func:`arrowmapper.sql.derived_name` under the server's byte limit, so the server never
     cuts it and it can never equal (or be cut to) a user's table name."""
     return derived_name(table, "stage", dialect, salt=job_id)
+
+
+def _snapshot_for(asked: bool | None, src: Endpoint, plan: Plan, notes: list[str]) -> bool:
+    """Whether chunks read from one exported snapshot: as asked, or -- left unsaid -- for
+    ctid and offset plans of a PostgreSQL source with more than one chunk. Their chunks are
+    physical block ranges and row positions: a row a concurrent UPDATE moves to another block,
+    or an INSERT that shifts the pages, would otherwise be read twice or missed."""
+    if asked is not None:
+        return asked
+    if src.dialect != "postgresql" or plan.strategy not in ("ctid", "offset"):
+        return False
+    if len(plan.chunks) < 2:
+        return False
+    notes.append(
+        f"{plan.strategy} chunks read from one snapshot (concurrent writes cannot make them "
+        "read a row twice or miss one); pass snapshot=False to read each chunk as it is then"
+    )
+    return True
 
 
 def _registered_message(job_id: str, record: JobRecord, tgt: Target) -> str:
@@ -833,7 +852,7 @@ def map_query(
     verify: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
-    snapshot: bool = False,
+    snapshot: bool | None = None,
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
@@ -852,7 +871,9 @@ def map_query(
     ``statement_timeout`` (seconds) bounds each source query on PostgreSQL and MySQL;
     ``stall_timeout`` (seconds) kills a worker whose chunk makes no progress that long, and
     retries the chunk. ``snapshot=True`` (PostgreSQL sources) exports one snapshot and reads
-    every chunk from it, so writes to the source during the job cannot tear the copy.
+    every chunk from it, so writes to the source during the job cannot tear the copy; left as
+    None it is on for ctid and offset plans of a PostgreSQL source (their chunks are block
+    ranges and row positions, which concurrent writes move) and off otherwise.
     ``max_worker_memory`` (MiB) kills a worker whose RSS grows past it; its chunk, like one
     whose worker the OOM killer took, is split in two and retried.
     ``executor="dask"`` runs each chunk as a task on a Dask distributed cluster: ``cluster`` is

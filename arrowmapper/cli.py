@@ -155,9 +155,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--snapshot",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="read every chunk from one PostgreSQL snapshot",
+        help="read every chunk from one PostgreSQL snapshot (default: on for ctid and offset "
+        "plans of a PostgreSQL source, off otherwise)",
     )
     run.add_argument("--statement-timeout", type=float, help="seconds per source query")
     run.add_argument(
@@ -460,7 +461,7 @@ def _run(args: argparse.Namespace) -> int:
         job_id=o.get("job_id"),
         resume=bool(o.get("resume", False)),
         verify=bool(o.get("verify", False)),
-        snapshot=bool(o.get("snapshot", False)),
+        snapshot=o.get("snapshot"),
         statement_timeout=o.get("statement_timeout"),
         stall_timeout=o.get("stall_timeout"),
         max_worker_memory=o.get("max_worker_memory"),

@@ -97,3 +97,49 @@ def test_snapshot_needs_postgres(pg: PG, tmp_path: Path) -> None:
     sqlite3.connect(db).execute("CREATE TABLE t (id INTEGER)")
     with pytest.raises(am.ConfigError, match="snapshot=True needs a PostgreSQL source"):
         am.map_query(f"sqlite://{db}", "t", pg.uri, "dst", schema=pg.schema, snapshot=True)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "offset"])
+def test_ctid_and_offset_plans_read_one_snapshot_by_default(pg: PG, strategy: str) -> None:
+    """Found by review: with concurrent UPDATEs, auto's ctid ranges read moved row versions
+    twice (20,039 rows from 20,000); OFFSET pages shifted under concurrent inserts."""
+    import threading
+    import time
+
+    import psycopg
+
+    pg.execute(
+        "CREATE TABLE src (id int, name text, v int) WITH (fillfactor = 100); "
+        "INSERT INTO src SELECT g, repeat('n', 60) || g, 0 FROM generate_series(1, 20000) g"
+    )
+    stop: list[int] = []
+
+    def writer() -> None:
+        with psycopg.connect(pg.uri, autocommit=True) as conn:
+            while not stop:
+                conn.execute(
+                    f"UPDATE {pg.t('src')} SET v = v + 1 WHERE id IN "
+                    "(SELECT (random() * 4000)::int + 1 FROM generate_series(1, 50))"
+                )
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        r = am.map_query(
+            pg.uri,
+            pg.t("src"),
+            pg.uri,
+            "dst",
+            schema=pg.schema,
+            workers=2,
+            chunk_size=1000,
+            strategy=strategy,
+            key="id" if strategy == "offset" else None,
+        )
+    finally:
+        stop.append(1)
+        thread.join()
+    assert r.success and any("one snapshot" in n for n in r.notes)
+    assert pg.scalar("SELECT count(*) FROM dst") == 20000
+    assert pg.scalar("SELECT count(DISTINCT id) FROM dst") == 20000
