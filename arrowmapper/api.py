@@ -439,6 +439,13 @@ def prepare(
         else:
             plan = _plan_for(probe, query, strategy, key, settings, retry)
         exists = tgt.table_exists()
+        if verify and exists and tgt.untracked():
+            raise ConfigError(
+                f"verify=True cannot check {ref.display} chunk by chunk: in a SQLite table "
+                "WITHOUT ROWID, or one whose INTEGER PRIMARY KEY the job fills, a chunk's rows "
+                "cannot be told apart; drop verify (am.verify still compares counts and "
+                "checksums of the whole job's chunks against the source)"
+            )
         if exists and mode == "create" and record is None:
             raise TargetError(
                 f"target table {ref.display} already exists and mode='create' refuses it; "

@@ -323,7 +323,15 @@ def build_plan(
         )
         return Plan(strategy, reason, col, query, chunks, rows)
     if strategy == "ctid":
-        return _plan_ctid(probe, query, chunk_size, reason)
+        try:
+            return _plan_ctid(probe, query, chunk_size, reason)
+        except PlanError:
+            if reason == "chosen by the caller":
+                raise
+            # auto's guess: a name that is a view or a partitioned table has no heap blocks
+            rows = probe.count()
+            why = "no key given and the query names a view or partitioned table: one chunk"
+            return Plan("none", why, key, query, (Chunk(0, base, "all rows", "{}", rows),), rows)
     return _plan_rowid(probe, query, chunk_size, reason)
 
 

@@ -406,6 +406,7 @@ class Target:
         self.endpoint = endpoint
         self.ref = ref
         self.conn = conn if conn is not None else connect(endpoint)
+        self._sqlite_shape: bool | None = None  # see untracked
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -1057,7 +1058,8 @@ class Target:
             if not cur.fetchall():
                 self.conn.rollback()
                 return None
-            start = self._locator_start(cur)
+            untracked = self.untracked(layout)
+            start = "" if untracked else self._locator_start(cur)
             stream = iter(counting())
             first = next(stream, None)  # an empty chunk writes only its ledger row
             if first is not None:
@@ -1072,8 +1074,7 @@ class Target:
                     if raised:
                         raise raised[0] from None
                     raise
-            merged_sqlite = bool(layout and layout.merge_key) and self.ref.dialect == "sqlite"
-            locator = "none:" if merged_sqlite else self._locator_end(cur, start)
+            locator = "none:" if untracked else self._locator_end(cur, start)
             checksum = digest.digest if digest is not None else None
             if digest is not None:
                 staged = set(layout.staged) if layout is not None else set()
@@ -1132,6 +1133,27 @@ class Target:
         cur.execute(sql)
 
     # -- where a chunk's rows are: a PostgreSQL transaction id, or a SQLite rowid range
+    def untracked(self, layout: WriteLayout | None = None) -> bool:
+        """SQLite: whether a chunk's rows cannot be found again by a rowid range -- a merge
+        (updated rows keep their rowids), a table WITHOUT ROWID, or one whose INTEGER PRIMARY
+        KEY is the rowid (rows land where their key says, not after the last one)."""
+        if self.ref.dialect != "sqlite":
+            return False
+        if layout is not None and layout.merge_key:
+            return True
+        if self._sqlite_shape is None:
+            sql = self._read(
+                f"SELECT sql FROM sqlite_master WHERE type = 'table' AND name = "
+                f"{_lit(self.ref.table)} COLLATE NOCASE"
+            )
+            text = str(sql[0][0] or "") if sql else ""
+            keys = self._read(
+                f"SELECT type FROM pragma_table_info({_lit(self.ref.table)}) WHERE pk > 0"
+            )
+            alias = len(keys) == 1 and str(keys[0][0]).upper() == "INTEGER"
+            self._sqlite_shape = alias or "WITHOUT ROWID" in text.upper()
+        return self._sqlite_shape
+
     def _locator_start(self, cur: Any) -> str:
         if self.ref.dialect == "sqlite":
             cur.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.ref.qualified()}")
@@ -1156,8 +1178,9 @@ class Target:
             return f"rowid BETWEEN {int(lo)} AND {int(hi)}"
         if kind == "none":
             raise TargetError(
-                "the rows of a chunk merged into a SQLite table cannot be told apart from older "
-                "rows, so they cannot be verified; verify needs a PostgreSQL target for merge",
+                "the rows of this chunk cannot be told apart in the SQLite target (a merge, a "
+                "table WITHOUT ROWID, or an INTEGER PRIMARY KEY the job fills), so they cannot "
+                "be checked one chunk at a time; verify needs a PostgreSQL target there",
                 transient=False,
             )
         raise TargetError(f"unknown chunk locator {locator!r}")

@@ -522,3 +522,30 @@ def test_an_offset_job_does_not_resume_over_a_changed_source(pg: PG) -> None:
     pg.execute("DELETE FROM src WHERE id <= 500")
     with pytest.raises(am.ConfigError, match="OFFSET pages"):
         _run(pg, src, "dst", job_id="off-1", resume=True, transform="tests.helpers:fail_on_id")
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, label TEXT)",
+        "CREATE TABLE t (id INTEGER NOT NULL PRIMARY KEY, label TEXT) WITHOUT ROWID",
+    ],
+)
+def test_sqlite_targets_whose_rows_a_rowid_range_cannot_find(
+    pg: PG, tmp_path: Path, ddl: str
+) -> None:
+    """Found by review: into `id INTEGER PRIMARY KEY` (the rowid itself) a chunk's rowid-range
+    locator pointed at other chunks' rows (verify=True failed every chunk, am.verify reported
+    false mismatches); a WITHOUT ROWID table could not be written at all."""
+    src = _source(pg)
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(ddl)
+    target = f"sqlite://{path}"
+    with pytest.raises(am.ConfigError, match="verify=True cannot check"):
+        am.map_query(pg.uri, src, target, "t", key="id", workers=2, chunk_size=1000, verify=True)
+    r = am.map_query(pg.uri, src, target, "t", key="id", workers=2, chunk_size=1000, job_id="ipk")
+    assert r.success
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM t").fetchone() == (ROWS, ROWS)
+    assert am.verify(pg.uri, target, "ipk").ok

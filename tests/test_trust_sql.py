@@ -636,3 +636,13 @@ def test_mariadb_names_comments_and_randomness(mysql_db: tuple[str, list[str]]) 
         am.plan_query(uri, sample, key="id", strategy="quantile", chunk_size=10)
     with pytest.raises(ConfigError, match="inline the values"):
         am.plan_query(uri, "SELECT * FROM Orders WHERE id = %s")
+
+
+def test_auto_on_a_view_without_a_key_copies_it_in_one_chunk(pg: PG) -> None:
+    """Found by review: auto chose ctid for a view's name and then refused it."""
+    pg.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 3000) g")
+    pg.execute("CREATE VIEW v AS SELECT * FROM t WHERE id % 2 = 0")
+    plan = am.plan_query(pg.uri, pg.t("v"), chunk_size=500)
+    assert plan.strategy == "none" and "view" in plan.reason
+    r = am.map_query(pg.uri, pg.t("v"), pg.uri, "dst", schema=pg.schema, workers=1)
+    assert r.success and pg.scalar("SELECT count(*) FROM dst") == 1500
