@@ -1026,6 +1026,8 @@ class Target:
         Returns None when the chunk was already committed (by an earlier attempt, an earlier
         run, or a zombie worker): then nothing is written.
         """
+        # before the chunk's transaction: the lookup reads (and ends its own transaction)
+        untracked = self.untracked(layout)
         if chunk_id in self._committed_one(job_id, chunk_id):
             return None
         counted = [0]
@@ -1058,7 +1060,6 @@ class Target:
             if not cur.fetchall():
                 self.conn.rollback()
                 return None
-            untracked = self.untracked(layout)
             start = "" if untracked else self._locator_start(cur)
             stream = iter(counting())
             first = next(stream, None)  # an empty chunk writes only its ledger row
@@ -1136,7 +1137,10 @@ class Target:
     def untracked(self, layout: WriteLayout | None = None) -> bool:
         """SQLite: whether a chunk's rows cannot be found again by a rowid range -- a merge
         (updated rows keep their rowids), a table WITHOUT ROWID, or one whose INTEGER PRIMARY
-        KEY is the rowid (rows land where their key says, not after the last one)."""
+        KEY is the rowid (rows land where their key says, not after the last one).
+
+        Reads the catalog and ends that read's transaction: never call it inside a chunk's
+        transaction (write_chunk asks before it starts)."""
         if self.ref.dialect != "sqlite":
             return False
         if layout is not None and layout.merge_key:
