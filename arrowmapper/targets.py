@@ -590,14 +590,15 @@ class Target:
         self._exec(sql)
         self.conn.commit()
 
-    def check_can_empty(self, mode: str) -> None:
+    def check_can_empty(self, mode: str, in_transaction: bool = False) -> None:
         """Refuse, before any row moves, a ``replace`` or ``truncate`` that could not empty
         this table without touching another: a foreign key pointing at it that would cascade
         (ON DELETE CASCADE / SET NULL / SET DEFAULT changes the other table's rows), or one
         with rows that reference it (the emptying would fail after every chunk loaded)."""
         if self.ref.dialect == "sqlite":
             return  # ADBC's SQLite connections do not enforce foreign keys
-        rows = self._read(
+        read = self._exec if in_transaction else self._read  # never end the caller's
+        rows = read(
             "SELECT c.conname::text, c.conrelid::regclass::text, c.confdeltype::text, "
             "array_to_string(ARRAY(SELECT quote_ident(a.attname) FROM unnest(c.conkey) k(n) "
             "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), ',') "
@@ -614,7 +615,7 @@ class Target:
                     "drop or alter the constraint first"
                 )
             where = " AND ".join(f"{c} IS NOT NULL" for c in str(cols).split(","))
-            if self._read(f"SELECT EXISTS (SELECT 1 FROM {child} WHERE {where})")[0][0]:
+            if read(f"SELECT EXISTS (SELECT 1 FROM {child} WHERE {where})")[0][0]:
                 raise ConfigError(
                     f"{self.ref.display} is referenced by foreign key {name} of {child}, which "
                     f"has rows pointing at it: mode={mode!r} cannot empty {self.ref.display}; "
@@ -709,7 +710,9 @@ class Target:
                 return False
             self._check_stage(stage, job_id)
             if existed:
-                self.check_can_empty("replace")  # a constraint added while the job ran
+                # a constraint added while the job ran (inside this transaction: a read that
+                # ended it would commit the job as finished before anything was swapped)
+                self.check_can_empty("replace", in_transaction=True)
                 cols = ", ".join(quote_ident(c, d) for c in columns)
                 if d != "sqlite":
                     self._exec(f"LOCK TABLE {self.ref.qualified()} IN ACCESS EXCLUSIVE MODE")

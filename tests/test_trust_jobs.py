@@ -549,3 +549,20 @@ def test_sqlite_targets_whose_rows_a_rowid_range_cannot_find(
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT id) FROM t").fetchone() == (ROWS, ROWS)
     assert am.verify(pg.uri, target, "ipk").ok
+
+
+def test_a_failed_swap_does_not_mark_the_job_finished(pg: PG) -> None:
+    """A read inside the swap's transaction once ended it early, committing the job as
+    finished before anything was swapped: a resume would then have done nothing."""
+    src = _source(pg)
+    pg.execute("UPDATE src SET label = 'bad' WHERE id = 7")
+    pg.execute("CREATE TABLE dst (id int, label text CHECK (label <> 'bad'))")
+    pg.execute("INSERT INTO dst VALUES (1, 'old')")
+    with pytest.raises(am.TargetError, match="could not swap"):
+        _run(pg, src, "dst", mode="replace", job_id="swap-fail")
+    assert pg.query("SELECT id, label FROM dst") == [(1, "old")]
+    assert pg.scalar("SELECT finished_at FROM arrowmapper_jobs WHERE job_id = 'swap-fail'") is None
+    pg.execute("ALTER TABLE dst DROP CONSTRAINT dst_label_check")
+    r = _run(pg, src, "dst", mode="replace", job_id="swap-fail", resume=True)
+    assert r.success and len(r.skipped_chunks) == r.chunks
+    pg.assert_same_rows(src, pg.t("dst"))
