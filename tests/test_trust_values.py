@@ -677,17 +677,20 @@ def test_text_read_values_do_not_depend_on_session_settings(
     import psycopg
 
     src, dst = (odd_db, pg.uri) if direction == "odd source" else (pg.uri, odd_db)
+    # the test's own schema on the shared database; public in the throwaway one
+    src_schema = pg.schema if src == pg.uri else "public"
     with psycopg.connect(src, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS public.vals")
-        conn.execute(f"CREATE TABLE public.vals AS {VALUES_TEXT}")
+        conn.execute(f"CREATE TABLE {src_schema}.vals AS {VALUES_TEXT}")
     schema = pg.schema if dst == pg.uri else "public"
-    r = am.map_query(src, "public.vals", dst, "vals_copy", schema=schema, verify=True, workers=1)
+    r = am.map_query(
+        src, f"{src_schema}.vals", dst, "vals_copy", schema=schema, verify=True, workers=1
+    )
     assert r.success
     iso = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'"
     cols = "d::text, iv::text, f::text, ts::text, tz::text, tt::text"
     with psycopg.connect(src, autocommit=True) as conn:
         conn.execute(iso + "; SET extra_float_digits = 1")
-        want = conn.execute(f"SELECT {cols} FROM public.vals").fetchall()
+        want = conn.execute(f"SELECT {cols} FROM {src_schema}.vals").fetchall()
     with psycopg.connect(dst, autocommit=True) as conn:
         conn.execute(iso + "; SET extra_float_digits = 1")
         got = conn.execute(f"SELECT {cols} FROM {schema}.vals_copy").fetchall()
