@@ -477,6 +477,14 @@ def prepare(
             # or emptied (truncate empties the table when it claims the job)
             existing = _write_layout(tgt, out_schema, (), layout.session)
             _check_compatible(sample, out_schema, existing.schema, ref)
+            lacking = [c for c in tgt.required_columns() if c not in out_schema.names]
+            if lacking:
+                them = "it" if len(lacking) == 1 else "them"
+                raise ConfigError(
+                    f"{ref.display} requires a value for {', '.join(map(repr, lacking))} (NOT "
+                    f"NULL, no default), and the query does not return {them}; select {them} "
+                    "in the query or transform, or give the column a default"
+                )
             _check_narrowing(existing, layout, read_schema, out_schema, ref)
             if mode in ("replace", "truncate"):
                 tgt.check_can_empty(mode)

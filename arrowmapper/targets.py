@@ -528,6 +528,25 @@ class Target:
         rows = self._read(pg_columns_sql(f"to_regclass({_lit(self.ref.qualified())})"))
         return [tuple(str(v) for v in row) for row in rows]
 
+    def required_columns(self) -> list[str]:
+        """Columns a row must be given a value for: NOT NULL, no default, not an identity or
+        generated column (SQLite: NOT NULL without a default, not the INTEGER PRIMARY KEY)."""
+        if self.ref.dialect == "sqlite":
+            rows = self._read(
+                f"SELECT name, type, pk FROM pragma_table_info({_lit(self.ref.table)}) "
+                'WHERE "notnull" = 1 AND dflt_value IS NULL'
+            )
+            keys = [r for r in rows if int(r[2]) > 0]
+            rowid = len(keys) == 1 and str(keys[0][1]).upper() == "INTEGER"
+            return [str(r[0]) for r in rows if not (rowid and int(r[2]) > 0)]
+        rows = self._read(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = "
+            f"to_regclass({_lit(self.ref.qualified())}) AND attnum > 0 AND NOT attisdropped "
+            "AND attnotnull AND NOT atthasdef AND attidentity = '' AND attgenerated = '' "
+            "ORDER BY attnum"
+        )
+        return [str(r[0]) for r in rows]
+
     def unique_keys(self) -> list[tuple[str, ...]]:
         """Column sets with a unique index (primary key first): what ON CONFLICT can use."""
         if self.ref.dialect == "sqlite":
