@@ -31,8 +31,8 @@ from .errors import (
     TargetError,
 )
 from .plan import Chunk, Plan
-from .progress import ChunkState, ProgressSnapshot
-from .report import ChunkResult, JobResult
+from .run.progress import ChunkState, ProgressSnapshot
+from .run.report import ChunkResult, JobResult
 
 __version__ = "0.1.0"
 

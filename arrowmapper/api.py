@@ -32,7 +32,6 @@ from .config import (
     resolve_settings,
     validate_identifier,
 )
-from .coordinator import Coordinator, JobSpec
 from .errors import (
     ArrowMapperError,
     ConfigError,
@@ -44,30 +43,28 @@ from .errors import (
     redact,
     translate,
 )
-from .executors import LocalPool
 from .identity import differences, fingerprint
 from .plan import Plan, build_plan
-from .progress import ProgressSnapshot, print_progress
-from .report import JobResult
-from .sources import SourceProbe
+from .run.coordinator import Coordinator, JobSpec
+from .run.executors import LocalPool
+from .run.progress import ProgressSnapshot, print_progress
+from .run.report import JobResult
+from .sources import SourceLayout, SourceProbe, describe_source
 from .sql import check_query, derived_name, quote_ident
 from .targets import (
     JobRecord,
     TableRef,
     Target,
+    WriteLayout,
     check_job_id,
     conform,
+    narrowing,
+    open_target,
     sql_type_name,
     storage_schema,
-)
-from .transform import Transformer, TransformLike, TransformSpec, normalize
-from .types import (
-    SourceLayout,
-    WriteLayout,
-    describe_source,
-    narrowing,
     target_layout,
 )
+from .transform import Transformer, TransformLike, TransformSpec, normalize
 
 log = logging.getLogger("arrowmapper")
 
@@ -96,7 +93,7 @@ def _retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _
     """Run a read-only step of preparing a job (sampling, planning), retrying a transient
     failure (a dropped connection, a serialization failure, a cancelled statement) as a chunk
     would be retried."""
-    from .retry import backoff_delay
+    from .run.retry import backoff_delay
 
     retry = retry or RetryConfig()
     attempt = 1
@@ -345,7 +342,7 @@ def prepare(
     job_id = check_job_id(job_id) if job_id else _new_job_id()
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
     if executor == "dask" and cluster:
-        from .executors import check_scheduler
+        from .run.executors import check_scheduler
 
         check_scheduler(cluster)  # before any table is touched
     if snapshot and src.dialect != "postgresql":
@@ -381,8 +378,8 @@ def prepare(
         if mode == "replace"
         else ref
     )
-    tgt = Target(dst, ref)
-    load = Target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
+    tgt = open_target(dst, ref)
+    load = open_target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
     final_table: TableRef | None = ref if mode == "replace" else None
     claimed = created_stage = False
     try:
@@ -1020,13 +1017,13 @@ def _finish(spec: JobSpec) -> None:
     """Every chunk committed: swap a replace job's stage in, and mark the job finished (in
     the swap's transaction), so resuming it again is a no-op."""
     if spec.final_table is None:
-        done = Target(spec.target, spec.table)
+        done = open_target(spec.target, spec.table)
         try:
             done.mark_finished(spec.job_id)
         finally:
             done.close()
         return
-    final = Target(spec.target, spec.final_table)
+    final = open_target(spec.target, spec.final_table)
     try:
         columns = [c.name for c in spec.write.columns] if spec.write else []
         swapped = final.swap_in(
@@ -1091,7 +1088,7 @@ def describe_columns(
     dst = parse_uri(target, "target")
     check_reachable(dst, "target")
     ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
-    tgt = Target(dst, ref)
+    tgt = open_target(dst, ref)
     try:
         if not tgt.table_exists():
             created = dict(_created_columns(tgt, out_schema, read_schema, layout, []))

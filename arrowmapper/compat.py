@@ -53,9 +53,9 @@ from .errors import (
     printable,
 )
 from .plan import bare_table
-from .progress import ProgressSnapshot
-from .report import ChunkResult, JobResult
-from .retry import backoff_delay, should_retry
+from .run.progress import ProgressSnapshot
+from .run.report import ChunkResult, JobResult
+from .run.retry import backoff_delay, should_retry
 from .sources import SourceProbe
 
 log = logging.getLogger("arrowmapper")

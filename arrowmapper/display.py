@@ -10,7 +10,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .progress import ProgressSnapshot
+from .run.progress import ProgressSnapshot
 
 
 def _rss_mb(pid: int) -> float | None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from .report import ChunkResult, JobResult
+    from .run.report import ChunkResult, JobResult
 
 ErrorKind = Literal[
     "config",  # bad argument, URI, option, job file or target layout: fix the call
@@ -119,6 +119,12 @@ class SourceError(ArrowMapperError):
 
 class TargetError(ArrowMapperError):
     """The target cannot be reached, its table created, or rows written."""
+
+
+class VerificationError(TargetError):
+    """What a chunk committed differs from what its worker read (count or checksum)."""
+
+    kind = "verification"
 
 
 class ChunkFailed(ArrowMapperError):

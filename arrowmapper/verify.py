@@ -31,9 +31,9 @@ import pyarrow as pa
 from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
 from .plan import Chunk, Plan, quote_ident, source_sql
-from .targets import TableRef, Target, check_job_id
+from .sources import SourceLayout, describe_source
+from .targets import TableRef, Target, WriteLayout, check_job_id, open_target
 from .transform import TransformLike, TransformSpec, normalize
-from .types import SourceLayout, WriteLayout, describe_source
 
 #: The checks :func:`verify` can run, in the words the report uses.
 COUNTS = "row counts"
@@ -197,7 +197,7 @@ def verify(
     check_reachable(src, "source")
     check_reachable(dst, "target")
     spec_t = normalize(transform)
-    lookup = Target(dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect))
+    lookup = open_target(dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect))
     try:
         stored = _stored_plan(lookup, job_id)
         if stored is None:
@@ -211,7 +211,7 @@ def verify(
     finally:
         lookup.close()
     tschema, _, tname = table_name.rpartition(".")
-    tgt = Target(dst, TableRef(tschema or None, tname, dst.dialect))
+    tgt = open_target(dst, TableRef(tschema or None, tname, dst.dialect))
     done, skipped = [COUNTS], []
     try:
         target_rows = tgt.row_count()
@@ -336,8 +336,8 @@ def _check_chunk(
     server: tuple[str, str | None] | None = None,
 ) -> ChunkCheck:
     from .checksum import Checksum, align
+    from .run.worker import ChunkTask, source_batches
     from .sources import read_arrow
-    from .worker import ChunkTask, source_batches
 
     written = read = locator = stored_sum = None
     if entry is not None:

@@ -236,7 +236,7 @@ def test_progress_display_renders_on_a_terminal_and_plain_elsewhere() -> None:
     from rich.console import Console
 
     from arrowmapper.display import ProgressDisplay
-    from arrowmapper.progress import ProgressSnapshot, RunningChunk
+    from arrowmapper.run.progress import ProgressSnapshot, RunningChunk
 
     snap = ProgressSnapshot(
         10,

@@ -215,7 +215,7 @@ def test_terminated_source_connection_is_retried(pg: PG) -> None:
 def test_zombie_commit_is_refused_by_the_ledger(pg: PG) -> None:
     """A second writer of a committed chunk (a presumed-dead worker) writes nothing."""
     from arrowmapper.api import prepare
-    from arrowmapper.worker import ChunkTask, release_worker_state, run_chunk
+    from arrowmapper.run.worker import ChunkTask, release_worker_state, run_chunk
 
     src = _source(pg, 10_000)
     prepared = prepare(

@@ -8,7 +8,7 @@ import pytest
 
 from arrowmapper.config import RetryConfig, parse_uri, resolve_settings
 from arrowmapper.errors import ConfigError, TargetError, classify, redact
-from arrowmapper.retry import backoff_delay, should_retry
+from arrowmapper.run.retry import backoff_delay, should_retry
 
 
 class _DriverError(Exception):

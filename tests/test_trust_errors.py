@@ -329,7 +329,7 @@ def test_our_errors_inherit_the_kind_of_what_they_wrap_and_map_to_exit_codes() -
     missing = SourceError("cannot connect")
     missing.__cause__ = RuntimeError('db error: FATAL: database "nope" does not exist')
     assert exit_code(missing) == 3
-    from arrowmapper.targets import VerificationError
+    from arrowmapper.errors import VerificationError
 
     assert error_info(VerificationError("differs", transient=True)).kind == "verification"
 

@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 import arrowmapper as am
 from arrowmapper.api import prepare, run_prepared
 from arrowmapper.errors import JobFailed, SourceError, TargetError
-from arrowmapper.targets import conform
-from arrowmapper.types import SourceColumn, SourceLayout, to_float32
+from arrowmapper.sources import SourceColumn, SourceLayout
+from arrowmapper.targets import conform, to_float32
 from arrowmapper.verify import SERVER
 from tests.conftest import PG
 
@@ -102,7 +102,7 @@ def test_guard_holds_where_the_catalog_cannot_be_asked(
 ) -> None:
     """A read-only standby refuses the temporary view the describe uses: the guards then come
     from the Arrow types connectorx reports."""
-    import arrowmapper.types as types
+    import arrowmapper.sources.sqltypes as types
 
     def refuse(*_: Any) -> Any:
         raise RuntimeError("cannot execute CREATE VIEW in a read-only transaction")
@@ -583,7 +583,7 @@ def test_verify_catches_a_value_the_reader_changed(
     262142-12-31. The reader would read the same wrong value again; the servers' checksums
     tell. verify still reports when the reader now refuses the value, in the sample its
     preflight reads (reader checks skipped) or in a chunk (that chunk's read_error)."""
-    import arrowmapper.types as types
+    import arrowmapper.sources.sqltypes as types
 
     pg.execute(
         f"CREATE TABLE src AS SELECT g AS id, CASE WHEN g = {at} THEN 'infinity' ELSE "

@@ -8,7 +8,7 @@ import pytest
 
 import arrowmapper
 from arrowmapper.errors import ConfigError
-from arrowmapper.progress import ChunkState, ProgressBoard
+from arrowmapper.run.progress import ChunkState, ProgressBoard
 from arrowmapper.transform import Transformer, normalize
 from tests import helpers
 

@@ -24,14 +24,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from .config import Endpoint
-from .errors import error_payload, printable
-from .plan import Chunk
+from ..config import Endpoint
+from ..errors import error_payload, printable
+from ..plan import Chunk
+from ..sources import SourceLayout
+from ..targets import TableRef, Target, WriteLayout, conform, open_target
+from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
-from .targets import TableRef, Target, conform
-from .transform import Transformer, TransformSpec
-from .types import SourceLayout, WriteLayout
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _target(task: ChunkTask) -> Target:
     # per thread: a Dask worker may run several tasks at once in one process
     key = (task.target.uri, task.table, threading.get_ident())
     if key not in _TARGETS:
-        _TARGETS[key] = Target(task.target, task.table)
+        _TARGETS[key] = open_target(task.target, task.table)
     return _TARGETS[key]
 
 
@@ -109,7 +109,7 @@ def _board(task: ChunkTask) -> Any:
 
 
 def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
-    from .sources import read_arrow
+    from ..sources import read_arrow
 
     transformer = _TRANSFORMERS.get(task.transform)
     if transformer is None:
@@ -118,7 +118,7 @@ def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.
     layout = task.layout
     sql = layout.wrap(task.chunk.sql) if layout is not None else task.chunk.sql
     if task.snapshot:
-        from .sources import SnapshotReader
+        from ..sources import SnapshotReader
 
         skey = f"{task.source.uri}#{threading.get_ident()}"
         snap = _SNAPSHOT_READERS.get(skey)

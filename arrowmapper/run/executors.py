@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .config import usable_cpus
-from .errors import ConfigError, redact
+from ..config import usable_cpus
+from ..errors import ConfigError, redact
 from .report import ChunkResult
 from .worker import ChunkTask, worker_main
 

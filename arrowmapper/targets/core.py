@@ -18,25 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from .checksum import Checksum, align
-from .config import Endpoint
-from .errors import ConfigError, TargetError, redact
-from .plan import quote_ident
-from .sql import derived_name, same_name, session_statements
-from .types import (
-    WriteLayout,
-    check_sqlite_values,
-    pg_columns_sql,
-    to_float32,
-    to_json,
-    to_uuid,
-)
-
-
-class VerificationError(TargetError):
-    """What a chunk committed differs from what its worker read (count or checksum)."""
-
-    kind = "verification"
+from ..checksum import Checksum, align
+from ..config import Endpoint
+from ..errors import ConfigError, TargetError, VerificationError, redact
+from ..plan import quote_ident
+from ..sources.sqltypes import pg_columns_sql
+from ..sql import derived_name, same_name, session_statements
+from .typemap import WriteLayout, check_sqlite_values, to_float32, to_json, to_uuid
 
 
 @dataclass(frozen=True)
@@ -144,7 +132,7 @@ def connect(endpoint: Endpoint) -> Any:
     """An ADBC connection (autocommit off) to a PostgreSQL or SQLite target."""
     try:
         if endpoint.dialect == "postgresql":
-            from .adbc import connect_postgresql
+            from ..adbc import connect_postgresql
 
             uri = endpoint.uri
             if "application_name=" not in uri:
@@ -158,7 +146,7 @@ def connect(endpoint: Endpoint) -> Any:
             conn.commit()
             return conn
         if endpoint.dialect == "sqlite":
-            from .adbc import connect_sqlite
+            from ..adbc import connect_sqlite
 
             assert endpoint.path is not None
             conn = connect_sqlite(endpoint.path)

@@ -14,10 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from .config import Endpoint
-from .errors import PASS_THROUGH, ConfigError, PlanError, SourceError, error_info, translate
-from .plan import source_sql
-from .sql import bare_table, pg_source_session, quote_ident, string_literal
+from ..config import Endpoint
+from ..errors import PASS_THROUGH, ConfigError, PlanError, SourceError, error_info, translate
+from ..plan import source_sql
+from ..sql import bare_table, pg_source_session, quote_ident, string_literal
 
 
 def timeout_statement(dialect: str, seconds: float | None) -> str | None:
@@ -332,7 +332,7 @@ def export_snapshot(endpoint: Endpoint) -> tuple[Any, str]:
     Returns the connection (keep it open for as long as chunks read from the snapshot) and the
     snapshot id.
     """
-    from .adbc import connect_postgresql
+    from ..adbc import connect_postgresql
 
     if endpoint.dialect != "postgresql":
         raise SourceError(f"snapshot=True needs a PostgreSQL source, not {endpoint.dialect}")
@@ -369,7 +369,7 @@ class SnapshotReader:
     """Reads queries inside an exported snapshot, through one ADBC connection it keeps."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        from .adbc import connect_postgresql
+        from ..adbc import connect_postgresql
 
         self.endpoint = endpoint
         self.conn = connect_postgresql(endpoint.uri, autocommit=True)
@@ -413,7 +413,7 @@ class SnapshotReader:
 def plan_split(endpoint: Endpoint, plan: Any, chunk: Any, first_id: int) -> Any:
     """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be split
     (one key value, one row, no key). Probes the source for a boundary inside the chunk."""
-    from .plan import render_literal, split_by, split_offset
+    from ..plan import render_literal, split_by, split_offset
 
     d = endpoint.dialect
     bounds = json.loads(chunk.bounds)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 
-from .config import RetryConfig
-from .errors import classify
+from ..config import RetryConfig
+from ..errors import classify
 
 __all__ = ["backoff_delay", "classify", "should_retry"]
 

@@ -42,15 +42,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from .config import Endpoint, RetryConfig
+from ..config import Endpoint, RetryConfig
+from ..plan import Plan, replace_chunk
+from ..sources import SourceLayout
+from ..targets import TableRef, WriteLayout, open_target
+from ..transform import TransformSpec
 from .executors import DaskExecutor, Died, Finished, LocalPool, kill_tree
-from .plan import Plan, replace_chunk
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
-from .targets import TableRef
-from .transform import TransformSpec
-from .types import SourceLayout, WriteLayout
 from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
@@ -127,7 +127,7 @@ class Coordinator:
         self.started = time.monotonic()
         snapshot_conn = None
         if self.spec.snapshot:
-            from .sources import export_snapshot
+            from ..sources import export_snapshot
 
             snapshot_conn, self.snapshot_id = export_snapshot(self.spec.source)
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
@@ -381,14 +381,13 @@ class Coordinator:
 
     def _split(self, cid: int, why: str | None) -> bool:
         """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be."""
-        from .sources import plan_split
-        from .targets import Target
+        from ..sources import plan_split
 
         assert self.board is not None
         if max(self.chunks) + 3 > self.board.n_chunks or self._depth.get(cid, 0) >= MAX_SPLIT_DEPTH:
             return False
         try:
-            target = Target(self.spec.target, self.spec.table)
+            target = open_target(self.spec.target, self.spec.table)
             try:
                 rows_done = target.settled_rows(self.spec.job_id, cid)
                 if rows_done is not None:  # it committed before dying: count what it wrote

@@ -1,0 +1,1 @@
+"""Running a prepared job: the coordinator, the executors, the worker, progress, retry, report."""
