@@ -45,10 +45,11 @@ from .errors import (
 )
 from .identity import differences, fingerprint
 from .plan import Plan, build_plan
-from .run.coordinator import Coordinator, JobSpec
+from .run.coordinator import Coordinator
 from .run.executors import LocalPool
 from .run.progress import ProgressSnapshot, print_progress
 from .run.report import JobResult
+from .run.spec import JobSpec
 from .sources import SourceLayout, SourceProbe, describe_source
 from .sql import check_query, derived_name, quote_ident
 from .targets import (

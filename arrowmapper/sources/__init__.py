@@ -7,15 +7,25 @@ the modules inside it.
 from __future__ import annotations
 
 from .sql import SnapshotReader, SourceProbe, export_snapshot, plan_split, read_arrow
-from .sqltypes import SourceColumn, SourceLayout, describe_source
+from .sqltypes import (
+    SourceColumn,
+    SourceLayout,
+    decimal_type,
+    describe_source,
+    numeric_typmod,
+    pg_columns_sql,
+)
 
 __all__ = [
     "SnapshotReader",
     "SourceColumn",
     "SourceLayout",
     "SourceProbe",
+    "decimal_type",
     "describe_source",
     "export_snapshot",
+    "numeric_typmod",
+    "pg_columns_sql",
     "plan_split",
     "read_arrow",
 ]

@@ -22,7 +22,7 @@ from ..checksum import Checksum, align
 from ..config import Endpoint
 from ..errors import ConfigError, TargetError, VerificationError, redact
 from ..plan import quote_ident
-from ..sources.sqltypes import pg_columns_sql
+from ..sources import pg_columns_sql
 from ..sql import derived_name, same_name, session_statements
 from .typemap import WriteLayout, check_sqlite_values, to_float32, to_json, to_uuid
 

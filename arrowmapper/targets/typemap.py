@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..errors import TargetError
-from ..sources.sqltypes import decimal_type, numeric_typmod
+from ..sources import decimal_type, numeric_typmod
 
 # --------------------------------------------------------------------------- the target side
 
