@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
@@ -564,13 +564,21 @@ _MYSQL_CODE = re.compile(r"ERROR (\d{4}) \(")
 
 
 @dataclass(frozen=True)
-class ErrorInfo:
-    """What :func:`error_info` found out about an exception."""
+class ErrorRecord:
+    """A classified error as plain data: what :func:`error_info` finds out about an exception,
+    and what a worker sends back for a failed chunk (:func:`error_record`), picklable.
+
+    >>> worker_lost("worker pid 7 died (signal SIGSEGV)", transient=True).kind
+    'worker'
+    """
 
     kind: ErrorKind
     transient: bool
     sqlstate: str | None
     message: str  # one redacted line: the server's words for a driver error
+
+
+ErrorInfo = ErrorRecord  # the name error_info's callers know
 
 
 def rule_for_sqlstate(state: str) -> Rule | None:
@@ -683,15 +691,20 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {error_info(exc).message}"
 
 
-def error_payload(exc: BaseException) -> dict[str, Any]:
-    """A picklable summary of an exception for the trip from worker to parent."""
+def error_record(exc: BaseException) -> ErrorRecord:
+    """What a worker sends back for ``exc``: its classification, and :func:`describe`'s line."""
     info = error_info(exc)
-    return {
-        "message": describe(exc),
-        "transient": info.transient,
-        "sqlstate": info.sqlstate,
-        "kind": info.kind,
-    }
+    return ErrorRecord(info.kind, info.transient, info.sqlstate, describe(exc))
+
+
+def worker_lost(message: str, *, transient: bool) -> ErrorRecord:
+    """The record of a chunk whose worker died or was killed (kind ``worker``)."""
+    return ErrorRecord("worker", transient, None, message)
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """:func:`error_record` as a dict (kept for callers of the old name)."""
+    return asdict(error_record(exc))
 
 
 def translate(

@@ -37,12 +37,14 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from ..plan import replace_chunk
-from ..targets import open_target
-from .executors import DaskExecutor, Died, Finished, LocalPool, kill_tree
+from ..config import Endpoint
+from ..errors import worker_lost
+from ..plan import Chunk, Plan, replace_chunk
+from .base import Died, Executor, Finished, Kill
+from .executors import kill_tree
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
@@ -51,7 +53,57 @@ from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
 MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
-__all__ = ["Coordinator", "JobSpec", "kill_tree"]
+__all__ = ["Coordinator", "Hooks", "JobSpec", "kill_tree"]
+
+
+class Ledger(Protocol):
+    """The part of the target the coordinator reads after a worker's death."""
+
+    def settled_rows(self, job_id: str, chunk_id: int) -> int | None: ...
+    def update_plan(self, job_id: str, plan: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _open_ledger(spec: JobSpec) -> Ledger:
+    from ..targets import open_target
+
+    return open_target(spec.target, spec.table)
+
+
+def _plan_split(source: Endpoint, plan: Plan, chunk: Chunk, first: int) -> Any:
+    from ..sources import plan_split
+
+    return plan_split(source, plan, chunk, first)
+
+
+def _export_snapshot(source: Endpoint) -> tuple[Any, str]:
+    from ..sources import export_snapshot
+
+    conn, snapshot_id = export_snapshot(source)
+    return conn, snapshot_id
+
+
+def _make_executor(spec: JobSpec, n: int) -> Executor:
+    from .executors import DaskExecutor, LocalPool
+
+    if spec.executor == "dask":
+        return DaskExecutor(spec.cluster, n, spec.job_id)
+    return LocalPool(spec.workers)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Everything the coordinator reaches outside itself: the clock, the ledger read after a
+    death, splitting, the snapshot, the executor. The defaults are the real ones; the unit
+    tests (``tests/test_coordinator_unit.py``) pass fakes and run without a process or server."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    open_ledger: Callable[[JobSpec], Ledger] = _open_ledger
+    plan_split: Callable[[Endpoint, Plan, Chunk, int], Any] = _plan_split
+    export_snapshot: Callable[[Endpoint], tuple[Any, str]] = _export_snapshot
+    make_executor: Callable[[JobSpec, int], Executor] = _make_executor
+    rng: random.Random = field(default_factory=random.Random)
 
 
 class Coordinator:
@@ -62,24 +114,25 @@ class Coordinator:
         spec: JobSpec,
         progress: Callable[[ProgressSnapshot], Any] | None = None,
         progress_interval: float = 0.25,
-        executor: LocalPool | DaskExecutor | None = None,
+        executor: Executor | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.spec = spec
         self.progress = progress
         self.progress_interval = progress_interval
+        self.hooks = hooks or Hooks()
+        self.clock = self.hooks.clock
         self.chunks = {c.chunk_id: c for c in spec.plan.chunks}
         self.attempts: dict[int, int] = dict.fromkeys(self.chunks, 0)
         self.ready_at: dict[int, float] = {}  # chunk -> monotonic time it may run
         self.results: dict[int, ChunkResult] = {}
         self.executor = executor  # a pool started early (while the job was prepared), or None
         self.board: ProgressBoard | None = None
-        self.started = time.monotonic()
+        self.started = self.clock()
         self._last_report = 0.0
-        self._rng = random.Random()
         self.mismatches: list[str] = []  # verification failures (each one retried)
         self.attempt_errors: list[str] = []  # every failed attempt, retried or not
         self.notes: list[str] = list(spec.notes)  # decisions worth reporting
-        self.max_active = max(1, spec.workers)
         self.snapshot_id: str | None = None
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
@@ -87,12 +140,11 @@ class Coordinator:
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
-        self.started = time.monotonic()
+        """Run the job to its end (every chunk done, failed or skipped) and report it."""
+        self.started = self.clock()
         snapshot_conn = None
         if self.spec.snapshot:
-            from ..sources import export_snapshot
-
-            snapshot_conn, self.snapshot_id = export_snapshot(self.spec.source)
+            snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
         # spare rows for chunks split after a memory failure
         self.board = ProgressBoard.create(2 * (max(self.chunks) + 1) + 32)
@@ -113,7 +165,7 @@ class Coordinator:
         except KeyboardInterrupt:
             # Ctrl-C: end the workers now instead of waiting for their chunks; what they had
             # not committed the server rolls back, and --resume loads it later
-            if isinstance(self.executor, LocalPool):
+            if self.executor is not None:
                 self.executor.discard()
             raise
         finally:
@@ -139,15 +191,9 @@ class Coordinator:
 
     def _start_workers(self) -> None:
         n = min(self.spec.workers, max(1, len(self.ready_at)))
-        if isinstance(self.executor, LocalPool):  # started early: fit it to the job
-            self.executor.trim(n)
-            self.executor.start(n - self.executor.size)
-        else:
-            if self.spec.executor == "dask":
-                self.executor = DaskExecutor(self.spec.cluster, n, self.spec.job_id)
-            else:
-                self.executor = LocalPool(self.spec.workers)
-            self.executor.start(n)
+        if self.executor is None:
+            self.executor = self.hooks.make_executor(self.spec, n)
+        self.executor.fit(n)  # a pool started early is fitted to the job
         log.info(
             "job %s: %d %s workers, %d chunks (%s)",
             self.spec.job_id,
@@ -161,28 +207,6 @@ class Coordinator:
         due = [c for c, t in self.ready_at.items() if t <= now]
         return min(due) if due else None
 
-    def _task(self, cid: int) -> ChunkTask:
-        assert self.board is not None
-        s = self.spec
-        return ChunkTask(
-            job_id=s.job_id,
-            chunk=self.chunks[cid],
-            source=s.source,
-            target=s.target,
-            table=s.table,
-            target_schema=s.target_schema,
-            transform=s.transform,
-            attempt=self.attempts[cid],
-            batch_size=s.batch_size,
-            board_name=self.board.name,
-            n_chunks=len(self.chunks),
-            verify=s.verify,
-            statement_timeout=s.statement_timeout,
-            snapshot=self.snapshot_id,
-            layout=s.layout,
-            write=s.write,
-        )
-
     def _begin(self, cid: int) -> ChunkTask:
         assert self.board is not None
         del self.ready_at[cid]
@@ -192,13 +216,20 @@ class Coordinator:
         self.board.set(cid, "pid", 0)
         self.board.set(cid, "started_ns", time.time_ns())
         self._seen.pop(cid, None)
-        return self._task(cid)
+        return ChunkTask.for_job(
+            self.spec,
+            self.chunks[cid],
+            attempt=self.attempts[cid],
+            board_name=self.board.name,
+            n_chunks=len(self.chunks),
+            snapshot=self.snapshot_id,
+        )
 
     def _dispatch(self) -> None:
         ex = self.executor
         assert ex is not None
-        now = time.monotonic()
-        while ex.idle() > 0 and ex.busy() < self.max_active:
+        now = self.clock()
+        while ex.idle() > 0:
             cid = self._next_ready(now)
             if cid is None:
                 return
@@ -207,34 +238,28 @@ class Coordinator:
 
     def _wait_and_handle(self) -> None:
         ex = self.executor
-        assert ex is not None
+        assert ex is not None and self.board is not None
         timeout = self.progress_interval
-        if self.ready_at and ex.idle() > 0 and ex.busy() < self.max_active:
+        if self.ready_at and ex.idle() > 0:
             # a free slot waits for a retry's backoff to end; with every slot busy, only a
             # worker's result or death can change anything (waiting 0 here would spin)
-            next_due = min(self.ready_at.values()) - time.monotonic()
+            next_due = min(self.ready_at.values()) - self.clock()
             timeout = max(0.0, min(timeout, next_due))
         if not ex.busy():
-            time.sleep(timeout)
+            self.hooks.sleep(timeout)
             return
         for event in ex.wait(timeout):
             if isinstance(event, Finished):
                 self._on_result(replace(event.result, attempts=self.attempts[event.cid]))
             else:
                 self._on_death(event)
-        if isinstance(ex, DaskExecutor):
-            self._apply_remote_progress(ex)
-
-    def _apply_remote_progress(self, ex: DaskExecutor) -> None:
-        """Dask workers publish their progress as events; apply them to the local board."""
-        assert self.board is not None
-        for op, cid, name, value in ex.drain_progress():
-            if cid not in self.chunks:
+        for update in ex.progress():  # workers that cannot reach the board (Dask)
+            if update.cid not in self.chunks:
                 continue
-            if op == "add":
-                self.board.add(cid, name, value)
+            if update.op == "add":
+                self.board.add(update.cid, update.name, update.value)
             else:
-                self.board.set(cid, name, value)
+                self.board.set(update.cid, update.name, update.value)
 
     def _on_result(self, result: ChunkResult) -> None:
         assert self.board is not None
@@ -248,7 +273,7 @@ class Coordinator:
         self._retry_or_fail(result)
 
     def _retry_or_fail(self, result: ChunkResult) -> None:
-        assert self.board is not None
+        assert self.board is not None and self.executor is not None
         cid = result.chunk_id
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
         transient = result.transient
@@ -259,22 +284,11 @@ class Coordinator:
             if repeated:
                 transient = False
         attempts = self.attempts[cid]
-        if result.kind == "connection_limit" and self.max_active > 1:
-            # the server is out of connections: run fewer chunks at once, and do not count
-            # this attempt against the chunk's retries
-            self.max_active -= 1
-            self.attempts[cid] -= 1
-            note = (
-                f"chunk {cid}: the server has no free connections (53300); running at most "
-                f"{self.max_active} chunks at once from now on"
-            )
-            log.warning(note)
-            self.notes.append(note)
-            self.board.move(cid, ChunkState.RETRY_WAIT)
-            self.ready_at[cid] = time.monotonic() + backoff_delay(self.spec.retry, 1, self._rng)
+        if result.kind == "connection_limit" and self.executor.concurrency > 1:
+            self._run_fewer(cid)
             return
         if should_retry(self.spec.retry, attempts, transient):
-            delay = backoff_delay(self.spec.retry, attempts, self._rng)
+            delay = backoff_delay(self.spec.retry, attempts, self.hooks.rng)
             log.warning(
                 "chunk %d attempt %d failed (%s); retrying in %.2fs",
                 cid,
@@ -283,42 +297,47 @@ class Coordinator:
                 delay,
             )
             self.board.move(cid, ChunkState.RETRY_WAIT)
-            self.ready_at[cid] = time.monotonic() + delay
+            self.ready_at[cid] = self.clock() + delay
         else:
             why = "terminal error" if not transient else f"out of retries ({attempts} attempts)"
             log.error("chunk %d failed: %s (%s)", cid, result.error, why)
             self.board.move(cid, ChunkState.FAILED)
+
+    def _run_fewer(self, cid: int) -> None:
+        """The server is out of connections: run fewer chunks at once, and do not count this
+        attempt against the chunk's retries."""
+        assert self.board is not None and self.executor is not None
+        self.executor.limit(self.executor.concurrency - 1)
+        self.attempts[cid] -= 1
+        note = (
+            f"chunk {cid}: the server has no free connections (53300); running at most "
+            f"{self.executor.concurrency} chunks at once from now on"
+        )
+        log.warning(note)
+        self.notes.append(note)
+        self.board.move(cid, ChunkState.RETRY_WAIT)
+        self.ready_at[cid] = self.clock() + backoff_delay(self.spec.retry, 1, self.hooks.rng)
 
     def _on_death(self, death: Died) -> None:
         """A worker was lost: its chunk costs one attempt (or is split, when memory was the
         likely cause); the executor has already replaced the worker."""
         assert self.board is not None
         cid = death.cid
-        memory_death = (death.killed_for or "").startswith("memory") or death.oom_like
-        if (
-            cid is not None
-            and death.can_continue
-            and memory_death
-            and self._split(cid, death.killed_for)
-        ):
+        memory = cid is not None and death.can_continue and death.out_of_memory
+        if memory and cid is not None and self._split(cid, death.killed_for):
             cid = None
         if cid is not None:
             who = f"worker pid {death.pid}" if death.pid else "its worker"
-            result = ChunkResult(
+            if death.killed_for:
+                message = f"{who} killed by the watchdog: {death.killed_for}"
+            else:
+                message = f"{who} died ({death.why}) while running chunk {cid}"
+            result = ChunkResult.failed(
                 cid,
-                False,
-                self.board.get(cid, "rows_read"),
-                0,
-                0.0,
-                self.attempts[cid],
-                error=(
-                    f"{who} killed by the watchdog: {death.killed_for}"
-                    if death.killed_for
-                    else f"{who} died ({death.why}) while running chunk {cid}"
-                ),
-                transient=death.can_continue,
+                worker_lost(message, transient=death.can_continue),
+                attempts=self.attempts[cid],
+                rows_read=self.board.get(cid, "rows_read"),
                 pid=death.pid,
-                kind="worker",
             )
             self.results[cid] = result
             self._retry_or_fail(result)
@@ -336,38 +355,36 @@ class Coordinator:
                 continue
             rss = ex.rss(cid)
             if rss is not None and rss > limit * 2**20:
-                ex.kill(
-                    cid,
+                message = (
                     f"memory: RSS {rss / 2**20:.0f} MiB over max_worker_memory {limit} MiB "
-                    f"on chunk {cid}",
+                    f"on chunk {cid}"
                 )
+                ex.kill(cid, Kill("memory", message))
 
     def _split(self, cid: int, why: str | None) -> bool:
-        """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be."""
-        from ..sources import plan_split
-
+        """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be.
+        A chunk the ledger says committed (it died after its COMMIT) is done, not split."""
         assert self.board is not None
         if max(self.chunks) + 3 > self.board.n_chunks or self._depth.get(cid, 0) >= MAX_SPLIT_DEPTH:
             return False
         try:
-            target = open_target(self.spec.target, self.spec.table)
+            ledger = self.hooks.open_ledger(self.spec)
             try:
-                rows_done = target.settled_rows(self.spec.job_id, cid)
+                rows_done = ledger.settled_rows(self.spec.job_id, cid)
                 if rows_done is not None:  # it committed before dying: count what it wrote
-                    rows = rows_done
-                    self.results[cid] = ChunkResult(
-                        cid, True, rows, rows, 0.0, self.attempts[cid], already_committed=True
+                    self.results[cid] = ChunkResult.done(
+                        cid, rows_done, rows_done, attempts=self.attempts[cid], earlier=True
                     )
                     self.board.move(cid, ChunkState.DONE)
                     return True
                 first = max(self.chunks) + 1
-                halves = plan_split(self.spec.source, self.plan, self.chunks[cid], first)
+                halves = self.hooks.plan_split(self.spec.source, self.plan, self.chunks[cid], first)
                 if halves is None:
                     return False
                 self.plan = replace_chunk(self.plan, cid, halves)
-                target.update_plan(self.spec.job_id, self.plan.to_json())
+                ledger.update_plan(self.spec.job_id, self.plan.to_json())
             finally:
-                target.close()
+                ledger.close()
         except Exception as exc:  # splitting is an optimisation: fall back to a plain retry
             log.warning("could not split chunk %d (%s); retrying it whole", cid, exc)
             return False
@@ -378,7 +395,7 @@ class Coordinator:
             self.attempts[half.chunk_id] = 0
             self._depth[half.chunk_id] = self._depth.get(cid, 0) + 1
             self.board.set(half.chunk_id, "estimate", half.estimated_rows or 0)
-            self.ready_at[half.chunk_id] = time.monotonic()
+            self.ready_at[half.chunk_id] = self.clock()
         note = (
             f"chunk {cid} split into {halves[0].chunk_id} and {halves[1].chunk_id} after its "
             f"worker ran out of memory ({why or 'killed by SIGKILL'})"
@@ -393,7 +410,7 @@ class Coordinator:
         ex = self.executor
         if not limit or self.board is None or ex is None or not ex.watchdog:
             return
-        now = time.monotonic()
+        now = self.clock()
         for cid in ex.running():
             if ex.killing(cid):
                 continue
@@ -402,7 +419,8 @@ class Coordinator:
             if seen is None or seen[0] != mark:
                 self._seen[cid] = (mark, now)
             elif now - seen[1] > limit:
-                ex.kill(cid, f"chunk {cid} made no progress for {now - seen[1]:.0f}s")
+                message = f"chunk {cid} made no progress for {now - seen[1]:.0f}s"
+                ex.kill(cid, Kill("stall", message))
 
     def _abandon(self, reason: str) -> None:
         """Fail every chunk not yet finished: the pool cannot work."""
@@ -416,15 +434,16 @@ class Coordinator:
                 self.board.move(cid, ChunkState.RUNNING)
             self.board.move(cid, ChunkState.FAILED)
             self.ready_at.pop(cid, None)
-            self.results[cid] = ChunkResult(cid, False, 0, 0, 0.0, self.attempts[cid], error=reason)
+            lost = worker_lost(reason, transient=False)
+            self.results[cid] = ChunkResult.failed(cid, lost, attempts=self.attempts[cid])
 
     def _run_inline(self) -> None:
         """Sequential fallback: the same pipeline in this process, one chunk after another."""
         while self._unfinished():
-            cid = self._next_ready(time.monotonic())
+            cid = self._next_ready(self.clock())
             if cid is None:
-                wait_s = min(self.ready_at.values()) - time.monotonic() if self.ready_at else 0.05
-                time.sleep(max(0.0, wait_s))
+                wait_s = min(self.ready_at.values()) - self.clock() if self.ready_at else 0.05
+                self.hooks.sleep(max(0.0, wait_s))
                 continue
             task = self._begin(cid)
             result = run_chunk(task)
@@ -435,7 +454,7 @@ class Coordinator:
     def _report_progress(self, force: bool = False) -> None:
         if self.progress is None or self.board is None:
             return
-        now = time.monotonic()
+        now = self.clock()
         if not force and now - self._last_report < self.progress_interval:
             return
         self._last_report = now
@@ -457,25 +476,18 @@ class Coordinator:
         assert self.board is not None
         s = self.spec
         failed = tuple(sorted(c for c in self.chunks if self.board.state(c) == ChunkState.FAILED))
-        skipped = tuple(sorted(s.committed))
-        results = tuple(self.results[c] for c in sorted(self.results))
-        ok = [r for r in results if r.success]
-        return JobResult(
-            job_id=s.job_id,
-            table=s.table.display,
-            strategy=s.plan.strategy,
-            strategy_reason=s.plan.reason,
+        workers = 0
+        if not s.in_process:
+            workers = (self.executor.size if self.executor else 0) or min(
+                s.workers, len(self.chunks)
+            )
+        return JobResult.collect(
+            s,
+            self.results.values(),
             chunks=len(self._active()),
-            rows_read=sum(r.rows_read for r in ok),
-            rows_written=sum(r.rows_written for r in ok),
-            elapsed_s=time.monotonic() - self.started,
-            chunk_results=results,
+            elapsed_s=self.clock() - self.started,
             failed_chunks=failed,
-            skipped_chunks=skipped,
-            workers=0
-            if s.in_process
-            else (self.executor.size if self.executor else 0) or min(s.workers, len(self.chunks)),
-            verified=s.verify,
+            workers=workers,
             verification_failures=tuple(self.mismatches),
             attempt_errors=tuple(self.attempt_errors),
             notes=tuple(self.notes),

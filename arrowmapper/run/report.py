@@ -6,8 +6,14 @@ Both are frozen and picklable: a ChunkResult is what a worker process sends back
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+from ..errors import ErrorKind, ErrorRecord
+
+if TYPE_CHECKING:
+    from .spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,66 @@ class ChunkResult:
     already_committed: bool = False
     checksum: str | None = None
     kind: str | None = None  # the error's kind (errors.ErrorKind) when it failed
+
+    @classmethod
+    def done(
+        cls,
+        chunk_id: int,
+        rows_read: int,
+        rows_written: int,
+        *,
+        attempts: int,
+        duration_s: float = 0.0,
+        pid: int | None = None,
+        checksum: str | None = None,
+        earlier: bool = False,
+    ) -> ChunkResult:
+        """A successful attempt (``earlier``: the chunk was committed by an earlier one)."""
+        return cls(
+            chunk_id,
+            True,
+            rows_read,
+            rows_written,
+            duration_s,
+            attempts,
+            pid=pid,
+            already_committed=earlier,
+            checksum=checksum,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        chunk_id: int,
+        error: ErrorRecord,
+        *,
+        attempts: int,
+        duration_s: float = 0.0,
+        rows_read: int = 0,
+        pid: int | None = None,
+    ) -> ChunkResult:
+        """A failed attempt, with its classified error."""
+        return cls(
+            chunk_id,
+            False,
+            rows_read,
+            0,
+            duration_s,
+            attempts,
+            error=error.message,
+            transient=error.transient,
+            sqlstate=error.sqlstate,
+            pid=pid,
+            kind=error.kind,
+        )
+
+    @property
+    def error_record(self) -> ErrorRecord | None:
+        """The failure as a typed record (None when the attempt succeeded)."""
+        if self.success:
+            return None
+        kind = cast("ErrorKind", self.kind or "failed")
+        return ErrorRecord(kind, self.transient, self.sqlstate, self.error or "")
 
     @property
     def rows_processed(self) -> int:
@@ -59,6 +125,42 @@ class JobResult:
     verification_failures: tuple[str, ...] = ()
     attempt_errors: tuple[str, ...] = ()  # every failed attempt, including retried ones
     notes: tuple[str, ...] = ()  # what the coordinator decided on the way (fewer workers, ...)
+
+    @classmethod
+    def collect(
+        cls,
+        spec: JobSpec,
+        results: Iterable[ChunkResult],
+        *,
+        chunks: int,
+        elapsed_s: float,
+        failed_chunks: tuple[int, ...],
+        workers: int,
+        verification_failures: tuple[str, ...],
+        attempt_errors: tuple[str, ...],
+        notes: tuple[str, ...],
+    ) -> JobResult:
+        """The job's result from each chunk's last result (rows count successful ones)."""
+        ordered = tuple(sorted(results, key=lambda r: r.chunk_id))
+        ok = [r for r in ordered if r.success]
+        return cls(
+            job_id=spec.job_id,
+            table=spec.table.display,
+            strategy=spec.plan.strategy,
+            strategy_reason=spec.plan.reason,
+            chunks=chunks,
+            rows_read=sum(r.rows_read for r in ok),
+            rows_written=sum(r.rows_written for r in ok),
+            elapsed_s=elapsed_s,
+            chunk_results=ordered,
+            failed_chunks=failed_chunks,
+            skipped_chunks=tuple(sorted(spec.committed)),
+            workers=workers,
+            verified=spec.verify,
+            verification_failures=verification_failures,
+            attempt_errors=attempt_errors,
+            notes=notes,
+        )
 
     @property
     def success(self) -> bool:

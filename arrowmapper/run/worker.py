@@ -20,18 +20,21 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..config import Endpoint
-from ..errors import error_payload, printable
+from ..errors import error_record, printable
 from ..plan import Chunk
 from ..sources import SourceLayout
 from ..targets import TableRef, Target, WriteLayout, conform, open_target
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
+
+if TYPE_CHECKING:
+    from .spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,37 @@ class ChunkTask:
     layout: SourceLayout | None = None  # text-read columns and their parsing
     write: WriteLayout | None = None  # staged casts and the merge key
     progress_topic: str | None = None  # Dask: progress goes out as events on this topic
+
+    @classmethod
+    def for_job(
+        cls,
+        spec: JobSpec,
+        chunk: Chunk,
+        *,
+        attempt: int,
+        board_name: str | None,
+        n_chunks: int,
+        snapshot: str | None,
+    ) -> ChunkTask:
+        """The task for one attempt at ``chunk`` of the job ``spec``."""
+        return cls(
+            job_id=spec.job_id,
+            chunk=chunk,
+            source=spec.source,
+            target=spec.target,
+            table=spec.table,
+            target_schema=spec.target_schema,
+            transform=spec.transform,
+            attempt=attempt,
+            batch_size=spec.batch_size,
+            board_name=board_name,
+            n_chunks=n_chunks,
+            verify=spec.verify,
+            statement_timeout=spec.statement_timeout,
+            snapshot=snapshot,
+            layout=spec.layout,
+            write=spec.write,
+        )
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
@@ -170,31 +204,24 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         if written is None:  # committed before: by an earlier attempt, run or a zombie
             if board is not None:
                 board.set(cid, "rows_written", 0)
-            return ChunkResult(
-                cid,
-                True,
-                0,
-                0,
-                time.monotonic() - started,
-                task.attempt,
-                pid=pid,
-                already_committed=True,
+            elapsed = time.monotonic() - started
+            return ChunkResult.done(
+                cid, 0, 0, attempts=task.attempt, duration_s=elapsed, pid=pid, earlier=True
             )
-        return ChunkResult(
+        return ChunkResult.done(
             cid,
-            True,
             read[0],
             written.rows,
-            time.monotonic() - started,
-            task.attempt,
+            attempts=task.attempt,
+            duration_s=time.monotonic() - started,
             pid=pid,
             checksum=written.checksum,
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        info = error_payload(exc)
-        if info["transient"]:
+        error = error_record(exc)
+        if error.transient:
             _drop_target(task)  # the connection may be dead: reconnect on the next chunk
             snap = _SNAPSHOT_READERS.pop(f"{task.source.uri}#{threading.get_ident()}", None)
             if snap is not None:
@@ -203,18 +230,8 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             traceback.print_exception(printable(exc))
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
-        return ChunkResult(
-            cid,
-            False,
-            0,
-            0,
-            time.monotonic() - started,
-            task.attempt,
-            error=info["message"],
-            transient=info["transient"],
-            sqlstate=info["sqlstate"],
-            pid=pid,
-            kind=info["kind"],
+        return ChunkResult.failed(
+            cid, error, attempts=task.attempt, duration_s=time.monotonic() - started, pid=pid
         )
 
 
