@@ -336,7 +336,7 @@ def test_our_errors_inherit_the_kind_of_what_they_wrap_and_map_to_exit_codes() -
 
 def test_no_message_text_decides_anything_outside_errors_py() -> None:
     cli = (ROOT / "arrowmapper" / "cli.py").read_text()
-    coordinator = (ROOT / "arrowmapper" / "coordinator.py").read_text()
+    coordinator = (ROOT / "arrowmapper" / "run" / "coordinator.py").read_text()
     api_py = (ROOT / "arrowmapper" / "api.py").read_text()
     assert '"cannot connect" in' not in cli and '"too many connections" in' not in api_py
     assert 'startswith("VerificationError")' not in coordinator

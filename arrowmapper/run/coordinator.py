@@ -15,13 +15,15 @@ Data flow::
 Actors:
 
 * **Coordinator** (this module) runs the loop, whatever the executor: plan, ledger, retries,
-  splits, watchdogs and progress are here once.
+  splits, watchdogs (:mod:`.watchdog`) and progress are here once. It is typed against the
+  :class:`~.base.Executor` protocol and reaches everything else through :class:`~.hooks.Hooks`
+  (clock, ledger, splitter, snapshot), so its decisions are tested against fakes.
 * **Executors** (:mod:`.executors`) own the workers: :class:`LocalPool` (spawned processes, one
   duplex pipe each, waiting on every pipe *and* every process sentinel, so a worker that dies
   -- SIGKILL, segfault, OOM -- is seen at once: its chunk costs one attempt, the worker is
   replaced, the rest of the job is undisturbed) or :class:`DaskExecutor` (one Dask task per
-  chunk). Failed attempts are retried with backoff (see :mod:`.retry`): a
-  chunk waits in RETRY_WAIT until its time comes, without blocking the loop.
+  chunk). Failed attempts are retried with backoff (see :mod:`.retry`): a chunk waits in
+  RETRY_WAIT until its time comes, without blocking the loop.
 * **Workers** (:mod:`.worker`) run one chunk at a time and never raise: every failure comes
   back as a classified ChunkResult.
 * **ProgressBoard** (:mod:`.progress`) is created and unlinked here; workers attach by name.
@@ -33,77 +35,27 @@ or a death), handle it, report progress.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
-from ..config import Endpoint
 from ..errors import worker_lost
-from ..plan import Chunk, Plan, replace_chunk
-from .base import Died, Executor, Finished, Kill
+from ..plan import replace_chunk
+from .base import Died, Executor, Finished
 from .executors import kill_tree
+from .hooks import Hooks
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
-from .spec import JobSpec as JobSpec  # noqa: F401  (re-exported)
+from .spec import JobSpec
+from .watchdog import Watchdogs
 from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
 MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
 __all__ = ["Coordinator", "Hooks", "JobSpec", "kill_tree"]
-
-
-class Ledger(Protocol):
-    """The part of the target the coordinator reads after a worker's death."""
-
-    def settled_rows(self, job_id: str, chunk_id: int) -> int | None: ...
-    def update_plan(self, job_id: str, plan: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _open_ledger(spec: JobSpec) -> Ledger:
-    from ..targets import open_target
-
-    return open_target(spec.target, spec.table)
-
-
-def _plan_split(source: Endpoint, plan: Plan, chunk: Chunk, first: int) -> Any:
-    from ..sources import plan_split
-
-    return plan_split(source, plan, chunk, first)
-
-
-def _export_snapshot(source: Endpoint) -> tuple[Any, str]:
-    from ..sources import export_snapshot
-
-    conn, snapshot_id = export_snapshot(source)
-    return conn, snapshot_id
-
-
-def _make_executor(spec: JobSpec, n: int) -> Executor:
-    from .executors import DaskExecutor, LocalPool
-
-    if spec.executor == "dask":
-        return DaskExecutor(spec.cluster, n, spec.job_id)
-    return LocalPool(spec.workers)
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """Everything the coordinator reaches outside itself: the clock, the ledger read after a
-    death, splitting, the snapshot, the executor. The defaults are the real ones; the unit
-    tests (``tests/test_coordinator_unit.py``) pass fakes and run without a process or server."""
-
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    open_ledger: Callable[[JobSpec], Ledger] = _open_ledger
-    plan_split: Callable[[Endpoint, Plan, Chunk, int], Any] = _plan_split
-    export_snapshot: Callable[[Endpoint], tuple[Any, str]] = _export_snapshot
-    make_executor: Callable[[JobSpec, int], Executor] = _make_executor
-    rng: random.Random = field(default_factory=random.Random)
 
 
 class Coordinator:
@@ -136,7 +88,7 @@ class Coordinator:
         self.snapshot_id: str | None = None
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
-        self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
+        self.watchdogs = Watchdogs(spec.stall_timeout, spec.max_worker_memory, self.clock)
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
@@ -157,8 +109,7 @@ class Coordinator:
                 while self._unfinished():
                     self._dispatch()
                     self._wait_and_handle()
-                    self._watch_stalls()
-                    self._watch_memory()
+                    self.watchdogs.check(self.executor, self.board)
                     self._report_progress()
             self._report_progress(force=True)
             return self._result()
@@ -169,7 +120,8 @@ class Coordinator:
                 self.executor.discard()
             raise
         finally:
-            self._stop_workers()
+            if self.executor is not None:
+                self.executor.stop()
             self.board.close()
             if snapshot_conn is not None:
                 with suppress(Exception):
@@ -215,7 +167,7 @@ class Coordinator:
         self.board.set(cid, "attempts", self.attempts[cid])
         self.board.set(cid, "pid", 0)
         self.board.set(cid, "started_ns", time.time_ns())
-        self._seen.pop(cid, None)
+        self.watchdogs.forget(cid)
         return ChunkTask.for_job(
             self.spec,
             self.chunks[cid],
@@ -344,23 +296,6 @@ class Coordinator:
         if not death.can_continue:
             self._abandon(f"workers cannot start: {death.why}")
 
-    def _watch_memory(self) -> None:
-        """Kill a worker whose process tree's RSS passed ``max_worker_memory`` (MiB)."""
-        limit = self.spec.max_worker_memory
-        ex = self.executor
-        if not limit or ex is None or not ex.watchdog:
-            return
-        for cid in ex.running():
-            if ex.killing(cid):
-                continue
-            rss = ex.rss(cid)
-            if rss is not None and rss > limit * 2**20:
-                message = (
-                    f"memory: RSS {rss / 2**20:.0f} MiB over max_worker_memory {limit} MiB "
-                    f"on chunk {cid}"
-                )
-                ex.kill(cid, Kill("memory", message))
-
     def _split(self, cid: int, why: str | None) -> bool:
         """Replace a chunk whose worker ran out of memory by two halves; False if it cannot be.
         A chunk the ledger says committed (it died after its COMMIT) is done, not split."""
@@ -404,24 +339,6 @@ class Coordinator:
         self.notes.append(note)
         return True
 
-    def _watch_stalls(self) -> None:
-        """Kill the process tree of a worker whose chunk has not moved for ``stall_timeout``."""
-        limit = self.spec.stall_timeout
-        ex = self.executor
-        if not limit or self.board is None or ex is None or not ex.watchdog:
-            return
-        now = self.clock()
-        for cid in ex.running():
-            if ex.killing(cid):
-                continue
-            mark = (self.board.get(cid, "rows_read"), self.board.get(cid, "rows_written"))
-            seen = self._seen.get(cid)
-            if seen is None or seen[0] != mark:
-                self._seen[cid] = (mark, now)
-            elif now - seen[1] > limit:
-                message = f"chunk {cid} made no progress for {now - seen[1]:.0f}s"
-                ex.kill(cid, Kill("stall", message))
-
     def _abandon(self, reason: str) -> None:
         """Fail every chunk not yet finished: the pool cannot work."""
         assert self.board is not None
@@ -459,7 +376,7 @@ class Coordinator:
             return
         self._last_report = now
         try:
-            self.progress(self.board.snapshot(self.started, self._active()))
+            self.progress(self.board.snapshot(self.started, self._active(), now=now))
         except Exception:  # a broken callback must not break the job
             log.exception("progress callback raised; continuing")
 
@@ -468,19 +385,12 @@ class Coordinator:
         assert self.board is not None
         return [c for c in self.chunks if self.board.state(c) != ChunkState.SPLIT]
 
-    def _stop_workers(self) -> None:
-        if self.executor is not None:
-            self.executor.stop()
-
     def _result(self) -> JobResult:
         assert self.board is not None
         s = self.spec
         failed = tuple(sorted(c for c in self.chunks if self.board.state(c) == ChunkState.FAILED))
-        workers = 0
-        if not s.in_process:
-            workers = (self.executor.size if self.executor else 0) or min(
-                s.workers, len(self.chunks)
-            )
+        started = self.executor.size if self.executor else 0
+        workers = 0 if s.in_process else started or min(s.workers, len(self.chunks))
         return JobResult.collect(
             s,
             self.results.values(),

@@ -164,8 +164,11 @@ class ProgressBoard:
             raise RuntimeError(f"chunk {chunk}: illegal transition {old.name} -> {new.name}")
         self.set(chunk, "state", new)
 
-    def snapshot(self, started: float, ids: list[int] | None = None) -> ProgressSnapshot:
-        """Totals over the chunks ``ids`` (default: every row of the board)."""
+    def snapshot(
+        self, started: float, ids: list[int] | None = None, now: float | None = None
+    ) -> ProgressSnapshot:
+        """Totals over the chunks ``ids`` (default: every row of the board); ``started`` and
+        ``now`` are readings of one monotonic clock (``now`` defaults to time.monotonic())."""
         ids = list(range(self.n_chunks)) if ids is None else ids
         rows = [self.row(i) for i in ids]
         done = sum(1 for r in rows if r["state"] in (ChunkState.DONE, ChunkState.SKIPPED))
@@ -179,7 +182,7 @@ class ProgressBoard:
                 partial += min(0.99, r["rows_written"] / r["estimate"])
         total = len(ids)
         pct = 100.0 if total == 0 else min(100.0, 100.0 * (done + failed + partial) / total)
-        elapsed = max(1e-9, time.monotonic() - started)
+        elapsed = max(1e-9, (time.monotonic() if now is None else now) - started)
         rate = written / elapsed
         eta: float | None = None
         if 0 < pct < 100:
