@@ -493,3 +493,42 @@ def test_finished_states_are_final(state: ChunkState) -> None:
     from arrowmapper.run.progress import TRANSITIONS
 
     assert TRANSITIONS[state] == frozenset()
+
+
+# --------------------------------------------------------------------------- the records
+
+
+def test_a_failed_chunk_crosses_the_process_boundary_as_a_typed_record() -> None:
+    import pickle
+
+    from arrowmapper.errors import SourceError, error_record
+
+    exc = SourceError("no slot", sqlstate="53300")
+    result = ChunkResult.failed(3, error_record(exc), attempts=2, pid=9)
+    back = pickle.loads(pickle.dumps(result))
+    assert back == result and back.kind == "connection_limit" and back.transient
+    assert back.error_record == ErrorRecord(
+        "connection_limit", True, "53300", "SourceError: no slot"
+    )
+    assert ChunkResult.done(3, 5, 5, attempts=1).error_record is None
+
+
+def test_the_local_pool_runs_no_more_chunks_than_its_limit() -> None:
+    from arrowmapper.run.executors import LocalPool, _Slot
+
+    pool = LocalPool(3)
+    pool.slots = [_Slot(None, None) for _ in range(3)]  # type: ignore[arg-type]
+    assert (pool.size, pool.concurrency, pool.idle()) == (3, 3, 3)
+    pool.slots[0].chunk_id = 7
+    pool.limit(2)
+    assert (pool.concurrency, pool.busy(), pool.idle()) == (2, 1, 1)
+    pool.slots[1].chunk_id = 8
+    assert pool.idle() == 0
+
+
+def test_only_our_memory_watchdog_or_an_unsent_sigkill_means_out_of_memory() -> None:
+    assert Died(1, 2, "signal SIGKILL", oom_like=True).out_of_memory
+    assert Died(1, 2, "signal SIGKILL", Kill("memory", "RSS 900 MiB")).out_of_memory
+    stalled = Died(1, 2, "signal SIGKILL", Kill("stall", "no progress for 30s"))
+    assert not stalled.out_of_memory and stalled.killed_for == "no progress for 30s"
+    assert not Died(1, 2, "signal SIGSEGV").out_of_memory
