@@ -231,8 +231,9 @@ class LocalPool:
         self.slots = []
 
 
-_: type[Executor] = LocalPool  # both executors implement the protocol (checked by mypy)
-_dask: type[Executor] = DaskExecutor
+# both executors implement the protocol: mypy checks these two lines
+_LOCAL: type[Executor] = LocalPool
+_DASK: type[Executor] = DaskExecutor
 
 __all__ = [
     "DaskExecutor",
