@@ -16,7 +16,14 @@ import pytest
 from arrowmapper.config import Endpoint, parse_uri
 from arrowmapper.errors import ConfigError, PlanError
 from arrowmapper.plan import KeyRange, LocatorRange, Page, build_plan
-from arrowmapper.sources import SOURCES, Source, SqlRender, SqlSource, open_source
+from arrowmapper.sources import (
+    SOURCES,
+    ReadOptions,
+    Source,
+    SqlRender,
+    SqlSource,
+    open_source,
+)
 
 DIALECTS = ("postgresql", "mysql", "sqlite")
 
@@ -170,7 +177,7 @@ def test_a_sqlite_file_is_planned_read_and_split_through_the_seam(tmp_path: Path
         assert plan.strategy == "rowid" and len(plan.chunks) == 5
         ids: list[int] = []
         for chunk in plan.chunks:
-            for batch in source.read_chunk(chunk, layout, batch_size=64):
+            for batch in source.read_chunk(chunk, layout, ReadOptions(batch_size=64)):
                 assert str(batch.schema.field("amount").type) == "decimal128(10, 2)"
                 ids.extend(batch.column("id").to_pylist())
         assert sorted(ids) == list(range(1, 501))  # every row once

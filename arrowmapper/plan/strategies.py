@@ -20,15 +20,7 @@ import re
 from ..config import STRATEGIES
 from ..errors import ConfigError, PlanError
 from ..sql import bare_table, nondeterministic, sql_dialect
-from .ranges import (
-    ChunkRange,
-    KeyRange,
-    LocatorRange,
-    Page,
-    chunk_count,
-    equal_width_boundaries,
-    ranges_from_boundaries,
-)
+from . import ranges as rg
 from .records import Chunk, ChunkRenderer, Plan, Probe
 
 _INTEGER_OR_TIME = re.compile(r"^(u?int\d+|date\d+|timestamp.*)")
@@ -52,11 +44,11 @@ def _check_key(probe: Probe, key: str | None, strategy: str) -> str:
     return key
 
 
-def bounds_json(rng: ChunkRange) -> str:
+def bounds_json(rng: rg.ChunkRange) -> str:
     """A range as the ``bounds`` a chunk and its ledger row keep."""
-    if isinstance(rng, KeyRange):
+    if isinstance(rng, rg.KeyRange):
         return json.dumps({"lo": rng.lo, "hi": rng.hi, "null": rng.null}, default=str)
-    if isinstance(rng, Page):
+    if isinstance(rng, rg.Page):
         return json.dumps({"offset": rng.offset, "limit": rng.limit})
     if rng.locator == "ctid":
         return json.dumps({"block_lo": rng.lo, "block_hi": rng.hi})
@@ -126,7 +118,7 @@ def _plan_one(probe: Probe, query: str, key: str | None, reason: str, out: Chunk
     )
 
 
-def _chunk(i: int, rendered_sql: str, predicate: str, rng: ChunkRange, rows: int) -> Chunk:
+def _chunk(i: int, rendered_sql: str, predicate: str, rng: rg.ChunkRange, rows: int) -> Chunk:
     return Chunk(i, rendered_sql, predicate, bounds_json(rng), rows)
 
 
@@ -140,18 +132,18 @@ def _plan_keys(
     out: ChunkRenderer,
 ) -> Plan:
     rows, nonnull, lo, hi = probe.key_stats(col)
-    n = chunk_count(nonnull, chunk_size)
+    n = rg.chunk_count(nonnull, chunk_size)
     if strategy == "key":
         if not _INTEGER_OR_TIME.match(probe.columns()[col]):
             raise PlanError(
                 f"strategy 'key' needs an integer, date or timestamp key; {col!r} is "
                 f"{probe.columns()[col]}; use strategy='quantile' for any orderable key"
             )
-        boundaries = equal_width_boundaries(lo, hi, n)
+        boundaries = rg.equal_width_boundaries(lo, hi, n)
     else:
         boundaries = probe.quantiles(col, n) if n > 1 and nonnull else []
     nullable = rows > nonnull or bool(probe.declared_nullable(col))
-    ranges = ranges_from_boundaries(boundaries, nullable)
+    ranges = rg.ranges_from_boundaries(boundaries, nullable)
     per = nonnull // max(1, len(ranges) - (1 if nullable else 0))
     chunks = []
     for i, r in enumerate(ranges):
@@ -193,11 +185,11 @@ def _plan_offset(
             "(or more than one NULL); pick a unique column or use strategy='quantile'"
         )
     rows = probe.count()
-    n = chunk_count(rows, chunk_size)
+    n = rg.chunk_count(rows, chunk_size)
     chunks = []
     for i in range(n):
         # open-ended last page: rows appended after planning are not lost
-        page = Page(i * chunk_size, chunk_size if i < n - 1 else None)
+        page = rg.Page(i * chunk_size, chunk_size if i < n - 1 else None)
         done = out.page(query, key, page)
         est = min(chunk_size, rows - page.offset)
         chunks.append(_chunk(i, done.sql, done.predicate, page, est))
@@ -223,7 +215,7 @@ def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str, out: Chun
     chunks = []
     for i in range(len(edges) - 1):
         lo, hi = edges[i], edges[i + 1]
-        rng = LocatorRange("ctid", lo, hi)
+        rng = rg.LocatorRange("ctid", lo, hi)
         done = out.locator_range(query, rng)
         width = (hi if hi is not None else blocks) - (lo or 0)
         chunks.append(_chunk(i, done.sql, done.predicate, rng, int(width * per_block)))
@@ -237,12 +229,12 @@ def _plan_rowid(probe: Probe, query: str, chunk_size: int, reason: str, out: Chu
             "use strategy='key' or 'quantile' with key= for a query"
         )
     rows, lo, hi = probe.rowid_range()
-    cells = ranges_from_boundaries(
-        equal_width_boundaries(lo, hi, chunk_count(rows, chunk_size)), False
+    cells = rg.ranges_from_boundaries(
+        rg.equal_width_boundaries(lo, hi, rg.chunk_count(rows, chunk_size)), False
     )
     chunks = []
     for i, cell in enumerate(cells):
-        rng = LocatorRange("rowid", cell.lo, cell.hi)
+        rng = rg.LocatorRange("rowid", cell.lo, cell.hi)
         done = out.locator_range(query, rng)
         chunks.append(_chunk(i, done.sql, done.predicate, rng, rows // len(cells)))
     return Plan("rowid", reason, "rowid", query, tuple(chunks), rows)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..config import Endpoint
 from ..errors import ConfigError
-from .base import Source
+from .base import READ, ReadOptions, Source
 from .dialects import SourceDialect, source_dialect
 from .layout import SourceColumn, SourceLayout
 from .probe import SourceProbe
@@ -57,7 +57,9 @@ def open_source(endpoint: Endpoint) -> Source:
 
 
 __all__ = [
+    "READ",
     "SOURCES",
+    "ReadOptions",
     "SnapshotReader",
     "Source",
     "SourceColumn",

@@ -12,6 +12,7 @@ the registration table in ``arrowmapper.sources``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
     from ..config import Endpoint
     from ..plan import Chunk, ChunkRenderer, Plan, Probe
     from .layout import SourceLayout
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How one chunk is read: inside an exported ``snapshot`` (its id) or not, in batches of
+    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not)."""
+
+    snapshot: str | None = None
+    batch_size: int = 65_536
+    statement_timeout: float | None = None
+
+
+#: the default: no snapshot, 65,536-row batches, no statement timeout
+READ = ReadOptions()
 
 
 class Source(Protocol):
@@ -42,13 +57,7 @@ class Source(Protocol):
         ...
 
     def read_chunk(
-        self,
-        chunk: Chunk,
-        layout: SourceLayout | None = None,
-        *,
-        snapshot: str | None = None,
-        batch_size: int = 65_536,
-        statement_timeout: float | None = None,
+        self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
     ) -> Iterator[pa.RecordBatch]:
         """The chunk's rows as Arrow record batches, read exactly as ``layout`` says."""
         ...

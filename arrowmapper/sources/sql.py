@@ -18,6 +18,7 @@ import pyarrow as pa
 from ..config import Endpoint
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
+from .base import READ, ReadOptions
 from .layout import SourceLayout
 from .probe import SourceProbe
 from .reader import read_arrow, rows_of
@@ -49,25 +50,19 @@ class SqlSource:
         return SourceProbe(self.endpoint, query, layout)
 
     def read_chunk(
-        self,
-        chunk: Chunk,
-        layout: SourceLayout | None = None,
-        *,
-        snapshot: str | None = None,
-        batch_size: int = 65_536,
-        statement_timeout: float | None = None,
+        self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
     ) -> Iterator[pa.RecordBatch]:
         """The chunk's rows: its SQL wrapped by ``layout`` (text reads, guards), read by
-        connectorx -- or by ADBC inside ``snapshot`` -- and decoded; a guard's refusal is
+        connectorx -- or by ADBC inside ``how.snapshot`` -- and decoded; a guard's refusal is
         raised as the terminal :class:`~arrowmapper.errors.SourceError` it stands for."""
         sql = layout.wrap(chunk.sql) if layout is not None else chunk.sql
         reader: Any
-        if snapshot:
+        if how.snapshot:
             if self._snapshot is None:
                 self._snapshot = SnapshotReader(self.endpoint)
-            reader = self._snapshot.read(sql, snapshot, statement_timeout)
+            reader = self._snapshot.read(sql, how.snapshot, how.statement_timeout)
         else:
-            reader = read_arrow(self.endpoint, sql, batch_size, statement_timeout)
+            reader = read_arrow(self.endpoint, sql, how.batch_size, how.statement_timeout)
         if layout is None:
             yield from reader
             return

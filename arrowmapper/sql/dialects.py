@@ -14,16 +14,22 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
-class SqlDialect:
-    """One server's lexical and naming rules."""
+class Names:
+    """How the server reads a name."""
 
-    name: str
-    server: str  # how messages name the server
-    quote: str = '"'  # the identifier quote
     fold: Literal["lower_ascii", "upper", "keep"] = "keep"  # an unquoted name
-    names_ignore_ascii_case: bool = False  # SQLite: Orders and orders are one table
-    max_name_bytes: int | None = None
-    max_name_chars: int | None = None
+    ignore_ascii_case: bool = False  # SQLite: Orders and orders are one table
+    max_bytes: int | None = None
+    max_chars: int | None = None
+    quote: str = '"'  # the identifier quote
+    backtick: bool = False  # `name` is a name
+    bracket: bool = False  # [name] is a name
+
+
+@dataclass(frozen=True)
+class Strings:
+    """How the server reads a string literal."""
+
     #: how text with a backslash is written so that it reads the same under every setting:
     #: ``E``: E'...' with doubled backslashes; ``hex``: _utf8mb4 X'...'; ``plain``: as is
     backslash_literal: Literal["E", "hex", "plain"] = "plain"
@@ -31,22 +37,51 @@ class SqlDialect:
     #: a query with a backslash is lexed both ways and must pass both
     backslash_setting: str | None = "standard_conforming_strings"
     backslash_default: bool = False  # a backslash escapes in '...' by default
-    hash_comments: bool = False  # '#' starts a line comment (MySQL)
-    dash_comment_needs_space: bool = False  # MySQL: '--' then a space or control character
-    comment_ends_at_cr: bool = False  # PostgreSQL: a '--' comment ends at \r too
-    nested_comments: bool = False  # PostgreSQL: /* /* */ */
-    executable_comments: bool = False  # MySQL runs /*! ... */: refused
-    double_quote_strings: bool = False  # MySQL: "..." is a string (or, ANSI_QUOTES, a name)
+    double_quoted: bool = False  # MySQL: "..." is a string (or, ANSI_QUOTES, a name)
     e_strings: bool = False  # PostgreSQL: E'...' takes backslash escapes
-    backtick_names: bool = False
-    bracket_names: bool = False  # [name]
-    dollar_quotes: bool = False  # PostgreSQL: $tag$...$tag$ and $1
-    dollar_params: bool = False  # SQLite: $name
-    question_params: bool = True  # ?, ?1 (PostgreSQL reads ? as jsonb operators)
-    at_params: bool = False  # SQLite: @name
+    dollar_quotes: bool = False  # PostgreSQL: $tag$...$tag$ (and $1 a placeholder)
+
+
+@dataclass(frozen=True)
+class Comments:
+    """Where the server's comments start and end."""
+
+    hash: bool = False  # '#' starts a line comment (MySQL)
+    dash_needs_space: bool = False  # MySQL: '--' then a space or control character
+    ends_at_cr: bool = False  # PostgreSQL: a '--' comment ends at \r too
+    nested: bool = False  # PostgreSQL: /* /* */ */
+    executable: bool = False  # MySQL runs /*! ... */: refused
+
+
+@dataclass(frozen=True)
+class Params:
+    """Which placeholders the server's drivers read."""
+
+    question: bool = True  # ?, ?1 (PostgreSQL reads ? as jsonb operators)
+    dollar: bool = False  # SQLite: $name
+    at: bool = False  # SQLite: @name
+
+
+@dataclass(frozen=True)
+class Volatile:
+    """The server's spellings of "the time the query runs" beyond the common functions."""
+
     now_strings: bool = False  # PostgreSQL: 'now'::timestamp and its kin
     now_date_functions: bool = False  # SQLite: date('now'), datetime('now'), ...
     quoted_calls_keep_case: bool = False  # PostgreSQL: "NOW"() is not now()
+
+
+@dataclass(frozen=True)
+class SqlDialect:
+    """One server's lexical and naming rules."""
+
+    name: str
+    server: str  # how messages name the server
+    names: Names = Names()
+    strings: Strings = Strings()
+    comments: Comments = Comments()
+    params: Params = Params()
+    volatile: Volatile = Volatile()
     row_locator: Literal["ctid", "rowid"] | None = None  # a plain table's physical row address
 
 
@@ -56,46 +91,36 @@ DIALECTS: dict[str, SqlDialect] = {
     "postgresql": SqlDialect(
         "postgresql",
         "PostgreSQL",
-        fold="lower_ascii",
-        max_name_bytes=63,
-        backslash_literal="E",
-        comment_ends_at_cr=True,
-        nested_comments=True,
-        e_strings=True,
-        dollar_quotes=True,
-        question_params=False,
-        now_strings=True,
-        quoted_calls_keep_case=True,
+        Names(fold="lower_ascii", max_bytes=63),
+        Strings(backslash_literal="E", e_strings=True, dollar_quotes=True),
+        Comments(ends_at_cr=True, nested=True),
+        Params(question=False),
+        Volatile(now_strings=True, quoted_calls_keep_case=True),
         row_locator="ctid",
     ),
     "mysql": SqlDialect(
         "mysql",
         "MySQL/MariaDB",
-        quote="`",
-        max_name_chars=64,
-        backslash_literal="hex",
-        backslash_setting="sql_mode NO_BACKSLASH_ESCAPES",
-        backslash_default=True,
-        hash_comments=True,
-        dash_comment_needs_space=True,
-        executable_comments=True,
-        double_quote_strings=True,
-        backtick_names=True,
+        Names(quote="`", max_chars=64, backtick=True),
+        Strings(
+            backslash_literal="hex",
+            backslash_setting="sql_mode NO_BACKSLASH_ESCAPES",
+            backslash_default=True,
+            double_quoted=True,
+        ),
+        Comments(hash=True, dash_needs_space=True, executable=True),
     ),
     "sqlite": SqlDialect(
         "sqlite",
         "SQLite",
-        names_ignore_ascii_case=True,
-        backslash_setting=None,
-        backtick_names=True,
-        bracket_names=True,
-        dollar_params=True,
-        at_params=True,
-        now_date_functions=True,
+        Names(ignore_ascii_case=True, backtick=True, bracket=True),
+        Strings(backslash_setting=None),
+        params=Params(dollar=True, at=True),
+        volatile=Volatile(now_date_functions=True),
         row_locator="rowid",
     ),
-    "mssql": replace(GENERIC, name="mssql", server="mssql", bracket_names=True),
-    "oracle": replace(GENERIC, name="oracle", server="oracle", fold="upper"),
+    "mssql": replace(GENERIC, name="mssql", server="mssql", names=Names(bracket=True)),
+    "oracle": replace(GENERIC, name="oracle", server="oracle", names=Names(fold="upper")),
 }
 
 

@@ -63,7 +63,7 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
     """
     d = sql_dialect(dialect)
     if backslash is None:
-        backslash = d.backslash_default
+        backslash = d.strings.backslash_default
     out: list[Token] = []
     i, n = 0, len(sql)
     while i < n:
@@ -76,10 +76,10 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             out.append(Token("space", sql[start:i], start))
             continue
         # line comments
-        if (c == "-" and nxt == "-") or (c == "#" and d.hash_comments):
+        if (c == "-" and nxt == "-") or (c == "#" and d.comments.hash):
             if (
                 c == "-"
-                and d.dash_comment_needs_space
+                and d.comments.dash_needs_space
                 and i + 2 < n
                 and ord(sql[i + 2]) > 32
                 and sql[i + 2] != "\x7f"
@@ -92,13 +92,13 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             # where it ends is each server's own rule, exactly: a lexer that ends it anywhere
             # else can be shown a string the server reads as code. PostgreSQL ends it at a
             # newline or a carriage return, MySQL/MariaDB and SQLite at a newline only
-            m = (_EOL if d.comment_ends_at_cr else _NEWLINE).search(sql, i)
+            m = (_EOL if d.comments.ends_at_cr else _NEWLINE).search(sql, i)
             i = m.start() if m else n
             out.append(Token("comment", sql[start:i], start))
             continue
         # block comments (nested on PostgreSQL)
         if c == "/" and nxt == "*":
-            if d.executable_comments and (sql.startswith("/*!", i) or sql.startswith("/*M!", i)):
+            if d.comments.executable and (sql.startswith("/*!", i) or sql.startswith("/*M!", i)):
                 raise ConfigError(
                     f"the query has a MySQL executable comment at position {i} "
                     f"({sql[i : i + 20]!r}): the server runs its text as SQL; write that SQL "
@@ -109,7 +109,7 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
                 if sql.startswith("*/", i):
                     depth -= 1
                     i += 2
-                elif d.nested_comments and sql.startswith("/*", i):
+                elif d.comments.nested and sql.startswith("/*", i):
                     depth += 1
                     i += 2
                 else:
@@ -119,11 +119,11 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             out.append(Token("comment", sql[start:i], start))
             continue
         # strings
-        if c == "'" or (c == '"' and d.double_quote_strings):
+        if c == "'" or (c == '"' and d.strings.double_quoted):
             escapes = backslash
             prev = out[-1] if out else None
             if (
-                d.e_strings
+                d.strings.e_strings
                 and prev is not None
                 and prev.kind == "word"
                 and prev.end == i
@@ -136,13 +136,13 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             out.append(Token("string", sql[start:i], start))
             continue
         # quoted identifiers
-        if c == '"' or (c == "`" and d.backtick_names):
+        if c == '"' or (c == "`" and d.names.backtick):
             i = _quoted_end(sql, i, c, False)
             if i < 0:
                 raise _unterminated("quoted name", start, sql)
             out.append(Token("qident", sql[start:i], start))
             continue
-        if c == "[" and d.bracket_names:
+        if c == "[" and d.names.bracket:
             end = sql.find("]", i + 1)
             if end < 0:
                 raise _unterminated("[name]", start, sql)
@@ -151,7 +151,7 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
             continue
         # dollar: quotes and $1 on PostgreSQL, $name parameters on SQLite
         if c == "$":
-            if d.dollar_quotes:
+            if d.strings.dollar_quotes:
                 m = _DOLLAR_TAG.match(sql, i)
                 if m:
                     tag = m.group(0)
@@ -167,13 +167,13 @@ def tokenize(sql: str, dialect: str, *, backslash: bool | None = None) -> list[T
                         i += 1
                     out.append(Token("param", sql[start:i], start))
                     continue
-            if d.dollar_params and nxt and _ident_start(nxt):
+            if d.params.dollar and nxt and _ident_start(nxt):
                 i += 1
                 while i < n and (_ident_char(sql[i]) or sql[i] == ":"):
                     i += 1
                 out.append(Token("param", sql[start:i], start))
                 continue
-        if c == "?" and d.question_params:  # not PostgreSQL: jsonb operators ? ?| ?&
+        if c == "?" and d.params.question:  # not PostgreSQL: jsonb operators ? ?| ?&
             i += 1
             while i < n and sql[i].isdigit():
                 i += 1
@@ -218,5 +218,5 @@ def modes(sql: str, dialect: str) -> list[bool]:
     """The backslash readings a server might apply (both when the text has a backslash and a
     setting decides)."""
     d = sql_dialect(dialect)
-    first = d.backslash_default
-    return [first, not first] if "\\" in sql and d.backslash_setting else [first]
+    first = d.strings.backslash_default
+    return [first, not first] if "\\" in sql and d.strings.backslash_setting else [first]

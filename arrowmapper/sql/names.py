@@ -29,7 +29,7 @@ def fold_ident(name: str, dialect: str) -> str:
     Oracle raises to upper case; MySQL, SQLite and the rest keep the case as written (SQLite
     then compares case-insensitively: see :func:`same_name`).
     """
-    fold = sql_dialect(dialect).fold
+    fold = sql_dialect(dialect).names.fold
     if fold == "lower_ascii":
         return name.translate(_ASCII_LOWER)
     return name.upper() if fold == "upper" else name
@@ -40,7 +40,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 def same_name(a: str, b: str, dialect: str) -> bool:
     """Whether two stored names denote the same object (SQLite ignores ASCII case)."""
-    if sql_dialect(dialect).names_ignore_ascii_case:
+    if sql_dialect(dialect).names.ignore_ascii_case:
         return a.translate(_ASCII_LOWER) == b.translate(_ASCII_LOWER)
     return a == b
 
@@ -52,7 +52,7 @@ def quote_ident(name: str, dialect: str = "postgresql") -> str:
     """
     if "\x00" in name:
         raise ConfigError(f"the name {name!r} contains a NUL character, which no server allows")
-    q = sql_dialect(dialect).quote
+    q = sql_dialect(dialect).names.quote
     return q + name.replace(q, q + q) + q
 
 
@@ -68,7 +68,7 @@ def string_literal(value: str, dialect: str) -> str:
     if "\x00" in value:
         raise ConfigError(f"the text {value!r} contains a NUL character")
     text = value.replace("'", "''")
-    style = sql_dialect(dialect).backslash_literal if "\\" in value else "plain"
+    style = sql_dialect(dialect).strings.backslash_literal if "\\" in value else "plain"
     if style == "E":
         return "E'" + text.replace("\\", "\\\\") + "'"
     if style == "hex":
@@ -80,7 +80,7 @@ def name_limit(dialect: str) -> tuple[int | None, int | None]:
     """``(max_bytes, max_chars)`` of a name: PostgreSQL 63 bytes (NAMEDATALEN - 1, UTF-8),
     MySQL 64 characters, SQLite none."""
     d = sql_dialect(dialect)
-    return d.max_name_bytes, d.max_name_chars
+    return d.names.max_bytes, d.names.max_chars
 
 
 def _utf8(name: str) -> bytes:

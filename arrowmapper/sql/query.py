@@ -32,7 +32,7 @@ def check_query(query: object, dialect: str) -> str:
         except ConfigError as exc:
             if primary is None:
                 raise
-            setting = sql_dialect(dialect).backslash_setting
+            setting = sql_dialect(dialect).strings.backslash_setting
             raise ConfigError(
                 f"the query reads differently when a backslash escapes a quote than when it "
                 f"does not (the server's {setting} decides), and one reading is refused: "
@@ -122,7 +122,7 @@ def _placeholder(code: list[Token], k: int, dialect: str, brackets: int) -> str 
         if prev is not None and prev.text == ":" and prev.end == t.pos:
             return None  # the second colon of a :: cast
         return ":" + nxt.text
-    if t.text == "@" and sql_dialect(dialect).at_params and nxt.kind == "word":
+    if t.text == "@" and sql_dialect(dialect).params.at and nxt.kind == "word":
         return "@" + nxt.text
     return None
 
@@ -139,7 +139,7 @@ def _name(token: Token, dialect: str) -> str | None:
         return server_name(inner.replace(q + q, q), dialect)
     if (
         token.kind == "string"
-        and sql_dialect(dialect).double_quote_strings
+        and sql_dialect(dialect).strings.double_quoted
         and token.text.startswith('"')
     ):
         # a double-quoted name (ANSI_QUOTES, or a bare query meant as a table)
@@ -174,6 +174,6 @@ def wrap_query(query: str, dialect: str, alias: str = "_am_src") -> str:
     """``(query) AS alias``, after :func:`check_query`; the closing parenthesis goes on a new
     line when the query has a line comment, so no comment can swallow it."""
     text = check_query(query, dialect)
-    hashes = sql_dialect(dialect).hash_comments and "#" in text
+    hashes = sql_dialect(dialect).comments.hash and "#" in text
     newline = "\n" if ("--" in text or hashes) else ""
     return f"({text}{newline}) AS {alias}"

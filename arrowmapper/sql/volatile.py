@@ -77,18 +77,22 @@ def nondeterministic(query: str, dialect: str) -> str | None:
         nxt = code[k + 1] if k + 1 < len(code) else None
         prev = code[k - 1] if k else None
         if t.kind == "string":
-            if d.now_strings and _now_string(
+            if d.volatile.now_strings and _now_string(
                 t, prev, nxt, code[k + 2] if k + 2 < len(code) else None
             ):
                 return f"the date string {t.text} stands for the time the query runs"
-            if d.now_date_functions and date_calls and t.text[1:-1].strip().lower() == "now":
+            if (
+                d.volatile.now_date_functions
+                and date_calls
+                and t.text[1:-1].strip().lower() == "now"
+            ):
                 return f"it calls {sorted(date_calls)[0]}() with 'now', the time the query runs"
             continue
         if t.kind == "qident" and nxt is not None and nxt.text == "(":
             name = t.text[1:-1]  # "now"() calls now() on every server
             # PostgreSQL's quoted names keep their case ("NOW" is another function)
             if name.lower() in VOLATILE_FUNCTIONS and (
-                not d.quoted_calls_keep_case or name == name.lower()
+                not d.volatile.quoted_calls_keep_case or name == name.lower()
             ):
                 return f"it calls {t.text}(), which returns something else each time"
         if t.kind != "word":
