@@ -172,8 +172,8 @@ def test_a_sqlite_file_is_planned_read_and_split_through_the_seam(tmp_path: Path
         layout = source.describe("orders")
         amount = layout.column("amount")
         assert amount is not None and amount.as_text and str(amount.decode) == "decimal128(10, 2)"
-        plan = build_plan(source.probe("orders", layout), "orders", "auto", None, 100,
-                          render=source.render)  # fmt: skip
+        probe = source.probe("orders", layout)
+        plan = build_plan(probe, "orders", "auto", None, 100, render=source.render)
         assert plan.strategy == "rowid" and len(plan.chunks) == 5
         ids: list[int] = []
         for chunk in plan.chunks:
@@ -193,3 +193,14 @@ def test_a_sqlite_file_is_planned_read_and_split_through_the_seam(tmp_path: Path
             i for b in source.read_chunk(plan.chunks[1], layout) for i in b.column("id").to_pylist()
         ]
         assert sorted(split_ids) == sorted(whole) and len(whole) == 100
+
+
+def test_the_names_that_moved_to_the_source_still_import_from_the_planner() -> None:
+    import arrowmapper.plan as plan
+    import arrowmapper.sources as sources
+
+    for name in ("source_sql", "select_all", "render_literal", "split_by", "split_offset"):
+        assert getattr(plan, name) is getattr(sources, name), name
+    assert KeyRange(lo=1).predicate("`k`", "mysql") == "`k` >= 1"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        plan.nope  # noqa: B018

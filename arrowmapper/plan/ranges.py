@@ -30,6 +30,13 @@ class KeyRange:
     hi: Any = None
     null: bool = False
 
+    def predicate(self, column: str, dialect: str) -> str:
+        """The old spelling of ``arrowmapper.sources.key_predicate`` (the source renders SQL),
+        kept while callers move."""
+        from ..sources.render import key_predicate
+
+        return key_predicate(column, self, dialect)
+
     def contains(self, value: Any) -> bool:
         """Python mirror of the predicate a source renders, for tests."""
         if value is None:

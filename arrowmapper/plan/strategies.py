@@ -96,8 +96,8 @@ def build_plan(
     if strategy == "offset":
         return _plan_offset(probe, query, _check_key(probe, key, strategy), chunk_size, reason, out)
     if strategy in ("key", "quantile"):
-        return _plan_keys(probe, query, strategy, _check_key(probe, key, strategy), chunk_size,
-                          reason, out)  # fmt: skip
+        col = _check_key(probe, key, strategy)
+        return _plan_keys(probe, query, strategy, col, chunk_size, reason, out)
     if strategy == "ctid":
         try:
             return _plan_ctid(probe, query, chunk_size, reason, out)
