@@ -30,8 +30,8 @@ import pyarrow as pa
 
 from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
-from .plan import Chunk, Plan, quote_ident, source_sql
-from .sources import SourceLayout, describe_source
+from .plan import Chunk, Plan, quote_ident
+from .sources import SourceLayout, describe_source, source_sql
 from .targets import TableRef, Target, WriteLayout, check_job_id, open_target
 from .transform import TransformLike, TransformSpec, normalize
 

@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 import arrowmapper as am
-from arrowmapper.plan import Chunk, Plan, split_offset
+from arrowmapper.plan import Chunk, Plan
+from arrowmapper.sources import split_offset
 from tests.conftest import PG
 
 pytestmark = pytest.mark.fault

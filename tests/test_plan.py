@@ -22,9 +22,8 @@ from arrowmapper.plan import (
     build_plan,
     equal_width_boundaries,
     ranges_from_boundaries,
-    render_literal,
-    source_sql,
 )
+from arrowmapper.sources import key_predicate, render_literal, source_sql
 
 
 class ListProbe:
@@ -170,7 +169,7 @@ def test_key_range_python_mirror() -> None:
     assert [r.contains(5) for r in ranges] == [True, False, False, False]
     assert [r.contains(10) for r in ranges] == [False, True, False, False]
     assert [r.contains(None) for r in ranges] == [False, False, False, True]
-    assert KeyRange(lo=1, hi=2).predicate('"k"', "postgresql") == '"k" >= 1 AND "k" < 2'
+    assert key_predicate('"k"', KeyRange(lo=1, hi=2), "postgresql") == '"k" >= 1 AND "k" < 2'
 
 
 def test_render_literals_per_dialect() -> None:

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 import arrowmapper as am
 from arrowmapper.errors import ConfigError, PlanError
-from arrowmapper.plan import build_plan, source_sql
+from arrowmapper.plan import build_plan
+from arrowmapper.sources import source_sql
 from arrowmapper.sql import (
     DERIVED_MARKER,
     bare_table,

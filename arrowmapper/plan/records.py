@@ -1,0 +1,109 @@
+"""The plan's records and the two seams the planner calls: a :class:`Probe` for facts about
+the source and a :class:`ChunkRenderer` that writes a range in the source's own terms."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from .ranges import KeyRange, LocatorRange, Page
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work: a query whose rows are disjoint from every other chunk's.
+
+    ``bounds`` holds the reader-neutral range as JSON; ``sql`` and ``predicate`` are how the
+    source that planned it reads that range (the source renders them, see
+    :class:`ChunkRenderer`)."""
+
+    chunk_id: int
+    sql: str
+    predicate: str
+    bounds: str
+    estimated_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chunks of one job, the strategy used and why (``auto`` explains its choice)."""
+
+    strategy: str
+    reason: str
+    key: str | None
+    query: str
+    chunks: tuple[Chunk, ...]
+    estimated_rows: int | None = None
+
+    def to_json(self) -> str:
+        """The plan as stored in the target's ledger (resume reads it back)."""
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """The plan :meth:`to_json` stored."""
+        data = json.loads(text)
+        chunks = tuple(Chunk(**c) for c in data.pop("chunks"))
+        return cls(chunks=chunks, **data)
+
+    def describe(self) -> str:
+        """The plan as ``arrowmapper plan`` prints it."""
+        lines = [
+            f"strategy: {self.strategy} ({self.reason})",
+            f"chunks: {len(self.chunks)}; estimated rows: {self.estimated_rows}",
+        ]
+        for c in self.chunks:
+            lines.append(f"  {c.chunk_id:>5}  ~{c.estimated_rows or 0:>10}  {c.predicate}")
+        return "\n".join(lines)
+
+
+def replace_chunk(plan: Plan, parent: int, children: tuple[Chunk, ...]) -> Plan:
+    """The plan with chunk ``parent`` replaced by ``children`` (for the stored plan)."""
+    chunks = tuple(c for c in plan.chunks if c.chunk_id != parent) + children
+    return Plan(plan.strategy, plan.reason, plan.key, plan.query, chunks, plan.estimated_rows)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A range as one source reads it: the whole chunk query and its predicate alone (what
+    ``arrowmapper plan`` shows)."""
+
+    sql: str
+    predicate: str
+
+
+class ChunkRenderer(Protocol):
+    """How a source reads a range of ``query`` (``sources.render.SqlRender`` for SQL)."""
+
+    def everything(self, query: str) -> Rendered:
+        """All rows, one chunk."""
+        ...
+
+    def key_range(self, query: str, key: str, rng: KeyRange) -> Rendered: ...
+
+    def page(self, query: str, key: str, page: Page) -> Rendered: ...
+
+    def locator_range(self, query: str, rng: LocatorRange) -> Rendered: ...
+
+
+class Probe(Protocol):
+    """What the planner needs to know about a source (``sources.SourceProbe`` for SQL)."""
+
+    dialect: str
+
+    def columns(self) -> dict[str, str]: ...  # name -> arrow type string
+
+    def key_stats(self, key: str) -> tuple[int, int, Any, Any]: ...  # rows, non-null, min, max
+
+    def quantiles(self, key: str, n: int) -> list[Any]: ...
+
+    def is_unique(self, key: str) -> bool: ...
+
+    def declared_nullable(self, key: str) -> bool | None: ...
+
+    def count(self) -> int: ...
+
+    def heap_blocks(self) -> tuple[int, int]: ...  # ctid: blocks, estimated rows
+
+    def rowid_range(self) -> tuple[int, int, int]: ...  # rowid: rows, min, max

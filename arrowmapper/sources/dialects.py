@@ -1,0 +1,134 @@
+"""What differs between SQL sources, one frozen record per dialect, looked up once by name.
+
+The readers, the probes, the chunk rendering and the type preflight read every difference
+between source servers from here (never ``if dialect == ...``): how a boundary value is
+written as a literal, how a column's exact text is selected, how the key's quantiles are
+found, which catalog says whether a column is nullable, which session settings a read pins,
+how a query's run time is bounded, and whether snapshots can be shared. A server without a
+record of its own (``mssql``, ``oracle``, ...) reads with :data:`GENERIC`'s portable SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from ..sql import pg_source_session, string_literal
+
+
+def _pg_text(q: str) -> str:
+    return f"{q}::text"
+
+
+def _mysql_text(q: str) -> str:
+    return f"CAST({q} AS CHAR)"
+
+
+def _sqlite_text(q: str) -> str:
+    """A SQLite value's exact text: ``CAST(x AS TEXT)`` keeps only 15 significant digits of a
+    REAL (0.30000000000000004 became 0.3), so a REAL is printed with 15 digits where they
+    give the same number back, else with the 17 that always do."""
+    return (
+        f"CASE WHEN typeof({q}) = 'real' THEN CASE WHEN CAST(printf('%!.15g', {q}) AS REAL) = "
+        f"{q} THEN printf('%!.15g', {q}) ELSE printf('%!.17g', {q}) END ELSE CAST({q} AS TEXT) END"
+    )
+
+
+def _pg_nullable(schema: str | None, table: str, relation: str, key: str) -> str:
+    """``relation``: the table as the FROM item spells it (resolved by ``to_regclass``)."""
+    return (
+        "SELECT (NOT attnotnull)::int AS nullable FROM pg_attribute "
+        f"WHERE attrelid = to_regclass({string_literal(relation, 'postgresql')}) "
+        f"AND attname = {string_literal(key, 'postgresql')}"
+    )
+
+
+def _sqlite_nullable(schema: str | None, table: str, relation: str, key: str) -> str:
+    where = string_literal(table, "sqlite")
+    if schema:
+        where += ", " + string_literal(schema, "sqlite")
+    return (
+        f'SELECT 1 - "notnull" AS nullable FROM pragma_table_info({where}) '
+        f"WHERE name = {string_literal(key, 'sqlite')}"
+    )
+
+
+#: ``(schema, table, relation, key) -> SQL`` with one row and a 0/1 column ``nullable``
+NullableSql = Callable[[str | None, str, str, str], str]
+
+
+@dataclass(frozen=True)
+class SourceDialect:
+    """One source server's differences, as data."""
+
+    name: str
+    #: how the planner finds the key's n-quantiles: one ``percentile_disc`` sort, or NTILE
+    quantiles: Literal["percentile_disc", "ntile"] = "ntile"
+    #: the SQL that selects a column's exact text (``{q}``: the quoted column)
+    text: Callable[[str], str] = _pg_text
+    #: the server refuses values the reader cannot carry (a CASE guard in the chunk query)
+    guards: bool = False
+    #: the statement every read runs first to pin its output settings (``local``: for the
+    #: transaction only), or None
+    session: Callable[[bool], str] | None = None
+    #: the statement that bounds one query's run time (``{ms}``: milliseconds), or None
+    timeout: str | None = None
+    #: where the type preflight reads declared types (see ``sqltypes.describe_source``)
+    catalog: Literal["pg_catalog", "information_schema", "sqlite_pragma", "none"] = "none"
+    #: the catalog query saying whether a plain table's column is nullable, or None
+    nullable: NullableSql | None = None
+    snapshots: bool = False  # a transaction's snapshot can be exported and shared
+    # literals of probed boundary values (``{}``: the value's text)
+    float_special: str | None = None  # NaN / Infinity, e.g. "'{}'::float8"; None: Python's repr
+    date: str = "DATE '{}'"
+    timestamp: str = "TIMESTAMP '{}'"
+    timestamptz: str = "TIMESTAMP '{}'"
+    bytes: str = "X'{}'"  # the value's hex
+    nul_text_as_hex: bool = False  # text holding NUL written as CAST(X'..' AS TEXT)
+    #: how an OFFSET page without a limit is spelled ("": a bare OFFSET)
+    no_limit: str = ""
+
+
+GENERIC = SourceDialect("other")
+
+DIALECTS: dict[str, SourceDialect] = {
+    "postgresql": SourceDialect(
+        "postgresql",
+        quantiles="percentile_disc",
+        text=_pg_text,
+        guards=True,
+        session=pg_source_session,
+        timeout="SET statement_timeout = {ms}",
+        catalog="pg_catalog",
+        nullable=_pg_nullable,
+        snapshots=True,
+        float_special="'{}'::float8",
+        timestamptz="TIMESTAMPTZ '{}'",
+        bytes="decode('{}', 'hex')",  # no backslash: '\\x..' depends on a setting
+    ),
+    "mysql": SourceDialect(
+        "mysql",
+        text=_mysql_text,
+        timeout="SET SESSION max_execution_time = {ms}",
+        catalog="information_schema",
+        no_limit="LIMIT 18446744073709551615",
+    ),
+    "sqlite": SourceDialect(
+        "sqlite",
+        text=_sqlite_text,
+        catalog="sqlite_pragma",
+        nullable=_sqlite_nullable,
+        date="'{}'",
+        timestamp="'{}'",
+        timestamptz="'{}'",
+        nul_text_as_hex=True,  # SQLite text may hold NUL; SQL may not
+        no_limit="LIMIT -1",
+    ),
+}
+
+
+def source_dialect(name: str) -> SourceDialect:
+    """The differences of the source server ``name`` (:data:`GENERIC` for one without)."""
+    found = DIALECTS.get(name)
+    return found if found is not None else replace(GENERIC, name=name)

@@ -1,0 +1,190 @@
+"""The planner's questions, asked of a SQL source: each one query (cached where reused)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from ..config import Endpoint
+from ..errors import PlanError, SourceError, error_info
+from ..sql import bare_table, quote_ident, string_literal
+from .dialects import source_dialect
+from .reader import check_unique_names, read_arrow, rows_of
+from .render import source_sql
+
+
+class SourceProbe:
+    """The facts the planner asks of a source, each one query (cached where reused)."""
+
+    def __init__(self, endpoint: Endpoint, query: str, layout: Any = None) -> None:
+        self.endpoint = endpoint
+        self.query = query
+        self.layout = layout  # a SourceLayout: text-read columns are cast in schema()/sample()
+        self.dialect: str = endpoint.dialect
+        self._from = source_sql(query, self.dialect)
+        self._schema: pa.Schema | None = None
+        self._stats: dict[str, tuple[int, int, Any, Any]] = {}
+        self._count: int | None = None
+
+    def q(self, name: str) -> str:
+        return quote_ident(name, self.dialect)
+
+    # -- describe
+    def schema(self) -> pa.Schema:
+        """The query's Arrow schema (a LIMIT 0 describe: no rows are read)."""
+        if self._schema is None:
+            schema = read_arrow(
+                self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT 0")
+            ).schema
+            check_unique_names(schema)
+            if self.layout is not None:  # a column read as text is planned as what it is
+                decoded = {c.name: c.decode for c in self.layout.columns if c.decode is not None}
+                schema = pa.schema(
+                    [pa.field(f.name, decoded.get(f.name) or f.type) for f in schema]
+                )
+            self._schema = schema
+        return self._schema
+
+    def _wrap(self, sql: str) -> str:
+        return self.layout.wrap(sql) if self.layout is not None else sql
+
+    def sample(self, rows: int = 1000) -> pa.Table:
+        """The first rows of the query (text-read columns parsed), for the transformed schema."""
+        reader = read_arrow(self.endpoint, self._wrap(f"SELECT * FROM {self._from} LIMIT {rows}"))
+        check_unique_names(reader.schema)
+        if self.layout is None:
+            return reader.read_all()
+        # a guarded value in the sample is refused here, before the first row is written
+        table = pa.Table.from_batches(list(self.layout.stream(reader)), schema=reader.schema)
+        batches = [self.layout.decode(b) for b in table.to_batches()]
+        if not batches:
+            empty = pa.RecordBatch.from_pylist([], schema=table.schema)
+            return pa.Table.from_batches([self.layout.decode(empty)])
+        return pa.Table.from_batches(batches)
+
+    def columns(self) -> dict[str, str]:
+        return {f.name: str(f.type) for f in self.schema()}
+
+    # -- counts and key statistics
+    def count(self) -> int:
+        if self._count is None:
+            row = rows_of(self.endpoint, f"SELECT COUNT(*) AS n FROM {self._from}")[0]
+            self._count = int(row["n"])
+        return self._count
+
+    def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
+        if key not in self._stats:
+            k = self.q(key)
+            row = self._keyrows_of(
+                key,
+                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, MIN({k}) AS lo, MAX({k}) AS hi "
+                f"FROM {self._from}",
+            )[0]
+            self._stats[key] = (int(row["n"]), int(row["nn"]), row["lo"], row["hi"])
+            self._count = int(row["n"])
+        return self._stats[key]
+
+    def quantiles(self, key: str, n: int) -> list[Any]:
+        """Inner boundaries at the key's n-quantiles. PostgreSQL: ``percentile_disc`` (one sort,
+        no window: 0.18 s against NTILE's 0.63 s on 1M rows); elsewhere NTILE, which is
+        portable and works on any orderable type."""
+        k = self.q(key)
+        if source_dialect(self.dialect).quantiles == "percentile_disc" and n > 1:
+            fractions = ", ".join(repr(i / n) for i in range(1, n))
+            sql = (
+                f"SELECT unnest(a) AS b FROM (SELECT percentile_disc(ARRAY[{fractions}]::float8[]) "
+                f"WITHIN GROUP (ORDER BY {k}) AS a FROM {self._from} WHERE {k} IS NOT NULL) "
+                "AS _am_q"
+            )
+            return [r["b"] for r in self._keyrows_of(key, sql)]
+        sql = (
+            f"SELECT MIN(k) AS b FROM (SELECT {k} AS k, NTILE({int(n)}) OVER (ORDER BY {k}) AS t "
+            f"FROM {self._from} WHERE {k} IS NOT NULL) AS _am_q GROUP BY t ORDER BY t"
+        )
+        values = [r["b"] for r in self._keyrows_of(key, sql)]
+        return values[1:]
+
+    def _keyrows_of(self, key: str, sql: str) -> list[dict[str, Any]]:
+        """``rows_of`` for a query over the key's values: a value the reader cannot carry (a
+        numeric NaN or infinity has no decimal) is a :class:`PlanError` naming the key."""
+        try:
+            return rows_of(self.endpoint, sql)
+        except SourceError as exc:
+            info = error_info(exc)
+            if info.kind != "data" or info.sqlstate not in (None, "22000"):
+                raise  # the server refused the query itself (22P02, ...): its own words
+            detail = error_info(exc.__cause__).message if exc.__cause__ else str(exc)
+            raise PlanError(
+                f"cannot split the query into chunks on key {key!r}: its bounds cannot be read "
+                f"({detail}); a key holding NaN or infinity cannot bound chunks: filter those "
+                "rows out in the query, pick another key, or use strategy='offset'"
+            ) from exc
+
+    def duplicated(self, keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """One value of ``keys`` (all non-NULL) that more than one row of the query holds, or
+        None: what a merge would apply twice, the last chunk to commit winning."""
+        cols = ", ".join(self.q(k) for k in keys)
+        where = " AND ".join(f"{self.q(k)} IS NOT NULL" for k in keys)
+        limit = "LIMIT 1"
+        rows = rows_of(
+            self.endpoint,
+            f"SELECT {cols}, COUNT(*) AS _am_n FROM {self._from} WHERE {where} "
+            f"GROUP BY {cols} HAVING COUNT(*) > 1 {limit}",
+        )
+        return rows[0] if rows else None
+
+    def is_unique(self, key: str) -> bool:
+        k = self.q(key)
+        row = rows_of(
+            self.endpoint,
+            f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, COUNT(DISTINCT {k}) AS d FROM {self._from}",
+        )[0]
+        self._count = int(row["n"])
+        return int(row["d"]) == int(row["nn"]) and int(row["n"]) - int(row["nn"]) <= 1
+
+    def declared_nullable(self, key: str) -> bool | None:
+        """Whether a plain table declares the key nullable; None for a query."""
+        bt = bare_table(self.query, self.dialect)
+        if bt is None:
+            return None
+        catalog = source_dialect(self.dialect).nullable
+        if catalog is None:
+            return None
+        schema, table = bt
+        rows = rows_of(self.endpoint, catalog(schema, table, self._from, key))
+        return bool(rows[0]["nullable"]) if rows else None
+
+    # -- physical ranges
+    def heap_blocks(self) -> tuple[int, int]:
+        name = string_literal(self._from, self.dialect)
+        rows = rows_of(
+            self.endpoint,
+            "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks, "
+            f"c.reltuples::bigint AS est, c.relkind::text AS kind FROM pg_class c "
+            f"WHERE c.oid = to_regclass({name})",
+        )
+        if not rows:
+            raise PlanError(f"strategy 'ctid' needs a table; {self.query!r} is not one")
+        if rows[0]["kind"] not in ("r", "m"):
+            raise PlanError(
+                f"strategy 'ctid' needs a plain table or materialized view; {self.query!r} is "
+                f"relkind {rows[0]['kind']!r} (view or partitioned table): use key= with "
+                "strategy='quantile'"
+            )
+        blocks, est = int(rows[0]["blocks"]), int(rows[0]["est"])
+        if est <= 0:
+            est = self.count()
+        return blocks, est
+
+    def rowid_range(self) -> tuple[int, int, int]:
+        try:
+            row = rows_of(
+                self.endpoint,
+                f"SELECT COUNT(*) AS n, MIN(rowid) AS lo, MAX(rowid) AS hi FROM {self._from}",
+            )[0]
+        except SourceError as exc:
+            raise PlanError(
+                f"strategy 'rowid' needs a SQLite rowid table ({exc}); use key= with 'quantile'"
+            ) from exc
+        return int(row["n"]), int(row["lo"] or 0), int(row["hi"] or 0)
