@@ -18,6 +18,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ..errors import TargetError, redact
+from ..sql import derived_name
 from .chunks import ChunkStore
 from .dialects import TableRef
 from .ledger import JOBS, LEDGER
@@ -43,10 +44,6 @@ class Target(ChunkStore):
 
     def unique_keys(self) -> list[tuple[str, ...]]:
         """Column sets with a unique index (primary key first): what ON CONFLICT can use."""
-        raise NotImplementedError
-
-    def add_primary_key(self, key: tuple[str, ...]) -> None:
-        """Make ``key`` unique in the table (the merge key of a table the job created)."""
         raise NotImplementedError
 
     def _same_table(self, stage: TableRef) -> bool:
@@ -107,15 +104,29 @@ class Target(ChunkStore):
         parts = [f"{self.q(n)} {t}" for n, t in columns]
         if key:
             parts.append(f"PRIMARY KEY ({', '.join(self.q(k) for k in key)})")
+        self._ddl(
+            f"CREATE TABLE {self.ref.qualified()} ({', '.join(parts)})",
+            f"cannot create target table {self.ref.display}",
+        )
+
+    def add_primary_key(self, key: tuple[str, ...]) -> None:
+        """Make ``key`` unique in the table (the merge key of a table the job created)."""
+        index = self.q(derived_name(self.ref.table, "key", self.dialect.name))
+        cols = ", ".join(self.q(k) for k in key)
+        self._ddl(
+            self.dialect.add_key.format(table=self.ref.qualified(), cols=cols, index=index),
+            f"cannot add the merge key ({', '.join(key)}) to {self.ref.display}",
+        )
+
+    def _ddl(self, sql: str, failed: str) -> None:
+        """Run and commit one statement; when it fails, roll back and raise a terminal
+        :class:`TargetError` that says what ``failed``."""
         try:
-            self._exec(f"CREATE TABLE {self.ref.qualified()} ({', '.join(parts)})")
+            self._exec(sql)
             self.conn.commit()
         except Exception as exc:
             self.rollback()
-            raise TargetError(
-                f"cannot create target table {self.ref.display}: {redact(str(exc))}",
-                transient=False,
-            ) from exc
+            raise TargetError(f"{failed}: {redact(str(exc))}", transient=False) from exc
 
     def create_like(self, other: TableRef) -> None:
         """Create this (staging) table with ``other``'s columns and types."""

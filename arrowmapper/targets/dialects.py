@@ -17,33 +17,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pyarrow import types as pat
 
 from ..errors import ConfigError
 from ..sql import name_limit, quote_ident, same_name
 
-TypeNames = tuple[tuple[Callable[[pa.DataType], bool], str], ...]
+#: a column type name -> the Arrow types a new column of that type is created for; the first
+#: name with a match wins
+TypeNames = dict[str, tuple[Callable[[pa.DataType], bool], ...]]
 
-_PG_NAMES: TypeNames = (
-    (pa.types.is_int16, "smallint"),
-    (pa.types.is_int32, "integer"),
-    (pa.types.is_int64, "bigint"),
-    (pa.types.is_float32, "real"),
-    (pa.types.is_float64, "double precision"),
-    (pa.types.is_string, "text"),
-    (pa.types.is_binary, "bytea"),
-    (pa.types.is_boolean, "boolean"),
-    (pa.types.is_date, "date"),
-    (pa.types.is_decimal, "numeric"),
-    (pa.types.is_time, "time"),
-    (pa.types.is_duration, "interval"),
-)
-_SQLITE_NAMES: TypeNames = (
-    (pa.types.is_integer, "INTEGER"),
-    (pa.types.is_boolean, "INTEGER"),
-    (pa.types.is_floating, "REAL"),
-    (pa.types.is_string, "TEXT"),
-    (pa.types.is_binary, "BLOB"),
-)
+# fmt: off
+_PG_NAMES: TypeNames = {
+    "smallint": (pat.is_int16,), "integer": (pat.is_int32,), "bigint": (pat.is_int64,),
+    "real": (pat.is_float32,), "double precision": (pat.is_float64,),
+    "text": (pat.is_string,), "bytea": (pat.is_binary,), "boolean": (pat.is_boolean,),
+    "date": (pat.is_date,), "numeric": (pat.is_decimal,),
+    "time": (pat.is_time,), "interval": (pat.is_duration,),
+}
+# fmt: on
+# SQLite has no booleans
+_SQLITE_NAMES: TypeNames = {
+    "INTEGER": (pat.is_integer, pat.is_boolean),
+    "REAL": (pat.is_floating,),
+    "TEXT": (pat.is_string,),
+    "BLOB": (pat.is_binary,),
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Dialect:
     label: str  # how messages name the system
     schemas: bool  # tables live in schemas (SQLite: one namespace)
     # -- types
-    type_names: TypeNames  # Arrow type -> the column type ADBC creates, first match wins
+    type_names: TypeNames  # the column types ADBC creates
     fallback_type: str | None  # the type of anything else (None: Arrow's own name)
     precise_types: bool  # timestamptz, numeric(p,s) and arrays get their exact names
     stores_lists: bool  # list columns become arrays
@@ -70,6 +68,7 @@ class Dialect:
     upsert_where: str  # what INSERT ... SELECT needs before ON CONFLICT
     truncates: bool  # TRUNCATE empties a table (SQLite: DELETE only)
     create_like: str  # {new}, {old}: an empty copy of a table's columns
+    add_key: str  # {table}, {cols}, {index}: make a merge key unique in a table the job made
     lock_exclusive: str  # {table}: keep readers out during the swap ("": the write lock does)
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
 
@@ -101,11 +100,12 @@ POSTGRESQL = Dialect(
     describes_columns=True,
     server_casts=True,
     timestamp_column="timestamptz NOT NULL DEFAULT now()",
-    now="now()::text",
+    now="now()::text",  # finished_at is TEXT on every system
     temp_schema="pg_temp",
     upsert_where="",
     truncates=True,
     create_like="CREATE TABLE {new} (LIKE {old} INCLUDING DEFAULTS)",
+    add_key="ALTER TABLE {table} ADD PRIMARY KEY ({cols})",
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
@@ -121,8 +121,8 @@ SQLITE = Dialect(
     stores_lists=False,
     text_types=True,  # exact text; ADBC SQLite refuses these types
     loose_columns=True,  # SQLite has no booleans, and TEXT columns take any value as text
-    checks_values=True,
-    describes_columns=False,
+    checks_values=True,  # the driver turns NaN into NULL, fails on the year 10000
+    describes_columns=False,  # it declares affinities, not types
     server_casts=False,
     timestamp_column="TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP",
     now="CURRENT_TIMESTAMP",
@@ -130,6 +130,7 @@ SQLITE = Dialect(
     upsert_where=" WHERE true",  # SQLite's parser needs it before ON CONFLICT
     truncates=False,
     create_like="CREATE TABLE {new} AS SELECT * FROM {old} WHERE 0",
+    add_key="CREATE UNIQUE INDEX {index} ON {table} ({cols})",  # no ALTER TABLE ADD PRIMARY KEY
     lock_exclusive="",  # a writer holds the whole database
     # the swap gives every row a new rowid
     swapped_locator="'rowid:1:9223372036854775807'",

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import Endpoint
-from ..errors import ConfigError, TargetError, redact
+from ..errors import ConfigError
 from ..sources import pg_columns_sql
 from .base import Target
 from .dialects import POSTGRESQL, TableRef
@@ -93,20 +93,6 @@ class PostgresTarget(Target):
         )
         self.conn.commit()
         return [tuple(str(c) for c in str(cols).split(chr(1))) for _, cols in rows]
-
-    def add_primary_key(self, key: tuple[str, ...]) -> None:
-        """Add ``key`` as the table's primary key."""
-        cols = ", ".join(self.q(k) for k in key)
-        try:
-            self._exec(f"ALTER TABLE {self.ref.qualified()} ADD PRIMARY KEY ({cols})")
-            self.conn.commit()
-        except Exception as exc:
-            self.rollback()
-            raise TargetError(
-                f"cannot add the merge key ({', '.join(key)}) to {self.ref.display}: "
-                f"{redact(str(exc))}",
-                transient=False,
-            ) from exc
 
     def check_can_empty(self, mode: str, in_transaction: bool = False) -> None:
         """Refuse, before any row moves, a ``replace`` or ``truncate`` that could not empty

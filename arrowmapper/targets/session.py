@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from ..config import Endpoint
@@ -63,9 +62,7 @@ class Connected:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _exec(self, sql: str) -> list[tuple[Any, ...]]:

@@ -10,8 +10,6 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import Endpoint
-from ..errors import TargetError, redact
-from ..sql import derived_name
 from .base import Target
 from .dialects import SQLITE, TableRef
 from .session import lit
@@ -100,21 +98,6 @@ class SqliteTarget(Target):
             keys.insert(0, tuple(str(r[0]) for r in pk))  # INTEGER PRIMARY KEY: no index
         self.conn.commit()
         return keys
-
-    def add_primary_key(self, key: tuple[str, ...]) -> None:
-        """A unique index on ``key`` (SQLite cannot add a primary key to a table)."""
-        cols = ", ".join(self.q(k) for k in key)
-        name = self.q(derived_name(self.ref.table, "key", self.dialect.name))
-        try:
-            self._exec(f"CREATE UNIQUE INDEX {name} ON {self.ref.qualified()} ({cols})")
-            self.conn.commit()
-        except Exception as exc:
-            self.rollback()
-            raise TargetError(
-                f"cannot add the merge key ({', '.join(key)}) to {self.ref.display}: "
-                f"{redact(str(exc))}",
-                transient=False,
-            ) from exc
 
     def _same_table(self, stage: TableRef) -> bool:
         return self.dialect.same_name(stage.table, self.ref.table)

@@ -93,7 +93,8 @@ def sql_type_name(t: pa.DataType, dialect: str) -> str:
             return sql_type_name(t.value_type, dialect) + "[]"
         if pa.types.is_decimal(t):
             return f"numeric({t.precision},{t.scale})"
-    return next((name for check, name in d.type_names if check(t)), d.fallback_type or str(t))
+    found = (name for name, checks in d.type_names.items() if any(c(t) for c in checks))
+    return next(found, d.fallback_type or str(t))
 
 
 def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
