@@ -102,6 +102,7 @@ class Ledger(Connected):
     def _job_columns(self) -> list[str]:
         return list(self.column_types(JOBS))
 
+    # -- jobs
     def has_ledger(self) -> bool:
         """Whether this schema has arrowmapper's jobs table (any job ever ran here)."""
         return bool(self._job_columns())
@@ -156,7 +157,6 @@ class Ledger(Connected):
         self._exec(self._finish_sql(job_id))
         self.conn.commit()
 
-    # -- jobs
     def _register_sql(self, job_id: str, plan_json: str, fingerprint: dict[str, str]) -> str:
         return (
             f"INSERT INTO {self.ref.qualified(JOBS)} (job_id, target_table, plan, fingerprint) "

@@ -246,14 +246,17 @@ class WriteLayout:
 
     @property
     def schema(self) -> pa.Schema:
+        """The Arrow schema batches are cast to (staged columns: their text)."""
         return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
 
     @property
     def staged(self) -> dict[str, str]:
+        """Column -> SQL type, for the columns the server casts from text."""
         return {c.name: c.sql_type for c in self.columns if c.staged}
 
     @property
     def needs_stage(self) -> bool:
+        """Whether chunks go through a temporary table (a staged cast or a merge)."""
         return bool(self.merge_key) or any(c.staged for c in self.columns)
 
 
