@@ -41,6 +41,12 @@ def test_every_target_class_is_registered_under_its_dialect_row() -> None:
         assert cls.dialect is DIALECTS[name] is dialect_of(name)
 
 
+def test_the_base_target_is_not_a_target_of_any_system(tmp_path: Path) -> None:
+    endpoint = parse_uri(f"sqlite:///{tmp_path / 'unit.db'}", "target")
+    with pytest.raises(TypeError, match="abstract"):
+        Target(endpoint, TableRef(None, "t", "sqlite"))  # type: ignore[abstract]
+
+
 def test_an_unknown_dialect_is_refused_naming_the_supported_ones() -> None:
     with pytest.raises(ConfigError, match=r"postgresql:// and sqlite://.*got mysql"):
         dialect_of("mysql")

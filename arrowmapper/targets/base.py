@@ -15,6 +15,8 @@ chunk's or the swap's transaction: it would commit half of it.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import pyarrow as pa
 
 from ..errors import TargetError, redact
@@ -30,22 +32,27 @@ class Target(ChunkStore):
     """One ADBC connection to the target, with the operations the engine needs."""
 
     # -- what a system's module answers
+    @abstractmethod
     def table_exists(self) -> bool:
         """Whether the table exists."""
         raise NotImplementedError
 
+    @abstractmethod
     def arrow_schema(self) -> pa.Schema:
         """The table's columns as the Arrow types batches are cast to."""
         raise NotImplementedError
 
+    @abstractmethod
     def required_columns(self) -> list[str]:
         """Columns a row must be given a value for (NOT NULL, no default, not generated)."""
         raise NotImplementedError
 
+    @abstractmethod
     def unique_keys(self) -> list[tuple[str, ...]]:
         """Column sets with a unique index (primary key first): what ON CONFLICT can use."""
         raise NotImplementedError
 
+    @abstractmethod
     def _same_table(self, stage: TableRef) -> bool:
         """Whether ``stage`` names this very table (inside the swap's transaction)."""
         raise NotImplementedError
@@ -80,6 +87,7 @@ class Target(ChunkStore):
         return self._has_schema(self.ref.schema)
 
     def _has_schema(self, schema: str) -> bool:
+        """Whether ``schema`` exists (asked only where the dialect has schemas)."""
         raise NotImplementedError
 
     def create_table(self, schema: pa.Schema) -> pa.Schema:

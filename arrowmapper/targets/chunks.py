@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -56,14 +57,17 @@ class ChunkStore(Ledger):
         chunk's transaction (write_chunk asks before it starts)."""
         return False
 
+    @abstractmethod
     def _locator_start(self, cur: Any) -> str:
         """Inside the chunk's transaction, before its rows: what the locator starts from."""
         raise NotImplementedError
 
+    @abstractmethod
     def _locator_end(self, cur: Any, start: str) -> str:
         """Inside the chunk's transaction, after its rows: the chunk's locator."""
         raise NotImplementedError
 
+    @abstractmethod
     def _held(self, locators: list[str]) -> dict[str, int]:
         """locator -> the rows this table holds under it (absent: none)."""
         raise NotImplementedError

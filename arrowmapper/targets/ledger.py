@@ -11,6 +11,7 @@ A chunk's ledger row is written in the chunk's own transaction (see
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from ..errors import TargetError, redact
@@ -53,6 +54,7 @@ class LedgerEntry:
 class Ledger(Connected):
     """The ledger and jobs tables beside a target table (in its schema)."""
 
+    @abstractmethod
     def column_types(self, name: str | None = None) -> dict[str, str]:
         """Column name -> the database's own type name of this table, or of the table ``name``
         beside it (empty when it does not exist)."""

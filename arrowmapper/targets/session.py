@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 from ..config import Endpoint
@@ -28,7 +29,7 @@ def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class Connected:
+class Connected(ABC):
     """A connection (autocommit off) to the target that holds ``ref``; a context manager.
 
     A subclass per system names its :class:`Dialect` row and how it connects."""
@@ -50,6 +51,7 @@ class Connected:
             ) from exc
 
     @classmethod
+    @abstractmethod
     def connect(cls, endpoint: Endpoint) -> Any:
         """A new ADBC connection (autocommit off) to ``endpoint``."""
         raise NotImplementedError
