@@ -338,12 +338,8 @@ def _check_chunk(
 
     written = read = locator = stored_sum = None
     if entry is not None:
-        written, read, stored_sum, locator = (
-            entry.rows,
-            entry.rows_read,
-            entry.checksum,
-            entry.locator,
-        )
+        written, read = entry.rows, entry.rows_read
+        stored_sum, locator = entry.checksum, entry.locator
     if locator is not None and locator.startswith("none:"):
         locator = None  # its rows cannot be told apart in the target: not compared
     base: dict[str, Any] = dict(
