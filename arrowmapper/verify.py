@@ -32,7 +32,7 @@ from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
 from .plan import Chunk, Plan, quote_ident
 from .sources import SourceLayout, describe_source, source_sql
-from .targets import TableRef, Target, WriteLayout, check_job_id, open_target
+from .targets import LedgerEntry, TableRef, Target, WriteLayout, check_job_id, open_target
 from .transform import TransformLike, TransformSpec, normalize
 
 #: The checks :func:`verify` can run, in the words the report uses.
@@ -273,9 +273,6 @@ def _count(src: Endpoint, query: str) -> int:
     return int(counted.read_all().column(0)[0].as_py())
 
 
-LedgerEntry = tuple[int, int | None, str | None, str | None]
-
-
 def merge_shared_locators(
     chunks: Sequence[Chunk], ledger: dict[int, LedgerEntry]
 ) -> tuple[list[Chunk], dict[int, LedgerEntry]]:
@@ -285,8 +282,8 @@ def merge_shared_locators(
     groups: dict[str, list[Chunk]] = {}
     for chunk in chunks:
         entry = ledger.get(chunk.chunk_id)
-        if entry is not None and entry[3]:
-            groups.setdefault(entry[3], []).append(chunk)
+        if entry is not None and entry.locator:
+            groups.setdefault(entry.locator, []).append(chunk)
     shared = {loc: group for loc, group in groups.items() if len(group) > 1}
     if not shared:
         return list(chunks), ledger
@@ -301,9 +298,9 @@ def merge_shared_locators(
         ids = ", ".join(str(c.chunk_id) for c in group)
         out.append(Chunk(first, sql, f"chunks {ids}, swapped in together", "{}", None))
         parts = [ledger[c.chunk_id] for c in group]
-        reads = [p[1] for p in parts]
-        entries[first] = (
-            sum(p[0] for p in parts),
+        reads = [p.rows_read for p in parts]
+        entries[first] = LedgerEntry(
+            sum(p.rows for p in parts),
             None if any(r is None for r in reads) else sum(r or 0 for r in reads),
             None,  # per-chunk checksums do not add up
             locator,
@@ -329,7 +326,7 @@ def _check_chunk(
     tgt: Target,
     job_id: str,
     chunk: Chunk,
-    entry: Any,
+    entry: LedgerEntry | None,
     spec_t: TransformSpec,
     write: WriteLayout | None,
     layout: SourceLayout | None,
@@ -341,7 +338,8 @@ def _check_chunk(
 
     written = read = locator = stored_sum = None
     if entry is not None:
-        written, read, stored_sum, locator = entry
+        written, read = entry.rows, entry.rows_read
+        stored_sum, locator = entry.checksum, entry.locator
     if locator is not None and locator.startswith("none:"):
         locator = None  # its rows cannot be told apart in the target: not compared
     base: dict[str, Any] = dict(
@@ -444,7 +442,7 @@ def _server_checksums(
     src: Endpoint,
     tgt: Target,
     chunks: Sequence[Chunk],
-    ledger: dict[int, tuple[int, int | None, str | None, str | None]],
+    ledger: dict[int, LedgerEntry],
     layout: SourceLayout,
 ) -> dict[int, tuple[str, str | None]]:
     """chunk_id -> (source server's checksum, target server's checksum or None when the
@@ -471,9 +469,9 @@ def _server_checksums(
         with contextlib.suppress(Exception):
             conn.close()
     xids = {
-        int(loc.partition(":")[2]): cid
-        for cid, (_, _, _, loc) in ledger.items()
-        if loc and loc.startswith("xid:") and cid in out
+        int(e.locator.partition(":")[2]): cid
+        for cid, e in ledger.items()
+        if e.locator and e.locator.startswith("xid:") and cid in out
     }
     if not xids:
         return out

@@ -112,7 +112,7 @@ def test_finished_replace_rerun_is_refused_and_leaves_nothing_then_resume_is_a_n
 def test_swap_refuses_a_stage_that_lacks_committed_rows(pg: PG) -> None:
     """The last guard: nothing empties the target but a complete stage."""
     from arrowmapper.config import parse_uri
-    from arrowmapper.targets import TableRef, Target
+    from arrowmapper.targets import TableRef, open_target
 
     src = _source(pg, 8000)
     pg.execute("CREATE TABLE dst (id int, label text)")
@@ -130,7 +130,7 @@ def test_swap_refuses_a_stage_that_lacks_committed_rows(pg: PG) -> None:
         )
     (stage,) = _stages(pg)
     pg.execute(f'DELETE FROM "{stage}" WHERE id < 10')  # someone damages the stage
-    tgt = Target(parse_uri(pg.uri, "target"), TableRef(pg.schema, "dst", "postgresql"))
+    tgt = open_target(parse_uri(pg.uri, "target"), TableRef(pg.schema, "dst", "postgresql"))
     try:
         with pytest.raises(am.TargetError, match="refusing to swap"):
             tgt.swap_in(TableRef(pg.schema, stage, "postgresql"), ["id", "label"], True, "rep-2")

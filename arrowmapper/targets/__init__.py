@@ -2,6 +2,9 @@
 
 Everything outside this package imports from here (``from ..targets import ...``), never from
 the modules inside it, so a target's internals can change without touching its callers.
+
+Adding a target system is its own module (a :class:`Target` subclass naming its
+:class:`Dialect` row, which goes into :data:`DIALECTS`) plus one line in :data:`TARGETS`.
 """
 
 from __future__ import annotations
@@ -9,23 +12,59 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Endpoint
-from .core import JobRecord, TableRef, Target, check_job_id, conform, sql_type_name, storage_schema
-from .typemap import TargetColumn, WriteLayout, narrowing, target_layout, to_float32
+from ..errors import ConfigError
+from .base import Target
+from .dialects import DIALECTS, Dialect, TableRef, dialect_of
+from .ledger import JOBS, LEDGER, JobRecord, LedgerEntry, Written
+from .postgresql import PostgresTarget
+from .session import check_job_id
+from .sqlite import SqliteTarget
+from .typemap import (
+    TargetColumn,
+    WriteLayout,
+    conform,
+    narrowing,
+    sql_type_name,
+    storage_schema,
+    target_layout,
+)
+from .values import to_float32
+
+#: dialect -> the Target class of that system: the one registration table.
+TARGETS: dict[str, type[Target]] = {cls.dialect.name: cls for cls in (PostgresTarget, SqliteTarget)}
 
 
 def open_target(endpoint: Endpoint, ref: TableRef, conn: Any = None) -> Target:
-    """A connected target for ``ref`` on ``endpoint`` (``conn``: share an open connection)."""
-    return Target(endpoint, ref, conn=conn)
+    """A connected target for ``ref`` on ``endpoint`` (``conn``: share an open connection).
+
+    >>> with open_target(endpoint, TableRef(None, "events", endpoint.dialect)) as t:
+    ...     t.row_count()
+    """
+    cls = TARGETS.get(endpoint.dialect)
+    if cls is None:
+        raise ConfigError(
+            f"target {endpoint.redacted}: only postgresql:// and sqlite:/// targets are "
+            f"supported, got {endpoint.dialect}"
+        )
+    return cls(endpoint, ref, conn=conn)
 
 
 __all__ = [
+    "DIALECTS",
+    "JOBS",
+    "LEDGER",
+    "TARGETS",
+    "Dialect",
     "JobRecord",
+    "LedgerEntry",
     "TableRef",
     "Target",
     "TargetColumn",
     "WriteLayout",
+    "Written",
     "check_job_id",
     "conform",
+    "dialect_of",
     "narrowing",
     "open_target",
     "sql_type_name",

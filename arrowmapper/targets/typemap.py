@@ -1,5 +1,11 @@
-"""The target side of the type preflight: per target column, the Arrow type a batch is cast to
-or a staged server-side cast (see :mod:`arrowmapper.sources.sqltypes` for the source side)."""
+"""The type map: Arrow types <-> each target's column types, the storage schema a table is
+created with, :func:`conform` (a batch cast to the table's exact types, safely) and the target
+side of the type preflight (:func:`target_layout`, :func:`narrowing`; the source side is
+:mod:`arrowmapper.sources.sqltypes`). What differs per system is read from :mod:`.dialects`::
+
+    >>> sql_type_name(pa.int64(), "sqlite")
+    'INTEGER'
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,212 @@ import pyarrow as pa
 
 from ..errors import TargetError
 from ..sources import decimal_type, numeric_typmod
+from .dialects import Dialect, dialect_of
+from .values import check_sqlite_numeric, check_sqlite_values, to_float32, to_json, to_uuid
+
+
+class AnyType(pa.ExtensionType):  # type: ignore[misc]
+    """Marks a SQLite column without a declared type (it stores whatever arrives), or
+    ``numeric`` one with NUMERIC affinity (it turns number-like text into a number)."""
+
+    def __init__(self, numeric: bool = False) -> None:
+        self.numeric = numeric
+        super().__init__(pa.null(), "arrowmapper.numeric" if numeric else "arrowmapper.any")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b"numeric" if self.numeric else b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> AnyType:
+        return cls(serialized == b"numeric")
+
+
+#: a column without a declared type, and one with NUMERIC affinity (see :class:`AnyType`)
+ANY = AnyType()
+NUMERIC_AFFINITY = AnyType(numeric=True)
+
+
+def _storage_type(t: pa.DataType, d: Dialect, column: str) -> pa.DataType:
+    """The Arrow type a column is created and ingested with on this kind of target."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if (
+        pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
+        return pa.binary()
+    if pa.types.is_dictionary(t):
+        return _storage_type(t.value_type, d, column)
+    if pa.types.is_null(t):
+        return pa.string()
+    if pa.types.is_unsigned_integer(t):
+        # the next wider signed type; uint64 needs numeric(20,0) (ADBC would wrap it)
+        return {8: pa.int16(), 16: pa.int32(), 32: pa.int64()}.get(
+            t.bit_width, pa.decimal128(20, 0)
+        )
+    if pa.types.is_timestamp(t) and t.unit == "ns":
+        return pa.timestamp("us", t.tz)
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        t = pa.list_(t.value_type)
+    if pa.types.is_list(t):
+        if not d.stores_lists:
+            raise TargetError(
+                f"column {column!r} is a list ({t}); {d.label} targets cannot store lists: "
+                "cast it to a string in the transform (e.g. pl.col(c).cast(pl.String))"
+            )
+        return pa.list_(_storage_type(t.value_type, d, column))
+    if d.text_types and (
+        pa.types.is_decimal(t)
+        or pa.types.is_time(t)
+        or pa.types.is_duration(t)
+        or pa.types.is_interval(t)
+    ):
+        return pa.string()  # exact text (the driver refuses these types)
+    if pa.types.is_struct(t) or pa.types.is_map(t):
+        raise TargetError(f"column {column!r} is a {t}; struct and map columns are not supported")
+    return t
+
+
+def sql_type_name(t: pa.DataType, dialect: str) -> str:
+    """The column type a new table gets for an Arrow type (ADBC's mapping)."""
+    d = dialect_of(dialect)
+    if d.precise_types:
+        if pa.types.is_timestamp(t):
+            return "timestamptz" if t.tz else "timestamp"
+        if pa.types.is_list(t):
+            return sql_type_name(t.value_type, dialect) + "[]"
+        if pa.types.is_decimal(t):
+            return f"numeric({t.precision},{t.scale})"
+    found = (name for name, checks in d.type_names.items() if any(c(t) for c in checks))
+    return next(found, d.fallback_type or str(t))
+
+
+def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
+    """``schema`` with the types a ``dialect`` table is created and ingested with."""
+    d = dialect_of(dialect)
+    return pa.schema([pa.field(f.name, _storage_type(f.type, d, f.name)) for f in schema])
+
+
+def _family(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):  # a Polars Categorical/Enum: its values decide
+        return _family(t.value_type)
+    checks = (
+        ("int", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("decimal", pa.types.is_decimal),
+        (
+            "string",
+            lambda x: (
+                pa.types.is_string(x) or pa.types.is_large_string(x) or pa.types.is_string_view(x)
+            ),
+        ),
+        (
+            "binary",
+            lambda x: (
+                pa.types.is_binary(x)
+                or pa.types.is_large_binary(x)
+                or pa.types.is_binary_view(x)
+                or pa.types.is_fixed_size_binary(x)
+            ),
+        ),
+        ("bool", pa.types.is_boolean),
+        ("date", pa.types.is_date),
+        ("timestamp", pa.types.is_timestamp),
+        ("time", pa.types.is_time),
+        ("duration", pa.types.is_duration),
+        ("null", pa.types.is_null),
+        ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)),
+    )
+    for name, check in checks:
+        if check(t):
+            return name
+    return str(t)
+
+
+# Casts that keep a value's meaning (range overflow is still checked by a safe cast).
+_SAFE_CASTS = {
+    "int": {"int", "float", "decimal"},
+    "float": {"float"},
+    "decimal": {"decimal", "float"},
+    "date": {"date", "timestamp"},
+    "string": {"decimal", "float"},  # exact text (an unconstrained numeric), parsed or refused
+    "timestamp": {"timestamp"},
+}
+
+
+def _castable(src: pa.DataType, dst: pa.DataType, d: Dialect) -> bool:
+    a, b = _family(src), _family(dst)
+    if a == b or a == "null":
+        return True
+    if d.loose_columns and (b == "string" or (a == "bool" and b == "int")):
+        return True  # no booleans, and text columns take any value as text
+    return b in _SAFE_CASTS.get(a, set())
+
+
+def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.RecordBatch:
+    """Cast a batch to the target table's exact types (by column name), safely.
+
+    Safely means: a cast that would change a value is refused with a terminal
+    :class:`TargetError` naming the column (and the value, where one is to blame): integers a
+    float cannot hold exactly, floats beyond float4's range (Arrow's own "safe" cast turns them
+    into infinity), and, for SQLite, NaN and dates outside the years 0000-9999.
+    """
+    d = dialect_of(dialect)
+    arrays, fields = [], []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        idx = target.get_field_index(name)
+        if idx < 0:
+            raise TargetError(
+                f"column {name!r} is not in the target table (its columns: "
+                f"{', '.join(target.names)}); rename it in the transform or add it to the table",
+                transient=False,
+            )
+        want = target.field(idx).type
+        if isinstance(want, pa.UuidType):
+            arrays.append(to_uuid(column, name))
+            fields.append(pa.field(name, want))
+            continue
+        if isinstance(want, pa.JsonType):
+            arrays.append(to_json(column, name))
+            fields.append(pa.field(name, want))
+            continue
+        if (
+            isinstance(want, AnyType)
+            and want.numeric
+            and (pa.types.is_decimal(column.type) or _family(column.type) == "string")
+        ):
+            check_sqlite_numeric(column, name)
+        if isinstance(want, pa.BaseExtensionType):
+            want = _storage_type(column.type, d, name)  # e.g. numeric: the driver decides
+        if d.checks_values:
+            check_sqlite_values(column, name, want)
+        if column.type != want:
+            if not _castable(column.type, want, d):
+                raise TargetError(
+                    f"column {name!r}: cannot store {column.type} in the target's {want} without "
+                    "changing its meaning; cast it in the transform or change the target column",
+                    transient=False,
+                )
+            try:
+                if pa.types.is_float32(want):
+                    column = to_float32(column, name)  # range-checked, as PostgreSQL does
+                elif pa.types.is_decimal(column.type) and pa.types.is_floating(want):
+                    # through the decimal's text: parsed to the nearest float, as PostgreSQL's
+                    # numeric -> float8 cast does (Arrow's own cast rounds twice)
+                    column = column.cast(pa.string()).cast(want)
+                else:
+                    column = column.cast(want, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise TargetError(
+                    f"column {name!r}: cannot store {column.type} in the target's {want} "
+                    f"({exc}); cast it in the transform or change the target column",
+                    transient=False,
+                ) from None
+        arrays.append(column)
+        fields.append(pa.field(name, want))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
 
 # --------------------------------------------------------------------------- the target side
 
@@ -34,14 +246,17 @@ class WriteLayout:
 
     @property
     def schema(self) -> pa.Schema:
+        """The Arrow schema batches are cast to (staged columns: their text)."""
         return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
 
     @property
     def staged(self) -> dict[str, str]:
+        """Column -> SQL type, for the columns the server casts from text."""
         return {c.name: c.sql_type for c in self.columns if c.staged}
 
     @property
     def needs_stage(self) -> bool:
+        """Whether chunks go through a temporary table (a staged cast or a merge)."""
         return bool(self.merge_key) or any(c.staged for c in self.columns)
 
 
@@ -61,7 +276,7 @@ def target_layout(
     target stores (string for large_string, ...). Columns the output lacks keep the target's
     default. Raises :class:`TargetError` for a column with no exact path.
     """
-    if dialect != "postgresql" or pg_columns is None:
+    if not dialect_of(dialect).describes_columns or pg_columns is None:
         return WriteLayout(tuple(TargetColumn(f.name, "", f.type) for f in adbc_schema))
     out_types = {f.name: storage.field(f.name).type for f in out_schema}
     cols = []
@@ -113,148 +328,6 @@ def _text_castable(adbc: pa.DataType, category: str) -> bool:
         or category in ("A", "D", "T", "G", "I", "R", "U", "V", "X")
         or (category == "N" and pa.types.is_int64(adbc))  # money
     )
-
-
-def to_uuid(column: pa.Array, name: str) -> pa.Array:
-    """Strings ('da1b...-...') or 16-byte binaries as ``arrow.uuid``."""
-    if isinstance(column.type, pa.UuidType):
-        return column
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        import polars as pl
-
-        series = pl.Series(pa.array(column).cast(pa.large_string()))
-        hexed = series.str.replace_all("-", "", literal=True).str.strip_chars("{}")
-        bad = hexed.is_not_null() & (hexed.str.len_bytes() != 32)
-        if bad.any():
-            raise TargetError(
-                f"column {name!r}: {series.filter(bad)[0]!r} is not a uuid",
-                transient=False,
-                kind="data",
-            )
-        try:
-            raw = hexed.str.decode("hex").to_arrow()
-        except Exception:
-            raise TargetError(
-                f"column {name!r}: a value is not a uuid", transient=False, kind="data"
-            ) from None
-        column = raw.cast(pa.binary(16))
-    elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-        column = column.cast(pa.binary(16))
-    if not pa.types.is_fixed_size_binary(column.type):
-        raise TargetError(
-            f"column {name!r}: cannot store {column.type} as a uuid", transient=False, kind="data"
-        )
-    return pa.ExtensionArray.from_storage(pa.uuid(), column)
-
-
-def to_json(column: pa.Array, name: str) -> pa.Array:
-    """Strings as ``arrow.json`` (the server checks they are JSON)."""
-    if isinstance(column.type, pa.JsonType):
-        return column
-    if not (
-        pa.types.is_string(column.type)
-        or pa.types.is_large_string(column.type)
-        or pa.types.is_string_view(column.type)
-    ):
-        raise TargetError(
-            f"column {name!r}: cannot store {column.type} as JSON; make it a JSON string in "
-            "the transform",
-            transient=False,
-        )
-    return pa.ExtensionArray.from_storage(pa.json_(), column.cast(pa.string()))
-
-
-# --------------------------------------------------------------------------- values a target refuses
-
-_FLOAT4_MAX = 3.4028234663852886e38
-
-
-def _shown(value: pa.Array) -> str:
-    """One value as text, also where Python's datetime cannot hold it (year 0, 262142)."""
-    if pa.types.is_temporal(value.type):
-        import polars as pl
-
-        return str(pl.Series(value).cast(pl.String)[0])
-    return repr(value[0].as_py())
-
-
-def to_float32(column: pa.Array, name: str) -> pa.Array:
-    """``column`` (integers, decimals or floats) as float32, refusing what float4 cannot hold.
-
-    Arrow's "safe" float64 -> float32 cast rounds 1e39 to infinity and 1e-50 to zero; PostgreSQL
-    refuses both ("value out of range: overflow/underflow") and so does this. NaN and +-infinity
-    stay exactly what they are; values between float32 steps round to the nearest, as
-    PostgreSQL's own float8 -> float4 cast does.
-    """
-    import pyarrow.compute as pc
-
-    if pa.types.is_decimal(column.type):
-        # through the decimal's text, parsed to the nearest float (Arrow's own decimal cast
-        # rounds twice: 393817424.487548 became 393817408, PostgreSQL says 393817440)
-        column = column.cast(pa.string())
-    narrow = column.cast(pa.float32(), safe=True)
-    wide = column if pa.types.is_float64(column.type) else column.cast(pa.float64(), safe=False)
-    over = pc.and_(pc.is_inf(narrow), pc.invert(pc.is_inf(wide)))
-    under = pc.and_(pc.equal(narrow, 0.0), pc.not_equal(wide, 0.0))
-    bad = pc.fill_null(pc.or_(over, under), False)
-    if pc.any(bad).as_py():
-        value = _shown(column.filter(bad))
-        raise TargetError(
-            f"column {name!r} holds {value}, outside what the target's real (float4) can hold "
-            f"(magnitudes from 1.4e-45 to {_FLOAT4_MAX:.8g}); PostgreSQL refuses it too. Change "
-            "the target column to double precision, or map the value in the query or transform",
-            transient=False,
-            kind="data",
-        )
-    return narrow
-
-
-# what the ADBC SQLite driver writes exactly: ISO dates and times of the years 0000-9999 (it
-# fails on later years and writes garbage for earlier ones)
-_SQLITE_DAYS = (-719528, 2932896)  # 0000-01-01, 9999-12-31
-_SQLITE_US = (-62167219200000000, 253402300799999999)
-
-
-def check_sqlite_values(column: pa.Array, name: str, stored: pa.DataType) -> None:
-    """Refuse values a SQLite target would not hold exactly: NaN stored as a REAL (SQLite
-    makes it NULL) and dates or timestamps outside the years 0000-9999 (``column``: the
-    values before they are cast to ``stored``, the type they are written as)."""
-    import pyarrow.compute as pc
-
-    t = column.type
-    if pa.types.is_floating(t):
-        if not pa.types.is_floating(stored):
-            return
-        bad = pc.fill_null(pc.is_nan(column), False)
-        if pc.any(bad).as_py():
-            raise TargetError(
-                f"column {name!r} holds NaN, which SQLite cannot store (it would become NULL); "
-                f"map it in the query or transform (e.g. pl.col({name!r}).fill_nan(None) to "
-                "store NULL on purpose), or use a PostgreSQL target",
-                transient=False,
-                kind="data",
-            )
-        return
-    if pa.types.is_date32(t):
-        lo, hi, raw = *_SQLITE_DAYS, column.cast(pa.int32())
-    elif pa.types.is_timestamp(t):
-        per_us = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0}[t.unit]
-        raw = column.cast(pa.int64())
-        if per_us:
-            lo, hi = _SQLITE_US[0] // per_us, _SQLITE_US[1] // per_us
-        else:
-            return  # nanoseconds: int64 spans 1677-2262, inside the range
-    else:
-        return
-    bad = pc.fill_null(pc.or_(pc.less(raw, lo), pc.greater(raw, hi)), False)
-    if pc.any(bad).as_py():
-        raise TargetError(
-            f"column {name!r} holds {_shown(column.filter(bad))}, outside the years 0000-9999 "
-            "a SQLite target stores as text; map it in the query or transform, or use a "
-            "PostgreSQL target",
-            transient=False,
-            kind="data",
-        )
 
 
 # --------------------------------------------------------------------------- narrower targets
