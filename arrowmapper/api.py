@@ -29,12 +29,13 @@ from .run.prepare import (
     check_source_query,
     output_schema,
     prepare_job,
+    table_ref,
     write_layout,
 )
 from .run.prepare import stage_name as stage_name
 from .run.report import JobResult
 from .sources import SourceProbe, describe_source
-from .targets import TableRef, open_target, storage_schema
+from .targets import open_target, storage_schema
 from .transform import TransformLike, normalize
 
 
@@ -133,8 +134,8 @@ def map_query(
     chunks still fail after their retries. Rerun with the same ``job_id`` and ``resume=True`` to
     load only what is missing.
     """
-    c = JobConfig.build({k: v for k, v in locals().items() if k in OPTIONS})  # each option once
     refuse_unknown(unknown, "map_query", [*api_options(), "progress"])
+    c = JobConfig.build({k: v for k, v in locals().items() if k in OPTIONS})  # each option once
     # cheap checks first (bad arguments must not spawn anything), then start the local
     # workers: their imports overlap the planning and preflight that prepare_job() does
     endpoints = check_endpoints(c)
@@ -216,7 +217,7 @@ def describe_columns(
         return out
     dst = parse_uri(target, "target")
     check_reachable(dst, "target")
-    ref = TableRef(schema if dst.dialect != "sqlite" else None, table, dst.dialect)
+    ref = table_ref(dst, schema, table)
     tgt = open_target(dst, ref)
     try:
         if not tgt.table_exists():

@@ -31,7 +31,7 @@ import pyarrow as pa
 from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
 from .plan import Chunk, Plan, quote_ident, source_sql
-from .run.prepare import output_schema, stored_plan, write_layout
+from .run.prepare import output_schema, stored_plan, table_ref, write_layout
 from .sources import SourceLayout, SourceProbe, describe_source
 from .targets import TableRef, Target, WriteLayout, check_job_id, open_target
 from .transform import TransformLike, TransformSpec, normalize
@@ -196,9 +196,7 @@ def verify(
     check_reachable(src, "source")
     check_reachable(dst, "target")
     spec_t = normalize(transform)
-    lookup = open_target(
-        dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect)
-    )
+    lookup = open_target(dst, table_ref(dst, schema, "_"))
     try:
         stored = stored_plan(lookup, job_id)
         if stored is None:

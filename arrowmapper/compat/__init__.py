@@ -37,7 +37,7 @@ from ..config import (
 from ..errors import PASS_THROUGH, ConfigError, at_boundary, printable
 from ..plan import bare_table
 from ..run.finish import ProgressArg, run_prepared
-from ..run.prepare import check_endpoints, prepare_job
+from ..run.prepare import check_endpoints, prepare_job, target_rules
 from ..run.progress import ProgressSnapshot
 from ..sources import SourceProbe
 from .connections import connection_uri
@@ -206,7 +206,8 @@ class ParallelProcessor:
             raise ConfigError(f"source_sql must be a non-empty SQL query, got {source_sql!r}")
         src = parse_uri(connection_uri(source_conn, "source"), "source")
         dst = parse_uri(connection_uri(target_conn, "target"), "target")
-        if dst.dialect == "sqlite" and target_schema not in (None, "", "main"):
+        schemas = target_rules(dst).schemas
+        if not schemas and target_schema not in (None, "", "main"):
             log.warning("a SQLite target has no schemas: ignoring target_schema=%r", target_schema)
         c = self.config(
             params,
@@ -216,7 +217,7 @@ class ParallelProcessor:
             query=source_sql,
             target=dst.template or dst.uri,
             table=target_table,
-            schema=None if dst.dialect == "sqlite" else (target_schema or None),
+            schema=(target_schema or None) if schemas else None,
             transform=transform,
             strategy=strategy,
             key=key,

@@ -34,6 +34,9 @@ log = logging.getLogger("arrowmapper")
 
 _T = TypeVar("_T")
 
+#: the source dialects that can export a snapshot every chunk's read joins.
+SNAPSHOT_SOURCES: tuple[str, ...] = ("postgresql",)
+
 
 def retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _T:
     """Run a read-only step of preparing a job (sampling, planning), retrying a transient
@@ -265,7 +268,7 @@ def snapshot_for(asked: bool | None, src: Endpoint, plan: Plan, notes: list[str]
     or an INSERT that shifts the pages, would otherwise be read twice or missed."""
     if asked is not None:
         return asked
-    if src.dialect != "postgresql" or plan.strategy not in ("ctid", "offset"):
+    if src.dialect not in SNAPSHOT_SOURCES or plan.strategy not in ("ctid", "offset"):
         return False
     if len(plan.chunks) < 2:
         return False

@@ -27,6 +27,7 @@ from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, st
 from ..transform import normalize
 from .capacity import fit_workers
 from .preflight import (
+    SNAPSHOT_SOURCES,
     check_compatible,
     check_narrowing,
     create_table,
@@ -47,12 +48,16 @@ __all__ = [
     "MODE_RULES",
     "ModeRules",
     "Prepared",
+    "TARGET_RULES",
+    "TargetRules",
     "check_endpoints",
     "check_source_query",
     "output_schema",
     "prepare_job",
     "stage_name",
     "stored_plan",
+    "table_ref",
+    "target_rules",
     "write_layout",
 ]
 
@@ -75,6 +80,35 @@ MODE_RULES: dict[str, ModeRules] = {
     "truncate": ModeRules(empties=True, empties_on_claim=True),
     "merge": ModeRules(upserts=True),
 }
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """What a target's dialect allows, as far as preparing a job goes."""
+
+    schemas: bool  # tables live in schemas (SQLite has one, "main": no schema= there)
+    verify_merge: bool  # verify=True can check a merge (SQLite's upserted rows keep old rowids)
+
+
+TARGET_RULES: dict[str, TargetRules] = {
+    "postgresql": TargetRules(schemas=True, verify_merge=True),
+    "sqlite": TargetRules(schemas=False, verify_merge=False),
+}
+
+
+def target_rules(dst: Endpoint) -> TargetRules:
+    """The rules of ``dst``'s dialect; ConfigError for a target arrowmapper cannot write."""
+    rules = TARGET_RULES.get(dst.dialect)
+    if rules is None:
+        raise ConfigError(
+            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
+        )
+    return rules
+
+
+def table_ref(dst: Endpoint, schema: str | None, table: str) -> TableRef:
+    """``schema.table`` on ``dst`` (the schema dropped where the dialect has none)."""
+    return TableRef(schema if target_rules(dst).schemas else None, table, dst.dialect)
 
 
 @dataclass(frozen=True)
@@ -118,18 +152,15 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
         from .executors import check_scheduler
 
         check_scheduler(c.cluster)  # before any table is touched
-    if c.snapshot and src.dialect != "postgresql":
+    if c.snapshot and src.dialect not in SNAPSHOT_SOURCES:
         raise ConfigError(
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
             f"the source is {src.dialect}"
         )
-    if dst.dialect not in ("postgresql", "sqlite"):
-        raise ConfigError(
-            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
-        )
-    if dst.dialect == "sqlite" and c.schema not in (None, "main"):
+    target = target_rules(dst)
+    if not target.schemas and c.schema not in (None, "main"):
         raise ConfigError("a SQLite target has no schemas: leave schema=None")
-    if c.verify and MODE_RULES[c.mode].upserts and dst.dialect == "sqlite":
+    if c.verify and MODE_RULES[c.mode].upserts and not target.verify_merge:
         raise ConfigError(
             "verify=True cannot check a merge into SQLite (updated rows keep their old rowids); "
             "use a PostgreSQL target or drop verify"
@@ -154,7 +185,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     check_reachable(src, "source")
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
-    ref = TableRef(c.schema if dst.dialect != "sqlite" else None, c.table, dst.dialect)
+    ref = table_ref(dst, c.schema, c.table)
     layout = describe_source(src, c.query)
     notes.extend(layout.notes)
     probe = SourceProbe(src, c.query, layout)
