@@ -142,8 +142,8 @@ def _job_flags(
             tristate = JobConfig.__dataclass_fields__[name].default is None
             kw["action"] = argparse.BooleanOptionalAction if tristate else "store_true"
             kw["default"] = None
-        elif option.kind == "choice":
-            kw["choices"] = option.choices
+        elif option.kind == "choice":  # shown, and checked where JobConfig checks them all
+            kw["metavar"] = "{" + ",".join(option.choices) + "}"
         elif option.kind in _FLAG_TYPES:
             kw["type"] = _FLAG_TYPES[option.kind]
         sp.add_argument(flag, **kw)
