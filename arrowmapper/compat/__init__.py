@@ -166,17 +166,7 @@ class ParallelProcessor:
         ``result.errors`` (and the error in ``result.error``). Bad configuration raises
         :class:`ConfigError` (or :class:`PlanError`) before any row moves; Ctrl-C propagates."""
         try:
-            return self._process(
-                source_conn,
-                source_sql,
-                target_conn,
-                target_schema,
-                target_table,
-                transform,
-                strategy,
-                key,
-                params,
-            )
+            return self._process(**{k: v for k, v in locals().items() if k != "self"})
         except PASS_THROUGH:
             raise
         except BaseException as exc:

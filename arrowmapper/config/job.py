@@ -93,7 +93,12 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class JobConfig:
-    """A job's options after precedence, every value checked. Build it with :meth:`build`."""
+    """A job's options after precedence, every value checked. Build it with :meth:`build`.
+
+    >>> c = JobConfig.build({"workers": 2}, {"max_workers": 4, "chunk_size": "500"}, env={})
+    >>> c.workers, c.chunk_size, c.sources["chunk_size"]
+    (2, 500, 'params')
+    """
 
     source: str = _opt("", "source URI (default: $ARROWMAPPER_SOURCE)")
     query: str = _opt("", "SQL query or table name")
