@@ -765,6 +765,4 @@ def pg_source_session(local: bool = False) -> str:
 def session_statements(session: tuple[tuple[str, str], ...]) -> list[str]:
     """``SET LOCAL`` statements for a target transaction that parses or reads back text the
     source rendered under ``session``."""
-    return [
-        f"SET LOCAL {name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in session
-    ]
+    return [f"SET LOCAL {name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in session]

@@ -398,7 +398,9 @@ def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[So
         elif pa.types.is_date32(f.type) or (pa.types.is_timestamp(f.type) and f.type.tz is None):
             # as text, parsed in the worker: a zero date ('0000-00-00') is then refused naming
             # its column (connectorx panics without saying which)
-            out.append(SourceColumn(f.name, kind or None, True, f.type, None, None, "text, parsed"))
+            out.append(
+                SourceColumn(f.name, kind or None, True, f.type, None, None, "text, parsed")
+            )
         else:
             out.append(SourceColumn(f.name, kind or None))
     return out

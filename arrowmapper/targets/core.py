@@ -90,8 +90,6 @@ def _check_sqlite_numeric(column: pa.Array, name: str) -> None:
                 transient=False,
                 kind="data",
             )
-
-
 LEDGER = "arrowmapper_ledger"
 JOBS = "arrowmapper_jobs"
 STAGE = "_am_chunk"  # the temporary table a staged chunk is COPYed into
@@ -428,9 +426,7 @@ class Target:
         """Whether the schema this table is in exists (SQLite: always)."""
         if self.ref.dialect == "sqlite" or not self.ref.schema:
             return True
-        return bool(
-            self._read(f"SELECT 1 FROM pg_namespace WHERE nspname = {_lit(self.ref.schema)}")
-        )
+        return bool(self._read(f"SELECT 1 FROM pg_namespace WHERE nspname = {_lit(self.ref.schema)}"))
 
     def table_exists(self) -> bool:
         if self.ref.dialect == "sqlite":
@@ -616,11 +612,7 @@ class Target:
             "FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid <> c.confrelid "
             f"AND c.confrelid = to_regclass({_lit(self.ref.qualified())})"
         )
-        actions = {
-            "c": "ON DELETE CASCADE",
-            "n": "ON DELETE SET NULL",
-            "d": "ON DELETE SET DEFAULT",
-        }
+        actions = {"c": "ON DELETE CASCADE", "n": "ON DELETE SET NULL", "d": "ON DELETE SET DEFAULT"}
         for name, child, action, cols in rows:
             if action in actions:
                 raise ConfigError(
