@@ -121,3 +121,11 @@ def test_chunk_config_default_does_not_outrank_params_or_env(
     assert processor.config({"strategy": "offset"}).strategy == "offset"
     rowid = ParallelProcessor(chunk_config=ChunkConfig(strategy="rowid"))
     assert rowid.config(dialect="postgresql").strategy == "ctid"
+
+
+def test_a_config_never_shows_a_password() -> None:
+    c = JobConfig.build(
+        {"source": "postgresql://app:s3cret@db/src", "target": "sqlite:///x.db"}, env={}
+    )
+    assert "s3cret" not in repr(c) and "s3cret" not in str(c) and "***" in repr(c)
+    assert c.source == "postgresql://app:s3cret@db/src"  # the value itself is kept

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
-from ..errors import ConfigError
+from ..errors import ConfigError, redact
 from .retry import RetryConfig
 
 Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
@@ -91,7 +91,7 @@ def default_workers() -> int:
     return max(1, min(_usable_cpus(), 8))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class JobConfig:
     """A job's options after precedence, every value checked. Build it with :meth:`build`.
 
@@ -241,6 +241,13 @@ class JobConfig:
             chunk = values.get("chunk_size", DEFAULT_CHUNK_SIZE)
             values["batch_size"] = min(size, max(8_192, chunk // 8))
         return cls(**values, sources=sources)
+
+    def __repr__(self) -> str:
+        """Every option, passwords in the URIs (and anywhere else) replaced by ``***``."""
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in OPTIONS)
+        return redact(f"JobConfig({shown})")
+
+    __str__ = __repr__
 
     def with_(self, **changes: Any) -> JobConfig:
         """A copy with ``changes`` (checked like arguments); ``sources`` says "argument"."""
