@@ -11,20 +11,17 @@ history.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
-import threading
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from .config import EXECUTORS, MODES
+from .config import JobConfig, RetryConfig, file_keys, load_job_file
+from .config.jobfile import EXTRA_KEYS
 from .errors import (
     ConfigError,
     JobFailed,
@@ -33,38 +30,11 @@ from .errors import (
     printable,
     redact,
 )
+from .panicfilter import RustPanicFilter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 log = logging.getLogger("arrowmapper")
-
-#: job-file keys and their types; flags of the same name (``-`` for ``_``) override them.
-JOB_KEYS: dict[str, type] = {
-    "source": str,
-    "query": str,
-    "target": str,
-    "table": str,
-    "schema": str,
-    "transform": str,
-    "transform_sql": str,
-    "strategy": str,
-    "key": str,
-    "workers": int,
-    "chunk_size": int,
-    "batch_size": int,
-    "mode": str,
-    "swap": str,
-    "max_retries": int,
-    "job_id": str,
-    "resume": bool,
-    "verify": bool,
-    "snapshot": bool,
-    "statement_timeout": float,
-    "stall_timeout": float,
-    "max_worker_memory": int,
-    "executor": str,
-    "cluster": str,
-}
 
 EXAMPLES = """\
 examples:
@@ -95,16 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def source_args(sp: argparse.ArgumentParser, query_required: bool = True) -> None:
-        sp.add_argument("--source", help="source URI (default: $ARROWMAPPER_SOURCE)")
-        sp.add_argument("--query", required=query_required, help="SQL query or table name")
-        sp.add_argument(
-            "--strategy", help="auto|offset|key|quantile|ctid|rowid|none (default auto)"
-        )
-        sp.add_argument("--key", help="key column for offset/key/quantile")
-        sp.add_argument("--chunk-size", type=int, help="rows per chunk (default 50000)")
-        sp.add_argument("--workers", type=int, help="worker processes (default: usable CPUs)")
-
     run = sub.add_parser(
         "run",
         help="copy a query's result into a table",
@@ -112,86 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         "from a TOML job file; flags override it.",
     )
     run.add_argument("job_file", nargs="?", help="TOML job file with the keys of the flags below")
-    source_args(run, query_required=False)
-    run.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
-    run.add_argument("--table", help="target table")
-    run.add_argument("--schema", help="target schema (PostgreSQL)")
-    run.add_argument("--transform-sql", help="Polars SQL over the frame 'self'")
-    run.add_argument(
-        "--transform", help="'package.module:function' taking and returning a DataFrame"
-    )
-    run.add_argument(
-        "--batch-size",
-        type=int,
-        help="rows per Arrow batch (default chunk-size / 8, between 8192 and 65536)",
-    )
-    run.add_argument(
-        "--mode",
-        choices=MODES,
-        help="append (default; creates a missing table), create (refuses an existing one), "
-        "replace (load a staging table, swap it in atomically), truncate (empty, then load), "
-        "merge (upsert on --key or the primary key)",
-    )
-    run.add_argument(
-        "--swap",
-        choices=("truncate", "delete"),
-        help="how --mode replace empties an existing table in its swap: truncate (default, "
-        "fast; an older REPEATABLE READ snapshot then sees it empty) or delete (slower; such "
-        "a snapshot keeps seeing the old rows)",
-    )
-    run.add_argument("--max-retries", type=int, help="retries per chunk (default 3)")
-    run.add_argument("--job-id", help="ledger key; needed to resume")
-    run.add_argument(
-        "--resume",
-        action="store_true",
-        default=None,
-        help="skip the chunks this job already committed",
-    )
-    run.add_argument(
-        "--verify",
-        action="store_true",
-        default=None,
-        help="check each chunk's count and checksum inside its transaction",
-    )
-    run.add_argument(
-        "--snapshot",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read every chunk from one PostgreSQL snapshot (default: on for ctid and offset "
-        "plans of a PostgreSQL source, off otherwise)",
-    )
-    run.add_argument("--statement-timeout", type=float, help="seconds per source query")
-    run.add_argument(
-        "--stall-timeout",
-        type=float,
-        help="kill and retry a chunk that makes no progress this many seconds",
-    )
-    run.add_argument(
-        "--max-worker-memory",
-        type=int,
-        help="MiB of RSS per worker; over it the worker is killed, its chunk split",
-    )
-    run.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        help="local (default): a process pool on this machine; dask: a Dask cluster",
-    )
-    run.add_argument(
-        "--cluster",
-        help="with --executor dask: the scheduler's address (tcp://host:8786); "
-        "without it, a LocalCluster of --workers processes",
-    )
+    _job_flags(run, list(file_keys()) + list(EXTRA_KEYS))
     out = run.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="no progress, no summary")
     out.add_argument("--json", action="store_true", help="print the JobResult as JSON on stdout")
 
     plan = sub.add_parser("plan", help="show the chunk plan and column mapping; moves no data")
-    source_args(plan)
-    plan.add_argument("--target", help="target URI, to compare with an existing table")
-    plan.add_argument("--table", help="target table")
-    plan.add_argument("--schema", help="target schema")
-    plan.add_argument("--transform", help="'package.module:function'")
-    plan.add_argument("--transform-sql", help="Polars SQL over the frame 'self'")
+    _job_flags(plan, PLAN_FLAGS, required=("query",))
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     ver = sub.add_parser("verify", help="re-check a finished job: rows per chunk, source vs ledger")
@@ -220,6 +107,48 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the options ``arrowmapper plan`` takes (a plan and a column mapping need no more).
+PLAN_FLAGS = (
+    "source",
+    "query",
+    "strategy",
+    "key",
+    "chunk_size",
+    "workers",
+    "target",
+    "table",
+    "schema",
+    "transform",
+    "transform_sql",
+)
+_FLAG_TYPES: dict[str, type] = {"int": int, "mib": int, "retry": int, "seconds": float}
+
+
+def _job_flags(
+    sp: argparse.ArgumentParser, keys: Sequence[str], required: Sequence[str] = ()
+) -> None:
+    """One flag per job option (``--chunk-size`` for ``chunk_size``), as JobConfig declares
+    it: its help, its type or choices; an option left unsaid stays None (the job file's
+    value, or the default, holds)."""
+    options = file_keys()
+    for key in keys:
+        flag = "--" + key.replace("_", "-")
+        if key not in options:  # transform_sql
+            sp.add_argument(flag, dest=key, help="Polars SQL over the frame 'self'")
+            continue
+        name, option = options[key]
+        kw: dict[str, Any] = {"dest": key, "help": option.help, "required": key in required}
+        if option.kind == "bool":
+            tristate = JobConfig.__dataclass_fields__[name].default is None
+            kw["action"] = argparse.BooleanOptionalAction if tristate else "store_true"
+            kw["default"] = None
+        elif option.kind == "choice":  # shown, and checked where JobConfig checks them all
+            kw["metavar"] = "{" + ",".join(option.choices) + "}"
+        elif option.kind in _FLAG_TYPES:
+            kw["type"] = _FLAG_TYPES[option.kind]
+        sp.add_argument(flag, **kw)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arrowmapper`` command.
 
@@ -233,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a connectorx panic prints Rust's report (and, with RUST_BACKTRACE set, its backtrace) on
     # stderr, here and in the workers that inherit this environment: only --debug shows them
     os.environ["RUST_BACKTRACE"] = "0"
-    with _RustPanicFilter():
+    with RustPanicFilter():
         return _main(args)
 
 
@@ -263,98 +192,6 @@ def _main(args: argparse.Namespace) -> int:
         return exit_code(exc)
 
 
-class _RustPanicFilter:
-    """Drop the report Rust's panic hook writes on file descriptor 2 (``thread '...' panicked
-    at ...``, the panic's debug struct, the backtrace note) while the command runs; the error
-    itself is reported once, in the server's words, by the one-line message.
-
-    File descriptor 2 -- what Rust code and the worker processes write to -- becomes a pipe that
-    a thread copies to the real stderr, less those lines; Python's ``sys.stderr`` keeps writing
-    to the terminal directly (so the progress display still sees one). Does nothing when
-    stderr is not this process's own file descriptor 2 (the CLI called in-process)."""
-
-    _HEADER = re.compile(rb"^thread '.*' (\(\d+\) )?panicked at ")
-    _NOTE = re.compile(rb"^note: (run with `RUST_BACKTRACE|Some details are omitted)")
-
-    def __init__(self) -> None:
-        self.active = False
-        self.skip = 0
-        self.closing = threading.Event()
-
-    def __enter__(self) -> _RustPanicFilter:
-        current: TextIO = sys.stderr
-        try:
-            if current is not sys.__stderr__ or current.fileno() != 2:
-                return self
-        except (AttributeError, OSError, ValueError):
-            return self
-        current.flush()
-        self.saved_stderr = current
-        self.terminal = os.dup(2)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        sys.stderr = open(  # noqa: SIM115 - closed in __exit__
-            os.dup(self.terminal),
-            "w",
-            buffering=1,
-            encoding=self.saved_stderr.encoding,
-            errors="backslashreplace",
-        )
-        self.thread = threading.Thread(target=self._pump, args=(read_end,), daemon=True)
-        self.thread.start()
-        self.active = True
-        return self
-
-    def _pump(self, read_end: int) -> None:
-        import select
-
-        pending = b""
-        try:
-            while True:
-                ready, _, _ = select.select([read_end], [], [], 0.1)
-                if not ready:
-                    if self.closing.is_set():
-                        break  # nothing left to copy (the resource tracker may hold the pipe)
-                    continue
-                data = os.read(read_end, 65536)
-                if not data:
-                    break
-                *lines, pending = (pending + data).split(b"\n")
-                for line in lines:
-                    self._copy(line + b"\n")
-        finally:
-            if pending:
-                self._copy(pending)
-            os.close(read_end)
-
-    def _copy(self, line: bytes) -> None:
-        if self._HEADER.match(line):
-            self.skip = 2  # the panic's message follows on its own line, then maybe a note
-            return
-        if self.skip == 2:
-            self.skip = 1
-            return
-        if self.skip == 1 and self._NOTE.match(line):
-            self.skip = 0
-            return
-        self.skip = 0
-        with contextlib.suppress(OSError):
-            os.write(self.terminal, line)
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.active:
-            return
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        # the replacement stays open: logging's handler may still hold it until exit
-        sys.stderr = self.saved_stderr
-        os.dup2(self.terminal, 2)  # this process writes to the terminal again
-        self.closing.set()
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop copying
-            self.thread.join(timeout=2)
-
-
 def _error(exc: BaseException, debug: bool = False) -> None:
     """One line on stderr (the traceback first with ``--debug``), never a password."""
     if debug:
@@ -372,55 +209,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- run
 
 
-def _env_value(value: Any, key: str) -> Any:
-    if isinstance(value, str) and value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise ConfigError(f"{key} = {value!r}: environment variable {name} is not set")
-        return os.environ[name]
-    return value
-
-
-def load_job_file(path: str) -> dict[str, Any]:
-    """Read a TOML job file (a ``[job]`` table or top-level keys); ``"env:NAME"`` values are read
-    from the environment."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"job file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"job file {path} is a directory; pass a TOML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"job file {path} is not text (not UTF-8); pass a TOML file such as job.toml"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read job file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
-    job = data.get("job", data)
-    if not isinstance(job, dict):
-        raise ConfigError(f"job file {path}: 'job' must be a table ([job]), got {job!r}")
-    unknown = sorted(set(job) - set(JOB_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"job file {path}: unknown keys {', '.join(unknown)}; allowed: {', '.join(JOB_KEYS)}"
-        )
-    out = {}
-    for key, value in job.items():
-        value = _env_value(value, key)
-        want = JOB_KEYS[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise ConfigError(f"job file {path}: {key} must be a {want.__name__}, got {value!r}")
-        out[key] = value
-    return out
-
-
 def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = load_job_file(args.job_file) if args.job_file else {}
-    for key in JOB_KEYS:
+    for key in [*file_keys(), *EXTRA_KEYS]:
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
@@ -439,35 +230,26 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
+    """Job options (job-file keys) as :func:`arrowmapper.map_query` keywords."""
+    options = file_keys()
+    kwargs: dict[str, Any] = {}
+    for key, value in o.items():
+        if key in ("source", "query", "target", "table") or key not in options:
+            continue
+        name, option = options[key]
+        kwargs[name] = RetryConfig(max_retries=value) if option.kind == "retry" else value
+    kwargs["transform"] = o.get("transform") or o.get("transform_sql")
+    return kwargs
+
+
 def _run(args: argparse.Namespace) -> int:
     from . import api
-    from .config import RetryConfig
     from .display import ProgressDisplay
 
     o = _job_options(args)
-    retry = RetryConfig(max_retries=o["max_retries"]) if "max_retries" in o else None
+    kwargs = _map_query_options(o)
     display = ProgressDisplay() if not (args.quiet) else None
-    kwargs = dict(
-        schema=o.get("schema"),
-        transform=o.get("transform") or o.get("transform_sql"),
-        strategy=o.get("strategy", "auto"),
-        key=o.get("key"),
-        workers=o.get("workers"),
-        chunk_size=o.get("chunk_size"),
-        batch_size=o.get("batch_size"),
-        mode=o.get("mode", "append"),
-        swap=o.get("swap", "truncate"),
-        retry=retry,
-        job_id=o.get("job_id"),
-        resume=bool(o.get("resume", False)),
-        verify=bool(o.get("verify", False)),
-        snapshot=o.get("snapshot"),
-        statement_timeout=o.get("statement_timeout"),
-        stall_timeout=o.get("stall_timeout"),
-        max_worker_memory=o.get("max_worker_memory"),
-        executor=o.get("executor", "local"),
-        cluster=o.get("cluster"),
-    )
     if display is None:
         result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
     else:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from .config import Endpoint
+from .config import Endpoint, JobConfig
 from .transform import TransformSpec
 
 #: The parts in the order a refusal names them, with the words used for each.
@@ -74,6 +74,28 @@ def fingerprint(
     if table_identity is not None:
         parts["table_identity"] = table_identity
     return parts
+
+
+def job_fingerprint(
+    config: JobConfig,
+    source: Endpoint,
+    target_table: str,
+    transform: TransformSpec,
+    columns: pa.Schema,
+) -> dict[str, str]:
+    """The fingerprint of the job ``config`` describes: what it reads (``source``, its query),
+    the table it loads (``target_table``, as shown), how (``transform`` as normalised, key,
+    strategy, mode) and the ``columns`` it writes."""
+    return fingerprint(
+        source,
+        config.query,
+        target_table,
+        transform,
+        config.key,
+        config.strategy,
+        config.mode,
+        columns,
+    )
 
 
 def differences(stored: dict[str, str], now: dict[str, str]) -> list[str]:

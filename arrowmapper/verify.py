@@ -31,7 +31,8 @@ import pyarrow as pa
 from .config import Endpoint, check_reachable, parse_uri
 from .errors import ArrowMapperError, ConfigError, redact
 from .plan import Chunk, Plan, quote_ident
-from .sources import SourceLayout, describe_source, source_sql
+from .run.prepare import output_schema, stored_plan, table_ref, write_layout
+from .sources import SourceLayout, SourceProbe, describe_source, source_sql
 from .targets import LedgerEntry, TableRef, Target, WriteLayout, check_job_id, open_target
 from .transform import TransformLike, TransformSpec, normalize
 
@@ -189,17 +190,15 @@ def verify(
     target's column types), which catches a value the reader changed. ``checksums=False``
     compares counts only. :attr:`VerifyReport.checks_done` names the checks that ran.
     """
-    from .api import _output_schema, _stored_plan, _write_layout
-    from .sources import SourceProbe
 
     check_job_id(job_id)
     src, dst = parse_uri(source, "source"), parse_uri(target, "target")
     check_reachable(src, "source")
     check_reachable(dst, "target")
     spec_t = normalize(transform)
-    lookup = open_target(dst, TableRef(schema if dst.dialect != "sqlite" else None, "_", dst.dialect))
+    lookup = open_target(dst, table_ref(dst, schema, "_"))
     try:
-        stored = _stored_plan(lookup, job_id)
+        stored = stored_plan(lookup, job_id)
         if stored is None:
             where = f"schema {schema!r}" if schema else "the default schema"
             raise ConfigError(
@@ -221,8 +220,8 @@ def verify(
         write = None
         if checksums:  # read and cast the source exactly as the job did
             try:
-                out_schema, _, _ = _output_schema(SourceProbe(src, plan.query, layout), spec_t)
-                write = _write_layout(tgt, out_schema, (), layout.session)
+                out_schema, _, _ = output_schema(SourceProbe(src, plan.query, layout), spec_t)
+                write = write_layout(tgt, out_schema, (), layout.session)
                 done.append(READER)
             except ArrowMapperError as exc:
                 if exc.kind != "data":

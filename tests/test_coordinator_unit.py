@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from arrowmapper.config import Endpoint, RetryConfig
+from arrowmapper.config import Endpoint, JobConfig, RetryConfig
 from arrowmapper.errors import ErrorRecord
 from arrowmapper.plan import Chunk, Plan
 from arrowmapper.run.base import Died, Event, Finished, Kill, ProgressEvent
@@ -170,8 +170,16 @@ def chunk(cid: int, rows: int = 100) -> Chunk:
 
 
 def make_spec(n: int = 4, **changes: Any) -> JobSpec:
+    """A spec of ``n`` chunks; ``changes`` set JobSpec fields or, by name, JobConfig options."""
     pg = Endpoint("postgresql://u@h:5432/db", "postgresql")
     plan = Plan("key", "test", "id", "SELECT * FROM t", tuple(chunk(i) for i in range(n)), 100 * n)
+    spec_fields = JobSpec.__dataclass_fields__
+    options = {
+        k: changes.pop(k)
+        for k in list(changes)
+        if k in JobConfig.__dataclass_fields__ and k not in spec_fields
+    }
+    options.setdefault("retry", RetryConfig(max_retries=2, base_delay=1.0, jitter=0.0))
     spec = JobSpec(
         job_id="unit",
         plan=plan,
@@ -180,7 +188,7 @@ def make_spec(n: int = 4, **changes: Any) -> JobSpec:
         table=TableRef(None, "dst", "postgresql"),
         target_schema=pa.schema([("id", pa.int64())]),
         transform=TransformSpec("identity"),
-        retry=RetryConfig(max_retries=2, base_delay=1.0, jitter=0.0),
+        config=JobConfig(**options),
         workers=2,
     )
     return dataclasses.replace(spec, **changes)

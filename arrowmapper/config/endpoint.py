@@ -1,22 +1,17 @@
-"""Configuration: frozen value objects and their validation.
-
-Precedence, highest first: explicit arguments > job ``params`` > ``MAPPER_*`` environment
-variables > defaults. Every invalid value raises :class:`ConfigError` naming the setting, the
-value received and what is allowed.
-"""
+"""Where a job reads and writes: database URIs parsed into :class:`Endpoint` values (a
+password is never shown), reachability checks, and the table names arrowmapper reserves."""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from .errors import (
+from ..errors import (
     ConfigError,
     SourceError,
     TargetError,
@@ -24,51 +19,8 @@ from .errors import (
     redact,
     userinfo_end,
 )
-from .sql import quote_ident as quote_ident  # names live in sql.py; re-exported for callers
-from .sql import validate_identifier as validate_identifier
 
-Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
-Mode = Literal["append", "create"]
 Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "other"]
-
-STRATEGIES: tuple[str, ...] = ("auto", "offset", "key", "quantile", "ctid", "rowid", "none")
-EXECUTORS: tuple[str, ...] = ("local", "dask")
-MODES: tuple[str, ...] = ("append", "create", "replace", "merge", "truncate")
-DEFAULT_CHUNK_SIZE = 50_000
-DEFAULT_MIN_ROWS_FOR_PARALLEL = 100_000
-DEFAULT_BATCH_SIZE = 65_536
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-
-
-@dataclass(frozen=True)
-class RetryConfig:
-    """How failed chunks are retried: exponential backoff with jitter.
-
-    The delay before attempt ``n+1`` is ``min(max_delay, base_delay * backoff_factor**(n-1))``,
-    then multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
-
-    >>> RetryConfig(max_retries=5, base_delay=0.5).max_retries
-    5
-    """
-
-    max_retries: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    backoff_factor: float = 2.0
-    jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ConfigError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
-        for name in ("base_delay", "max_delay", "backoff_factor", "jitter"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
-        if self.jitter > 1:
-            raise ConfigError(f"jitter must be between 0 and 1, got {self.jitter!r}")
-        if self.backoff_factor < 1:
-            raise ConfigError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
 
 
 @dataclass(frozen=True)
@@ -337,7 +289,7 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
 def _check_login(endpoint: Endpoint, role: str) -> None:
     """Log in once (one ADBC connection, closed at once) so that a missing database or role
     or a wrong password is reported as such, at once."""
-    from .adbc import connect_postgresql
+    from ..adbc import connect_postgresql
 
     try:
         connect_postgresql(endpoint.uri).close()
@@ -353,100 +305,3 @@ def _check_login(endpoint: Endpoint, role: str) -> None:
             transient=info.transient,
             sqlstate=info.sqlstate,
         ) from exc
-
-
-# --------------------------------------------------------------------------- env and params
-
-
-def _usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-usable_cpus = _usable_cpus
-
-
-def _parse_int(name: str, raw: Any, minimum: int) -> int:
-    try:
-        value = int(str(raw).strip()) if not isinstance(raw, int) or isinstance(raw, bool) else raw
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
-    if isinstance(raw, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
-    return value
-
-
-def parse_bool(name: str, raw: Any) -> bool:
-    """``raw`` (a bool, or 1/0, true/false, yes/no, on/off as text) as a bool; ConfigError
-    naming ``name`` otherwise."""
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Sizing settings after precedence: explicit > params > MAPPER_* env > defaults."""
-
-    workers: int
-    chunk_size: int
-    parallel_enabled: bool = True
-    min_rows_for_parallel: int = 0
-    batch_size: int = DEFAULT_BATCH_SIZE
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-
-_SETTINGS = {
-    # key: (param name, env name, kind, minimum)
-    "workers": ("max_workers", "MAPPER_MAX_WORKERS", "int", 1),
-    "chunk_size": ("chunk_size", "MAPPER_CHUNK_SIZE", "int", 1),
-    "parallel_enabled": ("enable_parallel", "MAPPER_PARALLEL_ENABLED", "bool", 0),
-    "min_rows_for_parallel": ("min_rows_for_parallel", "MAPPER_MIN_ROWS_FOR_PARALLEL", "int", 0),
-    "batch_size": ("batch_size", "MAPPER_BATCH_SIZE", "int", 1),
-}
-
-
-def resolve_settings(
-    explicit: Mapping[str, Any] | None = None,
-    params: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Merge the four layers of configuration and validate every value."""
-    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
-    params = dict(params or {})
-    env = os.environ if env is None else env
-    base: dict[str, Any] = {
-        "workers": max(1, min(_usable_cpus(), 8)),
-        "chunk_size": DEFAULT_CHUNK_SIZE,
-        "parallel_enabled": True,
-        "min_rows_for_parallel": 0,
-        "batch_size": DEFAULT_BATCH_SIZE,
-    }
-    base.update({k: v for k, v in (defaults or {}).items() if v is not None})
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for key, (param, env_name, kind, minimum) in _SETTINGS.items():
-        if key in explicit:
-            name, raw, src = key, explicit[key], "argument"
-        elif params.get(param) is not None:
-            name, raw, src = f"params[{param!r}]", params[param], "params"
-        elif env.get(env_name, "").strip():
-            name, raw, src = env_name, env[env_name], "env"
-        else:
-            name, raw, src = key, base[key], "default"
-        values[key] = parse_bool(name, raw) if kind == "bool" else _parse_int(name, raw, minimum)
-        sources[key] = src
-    if sources["batch_size"] == "default":
-        # at most an eighth of a chunk (and at least 8,192 rows): a chunk that arrives as one
-        # batch cannot overlap connectorx's decoding with ADBC's COPY (1M rows in 62,500-row
-        # chunks, one process: 8.5 s with 65,536-row batches, 5.9 s with 8,192)
-        values["batch_size"] = min(values["batch_size"], max(8_192, values["chunk_size"] // 8))
-    return Settings(sources=sources, **values)

@@ -1,0 +1,269 @@
+"""Drop-in names of the parallel mapper executor arrowmapper replaces.
+
+Code written for that executor runs unchanged after ``from arrowmapper import ...``::
+
+    retry_handler = RetryHandler(RetryConfig(max_retries=3))
+    progress_tracker = ProgressTracker(total_chunks=10, callback=print)
+    processor = ParallelProcessor(max_workers=4, chunk_size=50000,
+                                  retry_handler=retry_handler, progress_tracker=progress_tracker)
+    result = processor.process_mapper_job(source_conn=..., source_sql=..., target_conn=...,
+                                          target_schema=..., target_table=...)
+
+Like the old executor -- and unlike :func:`arrowmapper.map_query` -- these return a
+:class:`ParallelProcessingResult` with ``success=False`` when chunks fail instead of raising.
+Bad configuration still raises :class:`ConfigError` before any row moves.
+
+Configuration precedence: explicit arguments > job ``params`` (``enable_parallel``,
+``max_workers``, ``chunk_size``, ``min_rows_for_parallel``, ``batch_size``, ``strategy``,
+``key``) > ``MAPPER_*`` environment variables > defaults. Below ``min_rows_for_parallel`` rows, or
+with parallel disabled, the job runs as one chunk in this process through the same pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..config import (
+    DEFAULT_MIN_ROWS_FOR_PARALLEL,
+    JobConfig,
+    RetryConfig,
+    Settings,
+    check_reachable,
+    parse_uri,
+)
+from ..errors import PASS_THROUGH, ConfigError, at_boundary, printable
+from ..plan import bare_table
+from ..run.finish import ProgressArg, run_prepared
+from ..run.prepare import check_endpoints, prepare_job, target_rules
+from ..run.progress import ProgressSnapshot
+from ..sources import SourceProbe
+from .connections import connection_uri
+from .records import (
+    ChunkConfig,
+    ChunkingStrategy,
+    ParallelProcessingResult,
+    ProgressTracker,
+    RetryHandler,
+    create_progress_callback,
+    create_retry_handler,
+)
+
+log = logging.getLogger("arrowmapper")
+
+
+__all__ = [
+    "ChunkConfig",
+    "ChunkingStrategy",
+    "ParallelProcessingResult",
+    "ParallelProcessor",
+    "ProgressTracker",
+    "RetryHandler",
+    "connection_uri",
+    "create_progress_callback",
+    "create_retry_handler",
+    "execute_query_parallel",
+]
+
+
+# --------------------------------------------------------------------------- the processor
+
+
+def _strategy_name(strategy: ChunkingStrategy | str | None, dialect: str) -> str:
+    if strategy is None:
+        return "auto"
+    value = strategy.value if isinstance(strategy, ChunkingStrategy) else str(strategy)
+    if value == "rowid" and dialect == "postgresql":
+        return "ctid"
+    return value
+
+
+def _estimate_rows(probe: SourceProbe) -> int:
+    """PostgreSQL's planner estimate for a plain table, else a count."""
+    if probe.dialect == "postgresql" and bare_table(probe.query, "postgresql") is not None:
+        try:
+            _, est = probe.heap_blocks()
+            if est > 0:
+                return est
+        except Exception:
+            pass
+    return probe.count()
+
+
+class ParallelProcessor:
+    """Runs mapper jobs on arrowmapper's process pool (the old executor's entry point)."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        chunk_size: int | None = None,
+        retry_handler: RetryHandler | None = None,
+        progress_tracker: ProgressTracker | None = None,
+        chunk_config: ChunkConfig | None = None,
+    ) -> None:
+        if chunk_config is not None and not isinstance(chunk_config, ChunkConfig):
+            raise ConfigError(
+                f"chunk_config must be a ChunkConfig, got {type(chunk_config).__name__}"
+            )
+        if retry_handler is not None and not isinstance(retry_handler, RetryHandler):
+            raise ConfigError(
+                f"retry_handler must be a RetryHandler, got {type(retry_handler).__name__}"
+            )
+        self.max_workers = max_workers
+        self.chunk_size = chunk_size
+        if chunk_size is None and chunk_config is not None and chunk_config.chunk_size_given:
+            self.chunk_size = chunk_config.chunk_size
+        self.retry_handler = retry_handler or RetryHandler()
+        self.progress_tracker = progress_tracker
+        self.chunk_config = chunk_config
+        self.config()  # bad sizes are refused now
+
+    def config(
+        self, params: Mapping[str, Any] | None = None, dialect: str = "other", **arguments: Any
+    ) -> JobConfig:
+        """The job's options after precedence: arguments (this processor's and ``arguments``)
+        > ``params`` > MAPPER_* env > defaults (a ChunkConfig's strategy and key rank with the
+        defaults). A strategy in any layer may be a :class:`ChunkingStrategy`; ``rowid`` on a
+        PostgreSQL source (``dialect``) means ctid ranges."""
+        cc = self.chunk_config
+        params = dict(params or {})
+        for layer in (params, arguments):
+            if layer.get("strategy") is not None:
+                layer["strategy"] = _strategy_name(layer["strategy"], dialect)
+        defaults = {
+            "min_rows_for_parallel": DEFAULT_MIN_ROWS_FOR_PARALLEL,
+            "strategy": _strategy_name(cc.strategy, dialect) if cc and cc.strategy else None,
+            "key": cc.key_column if cc else None,
+        }
+        own = {"workers": self.max_workers, "chunk_size": self.chunk_size}
+        return JobConfig.build({**own, **arguments}, params, defaults=defaults)
+
+    def settings(self, params: Mapping[str, Any] | None = None) -> Settings:
+        """Sizing after precedence: arguments > params > MAPPER_* env > defaults."""
+        c = self.config(params)
+        return Settings(
+            c.workers, c.chunk_size, c.parallel_enabled, c.min_rows_for_parallel, c.batch_size
+        )
+
+    def process_mapper_job(
+        self,
+        source_conn: Any,
+        source_sql: str,
+        target_conn: Any,
+        target_schema: str | None,
+        target_table: str,
+        transform: Any = None,
+        strategy: ChunkingStrategy | str | None = None,
+        key: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ParallelProcessingResult:
+        """Copy ``source_sql``'s result into ``target_schema.target_table``.
+
+        Never raises once the configuration is accepted: a failed chunk, an unreachable or
+        failing source or target come back as ``success=False`` with the message in
+        ``result.errors`` (and the error in ``result.error``). Bad configuration raises
+        :class:`ConfigError` (or :class:`PlanError`) before any row moves; Ctrl-C propagates."""
+        try:
+            return self._process(**{k: v for k, v in locals().items() if k != "self"})
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            error = at_boundary(exc, "process_mapper_job")
+            if error.kind == "config":
+                if error is exc:
+                    raise
+                raise error from printable(exc)
+            log.error("mapper job failed: %s", error)
+            return ParallelProcessingResult.failure(error)
+
+    def _process(
+        self,
+        source_conn: Any,
+        source_sql: str,
+        target_conn: Any,
+        target_schema: str | None,
+        target_table: str,
+        transform: Any,
+        strategy: ChunkingStrategy | str | None,
+        key: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> ParallelProcessingResult:
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"params must be a mapping of job parameters, got {params!r}")
+        if not isinstance(source_sql, str) or not source_sql.strip():
+            raise ConfigError(f"source_sql must be a non-empty SQL query, got {source_sql!r}")
+        src = parse_uri(connection_uri(source_conn, "source"), "source")
+        dst = parse_uri(connection_uri(target_conn, "target"), "target")
+        schemas = target_rules(dst).schemas
+        if not schemas and target_schema not in (None, "", "main"):
+            log.warning("a SQLite target has no schemas: ignoring target_schema=%r", target_schema)
+        c = self.config(
+            params,
+            src.dialect,
+            # the URIs as given: a ${NAME} password is expanded by each process, never pickled
+            source=src.template or src.uri,
+            query=source_sql,
+            target=dst.template or dst.uri,
+            table=target_table,
+            schema=(target_schema or None) if schemas else None,
+            transform=transform,
+            strategy=strategy,
+            key=key,
+            retry=self.retry_handler.config,
+        )
+        endpoints = check_endpoints(c)  # a reserved table name, ... before counting rows
+        parallel = c.parallel_enabled
+        if parallel and c.min_rows_for_parallel > 0:
+            check_reachable(src, "source")  # in seconds, not after connectorx's 30 s of retries
+            rows = _estimate_rows(SourceProbe(src, source_sql))
+            parallel = rows >= c.min_rows_for_parallel
+            if not parallel:
+                log.info(
+                    "%d rows < min_rows_for_parallel=%d: one chunk in this process",
+                    rows,
+                    c.min_rows_for_parallel,
+                )
+        if not parallel:
+            c = c.with_(strategy="none", key=None)
+        prepared = prepare_job(c, endpoints)
+        spec = prepared.spec if parallel else dataclasses.replace(prepared.spec, in_process=True)
+        progress: ProgressArg = self.progress_tracker.update if self.progress_tracker else None
+        job = run_prepared(spec, progress)
+        return ParallelProcessingResult.from_job(job, parallel)
+
+
+def execute_query_parallel(
+    source_conn: Any,
+    source_sql: str,
+    target_conn: Any,
+    target_schema: str | None,
+    target_table: str,
+    transform: Any = None,
+    strategy: ChunkingStrategy | str | None = None,
+    key: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    max_workers: int | None = None,
+    chunk_size: int | None = None,
+    max_retries: int | None = None,
+    progress_callback: Callable[[ProgressSnapshot], Any] | None = None,
+    retry_config: RetryConfig | None = None,
+) -> ParallelProcessingResult:
+    """One call for generated mapper code: builds a :class:`ParallelProcessor` and runs the job."""
+    config = retry_config or RetryConfig()
+    if max_retries is not None:
+        config = dataclasses.replace(config, max_retries=max_retries)
+    tracker = ProgressTracker(0, progress_callback) if progress_callback else None
+    processor = ParallelProcessor(max_workers, chunk_size, RetryHandler(config), tracker)
+    return processor.process_mapper_job(
+        source_conn,
+        source_sql,
+        target_conn,
+        target_schema,
+        target_table,
+        transform=transform,
+        strategy=strategy,
+        key=key,
+        params=params,
+    )

@@ -1,0 +1,402 @@
+"""One job's options, declared once: :class:`JobConfig`.
+
+Each option is a field of :class:`JobConfig`; its :class:`Option` metadata says how it is
+spelled everywhere else (the compat layer's ``params`` key, the ``MAPPER_*`` variable, the job
+file's key and the CLI flag, the help text). :meth:`JobConfig.build` merges the layers ONCE,
+highest first: explicit arguments > job ``params`` > ``MAPPER_*`` environment variables >
+defaults, and validates every value: a bad one raises :class:`ConfigError` naming where it
+came from (``workers``, ``params['max_workers']``, ``MAPPER_MAX_WORKERS``), the value received
+and what is allowed.
+
+>>> JobConfig.build({"chunk_size": 1000}, env={}).batch_size
+8192
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import Field, dataclass, field, fields, replace
+from typing import Any, Literal, get_args
+
+from ..errors import ConfigError, redact
+from .retry import RetryConfig
+
+Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
+Mode = Literal["append", "create", "replace", "merge", "truncate"]
+Executor = Literal["local", "dask"]
+Swap = Literal["truncate", "delete"]
+
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+MODES: tuple[str, ...] = get_args(Mode)
+EXECUTORS: tuple[str, ...] = get_args(Executor)
+#: How ``mode="replace"`` empties an existing target in its swap: TRUNCATE (fast; a REPEATABLE
+#: READ reader whose snapshot predates the swap then sees an empty table) or DELETE (slower;
+#: such a reader keeps seeing the old rows).
+SWAPS: tuple[str, ...] = get_args(Swap)
+DEFAULT_CHUNK_SIZE = 50_000
+DEFAULT_MIN_ROWS_FOR_PARALLEL = 100_000
+DEFAULT_BATCH_SIZE = 65_536
+
+Kind = Literal["text", "choice", "int", "bool", "seconds", "mib", "retry", "any"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one job option is spelled and checked outside :class:`JobConfig`."""
+
+    help: str
+    kind: Kind = "text"
+    param: str | None = None  # the compat layer's params key
+    env: str | None = None  # the MAPPER_* variable
+    minimum: int = 0  # kind "int"
+    key: str | None = None  # the job file's key and CLI flag when not the field's name
+    cli: bool = True  # a job-file key and a CLI flag of ``arrowmapper run``
+    api: bool = True  # a keyword of :func:`arrowmapper.map_query`
+    choices: tuple[str, ...] = ()
+
+    @property
+    def file_type(self) -> type:
+        """The type a job file gives this option's value in."""
+        by_kind: dict[str, type] = {"int": int, "bool": bool, "seconds": float, "mib": int}
+        return int if self.kind == "retry" else by_kind.get(self.kind, str)
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"option": Option(help, **kw)})
+
+
+def _sizing(default: Any, help: str, param: str | None = None) -> Any:
+    """A size, an integer >= 1, that job params (``param``, the field's name by default) and
+    ``MAPPER_<PARAM>`` may give; a callable ``default`` is called for each JobConfig."""
+    option = Option(help, kind="int", param=param, env=None, minimum=1)
+    given = {"default_factory" if callable(default) else "default": default}
+    return field(**given, metadata={"option": option, "sizing": True})
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+usable_cpus = _usable_cpus
+
+
+def default_workers() -> int:
+    """Usable CPUs (affinity-aware), at most 8."""
+    return max(1, min(_usable_cpus(), 8))
+
+
+@dataclass(frozen=True, repr=False)
+class JobConfig:
+    """A job's options after precedence, every value checked. Build it with :meth:`build`.
+
+    >>> c = JobConfig.build({"workers": 2}, {"max_workers": 4, "chunk_size": "500"}, env={})
+    >>> c.workers, c.chunk_size, c.sources["chunk_size"]
+    (2, 500, 'params')
+    """
+
+    source: str = _opt("", "source URI (default: $ARROWMAPPER_SOURCE)")
+    query: str = _opt("", "SQL query or table name")
+    target: str = _opt("", "target URI (default: $ARROWMAPPER_TARGET)")
+    table: str = _opt("", "target table")
+    schema: str | None = _opt(None, "target schema (PostgreSQL)")
+    transform: Any = _opt(
+        None, "'package.module:function' taking and returning a DataFrame", kind="any"
+    )
+    strategy: Strategy = _opt(
+        "auto",
+        "auto|offset|key|quantile|ctid|rowid|none (default auto)",
+        kind="choice",
+        param="strategy",
+        choices=STRATEGIES,
+    )
+    key: str | None = _opt(None, "key column for offset/key/quantile", param="key")
+    workers: int = _sizing(
+        default_workers, "worker processes (default: usable CPUs, at most 8)", "max_workers"
+    )
+    chunk_size: int = _sizing(DEFAULT_CHUNK_SIZE, "rows per chunk (default 50000)")
+    batch_size: int = _sizing(
+        DEFAULT_BATCH_SIZE, "rows per Arrow batch (default chunk-size / 8, between 8192 and 65536)"
+    )
+    mode: Mode = _opt(
+        "append",
+        "append (default; creates a missing table), create (refuses an existing one), "
+        "replace (load a staging table, swap it in atomically), truncate (empty, then load), "
+        "merge (upsert on --key or the primary key)",
+        kind="choice",
+        choices=MODES,
+    )
+    swap: Swap = _opt(
+        "truncate",
+        "how --mode replace empties an existing table in its swap: truncate (default, "
+        "fast; an older REPEATABLE READ snapshot then sees it empty) or delete (slower; such "
+        "a snapshot keeps seeing the old rows)",
+        kind="choice",
+        choices=SWAPS,
+    )
+    retry: RetryConfig = field(
+        default_factory=RetryConfig,
+        metadata={
+            "option": Option("retries per chunk (default 3)", kind="retry", key="max_retries")
+        },
+    )
+    job_id: str | None = _opt(None, "ledger key; needed to resume", param="job_id")
+    resume: bool = _opt(
+        False, "skip the chunks this job already committed", kind="bool", param="resume"
+    )
+    verify: bool = _opt(
+        False, "check each chunk's count and checksum inside its transaction", kind="bool"
+    )
+    snapshot: bool | None = _opt(
+        None,
+        "read every chunk from one PostgreSQL snapshot (default: on for ctid and offset "
+        "plans of a PostgreSQL source, off otherwise)",
+        kind="bool",
+    )
+    statement_timeout: float | None = _opt(None, "seconds per source query", kind="seconds")
+    stall_timeout: float | None = _opt(
+        None, "kill and retry a chunk that makes no progress this many seconds", kind="seconds"
+    )
+    max_worker_memory: int | None = _opt(
+        None, "MiB of RSS per worker; over it the worker is killed, its chunk split", kind="mib"
+    )
+    executor: Executor = _opt(
+        "local",
+        "local (default): a process pool on this machine; dask: a Dask cluster",
+        kind="choice",
+        choices=EXECUTORS,
+    )
+    cluster: str | None = _opt(
+        None,
+        "with --executor dask: the scheduler's address (tcp://host:8786); "
+        "without it, a LocalCluster of --workers processes",
+    )
+    parallel_enabled: bool = _opt(
+        True,
+        "run in parallel chunks (else one chunk in this process)",
+        kind="bool",
+        param="enable_parallel",
+        env="MAPPER_PARALLEL_ENABLED",
+        cli=False,
+        api=False,
+    )
+    min_rows_for_parallel: int = _opt(
+        0,
+        "below this many rows the job runs as one chunk in this process",
+        kind="int",
+        param="min_rows_for_parallel",
+        env="MAPPER_MIN_ROWS_FOR_PARALLEL",
+        cli=False,
+        api=False,
+    )
+    #: where each option's value came from: argument, params, env or default
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, option in OPTIONS.items():
+            _check(name, option, getattr(self, name), "argument")
+        _check_together(self)
+
+    @classmethod
+    def build(
+        cls,
+        arguments: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> JobConfig:
+        """The options after precedence (arguments that are None count as not given), each
+        value parsed from the layer it came from and checked."""
+        given = {k: v for k, v in (arguments or {}).items() if v is not None}
+        refuse_unknown(given, "JobConfig")
+        params = params or {}
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name, option in OPTIONS.items():
+            if name in given:
+                label, raw, src = name, given[name], "argument"
+            elif option.param and params.get(option.param) is not None:
+                label, raw, src = f"params[{option.param!r}]", params[option.param], "params"
+            elif option.env and env.get(option.env, "").strip():
+                label, raw, src = option.env, env[option.env], "env"
+            elif defaults and defaults.get(name) is not None:
+                label, raw, src = name, defaults[name], "default"
+            else:
+                continue
+            values[name] = _check(name, option, raw, src, label)
+            sources[name] = src
+        for name in OPTIONS:
+            sources.setdefault(name, "default")
+        if sources["batch_size"] == "default":
+            # at most an eighth of a chunk (and at least 8,192 rows): a chunk that arrives as
+            # one batch cannot overlap connectorx's decoding with ADBC's COPY (1M rows in
+            # 62,500-row chunks, one process: 8.5 s with 65,536-row batches, 5.9 s with 8,192)
+            size = values.get("batch_size", DEFAULT_BATCH_SIZE)
+            chunk = values.get("chunk_size", DEFAULT_CHUNK_SIZE)
+            values["batch_size"] = min(size, max(8_192, chunk // 8))
+        return cls(**values, sources=sources)
+
+    def __repr__(self) -> str:
+        """Every option, passwords in the URIs (and anywhere else) replaced by ``***``."""
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in OPTIONS)
+        return redact(f"JobConfig({shown})")
+
+    __str__ = __repr__
+
+    def with_(self, **changes: Any) -> JobConfig:
+        """A copy with ``changes`` (checked like arguments); ``sources`` says "argument"."""
+        return replace(
+            self, **changes, sources={**self.sources, **dict.fromkeys(changes, "argument")}
+        )
+
+
+#: every job option by field name (JobConfig's fields with Option metadata, in order).
+def _option(f: Field[Any]) -> Option:
+    option: Option = f.metadata["option"]
+    if f.metadata.get("sizing"):  # params and MAPPER_* spell it as the field (or its param)
+        param = option.param or f.name
+        option = replace(option, param=param, env=f"MAPPER_{param.upper()}")
+    return option
+
+
+OPTIONS: dict[str, Option] = {
+    f.name: _option(f) for f in fields(JobConfig) if "option" in f.metadata
+}
+
+
+def file_keys() -> dict[str, tuple[str, Option]]:
+    """Job-file key (and CLI flag, ``-`` for ``_``) -> (field name, option)."""
+    return {(o.key or n): (n, o) for n, o in OPTIONS.items() if o.cli}
+
+
+def api_options() -> list[str]:
+    """The options :func:`arrowmapper.map_query` takes as keywords, in order."""
+    return [n for n, o in OPTIONS.items() if o.api]
+
+
+def refuse_unknown(given: Iterable[str], what: str, known: Iterable[str] | None = None) -> None:
+    """A misspelt option is an error that names the options there are (``known``; every
+    JobConfig option by default), not a silent default."""
+    known = list(OPTIONS if known is None else known)
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    name = unknown[0]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"{what} got an unknown option {name!r}; {hint}options: {', '.join(known)}")
+
+
+def _parse_int(name: str, raw: Any, minimum: int) -> int:
+    try:
+        value = int(str(raw).strip()) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
+    if isinstance(raw, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
+def parse_bool(name: str, raw: Any) -> bool:
+    """``raw`` (a bool, or 1/0, true/false, yes/no, on/off as text) as a bool; ConfigError
+    naming ``name`` otherwise."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _check(name: str, option: Option, raw: Any, src: str, label: str | None = None) -> Any:
+    """``raw`` parsed (text from params and env) and checked; returns the value."""
+    label = label or name
+    kind = option.kind
+    if raw is None or kind == "any":
+        return raw
+    if kind == "int":
+        return _parse_int(label, raw, option.minimum)
+    if kind == "bool":
+        if src == "argument" and not isinstance(raw, bool):
+            raise ConfigError(f"{label} must be True or False, got {raw!r}")
+        return parse_bool(label, raw)
+    if kind == "choice":
+        if raw not in option.choices:
+            raise ConfigError(f"{label} must be one of {', '.join(option.choices)}; got {raw!r}")
+        return raw
+    if kind == "seconds":
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            raw_ok = False
+        else:
+            raw_ok = raw > 0
+        if not raw_ok:
+            raise ConfigError(
+                f"{label} must be a finite number of seconds > 0 or None, got {raw!r}"
+            )
+        return raw
+    if kind == "mib":
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 64:
+            raise ConfigError(f"{label} is MiB of RSS per worker, an integer >= 64; got {raw!r}")
+        return raw
+    if kind == "retry":
+        if not isinstance(raw, RetryConfig):
+            raise ConfigError(f"{label} must be a RetryConfig, got {type(raw).__name__}")
+        return raw
+    if name == "key" and (not isinstance(raw, str) or not raw):
+        raise ConfigError(f"key must be a column name (a non-empty string) or None, got {raw!r}")
+    if name in ("schema", "job_id", "cluster") and not isinstance(raw, str):
+        raise ConfigError(f"{label} must be a string or None, got {raw!r}")
+    return raw
+
+
+def _check_together(c: JobConfig) -> None:
+    """The rules between options."""
+    if c.resume and not c.job_id:
+        raise ConfigError("resume=True needs the job_id of the job to resume")
+    if c.executor == "dask" and (c.stall_timeout or c.max_worker_memory):
+        raise ConfigError(
+            "stall_timeout and max_worker_memory watch local worker processes; with "
+            "executor='dask' the Dask nannies own them: set the workers' --memory-limit instead"
+        )
+    if c.cluster is not None and c.executor != "dask":
+        raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizing settings after precedence: explicit > params > MAPPER_* env > defaults (the
+    sizing options of a :class:`JobConfig`, kept for callers of :func:`resolve_settings`)."""
+
+    workers: int
+    chunk_size: int
+    parallel_enabled: bool = True
+    min_rows_for_parallel: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def resolve_settings(
+    explicit: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The sizing options of :meth:`JobConfig.build` (same layers, same checks)."""
+    c = JobConfig.build(explicit, params, env, defaults)
+    names = ("workers", "chunk_size", "parallel_enabled", "min_rows_for_parallel", "batch_size")
+    return Settings(
+        c.workers,
+        c.chunk_size,
+        c.parallel_enabled,
+        c.min_rows_for_parallel,
+        c.batch_size,
+        {n: c.sources[n] for n in names},
+    )

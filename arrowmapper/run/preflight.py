@@ -1,0 +1,279 @@
+"""The checks of preparing a job that read the source and the target: sampling the source
+through the transform, planning (both retried when a failure is transient), the columns a new
+table gets, how chunks are written into an existing one, and what refuses a table before any
+row moves (incompatible or narrowing columns, a merge key without a unique index)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pyarrow as pa
+
+from ..config import Endpoint, RetryConfig
+from ..errors import ArrowMapperError, ConfigError, TargetError, error_info, redact
+from ..plan import Plan, build_plan
+from ..sources import SourceLayout, SourceProbe
+from ..sql import derived_name
+from ..targets import (
+    TableRef,
+    Target,
+    WriteLayout,
+    conform,
+    narrowing,
+    sql_type_name,
+    storage_schema,
+    target_layout,
+)
+from ..transform import Transformer, TransformSpec
+
+log = logging.getLogger("arrowmapper")
+
+_T = TypeVar("_T")
+
+#: the source dialects that can export a snapshot every chunk's read joins.
+SNAPSHOT_SOURCES: tuple[str, ...] = ("postgresql",)
+
+
+def retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _T:
+    """Run a read-only step of preparing a job (sampling, planning), retrying a transient
+    failure (a dropped connection, a serialization failure, a cancelled statement) as a chunk
+    would be retried."""
+    from .retry import backoff_delay
+
+    retry = retry or RetryConfig()
+    attempt = 1
+    while True:
+        try:
+            return step()
+        except ArrowMapperError as exc:
+            if not error_info(exc).transient or attempt > retry.max_retries:
+                raise
+            delay = backoff_delay(retry, attempt)
+            log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
+def plan_for(
+    probe: SourceProbe,
+    query: str,
+    strategy: str,
+    key: str | None,
+    chunk_size: int,
+    workers: int,
+    retry: RetryConfig | None = None,
+) -> Plan:
+    """The chunk plan (transient failures retried, see :func:`_retrying`)."""
+
+    def plan() -> Plan:
+        probe.schema()  # bad SQL fails here, before anything else
+        return build_plan(probe, query, strategy, key, chunk_size, workers)
+
+    return retrying(plan, "planning", retry)
+
+
+def output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, pa.Table, pa.Schema]:
+    """Run the transform on a sample of the source: the schema the target table needs, the
+    transformed sample, and the schema the transform was given."""
+    sample = probe.sample()
+    transformer = Transformer(spec)
+    batches: list[pa.RecordBatch] = []
+    source_batches = sample.to_batches() or [pa.RecordBatch.from_pylist([], schema=sample.schema)]
+    try:
+        for batch in source_batches:
+            batches.extend(transformer.batches(batch))
+        if not batches:
+            import polars as pl
+
+            empty = pl.from_arrow(sample.slice(0, 0))
+            out = transformer.apply(empty).to_arrow()
+            return out.schema, out, sample.schema
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a transform must not end the caller
+        raise ConfigError(
+            f"the transform ({spec.label}) failed on a sample of the source: "
+            f"{type(exc).__name__}: {redact(str(exc))}"
+        ) from exc
+    table = pa.Table.from_batches(batches)
+    return table.schema, table, sample.schema
+
+
+def write_layout(
+    load: Target,
+    out_schema: pa.Schema,
+    merge_key: tuple[str, ...],
+    session: tuple[tuple[str, str], ...] = (),
+) -> WriteLayout:
+    """How chunks are written into ``load``; ``session``: the settings the source renders
+    text-read values under (the target parses them under the same)."""
+    d = load.ref.dialect
+    adbc = load.arrow_schema()
+    storage = storage_schema(out_schema, d)
+    pg_cols = load.pg_columns() if d == "postgresql" else None
+    try:
+        layout = target_layout(d, adbc, pg_cols, out_schema, storage)
+    except TargetError as exc:
+        raise TargetError(f"incompatible target table {load.ref.display}: {exc}") from None
+    return dataclasses.replace(layout, merge_key=merge_key, session=session)
+
+
+def check_narrowing(
+    write: WriteLayout,
+    layout: SourceLayout,
+    read_schema: pa.Schema,
+    out_schema: pa.Schema,
+    ref: TableRef,
+) -> None:
+    """Refuse, before any row is written, a target column that keeps less of a value than the
+    source gives it (``timestamp(0)`` rounds fractional seconds, a cast into ``varchar(3)[]``
+    cuts): the server would change such values without an error."""
+    for col in write.columns:
+        if col.name not in out_schema.names or not col.sql_type:
+            continue
+        out = out_schema.field(col.name).type
+        src = layout.column(col.name)
+        passed = col.name in read_schema.names and read_schema.field(col.name).type == out
+        # a column the transform made has no declared precision to compare (left to the
+        # server's rounding, as an INSERT would be)
+        source_type = src.sql_type if src is not None and passed else None
+        why = narrowing(source_type, col.sql_type, col.staged)
+        if why:
+            raise ConfigError(
+                f"column {col.name!r}: the target's {col.sql_type} {why} ({source_type}), so "
+                f"values would be changed without an error; round or cut them in the query "
+                f"(e.g. date_trunc, or a cast to {col.sql_type}) if that is what you want, or "
+                f"widen the column of {ref.display}"
+            )
+
+
+def check_compatible(
+    sample: pa.Table, out_schema: pa.Schema, target_schema: pa.Schema, ref: TableRef
+) -> None:
+    """Refuse, before any row is written, columns the existing target cannot take."""
+    fixed = sample.cast(storage_schema(out_schema, ref.dialect)) if sample.num_rows else None
+    batch = (fixed.to_batches() or [None])[0] if fixed is not None else None
+    if batch is None:
+        batch = pa.RecordBatch.from_pylist([], schema=storage_schema(out_schema, ref.dialect))
+    try:
+        conform(batch, target_schema, ref.dialect)
+    except TargetError as exc:
+        raise TargetError(f"incompatible target table {ref.display}: {exc}") from None
+
+
+def merge_key(
+    tgt: Target, exists: bool, key: str | None, out_schema: pa.Schema, ref: TableRef
+) -> tuple[str, ...]:
+    """The columns ``merge`` upserts on: ``key``, or the target's primary key; checked against
+    the target's unique indexes (ON CONFLICT needs one) before any row moves."""
+    if exists:
+        uniques = tgt.unique_keys()
+        if key:
+            want: tuple[str, ...] = (key,)
+            if not any(set(u) == {key} for u in uniques):
+                raise TargetError(
+                    f"mode='merge' upserts on key {key!r}, but {ref.display} has no primary key "
+                    f"or unique index on ({key}); add one (CREATE UNIQUE INDEX ON {ref.display} "
+                    f"({key})) or name a key that has one",
+                    transient=False,
+                    kind="config",
+                )
+        elif uniques:
+            want = uniques[0]
+        else:
+            raise ConfigError(
+                f"mode='merge' needs key= or a primary key on {ref.display}; it has neither"
+            )
+    elif key:
+        want = (key,)
+    else:
+        raise ConfigError(
+            f"mode='merge' into a new table ({ref.display}) needs key=: it becomes the primary key"
+        )
+    missing = [k for k in want if k not in out_schema.names]
+    if missing:
+        raise ConfigError(
+            f"mode='merge' key column(s) {', '.join(missing)} are not in the query's output "
+            f"(columns: {', '.join(out_schema.names)})"
+        )
+    return want
+
+
+def create_table(
+    tgt: Target,
+    out_schema: pa.Schema,
+    read_schema: pa.Schema,
+    layout: SourceLayout,
+    key: tuple[str, ...],
+    notes: list[str],
+) -> None:
+    """Create the target. On PostgreSQL a column passed through from a described source keeps
+    the source's type (numeric(40,20), uuid, jsonb, an enum the target also has); the rest
+    take the type their Arrow type implies."""
+    d = tgt.ref.dialect
+    if d == "sqlite":
+        tgt.create_table(out_schema)
+        if key:
+            tgt.add_primary_key(key)
+        return
+    tgt.create_table_sql(created_columns(tgt, out_schema, read_schema, layout, notes), key)
+
+
+def created_columns(
+    tgt: Target,
+    out_schema: pa.Schema,
+    read_schema: pa.Schema,
+    layout: SourceLayout,
+    notes: list[str],
+) -> list[tuple[str, str]]:
+    """(name, SQL type) of each column a new PostgreSQL (or SQLite) target gets."""
+    d = tgt.ref.dialect
+    storage = storage_schema(out_schema, d)
+    if d == "sqlite":
+        return [(f.name, sql_type_name(f.type, d)) for f in storage]
+    read = storage_schema(read_schema, d)
+    columns = []
+    for f, st in zip(out_schema, storage, strict=True):
+        src_col = layout.column(f.name)
+        sql_type = None
+        # passed through unchanged (Polars may hand back large_string for string, ...)
+        passed = f.name in read.names and read.field(f.name).type == st.type
+        if src_col is not None and src_col.target_type and passed:
+            sql_type = src_col.target_type
+            if src_col.fallback_type and not tgt.type_exists(sql_type):
+                notes.append(
+                    f"column {f.name!r}: type {sql_type} does not exist in the target; "
+                    f"created as {src_col.fallback_type}"
+                )
+                sql_type = src_col.fallback_type
+        columns.append((f.name, sql_type or sql_type_name(st.type, d)))
+    return columns
+
+
+def stage_name(table: str, job_id: str, dialect: str = "postgresql") -> str:
+    """The staging table a ``replace`` job loads (same schema, a name of the job): built by
+    :func:`arrowmapper.sql.derived_name` under the server's byte limit, so the server never
+    cuts it and it can never equal (or be cut to) a user's table name."""
+    return derived_name(table, "stage", dialect, salt=job_id)
+
+
+def snapshot_for(asked: bool | None, src: Endpoint, plan: Plan, notes: list[str]) -> bool:
+    """Whether chunks read from one exported snapshot: as asked, or -- left unsaid -- for
+    ctid and offset plans of a PostgreSQL source with more than one chunk. Their chunks are
+    physical block ranges and row positions: a row a concurrent UPDATE moves to another block,
+    or an INSERT that shifts the pages, would otherwise be read twice or missed."""
+    if asked is not None:
+        return asked
+    if src.dialect not in SNAPSHOT_SOURCES or plan.strategy not in ("ctid", "offset"):
+        return False
+    if len(plan.chunks) < 2:
+        return False
+    notes.append(
+        f"{plan.strategy} chunks read from one snapshot (concurrent writes cannot make them "
+        "read a row twice or miss one); pass snapshot=False to read each chunk as it is then"
+    )
+    return True

@@ -1,0 +1,356 @@
+"""Preflight: a :class:`~arrowmapper.config.JobConfig` in, a runnable :class:`JobSpec` out.
+
+Everything that can refuse a job is checked before the target is touched (the options were
+validated once, when the JobConfig was built): the target's dialect and schema, the servers'
+free connections, the query (a describe, then a sample run through the transform), the plan,
+the job's fingerprint against the ledger (resume), the existing table. Only then is the job
+claimed in the ledger and the table (or a replace job's stage) created; a refused run leaves
+nothing behind. What each ``mode`` does to the table is one row of :data:`MODE_RULES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ..config import Endpoint, JobConfig, check_reachable, check_table_name, parse_uri
+from ..config import validate_identifier as validate_identifier
+from ..errors import ConfigError, TargetError
+from ..identity import job_fingerprint
+from ..sources import SourceProbe, describe_source
+from ..sql import check_query, quote_ident
+from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
+from ..transform import normalize
+from .capacity import fit_workers
+from .preflight import (
+    SNAPSHOT_SOURCES,
+    check_compatible,
+    check_narrowing,
+    create_table,
+    merge_key,
+    output_schema,
+    plan_for,
+    retrying,
+    snapshot_for,
+    stage_name,
+    write_layout,
+)
+from .resume import check_still_there, finished, registered_message, resumable_plan
+from .spec import JobSpec
+
+log = logging.getLogger("arrowmapper")
+
+__all__ = [
+    "MODE_RULES",
+    "ModeRules",
+    "Prepared",
+    "TARGET_RULES",
+    "TargetRules",
+    "check_endpoints",
+    "check_source_query",
+    "output_schema",
+    "prepare_job",
+    "stage_name",
+    "stored_plan",
+    "table_ref",
+    "target_rules",
+    "write_layout",
+]
+
+
+@dataclass(frozen=True)
+class ModeRules:
+    """What a ``mode`` does to the target table."""
+
+    staged: bool = False  # loads a staging table of the job, swapped in when all committed
+    refuses_existing: bool = False  # an existing table is an error
+    empties: bool = False  # the table's rows go (the server must let this role empty it)
+    empties_on_claim: bool = False  # emptied in the transaction that claims the job
+    upserts: bool = False  # rows are merged on a unique key
+
+
+MODE_RULES: dict[str, ModeRules] = {
+    "append": ModeRules(),
+    "create": ModeRules(refuses_existing=True),
+    "replace": ModeRules(staged=True, empties=True),
+    "truncate": ModeRules(empties=True, empties_on_claim=True),
+    "merge": ModeRules(upserts=True),
+}
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """What a target's dialect allows, as far as preparing a job goes."""
+
+    schemas: bool  # tables live in schemas (SQLite has one, "main": no schema= there)
+    verify_merge: bool  # verify=True can check a merge (SQLite's upserted rows keep old rowids)
+
+
+TARGET_RULES: dict[str, TargetRules] = {
+    "postgresql": TargetRules(schemas=True, verify_merge=True),
+    "sqlite": TargetRules(schemas=False, verify_merge=False),
+}
+
+
+def target_rules(dst: Endpoint) -> TargetRules:
+    """The rules of ``dst``'s dialect; ConfigError for a target arrowmapper cannot write."""
+    rules = TARGET_RULES.get(dst.dialect)
+    if rules is None:
+        raise ConfigError(
+            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
+        )
+    return rules
+
+
+def table_ref(dst: Endpoint, schema: str | None, table: str) -> TableRef:
+    """``schema.table`` on ``dst`` (the schema dropped where the dialect has none)."""
+    return TableRef(schema if target_rules(dst).schemas else None, table, dst.dialect)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prepared job: the spec to run and the config it was prepared from."""
+
+    spec: JobSpec
+    config: JobConfig
+
+
+def new_job_id() -> str:
+    """A fresh job id: the time and 8 random hex digits."""
+    return time.strftime("am-%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def check_source_query(query: object, source: Endpoint) -> str:
+    """The query, checked against the source's dialect before any connection is made: exactly
+    one statement, balanced parentheses, no placeholders (:func:`arrowmapper.sql.check_query`)."""
+    check_query(query, source.dialect)
+    assert isinstance(query, str)
+    return query
+
+
+def stored_plan(tgt: Target, job_id: str) -> tuple[str, str] | None:
+    """A job's stored plan and target table, or None (no ledger yet: nothing to resume)."""
+    try:
+        return tgt.stored_plan(job_id)
+    except Exception:
+        tgt.rollback()
+        return None
+
+
+def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
+    """What depends on the endpoints' dialects, checked before any connection."""
+    check_source_query(c.query, src)
+    validate_identifier(c.table, "table", dst.dialect)
+    check_table_name(c.table)
+    if c.schema is not None:
+        validate_identifier(c.schema, "schema", dst.dialect)
+    if c.executor == "dask" and c.cluster:
+        from .executors import check_scheduler
+
+        check_scheduler(c.cluster)  # before any table is touched
+    if c.snapshot and src.dialect not in SNAPSHOT_SOURCES:
+        raise ConfigError(
+            f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
+            f"the source is {src.dialect}"
+        )
+    target = target_rules(dst)
+    if not target.schemas and c.schema not in (None, "main"):
+        raise ConfigError("a SQLite target has no schemas: leave schema=None")
+    if c.verify and MODE_RULES[c.mode].upserts and not target.verify_merge:
+        raise ConfigError(
+            "verify=True cannot check a merge into SQLite (updated rows keep their old rowids); "
+            "use a PostgreSQL target or drop verify"
+        )
+
+
+def check_endpoints(c: JobConfig) -> tuple[Endpoint, Endpoint]:
+    """The job's source and target parsed, and what depends on their dialects checked (the
+    query, the table and schema names, snapshot, ...); no database is contacted."""
+    src, dst = parse_uri(c.source, "source"), parse_uri(c.target, "target")
+    _check_target(c, src, dst)
+    return src, dst
+
+
+def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None) -> Prepared:
+    """Plan, preflight, claim the job and create the target table; return a runnable JobSpec.
+    ``endpoints``: what :func:`check_endpoints` returned for ``c``, if it was called."""
+    rules = MODE_RULES[c.mode]
+    job_id = check_job_id(c.job_id) if c.job_id else new_job_id()
+    src, dst = endpoints or check_endpoints(c)
+    spec_t = normalize(c.transform)
+    check_reachable(src, "source")
+    check_reachable(dst, "target")
+    workers_fit, notes = fit_workers(src, dst, c.workers)
+    ref = table_ref(dst, c.schema, c.table)
+    layout = describe_source(src, c.query)
+    notes.extend(layout.notes)
+    probe = SourceProbe(src, c.query, layout)
+    load_ref = (
+        TableRef(ref.schema, stage_name(c.table, job_id, dst.dialect), ref.dialect)
+        if rules.staged
+        else ref
+    )
+    tgt = open_target(dst, ref)
+    load = open_target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
+    claimed = created_stage = False
+    try:
+        # who this job is, before anything is created or emptied
+        if ref.schema and not tgt.schema_exists():
+            raise ConfigError(
+                f"schema {ref.schema!r} does not exist in the target {dst.redacted}; create it "
+                f"(CREATE SCHEMA {quote_ident(ref.schema)}) or pass an existing schema"
+            )
+        record = tgt.job_record(job_id)
+        if record is not None and not c.resume:
+            raise ConfigError(registered_message(job_id, record, tgt))
+
+        def sampled() -> tuple[pa.Schema, pa.Table, pa.Schema]:
+            probe.schema()  # bad SQL fails here, before anything else
+            return output_schema(probe, spec_t)
+
+        out_schema, sample, read_schema = retrying(sampled, "sampling", c.retry)
+        columns = storage_schema(out_schema, dst.dialect)
+        now_fp = job_fingerprint(c, src, load_ref.display, spec_t, columns)
+        if record is not None:
+            plan = resumable_plan(c, job_id, record, now_fp, probe)
+            if record.finished_at is not None:
+                return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
+        else:
+            plan = plan_for(probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry)
+        exists = tgt.table_exists()
+        if c.verify and exists and tgt.untracked():
+            raise ConfigError(
+                f"verify=True cannot check {ref.display} chunk by chunk: in a SQLite table "
+                "WITHOUT ROWID, or one whose INTEGER PRIMARY KEY the job fills, a chunk's rows "
+                "cannot be told apart; drop verify (am.verify still compares counts and "
+                "checksums of the whole job's chunks against the source)"
+            )
+        if exists and rules.refuses_existing and record is None:
+            raise TargetError(
+                f"target table {ref.display} already exists and mode='create' refuses it; "
+                "use mode='append', 'replace', 'truncate' or 'merge', or drop the table",
+                transient=False,
+                kind="config",
+            )
+        if record is not None and not exists and not rules.staged:
+            lost = tgt.committed(job_id)
+            if lost:
+                raise ConfigError(
+                    f"cannot resume job {job_id!r}: its target table {ref.display} no longer "
+                    f"exists, and with it {len(lost)} committed chunks; run the job again with "
+                    "a new job_id"
+                )
+        mkey = merge_key(tgt, exists, c.key, out_schema, ref) if rules.upserts else ()
+        if mkey and record is None and all(k in read_schema.names for k in mkey):
+            twice = probe.duplicated(mkey)
+            if twice is not None:
+                n = twice.pop("_am_n")
+                raise ConfigError(
+                    f"mode='merge' upserts on ({', '.join(mkey)}), but the query returns "
+                    f"{n} rows with {twice}; which one the target keeps would depend on which "
+                    "chunk commits last. Make the key unique in the query (DISTINCT ON, a "
+                    "GROUP BY) or merge on a key that is"
+                )
+        if exists:
+            # what can be refused on the existing table is refused before anything is created
+            # or emptied (truncate empties the table when it claims the job)
+            existing = write_layout(tgt, out_schema, (), layout.session)
+            check_compatible(sample, out_schema, existing.schema, ref)
+            lacking = [col for col in tgt.required_columns() if col not in out_schema.names]
+            if lacking:
+                them = "it" if len(lacking) == 1 else "them"
+                raise ConfigError(
+                    f"{ref.display} requires a value for {', '.join(map(repr, lacking))} (NOT "
+                    f"NULL, no default), and the query does not return {them}; select {them} "
+                    "in the query or transform, or give the column a default"
+                )
+            check_narrowing(existing, layout, read_schema, out_schema, ref)
+            if rules.empties:
+                tgt.check_can_empty(c.mode)
+        tgt.ensure_ledger()
+        if record is None:
+            if rules.empties_on_claim and exists:
+                claimed = load.truncate_and_register(job_id, plan.to_json(), now_fp)
+            else:
+                claimed = load.register_job(job_id, plan.to_json(), now_fp)
+            if not claimed:
+                raise ConfigError(
+                    f"job_id {job_id!r} was registered by another run just now (two runs of "
+                    "one job at once); let that run finish, or use a new job_id"
+                )
+        committed = load.committed(job_id)
+        if rules.staged:
+            created_stage = _make_stage(load, ref, exists, record, committed, job_id)
+            if created_stage and not exists:
+                create_table(load, out_schema, read_schema, layout, (), notes)
+        elif not exists:
+            create_table(tgt, out_schema, read_schema, layout, mkey, notes)
+            log.info("created table %s", ref.display)
+        write = write_layout(load, out_schema, mkey, layout.session)
+        check_compatible(sample, out_schema, write.schema, load_ref)
+        check_narrowing(write, layout, read_schema, out_schema, load_ref)
+        identity = load.table_identity()
+        if record is None:
+            if identity is not None:
+                load.set_fingerprint(job_id, {**now_fp, "table_identity": identity})
+        else:
+            check_still_there(job_id, record, load, load_ref, identity, notes, rules.upserts)
+    except BaseException:
+        if created_stage:
+            load.drop_table(quiet=True)
+        if claimed:
+            load.unregister_job(job_id)
+        raise
+    finally:
+        tgt.close()
+    use_snapshot = snapshot_for(c.snapshot, src, plan, notes)  # may add a note
+    spec = JobSpec(
+        job_id=job_id,
+        plan=plan,
+        source=src,
+        target=dst,
+        table=load_ref,
+        target_schema=write.schema,
+        transform=spec_t,
+        config=c,
+        workers=workers_fit,
+        committed=committed,
+        notes=tuple(notes),
+        snapshot=use_snapshot,
+        layout=layout if layout.columns else None,
+        write=write,
+        final_table=ref if rules.staged else None,
+        final_existed=exists,
+    )
+    return Prepared(spec, c)
+
+
+def _make_stage(
+    load: Target,
+    ref: TableRef,
+    exists: bool,
+    record: JobRecord | None,
+    committed: dict[int, int],
+    job_id: str,
+) -> bool:
+    """A replace job's staging table: kept when it is this job's (resumed), made again when a
+    run that died before registering left it, created like ``ref`` when that exists. True when
+    a stage was made (a new table still to create when ``ref`` does not exist)."""
+    if load.table_exists():
+        if record is not None:
+            return False
+        load.drop_table()  # left by a run that died before registering: not ours to keep
+    elif committed:
+        raise TargetError(
+            f"the staging table {load.ref.display} of job {job_id!r} is gone, and "
+            f"with it {len(committed)} committed chunks; start again with a new "
+            "job_id (the target is untouched)",
+            transient=False,
+        )
+    if exists:
+        load.create_like(ref)
+    return True
