@@ -33,8 +33,8 @@ PARTS: dict[str, str] = {
 
 def source_identity(endpoint: Endpoint) -> str:
     """The source's server and database without credentials (``postgresql://u@h:5432/db``)."""
-    if endpoint.dialect == "sqlite":
-        return f"sqlite://{endpoint.path}"
+    if endpoint.rules.file:
+        return f"{endpoint.dialect}://{endpoint.path}"
     parts = urlsplit(endpoint.uri)  # normalised (the template may hold raw characters)
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import (
@@ -38,9 +38,9 @@ from ..errors import PASS_THROUGH, ConfigError, at_boundary, printable
 from ..plan import bare_table
 from ..run.finish import ProgressArg, run_prepared
 from ..run.prepare import check_endpoints, prepare_job, target_rules
-from ..run.progress import ProgressSnapshot
-from ..sources import SourceProbe
+from ..sources import SourceProbe, source_dialect
 from .connections import connection_uri
+from .jobs import MapperJob, QueryJob, called_as, method_called_as
 from .records import (
     ChunkConfig,
     ChunkingStrategy,
@@ -75,14 +75,12 @@ def _strategy_name(strategy: ChunkingStrategy | str | None, dialect: str) -> str
     if strategy is None:
         return "auto"
     value = strategy.value if isinstance(strategy, ChunkingStrategy) else str(strategy)
-    if value == "rowid" and dialect == "postgresql":
-        return "ctid"
-    return value
+    return source_dialect(dialect).rowid if value == "rowid" else value
 
 
 def _estimate_rows(probe: SourceProbe) -> int:
-    """PostgreSQL's planner estimate for a plain table, else a count."""
-    if probe.dialect == "postgresql" and bare_table(probe.query, "postgresql") is not None:
+    """The planner's estimate for a plain table where the source keeps one, else a count."""
+    if source_dialect(probe.dialect).estimates and bare_table(probe.query, probe.dialect):
         try:
             _, est = probe.heap_blocks()
             if est > 0:
@@ -147,26 +145,21 @@ class ParallelProcessor:
             c.workers, c.chunk_size, c.parallel_enabled, c.min_rows_for_parallel, c.batch_size
         )
 
-    def process_mapper_job(
-        self,
-        source_conn: Any,
-        source_sql: str,
-        target_conn: Any,
-        target_schema: str | None,
-        target_table: str,
-        transform: Any = None,
-        strategy: ChunkingStrategy | str | None = None,
-        key: str | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> ParallelProcessingResult:
-        """Copy ``source_sql``'s result into ``target_schema.target_table``.
+    @method_called_as(MapperJob)
+    def process_mapper_job(self, job: MapperJob) -> ParallelProcessingResult:
+        """``process_mapper_job(source_conn, source_sql, target_conn, target_schema,
+        target_table, transform=None, strategy=None, key=None, params=None)``: copy
+        ``source_sql``'s result into ``target_schema.target_table`` (the arguments are
+        :class:`~arrowmapper.compat.jobs.MapperJob`'s fields). See :meth:`run`."""
+        return self.run(job)
 
-        Never raises once the configuration is accepted: a failed chunk, an unreachable or
-        failing source or target come back as ``success=False`` with the message in
+    def run(self, job: MapperJob) -> ParallelProcessingResult:
+        """Run ``job``. Never raises once the configuration is accepted: a failed chunk, an
+        unreachable or failing source or target come back as ``success=False`` with the message in
         ``result.errors`` (and the error in ``result.error``). Bad configuration raises
         :class:`ConfigError` (or :class:`PlanError`) before any row moves; Ctrl-C propagates."""
         try:
-            return self._process(**{k: v for k, v in locals().items() if k != "self"})
+            return self._process(job)
         except PASS_THROUGH:
             raise
         except BaseException as exc:
@@ -178,18 +171,9 @@ class ParallelProcessor:
             log.error("mapper job failed: %s", error)
             return ParallelProcessingResult.failure(error)
 
-    def _process(
-        self,
-        source_conn: Any,
-        source_sql: str,
-        target_conn: Any,
-        target_schema: str | None,
-        target_table: str,
-        transform: Any,
-        strategy: ChunkingStrategy | str | None,
-        key: str | None,
-        params: Mapping[str, Any] | None,
-    ) -> ParallelProcessingResult:
+    def _process(self, job: MapperJob) -> ParallelProcessingResult:
+        source_conn, source_sql, target_conn = job.source_conn, job.source_sql, job.target_conn
+        target_schema, target_table, params = job.target_schema, job.target_table, job.params
         if params is not None and not isinstance(params, Mapping):
             raise ConfigError(f"params must be a mapping of job parameters, got {params!r}")
         if not isinstance(source_sql, str) or not source_sql.strip():
@@ -208,9 +192,9 @@ class ParallelProcessor:
             target=dst.template or dst.uri,
             table=target_table,
             schema=(target_schema or None) if schemas else None,
-            transform=transform,
-            strategy=strategy,
-            key=key,
+            transform=job.transform,
+            strategy=job.strategy,
+            key=job.key,
             retry=self.retry_handler.config,
         )
         endpoints = check_endpoints(c)  # a reserved table name, ... before counting rows
@@ -230,40 +214,20 @@ class ParallelProcessor:
         prepared = prepare_job(c, endpoints)
         spec = prepared.spec if parallel else dataclasses.replace(prepared.spec, in_process=True)
         progress: ProgressArg = self.progress_tracker.update if self.progress_tracker else None
-        job = run_prepared(spec, progress)
-        return ParallelProcessingResult.from_job(job, parallel)
+        return ParallelProcessingResult.from_job(run_prepared(spec, progress), parallel)
 
 
-def execute_query_parallel(
-    source_conn: Any,
-    source_sql: str,
-    target_conn: Any,
-    target_schema: str | None,
-    target_table: str,
-    transform: Any = None,
-    strategy: ChunkingStrategy | str | None = None,
-    key: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    max_workers: int | None = None,
-    chunk_size: int | None = None,
-    max_retries: int | None = None,
-    progress_callback: Callable[[ProgressSnapshot], Any] | None = None,
-    retry_config: RetryConfig | None = None,
-) -> ParallelProcessingResult:
-    """One call for generated mapper code: builds a :class:`ParallelProcessor` and runs the job."""
-    config = retry_config or RetryConfig()
-    if max_retries is not None:
-        config = dataclasses.replace(config, max_retries=max_retries)
-    tracker = ProgressTracker(0, progress_callback) if progress_callback else None
-    processor = ParallelProcessor(max_workers, chunk_size, RetryHandler(config), tracker)
-    return processor.process_mapper_job(
-        source_conn,
-        source_sql,
-        target_conn,
-        target_schema,
-        target_table,
-        transform=transform,
-        strategy=strategy,
-        key=key,
-        params=params,
-    )
+@called_as(QueryJob)
+def execute_query_parallel(call: QueryJob) -> ParallelProcessingResult:
+    """``execute_query_parallel(source_conn, source_sql, target_conn, target_schema,
+    target_table, transform=None, strategy=None, key=None, params=None, max_workers=None,
+    chunk_size=None, max_retries=None, progress_callback=None, retry_config=None)``: one call
+    for generated mapper code; builds a :class:`ParallelProcessor` and runs the job (the
+    arguments are :class:`~arrowmapper.compat.jobs.QueryJob`'s fields)."""
+    config = call.retry_config or RetryConfig()
+    if call.max_retries is not None:
+        config = dataclasses.replace(config, max_retries=call.max_retries)
+    callback = call.progress_callback
+    tracker = ProgressTracker(0, callback) if callback else None
+    processor = ParallelProcessor(call.max_workers, call.chunk_size, RetryHandler(config), tracker)
+    return processor.run(call.job)

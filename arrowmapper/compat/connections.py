@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+from ..config import scheme_dialect, uri_rules
 from ..errors import ConfigError
 
 _ACCEPTED = (
@@ -60,12 +61,13 @@ def connection_uri(conn: object, role: str = "source") -> str:
         engine: Any = getattr(conn, "engine", conn)
         url = engine.url
         backend = url.get_backend_name()
-        if backend == "sqlite":
+        dialect = scheme_dialect(backend)
+        if dialect is None:
+            raise ConfigError(f"{role}_conn: SQLAlchemy backend {backend!r} is not supported")
+        rules = uri_rules(dialect)
+        if rules.file:
             if not url.database or url.database == ":memory:":
                 raise ConfigError(f"{role}_conn is an in-memory SQLite engine: use a database file")
-            return f"sqlite://{os.path.abspath(url.database)}"
-        if backend in ("postgresql", "mysql", "mariadb", "mssql", "oracle"):
-            scheme = {"mariadb": "mysql"}.get(backend, backend)
-            return str(url.set(drivername=scheme).render_as_string(hide_password=False))
-        raise ConfigError(f"{role}_conn: SQLAlchemy backend {backend!r} is not supported")
+            return f"{dialect}://{os.path.abspath(url.database)}"
+        return str(url.set(drivername=rules.driver_scheme).render_as_string(hide_password=False))
     raise ConfigError(f"{role}_conn must be {_ACCEPTED}; got {type(conn).__name__}")

@@ -17,12 +17,16 @@ from ..sql import quote_ident as quote_ident  # names live in sql.py; re-exporte
 from ..sql import validate_identifier as validate_identifier
 from .endpoint import (
     RESERVED_TABLES,
+    URI_RULES,
     Dialect,
     Endpoint,
+    UriRules,
     check_reachable,
     check_table_name,
     expand_env,
     parse_uri,
+    scheme_dialect,
+    uri_rules,
 )
 from .job import (
     DEFAULT_BATCH_SIZE,
@@ -61,6 +65,7 @@ __all__ = [
     "RESERVED_TABLES",
     "STRATEGIES",
     "SWAPS",
+    "URI_RULES",
     "Dialect",
     "Endpoint",
     "Executor",
@@ -71,6 +76,7 @@ __all__ = [
     "Settings",
     "Strategy",
     "Swap",
+    "UriRules",
     "api_options",
     "check_reachable",
     "check_table_name",
@@ -83,6 +89,8 @@ __all__ = [
     "quote_ident",
     "refuse_unknown",
     "resolve_settings",
+    "scheme_dialect",
+    "uri_rules",
     "usable_cpus",
     "validate_identifier",
 ]

@@ -24,6 +24,47 @@ Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "other"]
 
 
 @dataclass(frozen=True)
+class UriRules:
+    """How one dialect's URIs are read and its server reached: one row of :data:`URI_RULES`,
+    looked up once (:func:`uri_rules`, :attr:`Endpoint.rules`) instead of comparing names."""
+
+    #: the scheme the drivers (connectorx, ADBC) expect; None: the URI names a file
+    driver_scheme: str | None
+    #: the port of a URI that names none; None: no server to reach over TCP
+    default_port: int | None = None
+    #: a URI without a host (and without ``?host=``) is refused
+    needs_host: bool = False
+    #: ``?host=/socket/dir`` is moved into the netloc (connectorx needs a host in the URL)
+    socket_in_netloc: bool = False
+    #: the server is logged into once (ADBC) before a job: a wrong login is said at once,
+    #: and its free connections are counted (the workers are fitted to them)
+    adbc_login: bool = False
+
+    @property
+    def file(self) -> bool:
+        """The database is a file (its path is the URI's; nothing to reach over a network)."""
+        return self.driver_scheme is None
+
+
+#: every dialect's URI rules; a dialect without a row (a test's ``parquet``) reads as ``other``
+URI_RULES: dict[str, UriRules] = {
+    "postgresql": UriRules(
+        "postgresql", 5432, needs_host=True, socket_in_netloc=True, adbc_login=True
+    ),
+    "mysql": UriRules("mysql", 3306),
+    "mssql": UriRules("mssql", 1433),
+    "oracle": UriRules("oracle", 1521),
+    "sqlite": UriRules(None),
+    "other": UriRules("other"),
+}
+
+
+def uri_rules(dialect: str) -> UriRules:
+    """The URI rules of ``dialect`` (``other``'s for a dialect without a row)."""
+    return URI_RULES.get(dialect) or URI_RULES["other"]
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """A database named by a URI; ``str()`` and ``repr()`` never show the password."""
 
@@ -50,13 +91,19 @@ class Endpoint:
     __str__ = __repr__
 
     @property
+    def rules(self) -> UriRules:
+        """This endpoint's dialect's row of :data:`URI_RULES`."""
+        return uri_rules(self.dialect)
+
+    @property
     def host_port(self) -> tuple[str, int] | None:
-        if self.dialect in ("sqlite", "other"):
+        """``(host, port)`` of the server to probe over TCP (None: a file or a Unix socket)."""
+        default = self.rules.default_port
+        if default is None:
             return None
         parts = urlsplit(self.uri)
         if (parts.hostname or "").lower().startswith("%2f") or "host=/" in parts.query:
             return None  # a Unix socket: nothing to probe over TCP
-        default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}[self.dialect]
         try:
             port = parts.port or default
         except ValueError as exc:
@@ -73,6 +120,12 @@ _SCHEMES: dict[str, Dialect] = {
     "mssql": "mssql",
     "oracle": "oracle",
 }
+
+
+def scheme_dialect(scheme: str) -> Dialect | None:
+    """The dialect a URI scheme or a SQLAlchemy backend name speaks (``mariadb`` and
+    ``mysql+pymysql`` -> ``mysql``); None for one arrowmapper does not read."""
+    return _SCHEMES.get(scheme.split("+", 1)[0].lower())
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -135,8 +188,9 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
             f"postgresql://, sqlite:///, mysql://"
         )
     dialect = _SCHEMES[base]
+    rules = uri_rules(dialect)
     rest = uri.split("://", 1)[1]
-    if dialect == "sqlite":
+    if rules.file:
         path = rest.split("?", 1)[0]
         if not path:
             raise ConfigError(
@@ -145,8 +199,8 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
         if "\x00" in unquote(path):
             raise ConfigError(f"{role} SQLite path holds a NUL character (%00); name a real file")
         path = str(Path(unquote(path)).resolve()) if not path.startswith("/") else unquote(path)
-        return Endpoint(uri=f"sqlite://{path}", dialect="sqlite", path=path)
-    uri = f"{_DRIVER_SCHEMES[dialect]}://{_requoted_userinfo(rest)}"
+        return Endpoint(uri=f"{dialect}://{path}", dialect=dialect, path=path)
+    uri = f"{rules.driver_scheme}://{_requoted_userinfo(rest)}"
     try:
         parts = urlsplit(uri)
     except ValueError as exc:  # "Invalid IPv6 URL", ...
@@ -158,13 +212,13 @@ def parse_uri(uri: object, role: str = "source") -> Endpoint:
             f"{role} URI {redact(uri)!r} has a bad port; use {base}://user@host:5432/db (a "
             "password with special characters may be written as is or percent-encoded)"
         ) from None
-    if not parts.hostname and dialect == "postgresql" and "host=" not in uri:
+    if not parts.hostname and rules.needs_host and "host=" not in uri:
         raise ConfigError(
             f"{role} URI {redact(uri)!r} names no host; use {base}://user@host:port/db"
         )
     if not parts.path.strip("/"):
         raise ConfigError(f"{role} URI {redact(uri)!r} names no database; add /dbname at the end")
-    if dialect == "postgresql":
+    if rules.socket_in_netloc:
         uri = _socket_host_in_netloc(uri)
     return Endpoint(uri=uri, dialect=dialect)
 
@@ -187,16 +241,6 @@ def _check_uri_text(uri: str, role: str) -> None:
             f"the {role} URI holds a '%' that is not a percent-escape (or a NUL); write a "
             "literal % as %25. The URI is not shown: it may hold a password"
         )
-
-
-#: the scheme each driver (connectorx, ADBC) expects for a dialect.
-_DRIVER_SCHEMES: dict[str, str] = {
-    "postgresql": "postgresql",
-    "mysql": "mysql",
-    "mssql": "mssql",
-    "oracle": "oracle",
-    "other": "other",
-}
 
 
 def _requoted_userinfo(rest: str) -> str:
@@ -253,7 +297,7 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
     no such database or role, a wrong password. connectorx would retry for ~30 s and then
     report it as a failed query; this says "cannot connect" (the CLI's exit code 3)."""
     error = SourceError if role == "source" else TargetError
-    if endpoint.dialect == "sqlite":
+    if endpoint.rules.file:
         assert endpoint.path is not None
         if role == "source" and not Path(endpoint.path).is_file():
             raise error(
@@ -282,7 +326,7 @@ def check_reachable(endpoint: Endpoint, role: str, timeout: float = 3.0) -> None
             kind="connect",
             transient=True,
         ) from None
-    if endpoint.dialect == "postgresql":
+    if endpoint.rules.adbc_login:
         _check_login(endpoint, role)
 
 

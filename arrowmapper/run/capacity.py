@@ -27,8 +27,9 @@ _FREE_SQL = (
 
 
 def free_connections(endpoint: Endpoint) -> int | None:
-    """How many more connections this role may open on a PostgreSQL server (None: not PG)."""
-    if endpoint.dialect != "postgresql":
+    """How many more connections this role may open on a PostgreSQL server (None: a server
+    whose connections are not counted, see :attr:`~arrowmapper.config.UriRules.adbc_login`)."""
+    if not endpoint.rules.adbc_login:
         return None
     from ..adbc import connect_postgresql
 
@@ -60,7 +61,7 @@ def fit_workers(src: Endpoint, dst: Endpoint, workers: int) -> tuple[int, list[s
 
     needs: dict[tuple[Any, ...], tuple[Endpoint, int]] = {}
     for ep, per in ((src, PER_WORKER["source"]), (dst, PER_WORKER["target"])):
-        if ep.dialect == "postgresql":
+        if ep.rules.adbc_login:
             key = server(ep)
             needs[key] = (ep, needs.get(key, (ep, 0))[1] + per)
     fit, notes = workers, []

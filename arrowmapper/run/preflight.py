@@ -9,33 +9,24 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
 from ..config import Endpoint, RetryConfig
 from ..errors import ArrowMapperError, ConfigError, TargetError, error_info, redact
 from ..plan import Plan, build_plan
-from ..sources import SourceLayout, SourceProbe
+from ..sources import SourceLayout, SourceProbe, source_dialect
 from ..sql import derived_name
-from ..targets import (
-    TableRef,
-    Target,
-    WriteLayout,
-    conform,
-    narrowing,
-    sql_type_name,
-    storage_schema,
-    target_layout,
-)
+from ..targets import conform, narrowing, sql_type_name, storage_schema, target_layout
 from ..transform import Transformer, TransformSpec
+
+if TYPE_CHECKING:  # named in signatures only
+    from ..targets import TableRef, Target, WriteLayout
 
 log = logging.getLogger("arrowmapper")
 
 _T = TypeVar("_T")
-
-#: the source dialects that can export a snapshot every chunk's read joins.
-SNAPSHOT_SOURCES: tuple[str, ...] = ("postgresql",)
 
 
 def retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _T:
@@ -114,7 +105,7 @@ def write_layout(
     d = load.ref.dialect
     adbc = load.arrow_schema()
     storage = storage_schema(out_schema, d)
-    pg_cols = load.pg_columns() if d == "postgresql" else None
+    pg_cols = load.pg_columns() if load.dialect.describes_columns else None
     try:
         layout = target_layout(d, adbc, pg_cols, out_schema, storage)
     except TargetError as exc:
@@ -214,8 +205,7 @@ def create_table(
     """Create the target. On PostgreSQL a column passed through from a described source keeps
     the source's type (numeric(40,20), uuid, jsonb, an enum the target also has); the rest
     take the type their Arrow type implies."""
-    d = tgt.ref.dialect
-    if d == "sqlite":
+    if not tgt.dialect.keeps_source_types:
         tgt.create_table(out_schema)
         if key:
             tgt.add_primary_key(key)
@@ -233,7 +223,7 @@ def created_columns(
     """(name, SQL type) of each column a new PostgreSQL (or SQLite) target gets."""
     d = tgt.ref.dialect
     storage = storage_schema(out_schema, d)
-    if d == "sqlite":
+    if not tgt.dialect.keeps_source_types:
         return [(f.name, sql_type_name(f.type, d)) for f in storage]
     read = storage_schema(read_schema, d)
     columns = []
@@ -268,7 +258,7 @@ def snapshot_for(asked: bool | None, src: Endpoint, plan: Plan, notes: list[str]
     or an INSERT that shifts the pages, would otherwise be read twice or missed."""
     if asked is not None:
         return asked
-    if src.dialect not in SNAPSHOT_SOURCES or plan.strategy not in ("ctid", "offset"):
+    if not source_dialect(src.dialect).snapshots or plan.strategy not in ("ctid", "offset"):
         return False
     if len(plan.chunks) < 2:
         return False

@@ -21,13 +21,12 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
-from ..sources import SourceProbe, describe_source
+from ..sources import SourceProbe, describe_source, source_dialect
 from ..sql import check_query, quote_ident
 from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
 from ..transform import normalize
 from .capacity import fit_workers
 from .preflight import (
-    SNAPSHOT_SOURCES,
     check_compatible,
     check_narrowing,
     create_table,
@@ -152,7 +151,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
         from .executors import check_scheduler
 
         check_scheduler(c.cluster)  # before any table is touched
-    if c.snapshot and src.dialect not in SNAPSHOT_SOURCES:
+    if c.snapshot and not source_dialect(src.dialect).snapshots:
         raise ConfigError(
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
             f"the source is {src.dialect}"

@@ -79,6 +79,14 @@ class SourceDialect:
     #: the catalog query saying whether a plain table's column is nullable, or None
     nullable: NullableSql | None = None
     snapshots: bool = False  # a transaction's snapshot can be exported and shared
+    #: the catalog estimates a plain table's rows (``SourceProbe.heap_blocks``): cheaper than
+    #: a count where a rough number will do
+    estimates: bool = False
+    #: the server hashes a query's rows itself (``hashtextextended`` over each row's text):
+    #: ``verify``'s server checksums can read this source
+    hashes_rows: bool = False
+    #: the strategy the old executor's ROWID chunking means here (PostgreSQL: ctid ranges)
+    rowid: str = "rowid"
     # literals of probed boundary values (``{}``: the value's text)
     float_special: str | None = None  # NaN / Infinity, e.g. "'{}'::float8"; None: Python's repr
     date: str = "DATE '{}'"
@@ -106,6 +114,9 @@ DIALECTS: dict[str, SourceDialect] = {
         float_special="'{}'::float8",
         timestamptz="TIMESTAMPTZ '{}'",
         bytes="decode('{}', 'hex')",  # no backslash: '\\x..' depends on a setting
+        rowid="ctid",  # the old executor's ROWID chunks are ctid ranges here
+        estimates=True,
+        hashes_rows=True,
     ),
     "mysql": SourceDialect(
         "mysql",

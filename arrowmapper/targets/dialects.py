@@ -60,6 +60,12 @@ class Dialect:
     loose_columns: bool  # a text column takes any value, an integer one takes booleans
     checks_values: bool  # refuse values the driver would store changed (NaN, year 10000)
     describes_columns: bool  # the catalog gives each column's exact type (pg_columns)
+    #: a new table's columns passed through from a described source keep the source's
+    #: declared type (numeric(40,20), uuid, an enum); False: ADBC creates it from Arrow types
+    keeps_source_types: bool
+    #: the server hashes the rows each chunk committed (its rows grouped by the writing
+    #: transaction): ``verify``'s server checksums can read this target
+    hashes_rows: bool
     # -- SQL
     server_casts: bool  # staged columns are cast by the server (col::type) and read back as text
     timestamp_column: str  # the ledger's committed_at / the jobs' created_at
@@ -109,6 +115,8 @@ POSTGRESQL = Dialect(
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
+    keeps_source_types=True,
+    hashes_rows=True,
 )
 
 SQLITE = Dialect(
@@ -134,6 +142,8 @@ SQLITE = Dialect(
     lock_exclusive="",  # a writer holds the whole database
     # the swap gives every row a new rowid
     swapped_locator="'rowid:1:9223372036854775807'",
+    keeps_source_types=False,  # affinities again: the table ADBC creates is the table
+    hashes_rows=False,
 )
 
 #: Every target system, by its Endpoint dialect.
