@@ -26,7 +26,7 @@ from ..config import check_reachable, parse_uri
 from ..errors import ArrowMapperError, ConfigError, redact
 from ..plan import Plan
 from ..run.prepare import output_schema, stored_plan, table_ref, write_layout
-from ..sources import SourceProbe, describe_source
+from ..sources import SourceProbe, describe_source, open_source, source_sql
 from ..targets import TableRef, check_job_id, open_target
 from ..transform import TransformLike, normalize
 from .chunks import check_chunk, count_rows, merge_shared_locators
@@ -88,8 +88,9 @@ def verify(
     done, skipped = [COUNTS], []
     try:
         target_rows = tgt.row_count()
-        source_total = count_rows(src, Plan.from_json(plan_json).query)
         plan = Plan.from_json(plan_json)
+        # each chunk's rows are counted too: they must add up to the query's
+        source_total = count_rows(src, source_sql(plan.query, src.dialect))
         layout = describe_source(src, plan.query)
         write = None
         if checksums:  # read and cast the source exactly as the job did
@@ -117,20 +118,20 @@ def verify(
                     skipped.append(f"server checksums: the servers could not compute them ({text})")
             else:
                 skipped.append(f"server checksums: {why_not}")
-        checks = [
-            check_chunk(
-                src,
-                tgt,
-                job_id,
-                chunk,
-                ledger.get(chunk.chunk_id),
-                spec_t,
-                write,
-                layout if layout.columns else None,
-                server.get(chunk.chunk_id),
-            )
-            for chunk in chunks
-        ]
+        with open_source(src) as reader:
+            checks = [
+                check_chunk(
+                    reader,
+                    tgt,
+                    chunk,
+                    ledger.get(chunk.chunk_id),
+                    spec_t,
+                    write,
+                    layout if layout.columns else None,
+                    server.get(chunk.chunk_id),
+                )
+                for chunk in chunks
+            ]
     finally:
         tgt.close()
     return VerifyReport(

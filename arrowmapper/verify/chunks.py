@@ -12,17 +12,16 @@ import pyarrow as pa
 from ..config import Endpoint
 from ..errors import ArrowMapperError, redact
 from ..plan import Chunk
-from ..sources import SourceLayout, source_sql
-from ..targets import LedgerEntry, Target, WriteLayout
-from ..transform import TransformSpec
+from ..sources import Source, SourceLayout, read_arrow
+from ..targets import LedgerEntry, Target, WriteLayout, conform
+from ..transform import Transformer, TransformSpec
 from .report import ChunkCheck
 
 
-def count_rows(src: Endpoint, query: str) -> int:
-    """The rows ``query`` holds now (each chunk's rows are counted too: they must add up)."""
-    from ..sources import read_arrow
-
-    counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM {source_sql(query, src.dialect)}")
+def count_rows(src: Endpoint, relation: str) -> int:
+    """The rows ``relation`` (a FROM item: a table, or a query in parentheses with an alias)
+    holds now."""
+    counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM {relation}")
     return int(counted.read_all().column(0)[0].as_py())
 
 
@@ -62,9 +61,8 @@ def merge_shared_locators(
 
 
 def check_chunk(
-    src: Endpoint,
+    source: Source,
     tgt: Target,
-    job_id: str,
     chunk: Chunk,
     entry: LedgerEntry | None,
     spec_t: TransformSpec,
@@ -76,8 +74,6 @@ def check_chunk(
     target's rows; with ``write`` (how the job cast them) its rows read again as the job
     read them and checksummed (``server``: the servers' checksums, when they ran)."""
     from ..checksum import Checksum, align
-    from ..run.worker import ChunkTask, source_batches
-    from ..sources import read_arrow
 
     written = read = locator = stored_sum = None
     if entry is not None:
@@ -94,37 +90,27 @@ def check_chunk(
         server_source_checksum=server[0] if server else None,
         server_target_checksum=server[1] if server else None,
     )
-    if write is None:  # counts only
-        counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
+
+    def counts_only(read_error: str | None = None) -> ChunkCheck:
+        counted = count_rows(source.endpoint, f"({chunk.sql}) AS _am_v")
         held = tgt.read_rows(locator, []).num_rows if locator else None
-        return ChunkCheck(source_rows=int(counted.column(0)[0].as_py()), target_rows=held, **base)
-    task = ChunkTask(
-        job_id=job_id,
-        chunk=chunk,
-        source=src,
-        target=tgt.endpoint,
-        table=tgt.ref,
-        target_schema=write.schema,
-        transform=spec_t,
-        layout=layout,
-        write=write,
-    )
-    rows_in = [0]
+        return ChunkCheck(source_rows=counted, target_rows=held, read_error=read_error, **base)
+
+    if write is None:
+        return counts_only()
+    rows_in = 0
     source_sum = Checksum()
     sent: list[pa.Schema] = []
-    try:
-        for batch in source_batches(task, None, rows_in):
-            source_sum.add(batch)
-            sent = sent or [batch.schema]
+    transformer = Transformer(spec_t)
+    try:  # read, transform and cast as the job's worker did
+        for batch in source.read_chunk(chunk, layout):
+            rows_in += batch.num_rows
+            for out in transformer.batches(batch):
+                out = conform(out, write.schema, tgt.ref.dialect)
+                source_sum.add(out)
+                sent = sent or [out.schema]
     except ArrowMapperError as exc:  # e.g. the source now holds a value the job would refuse
-        counted = read_arrow(src, f"SELECT COUNT(*) AS n FROM ({chunk.sql}) AS _am_v").read_all()
-        held = tgt.read_rows(locator, []).num_rows if locator else None
-        return ChunkCheck(
-            source_rows=int(counted.column(0)[0].as_py()),
-            target_rows=held,
-            read_error=redact(str(exc)),
-            **base,
-        )
+        return counts_only(redact(str(exc)))
     target_sum = None
     held = None
     if locator:
@@ -137,7 +123,7 @@ def check_chunk(
             found.add(align(back, sent[0]))
         target_sum = found.digest
     return ChunkCheck(
-        source_rows=rows_in[0],
+        source_rows=rows_in,
         target_rows=held,
         source_checksum=source_sum.digest,
         target_checksum=target_sum,
