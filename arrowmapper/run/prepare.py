@@ -21,7 +21,7 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
-from ..sources import SourceProbe, describe_source
+from ..sources import open_source
 from ..sql import check_query, quote_ident
 from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
 from ..transform import normalize
@@ -186,9 +186,10 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
     ref = table_ref(dst, c.schema, c.table)
-    layout = describe_source(src, c.query)
+    source = open_source(src)  # describing holds nothing open; the probe may: closed below
+    layout = source.describe(c.query)
     notes.extend(layout.notes)
-    probe = SourceProbe(src, c.query, layout)
+    probe = source.probe(c.query, layout)
     load_ref = (
         TableRef(ref.schema, stage_name(c.table, job_id, dst.dialect), ref.dialect)
         if rules.staged
@@ -220,7 +221,9 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
             if record.finished_at is not None:
                 return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
         else:
-            plan = plan_for(probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry)
+            plan = plan_for(
+                probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
+            )
         exists = tgt.table_exists()
         if c.verify and exists and tgt.untracked():
             raise ConfigError(
@@ -307,6 +310,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         raise
     finally:
         tgt.close()
+        source.close()
     use_snapshot = snapshot_for(c.snapshot, src, plan, notes)  # may add a note
     spec = JobSpec(
         job_id=job_id,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..config import Endpoint
 from ..errors import ConfigError
-from .base import READ, ReadOptions, Source
+from .base import READ, ReadOptions, Source, SourceFacts
 from .dialects import SourceDialect, source_dialect
 from .layout import SourceColumn, SourceLayout
 from .probe import SourceProbe
@@ -63,6 +63,7 @@ __all__ = [
     "SnapshotReader",
     "Source",
     "SourceColumn",
+    "SourceFacts",
     "SourceDialect",
     "SourceLayout",
     "SourceProbe",
