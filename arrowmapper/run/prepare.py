@@ -21,7 +21,7 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
-from ..sources import open_source
+from ..sources import open_source, source_endpoint
 from ..sql import check_query, quote_ident
 from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
 from ..transform import normalize
@@ -170,7 +170,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
 def check_endpoints(c: JobConfig) -> tuple[Endpoint, Endpoint]:
     """The job's source and target parsed, and what depends on their dialects checked (the
     query, the table and schema names, snapshot, ...); no database is contacted."""
-    src, dst = parse_uri(c.source, "source"), parse_uri(c.target, "target")
+    src, dst = source_endpoint(c.source), parse_uri(c.target, "target")
     _check_target(c, src, dst)
     return src, dst
 
