@@ -1,7 +1,7 @@
 """What the coordinator reaches outside itself, gathered in :class:`Hooks` so a test can
 replace each part: the clock, sleeping, the ledger read after a worker's death, splitting a
-chunk and exporting a snapshot (both asked of the job's ``Source``), and making the executor. The defaults are the real ones (they
-import the drivers lazily: only when first used)."""
+chunk and exporting a snapshot (both asked of the job's ``Source``), and making the executor.
+The defaults are the real ones (they import the drivers lazily: only when first used)."""
 
 from __future__ import annotations
 

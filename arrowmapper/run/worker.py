@@ -1,9 +1,9 @@
 """The worker side of the process boundary: one task in, one :class:`ChunkResult` out.
 
 :func:`run_chunk` reads a chunk through the job's :class:`~arrowmapper.sources.Source` (an
-Arrow stream -- connectorx for SQL -- so memory depends on the batch size, not the chunk), transforms each batch with Polars, casts it to the
-target's exact types and ingests it with ADBC -- the chunk's rows and its ledger row in one
-target transaction. It never raises: every failure comes back as a classified ChunkResult.
+Arrow stream -- connectorx for SQL -- so memory depends on the batch size, not the chunk),
+transforms each batch with Polars, casts it to the target's exact types and ingests it with
+ADBC -- the chunk's rows and its ledger row in one target transaction. It never raises: every failure comes back as a classified ChunkResult.
 
 :func:`worker_main` is the loop of a long-lived worker process; it keeps the target connection
 between chunks and exits when the parent closes its pipe or dies.
