@@ -24,7 +24,6 @@ from .layout import SourceLayout
 
 
 def _read(path: str) -> pa.Table:
-    import pyarrow.compute  # noqa: F401  (registers the kernels filter() uses)
     import pyarrow.ipc as ipc
 
     try:
