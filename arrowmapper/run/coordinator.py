@@ -3,7 +3,7 @@
 Data flow::
 
     Plan(chunks) ──> Coordinator ──ChunkTask──> pipe ──> worker process (spawn, long-lived)
-                        │  ▲                              connectorx arrow_stream
+                        │  ▲                              Source.read_chunk (Arrow batches)
                         │  └──────ChunkResult── pipe ◄──  Polars transform per batch
                         │                                  conform to target types
                         │                                  ADBC ingest + ledger row, ONE txn

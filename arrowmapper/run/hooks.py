@@ -1,7 +1,7 @@
 """What the coordinator reaches outside itself, gathered in :class:`Hooks` so a test can
 replace each part: the clock, sleeping, the ledger read after a worker's death, splitting a
-chunk, exporting a snapshot, and making the executor. The defaults are the real ones (they
-import the drivers lazily: only when first used)."""
+chunk and exporting a snapshot (both asked of the job's ``Source``), and making the executor.
+The defaults are the real ones (they import the drivers lazily: only when first used)."""
 
 from __future__ import annotations
 
@@ -34,16 +34,17 @@ def _open_ledger(spec: JobSpec) -> Ledger:
 
 
 def _plan_split(source: Endpoint, plan: Plan, chunk: Chunk, first: int) -> Any:
-    from ..sources import plan_split
+    from ..sources import open_source
 
-    return plan_split(source, plan, chunk, first)
+    with open_source(source) as src:
+        return src.split(plan, chunk, first)
 
 
 def _export_snapshot(source: Endpoint) -> tuple[Any, str]:
-    from ..sources import export_snapshot
+    from ..sources import open_source
 
-    conn, snapshot_id = export_snapshot(source)
-    return conn, snapshot_id
+    with open_source(source) as src:  # the connection returned outlives the Source object
+        return src.export_snapshot()
 
 
 def _make_executor(spec: JobSpec, n: int) -> Executor:

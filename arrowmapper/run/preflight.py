@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from ..config import Endpoint, RetryConfig
 from ..errors import ArrowMapperError, ConfigError, TargetError, error_info, redact
-from ..plan import Plan, build_plan
-from ..sources import SourceLayout, SourceProbe, source_dialect
+from ..plan import ChunkRenderer, Plan, build_plan
+from ..sources import SourceFacts, SourceLayout, source_dialect
 from ..sql import derived_name
 from ..targets import conform, narrowing, sql_type_name, storage_schema, target_layout
 from ..transform import Transformer, TransformSpec
@@ -50,24 +50,26 @@ def retrying(step: Callable[[], _T], what: str, retry: RetryConfig | None) -> _T
 
 
 def plan_for(
-    probe: SourceProbe,
+    probe: SourceFacts,
     query: str,
     strategy: str,
     key: str | None,
     chunk_size: int,
     workers: int,
     retry: RetryConfig | None = None,
+    render: ChunkRenderer | None = None,
 ) -> Plan:
-    """The chunk plan (transient failures retried, see :func:`_retrying`)."""
+    """The chunk plan (transient failures retried, see :func:`_retrying`); its ranges written
+    by ``render``, the source's :attr:`~arrowmapper.sources.Source.render` (None: SQL's)."""
 
     def plan() -> Plan:
         probe.schema()  # bad SQL fails here, before anything else
-        return build_plan(probe, query, strategy, key, chunk_size, workers)
+        return build_plan(probe, query, strategy, key, chunk_size, workers, render=render)
 
     return retrying(plan, "planning", retry)
 
 
-def output_schema(probe: SourceProbe, spec: TransformSpec) -> tuple[pa.Schema, pa.Table, pa.Schema]:
+def output_schema(probe: SourceFacts, spec: TransformSpec) -> tuple[pa.Schema, pa.Table, pa.Schema]:
     """Run the transform on a sample of the source: the schema the target table needs, the
     transformed sample, and the schema the transform was given."""
     sample = probe.sample()

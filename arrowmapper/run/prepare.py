@@ -21,7 +21,7 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
-from ..sources import SourceProbe, describe_source, source_dialect
+from ..sources import open_source, source_dialect, source_endpoint
 from ..sql import check_query, quote_ident
 from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
 from ..transform import normalize
@@ -169,7 +169,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
 def check_endpoints(c: JobConfig) -> tuple[Endpoint, Endpoint]:
     """The job's source and target parsed, and what depends on their dialects checked (the
     query, the table and schema names, snapshot, ...); no database is contacted."""
-    src, dst = parse_uri(c.source, "source"), parse_uri(c.target, "target")
+    src, dst = source_endpoint(c.source), parse_uri(c.target, "target")
     _check_target(c, src, dst)
     return src, dst
 
@@ -185,9 +185,10 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
     ref = table_ref(dst, c.schema, c.table)
-    layout = describe_source(src, c.query)
+    source = open_source(src)  # describing holds nothing open; the probe may: closed below
+    layout = source.describe(c.query)
     notes.extend(layout.notes)
-    probe = SourceProbe(src, c.query, layout)
+    probe = source.probe(c.query, layout)
     load_ref = (
         TableRef(ref.schema, stage_name(c.table, job_id, dst.dialect), ref.dialect)
         if rules.staged
@@ -219,7 +220,9 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
             if record.finished_at is not None:
                 return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
         else:
-            plan = plan_for(probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry)
+            plan = plan_for(
+                probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
+            )
         exists = tgt.table_exists()
         if c.verify and exists and tgt.untracked():
             raise ConfigError(
@@ -306,6 +309,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         raise
     finally:
         tgt.close()
+        source.close()
     use_snapshot = snapshot_for(c.snapshot, src, plan, notes)  # may add a note
     spec = JobSpec(
         job_id=job_id,

@@ -11,7 +11,7 @@ from ..config import Endpoint, JobConfig
 from ..errors import ConfigError
 from ..identity import differences
 from ..plan import Plan
-from ..sources import SourceProbe
+from ..sources import SourceFacts
 from ..targets import JobRecord, TableRef, Target
 from ..transform import TransformSpec
 from .spec import JobSpec
@@ -20,7 +20,7 @@ log = logging.getLogger("arrowmapper")
 
 
 def resumable_plan(
-    c: JobConfig, job_id: str, record: JobRecord, now_fp: dict[str, str], probe: SourceProbe
+    c: JobConfig, job_id: str, record: JobRecord, now_fp: dict[str, str], probe: SourceFacts
 ) -> Plan:
     """The stored plan of a job being resumed, once it is the same job."""
     # key and strategy only shape the plan, which a resume takes from the ledger: left

@@ -1,9 +1,9 @@
 """The worker side of the process boundary: one task in, one :class:`ChunkResult` out.
 
-:func:`run_chunk` reads a chunk from the source with connectorx (an Arrow stream, so memory
-depends on the batch size, not the chunk), transforms each batch with Polars, casts it to the
-target's exact types and ingests it with ADBC -- the chunk's rows and its ledger row in one
-target transaction. It never raises: every failure comes back as a classified ChunkResult.
+:func:`run_chunk` reads a chunk through the job's :class:`~arrowmapper.sources.Source` (an
+Arrow stream -- connectorx for SQL -- so memory depends on the batch size, not the chunk),
+transforms each batch with Polars, casts it to the target's exact types and ingests it with
+ADBC -- the chunk's rows and its ledger row in one target transaction. It never raises: every failure comes back as a classified ChunkResult.
 
 :func:`worker_main` is the loop of a long-lived worker process; it keeps the target connection
 between chunks and exits when the parent closes its pipe or dies.
@@ -27,7 +27,7 @@ import pyarrow as pa
 from ..config import Endpoint
 from ..errors import error_record, printable
 from ..plan import Chunk
-from ..sources import SourceLayout
+from ..sources import ReadOptions, Source, SourceLayout, open_source
 from ..targets import TableRef, Target, WriteLayout, conform, open_target
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
@@ -95,7 +95,7 @@ class ChunkTask:
 _TARGETS: dict[tuple[str, TableRef, int], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
-_SNAPSHOT_READERS: dict[str, Any] = {}
+_SOURCES: dict[tuple[str, int], Source] = {}
 
 
 def _target(task: ChunkTask) -> Target:
@@ -142,31 +142,32 @@ def _board(task: ChunkTask) -> Any:
     return _BOARDS[task.board_name]
 
 
-def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
-    from ..sources import read_arrow
+def _source(task: ChunkTask) -> Source:
+    # per thread, like the targets: a source may hold a connection (a snapshot's reader)
+    key = (task.source.uri, threading.get_ident())
+    if key not in _SOURCES:
+        _SOURCES[key] = open_source(task.source)
+    return _SOURCES[key]
 
+
+def _drop_source(task: ChunkTask) -> None:
+    source = _SOURCES.pop((task.source.uri, threading.get_ident()), None)
+    if source is not None:
+        source.close()
+
+
+def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
+    """The chunk's rows read through the job's :class:`~arrowmapper.sources.Source`, each
+    batch transformed and conformed to the target's schema; ``read[0]`` counts rows read."""
     transformer = _TRANSFORMERS.get(task.transform)
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
-    layout = task.layout
-    sql = layout.wrap(task.chunk.sql) if layout is not None else task.chunk.sql
-    if task.snapshot:
-        from ..sources import SnapshotReader
-
-        skey = f"{task.source.uri}#{threading.get_ident()}"
-        snap = _SNAPSHOT_READERS.get(skey)
-        if snap is None:
-            snap = _SNAPSHOT_READERS[skey] = SnapshotReader(task.source)
-        reader = snap.read(sql, task.snapshot, task.statement_timeout)
-    else:
-        reader = read_arrow(task.source, sql, task.batch_size, task.statement_timeout)
+    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout)
     dialect = task.table.dialect
-    # a guard's refusal (infinity, 24:00, ...) becomes the terminal error it stands for
-    for batch in layout.stream(reader) if layout is not None else reader:
+    # a guard's refusal (infinity, 24:00, ...) is raised by the source as the terminal error
+    for batch in _source(task).read_chunk(task.chunk, task.layout, how):
         read[0] += batch.num_rows
-        if layout is not None:
-            batch = layout.decode(batch)
         if board is not None:
             board.add(cid, "rows_read", batch.num_rows)
         for out in transformer.batches(batch):
@@ -223,9 +224,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         error = error_record(exc)
         if error.transient:
             _drop_target(task)  # the connection may be dead: reconnect on the next chunk
-            snap = _SNAPSHOT_READERS.pop(f"{task.source.uri}#{threading.get_ident()}", None)
-            if snap is not None:
-                snap.close()
+            _drop_source(task)
         if os.environ.get("ARROWMAPPER_DEBUG"):
             traceback.print_exception(printable(exc))
         if board is not None:
@@ -281,16 +280,16 @@ def _serve(conn: Any) -> None:
 
 
 def release_worker_state() -> None:
-    """Close this process's cached target connections and progress-board handles."""
+    """Close this process's cached sources, target connections and progress-board handles."""
     for target in _TARGETS.values():
         target.close()
     for board in _BOARDS.values():
         board.close()
-    for snap in _SNAPSHOT_READERS.values():
-        snap.close()
+    for source in _SOURCES.values():
+        source.close()
     _TARGETS.clear()
     _BOARDS.clear()
-    _SNAPSHOT_READERS.clear()
+    _SOURCES.clear()
 
 
 __all__ = ["ChunkState", "ChunkTask", "run_chunk", "worker_main"]

@@ -7,19 +7,26 @@ reader-neutral ranges in its own terms (:attr:`Source.render`, a
 (:meth:`Source.read_chunk`) and, when a chunk is too big, cuts it in two (:meth:`Source.split`).
 ``sql.SqlSource`` (connectorx; ADBC for snapshots) is the first; ``open_source`` picks one from
 the registration table in ``arrowmapper.sources``.
+
+The run/ package knows sources only through this protocol. A new source may subclass
+:class:`Source` explicitly to inherit the defaults of the optional parts (no split, no
+snapshot, nothing to close).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from ..errors import SourceError
+from ..plan import Probe
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..config import Endpoint
-    from ..plan import Chunk, ChunkRenderer, Plan, Probe
+    from ..plan import Chunk, ChunkRenderer, Plan
     from .layout import SourceLayout
 
 
@@ -37,6 +44,24 @@ class ReadOptions:
 READ = ReadOptions()
 
 
+class SourceFacts(Probe, Protocol):
+    """What :meth:`Source.probe` answers: the planner's :class:`~arrowmapper.plan.Probe` plus
+    the query's Arrow schema and a sample of its rows (the preflight runs the transform on it)."""
+
+    def schema(self) -> pa.Schema:
+        """The query's Arrow schema, as the chunks will be read (no rows read)."""
+        ...
+
+    def sample(self, rows: int = 1000) -> pa.Table:
+        """The query's first ``rows`` rows, read as the chunks will be."""
+        ...
+
+    def duplicated(self, keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """One value of ``keys`` the query returns more than once (with its count, ``_am_n``),
+        or None: mode='merge' refuses a key that is not unique."""
+        ...
+
+
 class Source(Protocol):
     """One source endpoint; a context manager (``close`` is idempotent)."""
 
@@ -52,7 +77,7 @@ class Source(Protocol):
         """The query's columns, their declared types and how each is read."""
         ...
 
-    def probe(self, query: str, layout: SourceLayout | None = None) -> Probe:
+    def probe(self, query: str, layout: SourceLayout | None = None) -> SourceFacts:
         """The facts the planner asks for (counts, min/max, quantiles, physical ranges)."""
         ...
 
@@ -63,11 +88,21 @@ class Source(Protocol):
         ...
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
-        """Two chunks that together hold exactly ``chunk``'s rows, or None."""
-        ...
+        """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this
+        source cannot cut a chunk, so one too big for memory fails as it is)."""
+        return None
 
-    def close(self) -> None: ...
+    def export_snapshot(self) -> tuple[Any, str]:
+        """Open a transaction whose snapshot every chunk's read joins: (its connection, kept
+        open while the job runs; the snapshot id for :attr:`ReadOptions.snapshot`). The
+        default refuses: this source has no snapshots."""
+        raise SourceError(f"snapshot=True needs a PostgreSQL source, not {self.dialect}")
 
-    def __enter__(self) -> Self: ...
+    def close(self) -> None:
+        """Release what the source holds open (idempotent); the default holds nothing."""
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

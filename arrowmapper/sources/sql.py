@@ -23,7 +23,7 @@ from .layout import SourceLayout
 from .probe import SourceProbe
 from .reader import read_arrow, rows_of
 from .render import SqlRender, render_literal, source_sql, split_by, split_offset
-from .snapshot import SnapshotReader
+from .snapshot import SnapshotReader, export_snapshot
 from .sqltypes import describe_source
 
 
@@ -112,6 +112,11 @@ class SqlSource:
             return split_offset(plan, chunk, first_id, d)
         return None
 
+    def export_snapshot(self) -> tuple[Any, str]:
+        """A REPEATABLE READ transaction's exported snapshot (PostgreSQL; see
+        :func:`~arrowmapper.sources.snapshot.export_snapshot`)."""
+        return export_snapshot(self.endpoint)
+
     def close(self) -> None:
         """Close the snapshot reader's connection, if one was opened (idempotent)."""
         if self._snapshot is not None:
@@ -126,6 +131,7 @@ class SqlSource:
 
 
 def plan_split(endpoint: Endpoint, plan: Any, chunk: Any, first_id: int) -> Any:
-    """:meth:`SqlSource.split` for a source named by its endpoint (the coordinator's call)."""
+    """:meth:`SqlSource.split` for a source named by its endpoint (the old spelling; the run/
+    package calls ``open_source(endpoint).split``)."""
     with SqlSource(endpoint) as source:
         return source.split(plan, chunk, first_id)
