@@ -34,7 +34,7 @@ from .run.prepare import (
 )
 from .run.prepare import stage_name as stage_name
 from .run.report import JobResult
-from .sources import SourceProbe, describe_source
+from .sources import open_source, source_endpoint
 from .targets import open_target, storage_schema
 from .transform import TransformLike, normalize
 
@@ -54,12 +54,12 @@ def plan_query(
     >>> print(plan.describe())                                             # doctest: +SKIP
     """
     c = JobConfig.build({k: v for k, v in locals().items() if k in OPTIONS})
-    src = parse_uri(source, "source")
+    src = source_endpoint(source)
     check_source_query(query, src)
     check_reachable(src, "source")
-    layout = describe_source(src, query)
-    probe = SourceProbe(src, query, layout)
-    return plan_for(probe, query, c.strategy, c.key, c.chunk_size, c.workers)
+    with open_source(src) as reader:
+        probe = reader.probe(query, reader.describe(query))
+        return plan_for(probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render)
 
 
 def prepare(source: str, query: str, target: str, table: str, **options: Any) -> Prepared:
@@ -196,12 +196,12 @@ def describe_columns(
     per column, the source type, the read path (as is, or exact text parsed into a decimal),
     the Arrow type the transform produces, the target type and the write path (as is, an
     Arrow cast, an extension type, or a cast the server applies)."""
-    src = parse_uri(source, "source")
+    src = source_endpoint(source)
     check_source_query(query, src)
     check_reachable(src, "source")
-    layout = describe_source(src, query)
-    probe = SourceProbe(src, query, layout)
-    out_schema, _, read_schema = output_schema(probe, normalize(transform))
+    with open_source(src) as reader:
+        layout = reader.describe(query)
+        out_schema, _, read_schema = output_schema(reader.probe(query, layout), normalize(transform))
 
     def read_note(name: str) -> tuple[str, list[str]]:
         col = layout.column(name)

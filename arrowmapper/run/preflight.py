@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..config import Endpoint, RetryConfig
 from ..errors import ArrowMapperError, ConfigError, TargetError, error_info, redact
 from ..plan import ChunkRenderer, Plan, build_plan
-from ..sources import SourceFacts, SourceLayout, source_dialect
+from ..sources import SourceFacts, SourceLayout, open_source
 from ..sql import derived_name
 from ..targets import conform, narrowing, sql_type_name, storage_schema, target_layout
 from ..transform import Transformer, TransformSpec
@@ -260,7 +260,7 @@ def snapshot_for(asked: bool | None, src: Endpoint, plan: Plan, notes: list[str]
     or an INSERT that shifts the pages, would otherwise be read twice or missed."""
     if asked is not None:
         return asked
-    if not source_dialect(src.dialect).snapshots or plan.strategy not in ("ctid", "offset"):
+    if not open_source(src).snapshots or plan.strategy not in ("ctid", "offset"):
         return False
     if len(plan.chunks) < 2:
         return False

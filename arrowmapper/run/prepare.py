@@ -21,9 +21,18 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
-from ..sources import open_source, source_dialect, source_endpoint
+from ..sources import open_source, source_endpoint
 from ..sql import check_query, quote_ident
-from ..targets import JobRecord, TableRef, Target, check_job_id, open_target, storage_schema
+from ..targets import (
+    Dialect,
+    JobRecord,
+    TableRef,
+    Target,
+    check_job_id,
+    dialect_of,
+    open_target,
+    storage_schema,
+)
 from ..transform import normalize
 from .capacity import fit_workers
 from .preflight import (
@@ -47,8 +56,6 @@ __all__ = [
     "MODE_RULES",
     "ModeRules",
     "Prepared",
-    "TARGET_RULES",
-    "TargetRules",
     "check_endpoints",
     "check_source_query",
     "output_schema",
@@ -81,28 +88,10 @@ MODE_RULES: dict[str, ModeRules] = {
 }
 
 
-@dataclass(frozen=True)
-class TargetRules:
-    """What a target's dialect allows, as far as preparing a job goes."""
-
-    schemas: bool  # tables live in schemas (SQLite has one, "main": no schema= there)
-    verify_merge: bool  # verify=True can check a merge (SQLite's upserted rows keep old rowids)
-
-
-TARGET_RULES: dict[str, TargetRules] = {
-    "postgresql": TargetRules(schemas=True, verify_merge=True),
-    "sqlite": TargetRules(schemas=False, verify_merge=False),
-}
-
-
-def target_rules(dst: Endpoint) -> TargetRules:
-    """The rules of ``dst``'s dialect; ConfigError for a target arrowmapper cannot write."""
-    rules = TARGET_RULES.get(dst.dialect)
-    if rules is None:
-        raise ConfigError(
-            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
-        )
-    return rules
+def target_rules(dst: Endpoint) -> Dialect:
+    """The row of ``dst``'s dialect in the targets' table (:data:`~arrowmapper.targets.DIALECTS`);
+    a ConfigError naming the supported targets for one arrowmapper cannot write."""
+    return dialect_of(dst.dialect)
 
 
 def table_ref(dst: Endpoint, schema: str | None, table: str) -> TableRef:
@@ -151,7 +140,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
         from .executors import check_scheduler
 
         check_scheduler(c.cluster)  # before any table is touched
-    if c.snapshot and not source_dialect(src.dialect).snapshots:
+    if c.snapshot and not open_source(src).snapshots:
         raise ConfigError(
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
             f"the source is {src.dialect}"

@@ -67,6 +67,8 @@ class Source(Protocol):
 
     endpoint: Endpoint
     dialect: str
+    #: every chunk can read one exported snapshot (:meth:`export_snapshot`)
+    snapshots: bool = False
 
     @property
     def render(self) -> ChunkRenderer:

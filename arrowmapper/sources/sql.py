@@ -19,6 +19,7 @@ from ..config import Endpoint
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
+from .dialects import source_dialect
 from .layout import SourceLayout
 from .probe import SourceProbe
 from .reader import read_arrow, rows_of
@@ -39,6 +40,7 @@ class SqlSource:
         self.endpoint = endpoint
         self.dialect: str = endpoint.dialect
         self.render = SqlRender(self.dialect)
+        self.snapshots = source_dialect(self.dialect).snapshots
         self._snapshot: SnapshotReader | None = None
 
     def describe(self, query: str) -> SourceLayout:

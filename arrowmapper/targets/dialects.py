@@ -66,6 +66,8 @@ class Dialect:
     #: the server hashes the rows each chunk committed (its rows grouped by the writing
     #: transaction): ``verify``'s server checksums can read this target
     hashes_rows: bool
+    #: verify=True can check a merge (SQLite's upserted rows keep their old rowids: it cannot)
+    verify_merge: bool
     # -- SQL
     server_casts: bool  # staged columns are cast by the server (col::type) and read back as text
     timestamp_column: str  # the ledger's committed_at / the jobs' created_at
@@ -117,6 +119,7 @@ POSTGRESQL = Dialect(
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
     keeps_source_types=True,
     hashes_rows=True,
+    verify_merge=True,
 )
 
 SQLITE = Dialect(
@@ -144,6 +147,7 @@ SQLITE = Dialect(
     swapped_locator="'rowid:1:9223372036854775807'",
     keeps_source_types=False,  # affinities again: the table ADBC creates is the table
     hashes_rows=False,
+    verify_merge=False,
 )
 
 #: Every target system, by its Endpoint dialect.
