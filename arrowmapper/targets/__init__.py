@@ -20,6 +20,7 @@ from .postgresql import PostgresTarget
 from .session import check_job_id
 from .sqlite import SqliteTarget
 from .typemap import (
+    CatalogColumn,
     TargetColumn,
     WriteLayout,
     conform,
@@ -50,6 +51,7 @@ def open_target(endpoint: Endpoint, ref: TableRef, conn: Any = None) -> Target:
 
 
 __all__ = [
+    "CatalogColumn",
     "DIALECTS",
     "JOBS",
     "LEDGER",

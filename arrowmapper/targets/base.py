@@ -25,7 +25,7 @@ from .chunks import ChunkStore
 from .dialects import TableRef
 from .ledger import JOBS, LEDGER
 from .session import lit
-from .typemap import storage_schema
+from .typemap import CatalogColumn, storage_schema
 
 
 class Target(ChunkStore):
@@ -61,7 +61,7 @@ class Target(ChunkStore):
         """Whether a named type (an enum, a domain, ...) exists in the target."""
         return False
 
-    def pg_columns(self) -> list[tuple[str, ...]]:
+    def pg_columns(self) -> list[CatalogColumn]:
         """The target's columns with their exact types (PostgreSQL's catalog)."""
         raise TargetError(f"a {self.dialect.label} target has no PostgreSQL catalog")
 

@@ -15,6 +15,7 @@ from ..sources import pg_columns_sql
 from .base import Target
 from .dialects import POSTGRESQL, TableRef
 from .session import lit
+from .typemap import CatalogColumn
 
 
 class PostgresTarget(Target):
@@ -65,10 +66,10 @@ class PostgresTarget(Target):
             return False
         return bool(rows and rows[0][0])
 
-    def pg_columns(self) -> list[tuple[str, ...]]:
+    def pg_columns(self) -> list[CatalogColumn]:
         """The target's columns with their exact types (see :func:`pg_columns_sql`)."""
         rows = self._read(pg_columns_sql(f"to_regclass({lit(self.ref.qualified())})"))
-        return [tuple(str(v) for v in row) for row in rows]
+        return [CatalogColumn(*(str(v) for v in row)) for row in rows]
 
     def required_columns(self) -> list[str]:
         """Columns a row must be given a value for: NOT NULL, no default, not an identity or

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -263,10 +264,22 @@ class WriteLayout:
 _STRINGISH = ("S", "E")  # PostgreSQL type categories a string is COPYed into as is
 
 
+class CatalogColumn(NamedTuple):
+    """One column of a PostgreSQL table as its catalog describes it (``pg_columns_sql``)."""
+
+    name: str
+    sql_type: str  # format_type of the column
+    base: str  # a domain's underlying type (the column's own type otherwise)
+    typname: str  # the base type's name
+    typtype: str  # the base type's kind (b base, e enum, r range, ...)
+    category: str  # the base type's typcategory
+    own_kind: str  # the column type's own typtype (d: a domain)
+
+
 def target_layout(
     dialect: str,
     adbc_schema: pa.Schema,
-    pg_columns: list[tuple[str, ...]] | None,
+    pg_columns: list[CatalogColumn] | None,
     out_schema: pa.Schema,
     storage: pa.Schema,
 ) -> WriteLayout:
