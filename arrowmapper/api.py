@@ -10,6 +10,7 @@ target's column types -- and only then is the table created and the first chunk 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +63,20 @@ def plan_query(
         return plan_for(probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render)
 
 
-def prepare(source: str, query: str, target: str, table: str, **options: Any) -> Prepared:
-    """Prepare a job without running it (the options of :func:`map_query` but ``progress``):
+def prepare(
+    source: str,
+    query: str,
+    target: str,
+    table: str,
+    params: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Prepared:
+    """Prepare a job without running it (the options of :func:`map_query` but ``progress``;
+    ``params``: the old executor's job parameters, ranked below the options):
     :func:`~arrowmapper.run.prepare.prepare_job` of their JobConfig."""
     refuse_unknown(options, "prepare", api_options())
     args = dict(source=source, query=query, target=target, table=table, **options)
-    return prepare_job(JobConfig.build(args))
+    return prepare_job(JobConfig.build(args, params))
 
 
 @boundary("map_query")

@@ -289,7 +289,7 @@ def _plan(args: argparse.Namespace) -> int:
     columns = api.describe_columns(
         source,
         args.query,
-        args.target,
+        args.target or os.environ.get("ARROWMAPPER_TARGET") or None,
         args.table,
         schema=args.schema,
         transform=args.transform or args.transform_sql,

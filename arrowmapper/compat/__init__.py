@@ -33,11 +33,14 @@ from ..config import (
     Settings,
     check_reachable,
     parse_uri,
+    settings_of,
 )
-from ..errors import PASS_THROUGH, ConfigError, at_boundary, printable
+from ..errors import PASS_THROUGH, ArrowMapperError, ConfigError, at_boundary, printable
 from ..plan import bare_table
 from ..run.finish import ProgressArg, run_prepared
 from ..run.prepare import check_endpoints, prepare_job, target_rules
+from ..run.progress import ProgressSnapshot
+from ..run.report import ChunkResult, JobResult
 from ..sources import SourceProbe, source_dialect
 from .connections import connection_uri
 from .jobs import MapperJob, QueryJob, called_as, method_called_as
@@ -55,11 +58,16 @@ log = logging.getLogger("arrowmapper")
 
 
 __all__ = [
+    "ArrowMapperError",
     "ChunkConfig",
+    "ChunkResult",
     "ChunkingStrategy",
     "ParallelProcessingResult",
     "ParallelProcessor",
+    "ProgressSnapshot",
     "ProgressTracker",
+    "JobResult",
+    "RetryConfig",
     "RetryHandler",
     "connection_uri",
     "create_progress_callback",
@@ -128,22 +136,22 @@ class ParallelProcessor:
         cc = self.chunk_config
         params = dict(params or {})
         for layer in (params, arguments):
+            for name in ("strategy", "key"):  # the old executor read "" as "not given"
+                if layer.get(name) == "":
+                    layer[name] = None
             if layer.get("strategy") is not None:
                 layer["strategy"] = _strategy_name(layer["strategy"], dialect)
         defaults = {
             "min_rows_for_parallel": DEFAULT_MIN_ROWS_FOR_PARALLEL,
             "strategy": _strategy_name(cc.strategy, dialect) if cc and cc.strategy else None,
-            "key": cc.key_column if cc else None,
+            "key": (cc.key_column or None) if cc else None,
         }
         own = {"workers": self.max_workers, "chunk_size": self.chunk_size}
         return JobConfig.build({**own, **arguments}, params, defaults=defaults)
 
     def settings(self, params: Mapping[str, Any] | None = None) -> Settings:
         """Sizing after precedence: arguments > params > MAPPER_* env > defaults."""
-        c = self.config(params)
-        return Settings(
-            c.workers, c.chunk_size, c.parallel_enabled, c.min_rows_for_parallel, c.batch_size
-        )
+        return settings_of(self.config(params))
 
     @method_called_as(MapperJob)
     def process_mapper_job(self, job: MapperJob) -> ParallelProcessingResult:

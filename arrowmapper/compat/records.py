@@ -28,7 +28,16 @@ class ChunkingStrategy(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, init=False)
+class _UnsaidSize(int):
+    """The chunk size of a ChunkConfig that says none: 50,000, ranked as a default."""
+
+    __slots__ = ()
+
+
+_UNSAID_SIZE = _UnsaidSize(DEFAULT_CHUNK_SIZE)
+
+
+@dataclass(frozen=True)
 class ChunkConfig:
     """How to chunk: size, strategy and key column (``strategy=None`` lets ``auto`` choose).
 
@@ -36,22 +45,18 @@ class ChunkConfig:
     ``MAPPER_CHUNK_SIZE`` outrank it; one that is said outranks them (it is an argument).
     """
 
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int = _UNSAID_SIZE
     strategy: ChunkingStrategy | str | None = None
     key_column: str | None = None
-    chunk_size_given: bool = field(default=False, repr=False, compare=False)
 
-    def __init__(
-        self,
-        chunk_size: int | None = None,
-        strategy: ChunkingStrategy | str | None = None,
-        key_column: str | None = None,
-    ) -> None:
-        given = chunk_size is not None
-        object.__setattr__(self, "chunk_size", chunk_size if given else DEFAULT_CHUNK_SIZE)
-        object.__setattr__(self, "strategy", strategy)
-        object.__setattr__(self, "key_column", key_column)
-        object.__setattr__(self, "chunk_size_given", given)
+    def __post_init__(self) -> None:
+        if self.chunk_size is None:  # the old executor's callers pass None for "unsaid"
+            object.__setattr__(self, "chunk_size", _UNSAID_SIZE)
+
+    @property
+    def chunk_size_given(self) -> bool:
+        """Whether ``chunk_size`` was said (it then outranks params and MAPPER_CHUNK_SIZE)."""
+        return not isinstance(self.chunk_size, _UnsaidSize)
 
 
 class RetryHandler:

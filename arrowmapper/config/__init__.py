@@ -50,6 +50,7 @@ from .job import (
     parse_bool,
     refuse_unknown,
     resolve_settings,
+    settings_of,
     usable_cpus,
 )
 from .jobfile import load_job_file
@@ -89,6 +90,7 @@ __all__ = [
     "quote_ident",
     "refuse_unknown",
     "resolve_settings",
+    "settings_of",
     "scheme_dialect",
     "uri_rules",
     "usable_cpus",

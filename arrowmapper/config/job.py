@@ -390,7 +390,11 @@ def resolve_settings(
     defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The sizing options of :meth:`JobConfig.build` (same layers, same checks)."""
-    c = JobConfig.build(explicit, params, env, defaults)
+    return settings_of(JobConfig.build(explicit, params, env, defaults))
+
+
+def settings_of(c: JobConfig) -> Settings:
+    """A JobConfig's sizing options, with the layer each came from."""
     names = ("workers", "chunk_size", "parallel_enabled", "min_rows_for_parallel", "batch_size")
     return Settings(
         c.workers,

@@ -24,6 +24,7 @@ from ..identity import job_fingerprint
 from ..sources import open_source, source_endpoint
 from ..sql import check_query, quote_ident
 from ..targets import (
+    DIALECTS,
     Dialect,
     JobRecord,
     TableRef,
@@ -91,6 +92,10 @@ MODE_RULES: dict[str, ModeRules] = {
 def target_rules(dst: Endpoint) -> Dialect:
     """The row of ``dst``'s dialect in the targets' table (:data:`~arrowmapper.targets.DIALECTS`);
     a ConfigError naming the supported targets for one arrowmapper cannot write."""
+    if dst.dialect not in DIALECTS:
+        raise ConfigError(
+            f"target {dst.redacted}: only postgresql:// and sqlite:/// targets are supported"
+        )
     return dialect_of(dst.dialect)
 
 
