@@ -849,11 +849,14 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(pg: PG, to: str) -> None:
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # wait until a chunk is in flight
+            # the job is claimed (prepare committed the ledger and the jobs row: under load its
+            # own session can be seen idle in transaction before that) and a session holds a
+            # chunk's transaction open
             busy = pg.scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                "AND state = 'idle in transaction'",
-                (app,),
-            )
+                "AND state = 'idle in transaction' AND to_regclass(%s) IS NOT NULL",
+                (app, pg.t("arrowmapper_jobs")),
+            ) and pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_jobs')}")
             if busy or proc.poll() is not None:
                 break
             time.sleep(0.2)
