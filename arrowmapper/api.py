@@ -41,8 +41,8 @@ from .transform import TransformLike, normalize
 
 
 def plan_query(
-    source: str,
-    query: str,
+    source: Any,
+    query: str | None = None,
     *,
     strategy: str = "auto",
     key: str | None = None,
@@ -56,16 +56,19 @@ def plan_query(
     """
     c = JobConfig.build({k: v for k, v in locals().items() if k in OPTIONS})
     src = source_endpoint(source)
-    check_source_query(query, src)
+    query = check_source_query(query, src)
     check_reachable(src, "source")
     with open_source(src) as reader:
         probe = reader.probe(query, reader.describe(query))
+        own = reader.plan(query, c.strategy, c.key, c.chunk_size, c.workers)
+        if own is not None:
+            return own
         return plan_for(probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render)
 
 
 def prepare(
-    source: str,
-    query: str,
+    source: Any,
+    query: str | None,
     target: str,
     table: str,
     params: Mapping[str, Any] | None = None,
@@ -81,8 +84,8 @@ def prepare(
 
 @boundary("map_query")
 def map_query(
-    source: str,
-    query: str,
+    source: Any,
+    query: str | None,
     target: str,
     table: str,
     *,
@@ -193,8 +196,8 @@ class ColumnMapping:
 
 @boundary("describe_columns")
 def describe_columns(
-    source: str,
-    query: str,
+    source: Any,
+    query: str | None,
     target: str | None = None,
     table: str | None = None,
     *,
@@ -206,7 +209,7 @@ def describe_columns(
     the Arrow type the transform produces, the target type and the write path (as is, an
     Arrow cast, an extension type, or a cast the server applies)."""
     src = source_endpoint(source)
-    check_source_query(query, src)
+    query = check_source_query(query, src)
     check_reachable(src, "source")
     with open_source(src) as reader:
         layout = reader.describe(query)

@@ -20,7 +20,7 @@ from ..errors import (
     userinfo_end,
 )
 
-Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "other"]
+Dialect = Literal["postgresql", "sqlite", "mysql", "mssql", "oracle", "file", "other"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class UriRules:
     #: the server is logged into once (ADBC) before a job: a wrong login is said at once,
     #: and its free connections are counted (the workers are fitted to them)
     adbc_login: bool = False
+    #: the job's query is SQL the source's server runs (checked with its rules before any
+    #: connection); False for files, whose optional query is Polars SQL checked on describe
+    sql: bool = True
 
     @property
     def file(self) -> bool:
@@ -55,6 +58,7 @@ URI_RULES: dict[str, UriRules] = {
     "mssql": UriRules("mssql", 1433),
     "oracle": UriRules("oracle", 1521),
     "sqlite": UriRules(None),
+    "file": UriRules("file", sql=False),
     "other": UriRules("other"),
 }
 

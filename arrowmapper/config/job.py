@@ -24,7 +24,9 @@ from typing import Any, Literal, get_args
 from ..errors import ConfigError, redact
 from .retry import RetryConfig
 
-Strategy = Literal["auto", "offset", "key", "quantile", "ctid", "rowid", "none"]
+Strategy = Literal[
+    "auto", "offset", "key", "quantile", "ctid", "rowid", "none", "rowgroup", "byterange", "file"
+]
 Mode = Literal["append", "create", "replace", "merge", "truncate"]
 Executor = Literal["local", "dask"]
 Swap = Literal["truncate", "delete"]
@@ -101,7 +103,9 @@ class JobConfig:
     """
 
     source: str = _opt("", "source URI (default: $ARROWMAPPER_SOURCE)")
-    query: str = _opt("", "SQL query or table name")
+    query: str = _opt(
+        "", "SQL query or table name (files: optional Polars SQL over 'self', default all rows)"
+    )
     target: str = _opt("", "target URI (default: $ARROWMAPPER_TARGET)")
     table: str = _opt("", "target table")
     schema: str | None = _opt(None, "target schema (PostgreSQL)")
@@ -110,7 +114,8 @@ class JobConfig:
     )
     strategy: Strategy = _opt(
         "auto",
-        "auto|offset|key|quantile|ctid|rowid|none (default auto)",
+        "auto|offset|key|quantile|ctid|rowid|none (default auto); files: "
+        "auto|rowgroup|byterange|file|none",
         kind="choice",
         param="strategy",
         choices=STRATEGIES,
@@ -350,6 +355,12 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
         if not isinstance(raw, RetryConfig):
             raise ConfigError(f"{label} must be a RetryConfig, got {type(raw).__name__}")
         return raw
+    if name == "source" and not isinstance(raw, str):
+        from .files import file_spec  # a path object, a list, an upload: the files' URI
+
+        return file_spec(raw).uri
+    if name == "query" and raw is None:
+        return ""
     if name == "key" and (not isinstance(raw, str) or not raw):
         raise ConfigError(f"key must be a column name (a non-empty string) or None, got {raw!r}")
     if name in ("schema", "job_id", "cluster") and not isinstance(raw, str):

@@ -62,6 +62,10 @@ def default_renderer(dialect: str) -> ChunkRenderer:
     return SqlRender(dialect)
 
 
+#: strategies only a file source plans (it plans itself: Source.plan)
+FILE_ONLY: tuple[str, ...] = ("rowgroup", "byterange", "file")
+
+
 def build_plan(
     probe: Probe,
     query: str,
@@ -75,6 +79,11 @@ def build_plan(
     is written by ``render`` (None: the SQL source's rendering for ``probe.dialect``)."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    if strategy in FILE_ONLY:
+        raise PlanError(
+            f"strategy {strategy!r} cuts files (by row group, byte range or file); a database "
+            "query is cut with auto, offset, key, quantile, ctid, rowid or none"
+        )
     out = render if render is not None else default_renderer(probe.dialect)
     reason = "chosen by the caller"
     dialect = probe.dialect

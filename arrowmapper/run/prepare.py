@@ -119,7 +119,14 @@ def new_job_id() -> str:
 
 def check_source_query(query: object, source: Endpoint) -> str:
     """The query, checked against the source's dialect before any connection is made: exactly
-    one statement, balanced parentheses, no placeholders (:func:`arrowmapper.sql.check_query`)."""
+    one statement, balanced parentheses, no placeholders (:func:`arrowmapper.sql.check_query`).
+    A source whose query is not its server's SQL (files) checks it when it describes it."""
+    if not source.rules.sql:
+        if query is None:
+            return ""
+        if not isinstance(query, str):
+            raise ConfigError(f"query must be a string or None, got {type(query).__name__}")
+        return query
     check_query(query, source.dialect)
     assert isinstance(query, str)
     return query
@@ -211,10 +218,11 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         now_fp = job_fingerprint(c, src, load_ref.display, spec_t, columns)
         if record is not None:
             plan = resumable_plan(c, job_id, record, now_fp, probe)
+            source.check_plan(plan)  # a file the plan reads changed: refused, naming it
             if record.finished_at is not None:
                 return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
         else:
-            plan = plan_for(
+            plan = source.plan(c.query, c.strategy, c.key, c.chunk_size, c.workers) or plan_for(
                 probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
             )
         exists = tgt.table_exists()

@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 
 from ..config import Endpoint, parse_uri
+from ..config.files import file_spec, is_file_source
 from ..errors import ConfigError
 from .base import READ, ReadOptions, Source, SourceFacts
 from .dialects import SourceDialect, source_dialect
@@ -51,6 +52,7 @@ SOURCES: dict[str, Callable[[Endpoint], Source]] = {
     "oracle": SqlSource,
     "other": SqlSource,  # any other connectorx URI
     "arrow": _lazy(".arrowfile", "ArrowFileSource"),
+    "file": _lazy(".files", "FileSource"),  # paths, globs, folders, lists, uploads
 }
 
 
@@ -65,7 +67,12 @@ def source_endpoint(uri: object) -> Endpoint:
 
     >>> source_endpoint("arrow:///tmp/orders.arrow").path
     '/tmp/orders.arrow'
+
+    Files (a path, glob, folder, ``file://`` URI, a list of them, an upload) are the file
+    source's, under their canonical ``file://`` URI (:mod:`arrowmapper.config.files`).
     """
+    if is_file_source(uri):
+        return Endpoint(uri=file_spec(uri).uri, dialect="file")
     if isinstance(uri, str) and SOURCES.get(_scheme(uri.strip()), SqlSource) is not SqlSource:
         uri = uri.strip()
         return Endpoint(uri=uri, dialect="other", path=uri.split("://", 1)[1])

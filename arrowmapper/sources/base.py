@@ -89,6 +89,17 @@ class Source(Protocol):
         """The chunk's rows as Arrow record batches, read exactly as ``layout`` says."""
         ...
 
+    def plan(
+        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+    ) -> Plan | None:
+        """The source's own plan, or None (the default: the planner cuts the query into key,
+        page or locator ranges, which :attr:`render` writes). Files plan themselves."""
+        return None
+
+    def check_plan(self, plan: Plan) -> None:
+        """Refuse to resume ``plan`` when what it reads is no longer what it planned (a file
+        changed); the default checks nothing."""
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this
         source cannot cut a chunk, so one too big for memory fails as it is)."""

@@ -71,6 +71,15 @@ class SqlSource:
         for batch in layout.stream(reader):
             yield layout.decode(batch)
 
+    def plan(
+        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+    ) -> Plan | None:
+        """None: the planner cuts a query into ranges (:attr:`render` writes them)."""
+        return None
+
+    def check_plan(self, plan: Plan) -> None:
+        """Nothing to check: a resumed offset plan is checked against the row count."""
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be
         split (one key value, one row, no key). Probes the source for a boundary inside it."""

@@ -1,0 +1,279 @@
+"""Files as a source: Parquet, CSV/TSV, JSON lines and Arrow IPC, from a path, glob, folder,
+list or upload (:class:`~arrowmapper.config.files.FileSpec`), read in parallel chunks with every
+guarantee of a database source (the ledger, retries, resume, verify, transforms, preflight).
+
+The job's ``query`` is optional: empty reads every row; otherwise it is Polars SQL over the
+rows as the table ``self`` (``SELECT a, b FROM self WHERE b > 0``), applied to each batch. A
+query that aggregates, sorts, limits or de-duplicates needs all rows at once: it is planned as
+one chunk, and the plan says why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ...config import Endpoint
+from ...config.files import FileSpec
+from ...errors import ConfigError, PlanError, SourceError
+from ..base import READ, ReadOptions, Source
+from ..layout import SourceColumn, SourceLayout
+from .discover import FileInfo, check_unchanged, discover
+from .plan import FILE_STRATEGIES, Part, plan_files
+from .read import read_part
+from .schema import file_schema, unite
+
+if TYPE_CHECKING:
+    from ...plan import Chunk, Plan, Rendered
+
+__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "whole_query"]
+
+#: the names the rows go by in a query (``FROM self``)
+TABLE_NAMES: tuple[str, ...] = ("self", "data", "files")
+_WHOLE = re.compile(
+    r"\b(GROUP\s+BY|ORDER\s+BY|LIMIT|OFFSET|DISTINCT|HAVING|OVER|UNION|INTERSECT|EXCEPT|JOIN|"
+    r"COUNT|SUM|AVG|MIN|MAX|MEDIAN|STDDEV\w*|VARIANCE|VAR_\w+|FIRST|LAST|ARRAY_AGG|STRING_AGG)\b",
+    re.I,
+)
+_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def whole_query(query: str) -> str | None:
+    """Why ``query`` must see every row at once (it aggregates, sorts, limits, ...), or None
+    when it works row by row (a filter and a projection) and can run on each chunk."""
+    if not query.strip():
+        return None
+    m = _WHOLE.search(_STRINGS.sub("''", query))
+    if m is None:
+        return None
+    return f"uses {m.group(1).upper()}, which needs every row at once"
+
+
+@dataclass(frozen=True)
+class FileLayout(SourceLayout):
+    """A file source's layout: every column with its Arrow type, the one schema every part is
+    read into (``schema``), the query applied to each batch, and the spec's options."""
+
+    schema: pa.Schema | None = None
+    query: str = ""
+
+
+def _apply(query: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
+    import polars as pl
+
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    ctx = pl.SQLContext(frames={name: df for name in TABLE_NAMES}, eager=True)
+    out: Any = ctx.execute(query)
+    return out.to_arrow()
+
+
+class FileFacts:
+    """What the planner and the preflight ask of a file source."""
+
+    dialect = "other"
+
+    def __init__(self, source: FileSource, layout: FileLayout) -> None:
+        self.source = source
+        self.layout = layout
+
+    def schema(self) -> pa.Schema:
+        """The rows' schema after the query."""
+        assert self.layout.schema is not None
+        if not self.layout.query:
+            return self.layout.schema
+        return _apply(self.layout.query, self.layout.schema.empty_table()).schema
+
+    def sample(self, rows: int = 1000) -> pa.Table:
+        """The first ``rows`` rows of the first file(s), after the query."""
+        assert self.layout.schema is not None
+        batches: list[pa.RecordBatch] = []
+        got = 0
+        for info in self.source.files():
+            part = Part(info.identity)
+            part.update(format=info.format, compression=info.compression, tab=info.tab)
+            if info.hive:
+                part["hive"] = [list(kv) for kv in info.hive]
+            for batch in read_part(part, self.source.spec, self.layout.schema, rows):
+                batches.append(batch)
+                got += batch.num_rows
+                if got >= rows:
+                    break
+            if got >= rows:
+                break
+        table = pa.Table.from_batches(batches, schema=self.layout.schema).slice(0, rows)
+        if self.layout.query:
+            table = _apply(self.layout.query, table)
+        return table
+
+    def columns(self) -> dict[str, str]:
+        """Column name -> Arrow type."""
+        return {f.name: str(f.type) for f in self.schema()}
+
+    def count(self) -> int:
+        """The rows the plan estimates (exact for Parquet and Arrow files)."""
+        plan = self.source.plan_chunks(self.layout.query, "auto", None, 50_000)
+        return plan.estimated_rows or 0
+
+    def duplicated(self, keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """One value of ``keys`` more than one row holds (every file is read for it)."""
+        import polars as pl
+
+        seen: list[pl.DataFrame] = []
+        for info in self.source.files():
+            part = Part(info.identity)
+            part.update(format=info.format, compression=info.compression, tab=info.tab)
+            if info.hive:
+                part["hive"] = [list(kv) for kv in info.hive]
+            assert self.layout.schema is not None
+            for batch in read_part(part, self.source.spec, self.layout.schema, 65_536):
+                table = _apply(self.layout.query, batch) if self.layout.query else batch
+                frame = pl.from_arrow(table)
+                assert isinstance(frame, pl.DataFrame)
+                seen.append(frame.select(list(keys)))
+        if not seen:
+            return None
+        counts = pl.concat(seen).group_by(list(keys)).len(name="_am_n").filter(pl.col("_am_n") > 1)
+        if counts.is_empty():
+            return None
+        row: dict[str, Any] = counts.head(1).to_dicts()[0]
+        return row
+
+    def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
+        """Not asked: a file source plans itself."""
+        raise PlanError("a file source is planned by file, row group or byte range")
+
+    def quantiles(self, key: str, n: int) -> list[Any]:
+        """Not asked: a file source plans itself."""
+        raise PlanError("a file source is planned by file, row group or byte range")
+
+    def is_unique(self, key: str) -> bool:
+        """Whether no two rows share ``key``."""
+        return self.duplicated((key,)) is None
+
+    def declared_nullable(self, key: str) -> bool | None:
+        """Unknown: files declare little."""
+        return None
+
+    def heap_blocks(self) -> tuple[int, int]:
+        """Not offered."""
+        raise PlanError("a file source has no ctid")
+
+    def rowid_range(self) -> tuple[int, int, int]:
+        """Not offered."""
+        raise PlanError("a file source has no rowid")
+
+
+class _NoRender:
+    """A file source plans its chunks itself (:meth:`FileSource.plan`); the SQL planner's
+    ranges do not apply."""
+
+    def _refuse(self, *args: Any) -> Rendered:
+        raise PlanError(
+            f"a file source plans {', '.join(FILE_STRATEGIES)}, not a database strategy"
+        )
+
+    everything = key_range = page = locator_range = _refuse
+
+
+class FileSource(Source):
+    """Rows of files (``file://`` URIs, paths, globs, folders, lists, uploads)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.dialect = endpoint.dialect
+        self.spec = FileSpec.parse(endpoint.uri)
+        self._files: list[FileInfo] | None = None
+        self._layouts: dict[str, FileLayout] = {}
+        self.notes: list[str] = []
+
+    @property
+    def render(self) -> Any:
+        """Not used: see :meth:`plan`."""
+        return _NoRender()
+
+    def files(self) -> list[FileInfo]:
+        """The files the spec names now (found once per source)."""
+        if self._files is None:
+            self._files = discover(self.spec)
+        return self._files
+
+    def describe(self, query: str) -> FileLayout:
+        """The files' one schema (inferred, united, ``columns=`` applied) and the query
+        checked against it."""
+        query = (query or "").strip()
+        if query in self._layouts:
+            return self._layouts[query]
+        files = self.files()
+        notes: list[str] = []
+        from .schema import SAMPLED_FILES
+
+        schemas = [file_schema(f, self.spec, i < SAMPLED_FILES, notes) for i, f in enumerate(files)]
+        schema = unite(files, schemas, self.spec)
+        if query:
+            try:
+                _apply(query, schema.empty_table())
+            except Exception as exc:
+                raise ConfigError(
+                    f"the query over the files failed: {exc}. It is Polars SQL over the rows as "
+                    f"the table 'self' (SELECT ... FROM self WHERE ...); the columns: "
+                    f"{', '.join(schema.names)}"
+                ) from None
+        columns = tuple(SourceColumn(f.name, str(f.type)) for f in schema)
+        layout = FileLayout(
+            self.dialect, columns=columns, notes=tuple(notes), schema=schema, query=query
+        )
+        self._layouts[query] = layout
+        return layout
+
+    def probe(self, query: str, layout: SourceLayout | None = None) -> FileFacts:
+        """The facts of the files (for the preflight: schema, sample, duplicates)."""
+        if not isinstance(layout, FileLayout):
+            layout = self.describe(query)
+        return FileFacts(self, layout)
+
+    def plan_chunks(
+        self, query: str, strategy: str, key: str | None, chunk_size: int, skip: Any = None
+    ) -> Plan:
+        """The plan of the files (see :func:`.plan.plan_files`)."""
+        query = (query or "").strip()
+        return plan_files(
+            self.files(), self.spec, query, strategy, key, chunk_size, whole_query(query), skip
+        )
+
+    def plan(
+        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+    ) -> Plan:
+        """A file source plans its own chunks: by row group, byte range or file."""
+        return self.plan_chunks(query, strategy, key, chunk_size)
+
+    def check_plan(self, plan: Plan) -> None:
+        """Refuse to resume when a file the plan reads changed or is gone (naming it)."""
+        for chunk in plan.chunks:
+            for part in json.loads(chunk.bounds):
+                check_unchanged(part)
+
+    def read_chunk(
+        self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
+    ) -> Iterator[pa.RecordBatch]:
+        """The chunk's parts, read in order, each batch through the query."""
+        if not isinstance(layout, FileLayout) or layout.schema is None:
+            layout = self.describe("")
+        assert layout.schema is not None
+        for part in json.loads(chunk.sql)["parts"]:
+            for batch in read_part(part, self.spec, layout.schema, how.batch_size):
+                if layout.query:
+                    try:
+                        out = _apply(layout.query, batch)
+                    except Exception as exc:
+                        raise SourceError(
+                            f"the query failed on {part['path']}: {exc}", transient=False
+                        ) from None
+                    yield from out.to_batches()
+                else:
+                    yield batch

@@ -1,0 +1,178 @@
+"""Reading one part of a file -- a Parquet file's row groups, an Arrow file's record batches, a
+byte range of a CSV or JSON-lines file, or a whole file -- as Arrow record batches in the
+source's one schema. Every failure names the file and where in it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from ...config.files import FileSpec
+from ...errors import SourceError
+from .discover import FileInfo, check_unchanged
+from .schema import csv_convert, csv_options
+
+#: bytes a JSON-lines block holds (a line longer than this cannot be read)
+JSON_BLOCK = 1 << 24
+
+
+@contextlib.contextmanager
+def open_ipc(path: str) -> Iterator[Any]:
+    """An Arrow IPC file (random access) or stream reader over ``path``."""
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(path) as source:
+        try:
+            reader: Any = ipc.open_file(source)
+        except pa.ArrowInvalid:
+            source.seek(0)
+            reader = ipc.open_stream(source)
+        yield reader
+
+
+def info_of(part: dict[str, Any]) -> FileInfo:
+    """The :class:`FileInfo` a chunk's part was planned from."""
+    return FileInfo(
+        part["path"],
+        part["size"],
+        part["mtime_ns"],
+        part["format"],
+        part.get("compression"),
+        bool(part.get("tab")),
+        tuple((k, v) for k, v in part.get("hive", ())),
+    )
+
+
+def where(part: dict[str, Any]) -> str:
+    """The part, in words: ``row groups 0-3``, ``bytes 0-1048576``, ``the whole file``."""
+    if part.get("rg") is not None:
+        rg = part["rg"]
+        if len(rg) == 1:
+            return f"row group {rg[0]}"
+        return f"row groups {rg[0]}-{rg[-1]}"
+    if part.get("range") is not None:
+        s, e = part["range"]
+        return f"bytes {s}-{e}"
+    return "the whole file"
+
+
+def _batches(part: dict[str, Any], spec: FileSpec, schema: pa.Schema, size: int) -> Iterator[pa.RecordBatch]:
+    info = info_of(part)
+    fmt = info.format
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(info.path)
+        groups = part.get("rg")
+        if groups is None:
+            groups = list(range(pf.num_row_groups))
+        if groups:
+            yield from pf.iter_batches(batch_size=size, row_groups=groups, use_threads=False)
+        return
+    if fmt == "arrow":
+        with open_ipc(info.path) as reader:
+            groups = part.get("rg")
+            if groups is None or not hasattr(reader, "get_batch"):
+                yield from reader
+            else:
+                for i in groups:
+                    yield reader.get_batch(i)
+        return
+    if part.get("range") is not None:
+        from ..filesplit import read_range
+
+        s, e = part["range"]
+        header = read_range(info.path, 0, part.get("header", 0))
+        stream: Any = pa.BufferReader(header + read_range(info.path, s, e))
+    else:
+        stream = pa.input_stream(info.path, compression=info.compression)
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        read, parse = csv_options(info, spec)
+        types = {f.name: f.type for f in schema}
+        reader = pcsv.open_csv(
+            stream, read_options=read, parse_options=parse, convert_options=csv_convert(spec, types)
+        )
+        yield from reader
+        return
+    import pyarrow.json as pjson
+
+    hive = {k for k, _ in info.hive}
+    explicit = pa.schema([f for f in schema if f.name not in hive])
+    reader = pjson.open_json(
+        stream,
+        read_options=pjson.ReadOptions(block_size=JSON_BLOCK, use_threads=False),
+        parse_options=pjson.ParseOptions(
+            explicit_schema=explicit, unexpected_field_behavior="error"
+        ),
+    )
+    yield from reader
+
+
+def partition_value(value: str | None, typ: pa.DataType) -> Any:
+    """A partition folder's value as its column's type (see ``schema._partition_type``)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    if pa.types.is_integer(typ):
+        return int(value)
+    if pa.types.is_date(typ):
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema, part: dict[str, Any]) -> pa.RecordBatch:
+    """``batch`` in the source's schema: columns in its order, cast (safely: a value that does
+    not fit is an error, never a changed value), a column the file lacks as NULLs, partition
+    columns filled from the folder names."""
+    n = batch.num_rows
+    hive = dict((k, v) for k, v in part.get("hive", ()))
+    names = batch.schema.names
+    arrays = []
+    for f in schema:
+        if f.name in names:
+            col = batch.column(names.index(f.name))
+            if col.type != f.type:
+                try:
+                    col = col.cast(f.type, safe=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SourceError(
+                        f"{part['path']} ({where(part)}): column {f.name!r} is {col.type} and "
+                        f"does not fit the job's {f.type}: {exc}; pass columns= with a type "
+                        "that holds every file's values",
+                        transient=False,
+                    ) from None
+            arrays.append(col)
+        elif f.name in hive:
+            value = hive[f.name]
+            arrays.append(pa.array([partition_value(value, f.type)] * n, type=f.type))
+        else:
+            arrays.append(pa.nulls(n, type=f.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def read_part(
+    part: dict[str, Any], spec: FileSpec, schema: pa.Schema, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """One part's rows in ``schema``; the file checked first to be the version the job
+    planned. A file that cannot be read is a terminal SourceError naming it and the part."""
+    check_unchanged(part)
+    try:
+        for batch in _batches(part, spec, schema, batch_size):
+            if batch.num_rows:
+                yield conform(batch, schema, part)
+    except SourceError:
+        raise
+    except FileNotFoundError:
+        check_unchanged(part)  # says it is gone
+        raise
+    except (OSError, pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        raise SourceError(
+            f"cannot read {part['path']} ({where(part)}) as {part['format']}: {exc}",
+            transient=False,
+        ) from None
