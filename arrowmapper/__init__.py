@@ -21,6 +21,7 @@ from .compat import (
     execute_query_parallel,
 )
 from .config import RetryConfig
+from .config.files import files
 from .errors import (
     ArrowMapperError,
     ChunkFailed,
@@ -37,6 +38,7 @@ from .run.report import ChunkResult, JobResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "files",
     "ArrowMapperError",
     "Chunk",
     "ChunkConfig",

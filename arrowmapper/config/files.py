@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -248,6 +249,12 @@ def is_file_source(source: object) -> bool:
     list, an upload), a ``file://`` URI, or a string without ``://`` (a path or glob)."""
     if isinstance(source, str):
         text = source.strip()
+        whole = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)
+        if whole:  # the whole URI in a variable (DATABASE_URL): a database unless it says file
+            value = os.environ.get(whole.group(1), "")
+            return value.strip().lower().startswith("file://")
+        if "${" in text:
+            return text.lower().startswith("file://")
         return text.lower().startswith("file://") or ("://" not in text and bool(text))
     return source is not None
 
@@ -280,11 +287,29 @@ def _suffix(head: bytes, fmt: str | None) -> str:
     for magic, suffix in _MAGIC:
         if head.startswith(magic):
             if suffix in (".gz", ".zst", ".bz2"):
-                return ext.get(fmt or "csv", ".csv") + suffix
+                return _suffix(_inflate(head, suffix), fmt) + suffix
             return suffix
     if fmt:
         return ext.get(fmt, ".csv")
     return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
+
+
+def _inflate(head: bytes, suffix: str) -> bytes:
+    """The first bytes of a compressed upload, decompressed (b"" when they cannot be)."""
+    import bz2
+    import zlib
+
+    try:
+        if suffix == ".gz":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)[:64]
+        if suffix == ".bz2":
+            return bz2.BZ2Decompressor().decompress(head)[:64]
+        import pyarrow as pa
+
+        with pa.input_stream(pa.BufferReader(head), compression="zstd") as f:
+            return bytes(f.read(64))
+    except Exception:  # too little to tell: CSV, unless format= says otherwise
+        return b""
 
 
 def spool_upload(data: Any, fmt: str | None = None) -> str:
@@ -315,8 +340,8 @@ def spool_upload(data: Any, fmt: str | None = None) -> str:
 
                 chunks = read()
             for block in chunks:
-                if len(head) < 16:
-                    head += block[: 16 - len(head)]
+                if len(head) < 4096:
+                    head += block[: 4096 - len(head)]
                 digest.update(block)
                 tmp.write(block)
         final = spool_dir() / (digest.hexdigest() + _suffix(head, fmt))

@@ -218,9 +218,14 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         now_fp = job_fingerprint(c, src, load_ref.display, spec_t, columns)
         if record is not None:
             plan = resumable_plan(c, job_id, record, now_fp, probe)
-            source.check_plan(plan)  # a file the plan reads changed: refused, naming it
             if record.finished_at is not None:
                 return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
+            # a file changed: cut again if none of it committed, refused (naming it) if it did
+            replanned = source.check_plan(plan, set(tgt.committed(job_id)), c.chunk_size)
+            if replanned is not plan:
+                tgt.update_plan(job_id, replanned.to_json())
+                notes.extend(getattr(source, "notes", ()))
+                plan = replanned
         else:
             plan = source.plan(c.query, c.strategy, c.key, c.chunk_size, c.workers) or plan_for(
                 probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render

@@ -96,9 +96,11 @@ class Source(Protocol):
         page or locator ranges, which :attr:`render` writes). Files plan themselves."""
         return None
 
-    def check_plan(self, plan: Plan) -> None:
-        """Refuse to resume ``plan`` when what it reads is no longer what it planned (a file
-        changed); the default checks nothing."""
+    def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
+        """The plan of a job being resumed, against the source as it is now: ``plan`` itself,
+        a plan whose uncommitted chunks read what changed anew (a file changed before any of
+        its rows committed), or a refusal (it changed after). The default: ``plan``."""
+        return plan
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this

@@ -77,8 +77,9 @@ class SqlSource:
         """None: the planner cuts a query into ranges (:attr:`render` writes them)."""
         return None
 
-    def check_plan(self, plan: Plan) -> None:
-        """Nothing to check: a resumed offset plan is checked against the row count."""
+    def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
+        """``plan``: a resumed offset plan is checked against the row count instead."""
+        return plan
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be

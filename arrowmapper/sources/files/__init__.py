@@ -23,8 +23,8 @@ from ...config.files import FileSpec
 from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
-from .discover import FileInfo, check_unchanged, discover
-from .plan import FILE_STRATEGIES, Part, plan_files
+from .discover import FileInfo, discover
+from .plan import FILE_STRATEGIES, Part, plan_files, replan_changed, split_chunk
 from .read import read_part
 from .schema import file_schema, unite
 
@@ -252,11 +252,17 @@ class FileSource(Source):
         """A file source plans its own chunks: by row group, byte range or file."""
         return self.plan_chunks(query, strategy, key, chunk_size)
 
-    def check_plan(self, plan: Plan) -> None:
-        """Refuse to resume when a file the plan reads changed or is gone (naming it)."""
-        for chunk in plan.chunks:
-            for part in json.loads(chunk.bounds):
-                check_unchanged(part)
+    def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
+        """A resumed plan against the files now: a changed file none of whose parts
+        committed is cut again; one with a committed part, or a file that is gone, is refused
+        naming it (:func:`.plan.replan_changed`)."""
+        replanned, notes = replan_changed(plan, committed, self.spec, chunk_size)
+        self.notes.extend(notes)
+        return replanned
+
+    def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
+        """Two chunks of half the parts (or row groups) each; None for one row group or range."""
+        return split_chunk(chunk, first_id)
 
     def read_chunk(
         self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ

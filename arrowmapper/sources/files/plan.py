@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ...config.files import FileSpec
-from ...errors import ConfigError, PlanError
+from ...errors import ConfigError, PlanError, SourceError
 from ...plan import Chunk, Plan
-from .discover import FileInfo
+from .discover import FileInfo, check_unchanged
 from .read import open_ipc, where
 
 #: the strategies a file source plans
@@ -168,38 +168,10 @@ def plan_files(
         kept = [p for p in parts if not skip(p)]
         skipped = len(parts) - len(kept)
         parts = kept
-    groups: list[list[Part]] = []
-    if chosen == "none":
-        groups = [parts] if parts else []
-    elif chosen == "file":
-        for p in parts:
-            groups.append([p])
-    else:
-        current: list[Part] = []
-        rows = 0
-        for p in parts:
-            n = p["rows"] if p["rows"] is not None else chunk_size
-            if current and rows + n > chunk_size:
-                groups.append(current)
-                current, rows = [], 0
-            current.append(p)
-            rows += n
-        if current:
-            groups.append(current)
-    chunks = []
-    base = os.path.dirname(os.path.commonpath([f.path for f in files])) if files else "/"
-    if len(files) > 1:
-        base = os.path.commonpath([f.path for f in files])
-    total: int | None = 0
-    for i, group in enumerate(groups):
-        est = [p["rows"] for p in group]
-        rows_in = None if any(r is None for r in est) else sum(est)
-        if rows_in is None or total is None:
-            total = None
-        else:
-            total += rows_in
-        body = json.dumps({"parts": [dict(p) for p in group]})
-        chunks.append(Chunk(i, body, _label(group, base), identity(group), rows_in))
+    groups = _group(parts, chosen, chunk_size)
+    chunks = _chunks(groups, 0, _base(files))
+    ests = [c.estimated_rows for c in chunks]
+    total = None if any(e is None for e in ests) else sum(e or 0 for e in ests)
     done = ", ".join(f"{n} {what}" for what, n in how.items())
     n_files = len(files)
     reason = f"{n_files} file{'s' if n_files != 1 else ''}: {done}"
@@ -214,3 +186,134 @@ def plan_files(
     if not chunks and not skipped:
         raise PlanError("the file source has no rows to plan")  # pragma: no cover
     return Plan(chosen if chosen != "auto" else "auto", reason, None, query, tuple(chunks), total)
+
+
+def _base(files: list[FileInfo]) -> str:
+    """The folder parts are named relative to in ``plan`` (the files' common folder)."""
+    if not files:
+        return "/"
+    if len(files) == 1:
+        return os.path.dirname(files[0].path)
+    return os.path.commonpath([f.path for f in files])
+
+
+def _group(parts: list[Part], chosen: str, chunk_size: int) -> list[list[Part]]:
+    """Parts grouped into chunks: all in one (``none``), one per file (``file``), or
+    consecutive parts up to about ``chunk_size`` rows (a bigger part alone)."""
+    if chosen == "none":
+        return [parts] if parts else []
+    if chosen == "file":
+        by_file: dict[str, list[Part]] = {}
+        for p in parts:
+            by_file.setdefault(p["path"], []).append(p)
+        return list(by_file.values())
+    groups: list[list[Part]] = []
+    current: list[Part] = []
+    rows = 0
+    for p in parts:
+        n = p["rows"] if p["rows"] is not None else chunk_size
+        if current and rows + n > chunk_size:
+            groups.append(current)
+            current, rows = [], 0
+        current.append(p)
+        rows += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _chunk(chunk_id: int, group: list[Part], base: str) -> Chunk:
+    est = [p["rows"] for p in group]
+    rows = None if any(r is None for r in est) else sum(est)
+    body = json.dumps({"parts": [dict(p) for p in group]})
+    return Chunk(chunk_id, body, _label(group, base), identity(group), rows)
+
+
+def _chunks(groups: list[list[Part]], first_id: int, base: str) -> list[Chunk]:
+    return [_chunk(first_id + i, g, base) for i, g in enumerate(groups)]
+
+
+def replan_changed(
+    plan: Plan, committed: set[int], spec: FileSpec, chunk_size: int
+) -> tuple[Plan, list[str]]:
+    """A resumed plan after files changed: a changed file none of whose parts committed is cut
+    again (new chunks, the file's new version), its old parts dropped from the chunks that
+    have not committed; a changed file with a committed part is refused, naming it (its old
+    rows are in the table), as is a file that is gone. Returns the plan (``plan`` itself when
+    nothing changed) and one note per file cut again."""
+    changed: set[str] = set()
+    gone: set[str] = set()
+    for chunk in plan.chunks:
+        for part in json.loads(chunk.bounds):
+            try:
+                st = os.stat(part["path"])
+            except FileNotFoundError:
+                gone.add(part["path"])
+                continue
+            if st.st_size != part["size"] or st.st_mtime_ns != part["mtime_ns"]:
+                changed.add(part["path"])
+    if not changed and not gone:
+        return plan, []
+    for chunk in plan.chunks:
+        for part in json.loads(chunk.bounds):
+            if part["path"] in changed | gone:
+                verb = "is gone" if part["path"] in gone else "changed"
+                if chunk.chunk_id in committed or part["path"] in gone:
+                    check_unchanged(part)  # raises, naming the file and what changed
+                    raise SourceError(f"{part['path']} {verb}", transient=False)
+    kept: list[Chunk] = []
+    fresh: dict[str, Part] = {}
+    for chunk in plan.chunks:
+        parts = [Part(p) for p in json.loads(chunk.sql)["parts"]]
+        stay = [p for p in parts if p["path"] not in changed]
+        for p in parts:
+            if p["path"] in changed:
+                fresh.setdefault(p["path"], p)
+        if len(stay) == len(parts):
+            kept.append(chunk)
+        elif stay:
+            kept.append(_chunk(chunk.chunk_id, stay, os.path.dirname(stay[0]["path"])))
+    how: dict[str, int] = {}
+    new_parts: list[Part] = []
+    for path, old in fresh.items():
+        st = os.stat(path)
+        info = FileInfo(
+            path, st.st_size, st.st_mtime_ns, old["format"], old.get("compression"),
+            bool(old.get("tab")), tuple((k, v) for k, v in old.get("hive", ())),
+        )
+        chosen = plan.strategy if plan.strategy in FILE_STRATEGIES else "auto"
+        new_parts.extend(_cut(info, spec, chosen, chunk_size, how))
+    first = max((c.chunk_id for c in plan.chunks), default=-1) + 1
+    chosen = plan.strategy if plan.strategy in ("none", "file") else "auto"
+    added = _chunks(_group(new_parts, chosen, chunk_size), first, "/")
+    notes = [
+        f"{path} changed before any of its rows committed: cut again and read as it is now"
+        for path in fresh
+    ]
+    replanned = Plan(
+        plan.strategy, plan.reason, plan.key, plan.query, tuple(kept + added), None
+    )
+    return replanned, notes
+
+
+def split_chunk(chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
+    """``chunk`` cut in two (after a worker died of memory): its parts halved, or a single
+    part's row groups halved; None for one row group or one byte range."""
+    parts = [Part(p) for p in json.loads(chunk.sql)["parts"]]
+    if len(parts) > 1:
+        half = len(parts) // 2
+        groups = [parts[:half], parts[half:]]
+    elif parts and parts[0].get("rg") and len(parts[0]["rg"]) > 1:
+        p, rg = parts[0], parts[0]["rg"]
+        half = len(rg) // 2
+        groups = [[Part(p, rg=rg[:half], rows=None)], [Part(p, rg=rg[half:], rows=None)]]
+    else:
+        return None
+    base = os.path.dirname(parts[0]["path"])
+    out = []
+    for i, group in enumerate(groups):
+        est = [p["rows"] for p in group]
+        rows = None if any(r is None for r in est) else sum(est)
+        body = json.dumps({"parts": [dict(p) for p in group]})
+        out.append(Chunk(first_id + i, body, _label(group, base), identity(group), rows))
+    return out[0], out[1]

@@ -5,6 +5,8 @@ source's one schema. Every failure names the file and where in it."""
 from __future__ import annotations
 
 import contextlib
+import mmap
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,11 +77,13 @@ def _batches(part: dict[str, Any], spec: FileSpec, schema: pa.Schema, size: int)
     if fmt == "arrow":
         with open_ipc(info.path) as reader:
             groups = part.get("rg")
-            if groups is None or not hasattr(reader, "get_batch"):
+            if not hasattr(reader, "get_batch"):  # a stream: read in order
                 yield from reader
-            else:
-                for i in groups:
-                    yield reader.get_batch(i)
+                return
+            if groups is None:
+                groups = range(reader.num_record_batches)
+            for i in groups:
+                yield reader.get_batch(i)
         return
     if part.get("range") is not None:
         from ..filesplit import read_range
@@ -172,7 +176,34 @@ def read_part(
         check_unchanged(part)  # says it is gone
         raise
     except (OSError, pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        at = _line(part, str(exc), schema)
+        said = re.sub(r"Row #\d+: ", "", str(exc)) if at.startswith(", line") else str(exc)
         raise SourceError(
-            f"cannot read {part['path']} ({where(part)}) as {part['format']}: {exc}",
+            f"cannot read {part['path']} ({where(part)}{at}) as {part['format']}: {said}",
             transient=False,
         ) from None
+
+
+_BAD_ROW = re.compile(r"Expected \d+ columns, got \d+: (.*)$", re.S)
+_BAD_VALUE = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.S)
+
+
+def _line(part: dict[str, Any], message: str, schema: pa.Schema) -> str:
+    """Where in the file a parse error is (``, line 501``; ``, column 'id'``), or ""."""
+    try:
+        bad_row = _BAD_ROW.search(message)
+        if bad_row and not part.get("compression"):
+            text = bad_row.group(1).split(" ...", 1)[0].strip().encode()
+            start, end = part.get("range") or (0, part["size"])
+            with open(part["path"], "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                at = m.find(text, start, end)
+                if at >= 0:
+                    line = m[:at].count(b"\n") + 1
+                    return f", line {line}"
+        bad_value = _BAD_VALUE.search(message)
+        if bad_value and int(bad_value.group(1)) < len(schema):
+            name = schema.field(int(bad_value.group(1))).name
+            return f", column {name!r}: {bad_value.group(2)!r} is not {schema.field(name).type}"
+    except (OSError, ValueError):
+        pass
+    return ""

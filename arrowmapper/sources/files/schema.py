@@ -195,6 +195,7 @@ def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
 
     data = _head(info, SAMPLE_BYTES if sample else 1 << 16)
     read, parse = csv_options(info, spec)
+    parse.invalid_row_handler = lambda row: "skip"  # the chunk that reads it says where it is
     forced = overrides(spec)
     if not sample:
         lines = pcsv.read_csv(
