@@ -109,6 +109,7 @@ def map_query(
     executor: str = "local",
     cluster: str | None = None,
     swap: str = "truncate",
+    bad_rows: str | None = None,
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -134,6 +135,11 @@ def map_query(
     ``swap`` (``mode="replace"`` into an existing table) is how the old rows go in the swap:
     ``"truncate"`` (fast; a REPEATABLE READ reader whose snapshot predates the swap then sees
     an empty table) or ``"delete"`` (slower; such a reader keeps seeing the old rows).
+    ``bad_rows`` (file sources: CSV, JSON lines): ``"skip"`` skips a row that does not parse
+    (the wrong number of fields, a value not of its column's type, broken JSON) instead of
+    failing its chunk, counted in ``JobResult.rows_rejected``; ``"file"`` also writes each
+    with the reason to ``<rejects>/<job_id>/chunk-<n>.csv`` (``am.files(..., rejects=...)``;
+    default ``./arrowmapper-rejects``). A database source refuses it.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

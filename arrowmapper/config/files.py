@@ -29,6 +29,9 @@ FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "arrow")
 #: them with the reason to a side file
 BAD_ROWS: tuple[str, ...] = ("skip", "file")
 _QUOTES_OFF = ("", "none")
+#: the folder ``bad_rows="file"`` writes under when ``rejects`` does not say (in the current
+#: folder of whoever names the source)
+DEFAULT_REJECTS = "arrowmapper-rejects"
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,12 @@ class FileSpec:
     COPY reads CSV), ``encoding``. ``columns``: explicit types (``name=type`` pairs, Arrow type
     names such as ``int64``, ``string``, ``decimal128(12,2)``, ``timestamp[us, tz=UTC]``) that
     win over what is inferred. ``hive``: ``key=value`` folders become columns.
-    ``bad_rows``: None (a bad row fails its chunk), ``"skip"`` or ``"file"`` (skipped rows are
-    counted in the result; ``file`` also writes them with the reason beside the job).
+    ``bad_rows``: None (a bad row fails its chunk, naming the file and line), ``"skip"`` or
+    ``"file"``: a CSV row with the wrong number of fields or a value that does not convert to
+    its column's type, a JSON line that does not parse or holds a value of the wrong type, is
+    skipped and counted in the result (``rows_rejected``); ``"file"`` also writes each with
+    the reason to ``<rejects>/<job id>/chunk-<n>.csv`` (columns file, line, reason, raw).
+    Parquet and Arrow files have no rows to reject: a corrupt one still fails its chunk.
     """
 
     paths: tuple[str, ...]
@@ -59,7 +66,8 @@ class FileSpec:
     columns: tuple[tuple[str, str], ...] = ()
     hive: bool = True
     bad_rows: str | None = None
-    #: where ``bad_rows="file"`` writes (None: ``arrowmapper-rejects/`` in the current folder)
+    #: where ``bad_rows="file"`` writes (None: ``arrowmapper-rejects/`` in the current folder,
+    #: made absolute when the spec is made)
     rejects: str | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -81,6 +89,12 @@ class FileSpec:
             "x".encode(self.encoding)
         except LookupError:
             raise ConfigError(f"unknown encoding {self.encoding!r}") from None
+        # where rejected rows go, fixed now (like the paths): every worker writes there,
+        # whatever its own current folder
+        if self.rejects is not None:
+            object.__setattr__(self, "rejects", _absolute(self.rejects))
+        elif self.bad_rows == "file":
+            object.__setattr__(self, "rejects", _absolute(DEFAULT_REJECTS))
 
     # -- the canonical URI
     @property
@@ -358,6 +372,7 @@ def spool_upload(data: Any, fmt: str | None = None) -> str:
 
 __all__ = [
     "BAD_ROWS",
+    "DEFAULT_REJECTS",
     "FORMATS",
     "FileSpec",
     "file_spec",

@@ -22,6 +22,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from ..errors import ConfigError, redact
+from .files import BAD_ROWS
 from .retry import RetryConfig
 
 Strategy = Literal[
@@ -198,6 +199,18 @@ class JobConfig:
         env="MAPPER_MIN_ROWS_FOR_PARALLEL",
         cli=False,
         api=False,
+    )
+    bad_rows: str | None = _opt(
+        None,
+        "file sources (CSV, JSON lines): skip a row that does not parse (wrong number of "
+        "fields, a value not of its column's type, broken JSON) instead of failing its chunk, "
+        "and count it in the result; file also writes it with the reason to "
+        "<rejects>/<job id>/chunk-<n>.csv (rejects= in the source URI, default "
+        "./arrowmapper-rejects)",
+        kind="choice",
+        param="bad_rows",
+        env="MAPPER_BAD_ROWS",
+        choices=BAD_ROWS,
     )
     #: where each option's value came from: argument, params, env or default
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -379,6 +392,30 @@ def _check_together(c: JobConfig) -> None:
         )
     if c.cluster is not None and c.executor != "dask":
         raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")
+    _fold_bad_rows(c)
+
+
+def _fold_bad_rows(c: JobConfig) -> None:
+    """``bad_rows`` is an option of a file source: folded into its URI (what the workers
+    open), over the URI's own ``bad_rows=``. A database source refuses it, unless it came
+    from ``MAPPER_BAD_ROWS`` (a default for the file jobs of an environment): then it is off.
+
+    It is not part of the job's identity (the fingerprint names the files, not how their bad
+    rows are handled): a job that failed on a bad row resumes with ``bad_rows="skip"``."""
+    if c.bad_rows is None or not c.source:
+        return
+    from .files import file_spec, is_file_source
+
+    if not is_file_source(c.source):
+        if c.sources.get("bad_rows") == "env":  # a default for file jobs: not this one's
+            object.__setattr__(c, "bad_rows", None)
+            return
+        raise ConfigError(
+            f"bad_rows={c.bad_rows!r} skips rows of files that do not parse (CSV, JSON lines); "
+            "the source is a database, whose rows are typed by its server: drop bad_rows (or "
+            "filter the bad rows out in the query)"
+        )
+    object.__setattr__(c, "source", file_spec(c.source).with_options(bad_rows=c.bad_rows).uri)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class ChunkResult:
     already_committed: bool = False
     checksum: str | None = None
     kind: str | None = None  # the error's kind (errors.ErrorKind) when it failed
+    #: rows the source skipped as bad (a file source's ``bad_rows``), not in ``rows_read``
+    rows_rejected: int = 0
 
     @classmethod
     def done(
@@ -46,8 +48,10 @@ class ChunkResult:
         pid: int | None = None,
         checksum: str | None = None,
         earlier: bool = False,
+        rejected: int = 0,
     ) -> ChunkResult:
-        """A successful attempt (``earlier``: the chunk was committed by an earlier one)."""
+        """A successful attempt (``earlier``: the chunk was committed by an earlier one;
+        ``rejected``: rows its source skipped as bad)."""
         return cls(
             chunk_id,
             True,
@@ -58,6 +62,7 @@ class ChunkResult:
             pid=pid,
             already_committed=earlier,
             checksum=checksum,
+            rows_rejected=rejected,
         )
 
     @classmethod
@@ -125,6 +130,8 @@ class JobResult:
     verification_failures: tuple[str, ...] = ()
     attempt_errors: tuple[str, ...] = ()  # every failed attempt, including retried ones
     notes: tuple[str, ...] = ()  # what the coordinator decided on the way (fewer workers, ...)
+    #: rows the source skipped as bad in the chunks this run committed (``bad_rows``)
+    rows_rejected: int = 0
 
     @classmethod
     def collect(
@@ -160,6 +167,7 @@ class JobResult:
             verification_failures=verification_failures,
             attempt_errors=attempt_errors,
             notes=notes,
+            rows_rejected=sum(r.rows_rejected for r in ok),
         )
 
     @property
@@ -193,6 +201,8 @@ class JobResult:
             f"({self.rows_per_s:,.0f} rows/s); {self.chunks} chunks, strategy {self.strategy}, "
             f"{self.workers} workers"
         )
+        if self.rows_rejected:
+            text += f"; {self.rows_rejected:,} bad rows rejected"
         if self.verified:
             text += f"; verified ({len(self.verification_failures)} mismatches re-run)"
         if self.skipped_chunks:

@@ -163,7 +163,7 @@ def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
-    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout)
+    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout, task.job_id)
     dialect = task.table.dialect
     # a guard's refusal (infinity, 24:00, ...) is raised by the source as the terminal error
     for batch in _source(task).read_chunk(task.chunk, task.layout, how):
@@ -217,6 +217,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             duration_s=time.monotonic() - started,
             pid=pid,
             checksum=written.checksum,
+            rejected=_source(task).rejected(cid),  # counted by the read this commit holds
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):

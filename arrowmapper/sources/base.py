@@ -33,11 +33,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ReadOptions:
     """How one chunk is read: inside an exported ``snapshot`` (its id) or not, in batches of
-    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not)."""
+    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not), for
+    the job ``job_id`` (a source that keeps something per chunk beside the rows -- a file
+    source's rejected rows -- writes it under the job's id; None: a read outside a job run,
+    such as a verify, writes nothing)."""
 
     snapshot: str | None = None
     batch_size: int = 65_536
     statement_timeout: float | None = None
+    job_id: str | None = None
 
 
 #: the default: no snapshot, 65,536-row batches, no statement timeout
@@ -88,6 +92,12 @@ class Source(Protocol):
     ) -> Iterator[pa.RecordBatch]:
         """The chunk's rows as Arrow record batches, read exactly as ``layout`` says."""
         ...
+
+    def rejected(self, chunk_id: int) -> int:
+        """The rows the last complete read of ``chunk_id`` in this process skipped as bad (a
+        file source's ``bad_rows``); the worker reports them with the chunk. The default: 0
+        (a source that never skips a row)."""
+        return 0
 
     def plan(
         self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int

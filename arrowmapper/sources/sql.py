@@ -71,6 +71,10 @@ class SqlSource:
         for batch in layout.stream(reader):
             yield layout.decode(batch)
 
+    def rejected(self, chunk_id: int) -> int:
+        """0: a database's rows are typed by its server; none is skipped."""
+        return 0
+
     def plan(
         self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
     ) -> Plan | None:

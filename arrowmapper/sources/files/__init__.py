@@ -11,6 +11,7 @@ one chunk, and the plan says why.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ...config import Endpoint
-from ...config.files import FileSpec
+from ...config.files import DEFAULT_REJECTS, FileSpec
 from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
 from .discover import FileInfo, discover
 from .plan import FILE_STRATEGIES, Part, plan_files, replan_changed, split_chunk
 from .read import read_part
+from .rejects import Rejects, SideFile, rejects_folder
 from .schema import file_schema, unite
 
 if TYPE_CHECKING:
@@ -71,6 +73,20 @@ def _apply(query: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
     ctx = pl.SQLContext(frames={name: df for name in TABLE_NAMES}, eager=True)
     out: Any = ctx.execute(query)
     return out.to_arrow()
+
+
+def _bad_rows_note(spec: FileSpec, files: list[FileInfo]) -> str:
+    """What ``bad_rows`` does to this job, for the plan and the result's notes."""
+    what = (
+        "skipped and counted (rows_rejected)"
+        if spec.bad_rows == "skip"
+        else f"skipped, counted (rows_rejected) and written with the reason to "
+        f"{os.path.join(spec.rejects or DEFAULT_REJECTS, '<job id>', 'chunk-<n>.csv')}"
+    )
+    note = f"bad_rows={spec.bad_rows}: CSV and JSON-lines rows that do not parse are {what}"
+    if any(f.format in ("parquet", "arrow") for f in files):
+        note += "; Parquet and Arrow files have no row to reject (a corrupt one fails its chunk)"
+    return note
 
 
 class FileFacts:
@@ -190,6 +206,7 @@ class FileSource(Source):
         self.spec = FileSpec.parse(endpoint.uri)
         self._files: list[FileInfo] | None = None
         self._layouts: dict[str, FileLayout] = {}
+        self._rejected: dict[int, int] = {}
         self.notes: list[str] = []
 
     @property
@@ -224,6 +241,8 @@ class FileSource(Source):
                     f"the table 'self' (SELECT ... FROM self WHERE ...); the columns: "
                     f"{', '.join(schema.names)}"
                 ) from None
+        if self.spec.bad_rows is not None:
+            notes.append(_bad_rows_note(self.spec, files))
         columns = tuple(SourceColumn(f.name, str(f.type)) for f in schema)
         layout = FileLayout(
             self.dialect, columns=columns, notes=tuple(notes), schema=schema, query=query
@@ -267,19 +286,41 @@ class FileSource(Source):
     def read_chunk(
         self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
     ) -> Iterator[pa.RecordBatch]:
-        """The chunk's parts, read in order, each batch through the query."""
+        """The chunk's parts, read in order, each batch through the query. With
+        ``bad_rows``, the rows that do not parse are skipped and counted (:meth:`rejected`);
+        with ``bad_rows="file"`` and a job (``how.job_id``), written to the chunk's side file
+        once every row is read (:mod:`.rejects`)."""
         if not isinstance(layout, FileLayout) or layout.schema is None:
             layout = self.describe("")
         assert layout.schema is not None
-        for part in json.loads(chunk.sql)["parts"]:
-            for batch in read_part(part, self.spec, layout.schema, how.batch_size):
-                if layout.query:
-                    try:
-                        out = _apply(layout.query, batch)
-                    except Exception as exc:
-                        raise SourceError(
-                            f"the query failed on {part['path']}: {exc}", transient=False
-                        ) from None
-                    yield from out.to_batches()
-                else:
-                    yield batch
+        body = json.loads(chunk.sql)
+        cid = chunk.chunk_id
+        self._rejected.pop(cid, None)
+        side = None
+        if self.spec.bad_rows == "file" and how.job_id is not None:
+            folder = rejects_folder(self.spec.rejects or DEFAULT_REJECTS, how.job_id)
+            side = SideFile(folder, cid, tuple(body.get("replaces", ())))
+        rejects = Rejects(side)
+        try:
+            for part in body["parts"]:
+                for batch in read_part(part, self.spec, layout.schema, how.batch_size, rejects):
+                    if layout.query:
+                        try:
+                            out = _apply(layout.query, batch)
+                        except Exception as exc:
+                            raise SourceError(
+                                f"the query failed on {part['path']}: {exc}", transient=False
+                            ) from None
+                        yield from out.to_batches()
+                    else:
+                        yield batch
+            if side is not None:
+                side.commit()  # every row read; the target commits after this
+            self._rejected[cid] = rejects.count
+        finally:
+            if side is not None:
+                side.discard()
+
+    def rejected(self, chunk_id: int) -> int:
+        """The rows the last complete read of ``chunk_id`` skipped as bad (``bad_rows``)."""
+        return self._rejected.get(chunk_id, 0)

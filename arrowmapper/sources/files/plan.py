@@ -310,10 +310,13 @@ def split_chunk(chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
     else:
         return None
     base = os.path.dirname(parts[0]["path"])
+    # the chunks the halves replace (this one and what it replaced): a side file of rejected
+    # rows one of them wrote before its worker died is removed when a half's is written
+    replaces = [chunk.chunk_id, *json.loads(chunk.sql).get("replaces", ())]
     out = []
     for i, group in enumerate(groups):
         est = [p["rows"] for p in group]
         rows = None if any(r is None for r in est) else sum(est)
-        body = json.dumps({"parts": [dict(p) for p in group]})
+        body = json.dumps({"parts": [dict(p) for p in group], "replaces": replaces})
         out.append(Chunk(first_id + i, body, _label(group, base), identity(group), rows))
     return out[0], out[1]

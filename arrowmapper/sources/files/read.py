@@ -15,6 +15,7 @@ import pyarrow as pa
 from ...config.files import FileSpec
 from ...errors import SourceError
 from .discover import FileInfo, check_unchanged
+from .rejects import Rejects
 from .schema import csv_convert, csv_options
 
 #: bytes a JSON-lines block holds (a line longer than this cannot be read)
@@ -61,7 +62,25 @@ def where(part: dict[str, Any]) -> str:
     return "the whole file"
 
 
-def _batches(part: dict[str, Any], spec: FileSpec, schema: pa.Schema, size: int) -> Iterator[pa.RecordBatch]:
+def text_stream(part: dict[str, Any], info: FileInfo) -> Any:
+    """The bytes a CSV or JSON-lines part is parsed from: a byte range with the file's header
+    in front of it, or the whole file (decompressed)."""
+    if part.get("range") is not None:
+        from ..filesplit import read_range
+
+        s, e = part["range"]
+        header = read_range(info.path, 0, part.get("header", 0))
+        return pa.BufferReader(header + read_range(info.path, s, e))
+    return pa.input_stream(info.path, compression=info.compression)
+
+
+def _batches(
+    part: dict[str, Any],
+    spec: FileSpec,
+    schema: pa.Schema,
+    size: int,
+    rejects: Rejects | None,
+) -> Iterator[pa.RecordBatch]:
     info = info_of(part)
     fmt = info.format
     if fmt == "parquet":
@@ -85,14 +104,14 @@ def _batches(part: dict[str, Any], spec: FileSpec, schema: pa.Schema, size: int)
             for i in groups:
                 yield reader.get_batch(i)
         return
-    if part.get("range") is not None:
-        from ..filesplit import read_range
+    if spec.bad_rows is not None:  # a bad row is skipped (and kept) instead of failing
+        from .bad import tolerant_batches
 
-        s, e = part["range"]
-        header = read_range(info.path, 0, part.get("header", 0))
-        stream: Any = pa.BufferReader(header + read_range(info.path, s, e))
-    else:
-        stream = pa.input_stream(info.path, compression=info.compression)
+        yield from tolerant_batches(
+            part, info, spec, schema, rejects or Rejects(), lambda: text_stream(part, info)
+        )
+        return
+    stream = text_stream(part, info)
     if fmt == "csv":
         import pyarrow.csv as pcsv
 
@@ -161,13 +180,19 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, part: dict[str, Any]) -> p
 
 
 def read_part(
-    part: dict[str, Any], spec: FileSpec, schema: pa.Schema, batch_size: int
+    part: dict[str, Any],
+    spec: FileSpec,
+    schema: pa.Schema,
+    batch_size: int,
+    rejects: Rejects | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """One part's rows in ``schema``; the file checked first to be the version the job
-    planned. A file that cannot be read is a terminal SourceError naming it and the part."""
+    planned. A file that cannot be read is a terminal SourceError naming it and the part.
+    With ``spec.bad_rows``, a CSV or JSON-lines row that does not parse is skipped instead and
+    handed to ``rejects`` (:mod:`.bad`)."""
     check_unchanged(part)
     try:
-        for batch in _batches(part, spec, schema, batch_size):
+        for batch in _batches(part, spec, schema, batch_size, rejects):
             if batch.num_rows:
                 yield conform(batch, schema, part)
     except SourceError:

@@ -230,14 +230,27 @@ def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema
     data = _head(info, SAMPLE_BYTES)
     forced = overrides(spec)
     explicit = pa.schema([pa.field(n, t) for n, t in forced.items()]) if forced else None
-    table = pjson.read_json(
-        pa.BufferReader(data),
-        parse_options=pjson.ParseOptions(
-            explicit_schema=explicit, unexpected_field_behavior="infer", newlines_in_values=False
-        ),
-    )
+    try:
+        inferred = pjson.read_json(
+            pa.BufferReader(data),
+            parse_options=pjson.ParseOptions(
+                explicit_schema=explicit, unexpected_field_behavior="infer", newlines_in_values=False
+            ),
+        ).schema
+    except pa.ArrowInvalid:
+        if spec.bad_rows is None:
+            raise
+        from .bad import json_sample_schema  # from the lines that parse
+
+        inferred = json_sample_schema(data, explicit)
+        if not len(inferred):
+            raise SourceError(
+                f"{info.path}: no line of its first {len(data):,} bytes is a JSON object; is it "
+                "JSON lines?",
+                transient=False,
+            ) from None
     fields = []
-    for f in table.schema:
+    for f in inferred:
         typ = forced.get(f.name, f.type)
         if pa.types.is_null(typ):
             typ = pa.string()
