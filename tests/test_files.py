@@ -340,3 +340,17 @@ def test_resume_refuses_a_file_that_changed_after_its_rows_committed(pg: PG, tmp
     path.unlink()
     with pytest.raises(ArrowMapperError, match=r"d\.parquet is gone"):
         am.map_query(str(tmp_path / "*.parquet"), None, pg.uri, "dst", **kw, resume=True)
+
+
+def test_verify_a_file_job_and_a_file_that_changed_since(pg: PG, tmp_path: Path) -> None:
+    write(tmp_path / "a.parquet", "parquet", table(2_000))
+    write(tmp_path / "b.csv", "csv", table(1_000, 2_000))
+    src = [str(tmp_path / "a.parquet"), str(tmp_path / "b.csv")]
+    am.map_query(src, None, pg.uri, "dst", schema=pg.schema, job_id="v1", chunk_size=700)
+    report = am.verify(src, pg.uri, "v1", schema=pg.schema)
+    assert report.ok, report.summary() if hasattr(report, "summary") else report
+    assert report.source_total == 3_000
+    write(tmp_path / "b.csv", "csv", table(999, 2_000))  # a row less, a new version
+    report = am.verify(src, pg.uri, "v1", schema=pg.schema)
+    assert not report.ok
+    assert any("b.csv changed" in p for c in report.checks for p in c.problems)

@@ -102,6 +102,15 @@ class Source(Protocol):
         its rows committed), or a refusal (it changed after). The default: ``plan``."""
         return plan
 
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """The rows ``query`` returns now, or one ``chunk`` of it (``verify`` compares them
+        with the ledger). The default reads the chunk and counts."""
+        if chunk is None:
+            raise SourceError(f"{type(self).__name__} cannot count a whole query")
+        return sum(b.num_rows for b in self.read_chunk(chunk, layout))
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this
         source cannot cut a chunk, so one too big for memory fails as it is)."""

@@ -81,6 +81,14 @@ class SqlSource:
         """``plan``: a resumed offset plan is checked against the row count instead."""
         return plan
 
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """``SELECT COUNT(*)`` of the query, or of one chunk's query, on the server."""
+        relation = source_sql(query, self.dialect) if chunk is None else f"({chunk.sql}) AS _am_v"
+        counted = read_arrow(self.endpoint, f"SELECT COUNT(*) AS n FROM {relation}")
+        return int(counted.read_all().column(0)[0].as_py())
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be
         split (one key value, one row, no key). Probes the source for a boundary inside it."""

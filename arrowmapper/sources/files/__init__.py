@@ -73,6 +73,20 @@ def _apply(query: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
     return out.to_arrow()
 
 
+def _parquet_rows(part: dict[str, Any]) -> int:
+    """The rows of a Parquet part, from the file's metadata (the file checked unchanged)."""
+    import pyarrow.parquet as pq
+
+    from .discover import check_unchanged
+
+    check_unchanged(part)
+    meta = pq.ParquetFile(part["path"]).metadata
+    groups = part.get("rg")
+    if groups is None:
+        groups = range(meta.num_row_groups)
+    return sum(meta.row_group(i).num_rows for i in groups)
+
+
 class FileFacts:
     """What the planner and the preflight ask of a file source."""
 
@@ -259,6 +273,23 @@ class FileSource(Source):
         replanned, notes = replan_changed(plan, committed, self.spec, chunk_size)
         self.notes.extend(notes)
         return replanned
+
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """The rows of one chunk, or of every file the source names now (Parquet row groups
+        counted from their metadata when there is no query; everything else read)."""
+        if not isinstance(layout, FileLayout):
+            layout = self.describe(query)
+        chunks = [chunk] if chunk is not None else list(self.plan_chunks(layout.query, "file", None, 1).chunks)
+        total = 0
+        for c in chunks:
+            parts = json.loads(c.sql)["parts"]
+            if not layout.query and all(p["format"] == "parquet" for p in parts):
+                total += sum(_parquet_rows(p) for p in parts)
+            else:
+                total += sum(b.num_rows for b in self.read_chunk(c, layout))
+        return total
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks of half the parts (or row groups) each; None for one row group or range."""
