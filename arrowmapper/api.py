@@ -102,6 +102,7 @@ def map_query(
     resume: bool = False,
     batch_size: int | None = None,
     verify: bool = False,
+    incremental: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool | None = None,
@@ -134,6 +135,10 @@ def map_query(
     ``swap`` (``mode="replace"`` into an existing table) is how the old rows go in the swap:
     ``"truncate"`` (fast; a REPEATABLE READ reader whose snapshot predates the swap then sees
     an empty table) or ``"delete"`` (slower; such a reader keeps seeing the old rows).
+
+    ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
+    table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
+    since is refused, naming it.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

@@ -320,7 +320,9 @@ def test_bad_csv_row_names_the_file_others_commit_resume_after_fix(pg: PG, tmp_p
     write(bad, "csv", table(1_000, 1_000))  # fixed: a new version of the file
     r = am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
     assert r.success and any("p1.csv" in n and "cut again" in n for n in r.notes)
-    assert pg_rows(pg, "dst") == expected(table(3_000))
+    assert pg_rows(pg, "dst") == expected(
+        pa.concat_tables([table(1_000, 0), table(1_000, 1_000), table(1_000, 2_000)])
+    )
 
 
 def test_resume_refuses_a_file_that_changed_after_its_rows_committed(pg: PG, tmp_path: Path) -> None:
@@ -354,3 +356,27 @@ def test_verify_a_file_job_and_a_file_that_changed_since(pg: PG, tmp_path: Path)
     report = am.verify(src, pg.uri, "v1", schema=pg.schema)
     assert not report.ok
     assert any("b.csv changed" in p for c in report.checks for p in c.problems)
+
+
+def test_incremental_runs_load_only_new_files(pg: PG, tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    write(drop / "2026-11-29.parquet", "parquet", table(1_000))
+    write(drop / "2026-11-30.csv", "csv", table(500, 1_000))
+    kw: dict[str, Any] = dict(schema=pg.schema, incremental=True, workers=2)
+    r1 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-1")
+    assert r1.rows_written == 1_500
+    r2 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-2")  # nothing new
+    assert r2.success and r2.rows_written == 0
+    write(drop / "2026-12-01.parquet", "parquet", table(700, 1_500))
+    r3 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-3")
+    assert r3.rows_written == 700
+    loaded = pa.concat_tables([table(1_000), table(500, 1_000), table(700, 1_500)])
+    assert pg_rows(pg, "dst") == expected(loaded)
+    # a file loaded before that changed would be loaded twice: refused, naming it
+    write(drop / "2026-11-30.csv", "csv", table(501, 1_000))
+    with pytest.raises(ConfigError, match=r"2026-11-30\.csv was loaded .* by job 'night-1'"):
+        am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-4")
+    with pytest.raises(ConfigError, match="files"):
+        am.map_query(pg.uri, pg.t("dst"), pg.uri, "dst2", **kw)
+    with pytest.raises(ConfigError, match="append"):
+        am.map_query(str(drop), None, pg.uri, "dst", **{**kw, "mode": "replace"})

@@ -19,14 +19,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from ..plan import Probe
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pyarrow as pa
 
     from ..config import Endpoint
     from ..plan import Chunk, ChunkRenderer, Plan
+    from ..targets import Earlier
     from .layout import SourceLayout
 
 
@@ -90,10 +93,23 @@ class Source(Protocol):
         ...
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Sequence[Earlier] | None = None,
     ) -> Plan | None:
         """The source's own plan, or None (the default: the planner cuts the query into key,
-        page or locator ranges, which :attr:`render` writes). Files plan themselves."""
+        page or locator ranges, which :attr:`render` writes). Files plan themselves.
+        ``earlier``: an incremental job's view of what earlier jobs committed into the table
+        (the plan leaves it out); the default refuses incremental jobs."""
+        if earlier is not None:
+            raise ConfigError(
+                "incremental=True needs a source that can tell what is new (files); a "
+                "database query is copied whole each run"
+            )
         return None
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:

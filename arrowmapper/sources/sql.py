@@ -16,6 +16,7 @@ from typing import Any, Self
 import pyarrow as pa
 
 from ..config import Endpoint
+from ..errors import ConfigError
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
@@ -72,9 +73,21 @@ class SqlSource:
             yield layout.decode(batch)
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Any = None,
     ) -> Plan | None:
-        """None: the planner cuts a query into ranges (:attr:`render` writes them)."""
+        """None: the planner cuts a query into ranges (:attr:`render` writes them); an
+        incremental job (``earlier``) is refused: a query has no notion of what is new."""
+        if earlier is not None:
+            raise ConfigError(
+                "incremental=True needs a source that can tell what is new (files); a "
+                "database query is copied whole each run"
+            )
         return None
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:

@@ -24,12 +24,15 @@ from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
 from .discover import FileInfo, discover
-from .plan import FILE_STRATEGIES, Part, plan_files, replan_changed, split_chunk
+from .plan import FILE_STRATEGIES, Part, loaded_before, plan_files, replan_changed, split_chunk
 from .read import read_part
 from .schema import file_schema, unite
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ...plan import Chunk, Plan, Rendered
+    from ...targets import Earlier
 
 __all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "whole_query"]
 
@@ -261,10 +264,19 @@ class FileSource(Source):
         )
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Sequence[Earlier] | None = None,
     ) -> Plan:
-        """A file source plans its own chunks: by row group, byte range or file."""
-        return self.plan_chunks(query, strategy, key, chunk_size)
+        """A file source plans its own chunks: by row group, byte range or file. An
+        incremental job (``earlier``) leaves out every file a finished earlier job loaded into
+        the table, refusing one that changed since and one an unfinished job is loading."""
+        skip = None if earlier is None else loaded_before(earlier)
+        return self.plan_chunks(query, strategy, key, chunk_size, skip)
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
         """A resumed plan against the files now: a changed file none of whose parts

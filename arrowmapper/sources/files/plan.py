@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...config.files import FileSpec
@@ -294,6 +294,48 @@ def replan_changed(
         plan.strategy, plan.reason, plan.key, plan.query, tuple(kept + added), None
     )
     return replanned, notes
+
+
+def loaded_before(earlier: Sequence[Any]) -> Callable[[Part], bool]:
+    """For an incremental job: whether a part's file was loaded by a finished earlier job into
+    the same table (skip it). A file an earlier job loaded that has changed since, or one an
+    unfinished job holds part of, is refused naming the file and the job."""
+    loaded: dict[str, tuple[int, int, str]] = {}
+    unfinished: dict[str, str] = {}
+    for e in earlier:
+        try:
+            parts = json.loads(e.bounds)
+        except ValueError:
+            continue
+        if not isinstance(parts, list):
+            continue
+        for p in parts:
+            if not isinstance(p, dict) or "path" not in p:
+                continue
+            if e.finished:
+                loaded[p["path"]] = (p["size"], p["mtime_ns"], e.job_id)
+            else:
+                unfinished.setdefault(p["path"], e.job_id)
+
+    def skip(part: Part) -> bool:
+        path = part["path"]
+        if path in unfinished:
+            raise ConfigError(
+                f"{path} is being loaded into this table by job {unfinished[path]!r}, which has "
+                "not finished; resume that job first (resume=True with its job_id)"
+            )
+        if path not in loaded:
+            return False
+        size, mtime, job = loaded[path]
+        if (size, mtime) != (part["size"], part["mtime_ns"]):
+            raise ConfigError(
+                f"{path} was loaded into this table by job {job!r} and has changed since (size "
+                f"{size} -> {part['size']}); its old rows are in the table. Remove them and "
+                "load it with a job that is not incremental, or restore the file"
+            )
+        return True
+
+    return skip
 
 
 def split_chunk(chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
