@@ -327,21 +327,23 @@ def test_bad_csv_row_names_the_file_others_commit_resume_after_fix(pg: PG, tmp_p
 
 def test_resume_refuses_a_file_that_changed_after_its_rows_committed(pg: PG, tmp_path: Path) -> None:
     path = write(tmp_path / "d.parquet", "parquet", table(6_000))
-    kw: dict[str, Any] = dict(schema=pg.schema, job_id="changed", chunk_size=1_000, workers=2)
+    src = str(tmp_path / "*.parquet")
+    kw: dict[str, Any] = dict(
+        schema=pg.schema, job_id="changed", chunk_size=1_000, workers=2,
+        transform="tests.helpers:fail_on_id",
+    )
     # the first run loads every row group but the one holding id 5777 (the transform fails)
     with pytest.raises(JobFailed):
-        am.map_query(
-            str(path), None, pg.uri, "dst", **kw,
-            transform="tests.helpers:fail_on_id", retry=am.RetryConfig(max_retries=0),
-        )
+        am.map_query(src, None, pg.uri, "dst", **kw, retry=am.RetryConfig(max_retries=0))
     assert 0 < pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") < 6_000
     # ... then the file changes: its committed row groups hold the old rows
     write(path, "parquet", table(6_010))
     with pytest.raises(ArrowMapperError, match=r"d\.parquet changed"):
-        am.map_query(str(path), None, pg.uri, "dst", **kw, transform="tests.helpers:fail_on_id", resume=True)
+        am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
+    write(tmp_path / "other.parquet", "parquet", table(10))
     path.unlink()
     with pytest.raises(ArrowMapperError, match=r"d\.parquet is gone"):
-        am.map_query(str(tmp_path / "*.parquet"), None, pg.uri, "dst", **kw, resume=True)
+        am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
 
 
 def test_verify_a_file_job_and_a_file_that_changed_since(pg: PG, tmp_path: Path) -> None:

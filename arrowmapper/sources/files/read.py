@@ -90,7 +90,12 @@ def _batches(part: dict[str, Any], spec: FileSpec, schema: pa.Schema, size: int)
 
         s, e = part["range"]
         header = read_range(info.path, 0, part.get("header", 0))
-        stream: Any = pa.BufferReader(header + read_range(info.path, s, e))
+        body = read_range(info.path, s, e)
+        if not body.strip(b"\r\n"):
+            return  # blank lines only: no rows
+        if not body.endswith(b"\n"):
+            body += b"\n"  # the file's last record, without a line end
+        stream: Any = pa.BufferReader(header + body)
     else:
         stream = pa.input_stream(info.path, compression=info.compression)
     if fmt == "csv":
