@@ -382,3 +382,44 @@ def test_incremental_runs_load_only_new_files(pg: PG, tmp_path: Path) -> None:
         am.map_query(pg.uri, pg.t("dst"), pg.uri, "dst2", **kw)
     with pytest.raises(ConfigError, match="append"):
         am.map_query(str(drop), None, pg.uri, "dst", **{**kw, "mode": "replace"})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_byte_ranges_split_at_records_with_quoted_newlines(pg: PG, tmp_path: Path, fmt: str) -> None:
+    data = table(6_000)
+    path = write(tmp_path / f"big.{fmt}", fmt, data)
+    plan = am.plan_query(str(path), None, chunk_size=800)
+    assert len(plan.chunks) >= 4 and "byte ranges" in plan.reason, plan.reason
+    assert "bytes " in plan.chunks[1].predicate
+    r = am.map_query(str(path), None, pg.uri, "dst", schema=pg.schema, chunk_size=800, workers=2)
+    assert r.chunks == len(plan.chunks) and r.rows_written == 6_000
+    assert pg_rows(pg, "dst") == expected(data)
+    # compressed: whole files, and the plan says why
+    gz = write(tmp_path / f"big.{fmt}.gz", fmt, data, "gzip")
+    assert "compressed, whole" in am.plan_query(str(gz), None, chunk_size=800).reason
+
+
+def test_csv_options_in_the_uri_and_unsafe_splits_fall_back(pg: PG, tmp_path: Path) -> None:
+    path = tmp_path / "odd.dat"
+    lines = ["id;label;price"] + [
+        f"{i};{'n/a' if i % 10 == 0 else 'caf' + chr(233) + f' {i}'};{i}.5" for i in range(20_000)
+    ]
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    src = am.files(str(path), format="csv", delimiter=";", null=["n/a"], encoding="latin1", escape="\\")
+    assert src.startswith("file://") and "delimiter=%3B" in src
+    plan = am.plan_query(src, None, chunk_size=2_000)
+    assert len(plan.chunks) == 1 and "escape" in plan.reason  # backslash escapes: no safe split
+    r = am.map_query(src, None, pg.uri, "dst", schema=pg.schema)
+    assert r.rows_written == 20_000
+    assert pg.query(f"SELECT label FROM {pg.t('dst')} WHERE id IN (1, 10) ORDER BY id") == [
+        ("café 1",), (None,)
+    ]
+    with pytest.raises(ConfigError, match="unknown file source option 'delimter'"):
+        am.plan_query(f"file://{path}?delimter=%3B", None)
+    with pytest.raises(ConfigError, match="cannot tell the format"):
+        am.plan_query(str(path), None)
+    (tmp_path / "latin.csv").write_bytes("id,label\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ArrowMapperError, match="encoding="):
+        am.plan_query(str(tmp_path / "latin.csv"), None)
+    with pytest.raises(ConfigError, match="no files match"):
+        am.plan_query(str(tmp_path / "nothing-*.csv"), None)

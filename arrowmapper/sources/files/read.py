@@ -15,7 +15,7 @@ import pyarrow as pa
 from ...config.files import FileSpec
 from ...errors import SourceError
 from .discover import FileInfo, check_unchanged
-from .schema import csv_convert, csv_options
+from .schema import csv_convert, csv_options, encoding_hint
 
 #: bytes a JSON-lines block holds (a line longer than this cannot be read)
 JSON_BLOCK = 1 << 24
@@ -184,7 +184,8 @@ def read_part(
         at = _line(part, str(exc), schema)
         said = re.sub(r"Row #\d+: ", "", str(exc)) if at.startswith(", line") else str(exc)
         raise SourceError(
-            f"cannot read {part['path']} ({where(part)}{at}) as {part['format']}: {said}",
+            f"cannot read {part['path']} ({where(part)}{at}) as {part['format']}: {said}"
+            f"{encoding_hint(said, spec)}",
             transient=False,
         ) from None
 

@@ -186,8 +186,19 @@ def file_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
         return _jsonl_schema(info, spec, notes)
     except (OSError, pa.ArrowInvalid) as exc:
         raise SourceError(
-            f"cannot read {info.path} as {info.format}: {exc}", transient=False
+            f"cannot read {info.path} as {info.format}: {exc}{encoding_hint(str(exc), spec)}",
+            transient=False,
         ) from None
+
+
+def encoding_hint(message: str, spec: FileSpec) -> str:
+    """What to do about text that is not in the encoding the source was told (or "")."""
+    if "invalid UTF8" in message or "codec can't decode" in message:
+        return (
+            f"; the file is not {spec.encoding} text: pass its encoding "
+            "(encoding=latin1, cp1252, ...; file:///...?encoding=latin1)"
+        )
+    return ""
 
 
 def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) -> pa.Schema:
