@@ -423,3 +423,23 @@ def test_csv_options_in_the_uri_and_unsafe_splits_fall_back(pg: PG, tmp_path: Pa
         am.plan_query(str(tmp_path / "latin.csv"), None)
     with pytest.raises(ConfigError, match="no files match"):
         am.plan_query(str(tmp_path / "nothing-*.csv"), None)
+
+
+def test_compat_layer_takes_a_file_source_like_a_query(pg: PG, tmp_path: Path) -> None:
+    from arrowmapper.compat import ParallelProcessor, execute_query_parallel
+
+    write(tmp_path / "a.parquet", "parquet", table(1_500))
+    write(tmp_path / "b.parquet", "parquet", table(500, 1_500))
+    glob = str(tmp_path / "*.parquet")
+    res = execute_query_parallel(glob, None, pg.uri, pg.schema, "dst", max_workers=2, chunk_size=500)
+    assert res.success and res.total_rows == 2_000
+    proc = ParallelProcessor(max_workers=2)
+    res = proc.process_mapper_job(
+        [tmp_path / "a.parquet"], "SELECT id FROM self WHERE id < 10", pg.uri, pg.schema, "few"
+    )
+    assert res.success and pg.scalar(f"SELECT count(*) FROM {pg.t('few')}") == 10
+    # below min_rows_for_parallel: one chunk in this process, still exact
+    res = execute_query_parallel(
+        glob, None, pg.uri, pg.schema, "small", params={"min_rows_for_parallel": 1_000_000}
+    )
+    assert res.success and pg.scalar(f"SELECT count(DISTINCT id) FROM {pg.t('small')}") == 2_000
