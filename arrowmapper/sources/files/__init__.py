@@ -24,14 +24,21 @@ from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
 from .discover import FileInfo, discover
-from .plan import FILE_STRATEGIES, Part, plan_files, replan_changed, split_chunk
+from .plan import (
+    FILE_STRATEGIES,
+    Part,
+    plan_files,
+    plan_files_table,
+    replan_changed,
+    split_chunk,
+)
 from .read import part_bytes, read_part
 from .schema import file_schema, unite
 
 if TYPE_CHECKING:
     from ...plan import Chunk, Plan, Rendered
 
-__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "whole_query"]
+__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "plan_files_table", "whole_query"]
 
 #: the names the rows go by in a query (``FROM self``)
 TABLE_NAMES: tuple[str, ...] = ("self", "data", "files")
