@@ -102,7 +102,11 @@ class JobConfig:
     (2, 500, 'params')
     """
 
-    source: str = _opt("", "source URI (default: $ARROWMAPPER_SOURCE)")
+    source: str = _opt(
+        "",
+        "source: a database URI, or files -- a path, glob, folder or file:// URI with "
+        "options (default: $ARROWMAPPER_SOURCE)",
+    )
     query: str = _opt(
         "", "SQL query or table name (files: optional Polars SQL over 'self', default all rows)"
     )

@@ -15,8 +15,8 @@ snapshot, nothing to close).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from ..errors import ConfigError, SourceError
@@ -36,11 +36,23 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ReadOptions:
     """How one chunk is read: inside an exported ``snapshot`` (its id) or not, in batches of
-    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not)."""
+    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not).
+
+    ``on_bytes``: called with the source bytes of each piece of the chunk the source has
+    finished reading (a file source: each part -- a byte range, row groups, a whole file),
+    before it yields the batches of the next piece; the worker adds them to the progress
+    board's ``bytes_read``. A source that cannot count its bytes (a database) never calls it.
+    """
 
     snapshot: str | None = None
     batch_size: int = 65_536
     statement_timeout: float | None = None
+    on_bytes: Callable[[int], None] | None = field(default=None, compare=False)
+
+    def read_bytes(self, n: int) -> None:
+        """Report ``n`` bytes read (to :attr:`on_bytes`, when there is one)."""
+        if self.on_bytes is not None and n > 0:
+            self.on_bytes(n)
 
 
 #: the default: no snapshot, 65,536-row batches, no statement timeout

@@ -24,8 +24,16 @@ from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
 from .discover import FileInfo, discover
-from .plan import FILE_STRATEGIES, Part, loaded_before, plan_files, replan_changed, split_chunk
-from .read import read_part
+from .plan import (
+    FILE_STRATEGIES,
+    Part,
+    loaded_before,
+    plan_files,
+    plan_files_table,
+    replan_changed,
+    split_chunk,
+)
+from .read import part_bytes, read_part
 from .schema import file_schema, unite
 
 if TYPE_CHECKING:
@@ -34,7 +42,7 @@ if TYPE_CHECKING:
     from ...plan import Chunk, Plan, Rendered
     from ...targets import Earlier
 
-__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "whole_query"]
+__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "plan_files_table", "whole_query"]
 
 #: the names the rows go by in a query (``FROM self``)
 TABLE_NAMES: tuple[str, ...] = ("self", "data", "files")
@@ -310,7 +318,8 @@ class FileSource(Source):
     def read_chunk(
         self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
     ) -> Iterator[pa.RecordBatch]:
-        """The chunk's parts, read in order, each batch through the query."""
+        """The chunk's parts, read in order, each batch through the query; the bytes of each
+        part go to ``how.on_bytes`` once it is read (see :func:`.read.part_bytes`)."""
         if not isinstance(layout, FileLayout) or layout.schema is None:
             layout = self.describe("")
         assert layout.schema is not None
@@ -326,3 +335,5 @@ class FileSource(Source):
                     yield from out.to_batches()
                 else:
                     yield batch
+            if how.on_bytes is not None:
+                how.read_bytes(part_bytes(part))
