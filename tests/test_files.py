@@ -443,3 +443,17 @@ def test_compat_layer_takes_a_file_source_like_a_query(pg: PG, tmp_path: Path) -
         glob, None, pg.uri, pg.schema, "small", params={"min_rows_for_parallel": 1_000_000}
     )
     assert res.success and pg.scalar(f"SELECT count(DISTINCT id) FROM {pg.t('small')}") == 2_000
+
+
+def test_merge_from_files_upserts_and_refuses_duplicate_keys(pg: PG, tmp_path: Path) -> None:
+    pg.execute(f"CREATE TABLE {pg.t('dst')} (id bigint PRIMARY KEY, name text)")
+    pg.execute(f"INSERT INTO {pg.t('dst')} VALUES (1, 'old'), (99, 'kept')")
+    (tmp_path / "a.csv").write_text('id,name\n1,"new"\n2,"two"\n')
+    r = am.map_query(str(tmp_path / "a.csv"), None, pg.uri, "dst", schema=pg.schema, mode="merge")
+    assert r.success
+    assert pg.query(f"SELECT id, name FROM {pg.t('dst')} ORDER BY id") == [
+        (1, "new"), (2, "two"), (99, "kept")
+    ]
+    (tmp_path / "b.csv").write_text('id,name\n2,"again"\n')
+    with pytest.raises(ConfigError, match="mode='merge'"):
+        am.map_query(str(tmp_path / "*.csv"), None, pg.uri, "dst", schema=pg.schema, mode="merge")
