@@ -457,3 +457,19 @@ def test_merge_from_files_upserts_and_refuses_duplicate_keys(pg: PG, tmp_path: P
     (tmp_path / "b.csv").write_text('id,name\n2,"again"\n')
     with pytest.raises(ConfigError, match="mode='merge'"):
         am.map_query(str(tmp_path / "*.csv"), None, pg.uri, "dst", schema=pg.schema, mode="merge")
+
+
+def test_csv_byte_ranges_and_partitions_into_sqlite(tmp_path: Path) -> None:
+    data = table(4_000)
+    write(tmp_path / "in" / "kind=a" / "big.csv", "csv", data)
+    (tmp_path / "in" / "kind=b").mkdir()
+    (tmp_path / "in" / "kind=b" / "array.json").write_text('[{"id": 1}]')
+    target = f"sqlite:///{tmp_path / 'out.db'}"
+    with pytest.raises(ArrowMapperError, match="JSON array"):
+        am.map_query(str(tmp_path / "in"), None, target, "t")
+    (tmp_path / "in" / "kind=b" / "array.json").unlink()
+    r = am.map_query(str(tmp_path / "in"), None, target, "t", chunk_size=500, workers=2)
+    assert r.chunks > 2 and r.rows_written == 4_000
+    con = sqlite3.connect(tmp_path / "out.db")
+    got = con.execute("SELECT id, name, amount, big, kind FROM t ORDER BY id").fetchall()
+    assert got == [(r["id"], r["name"], r["amount"], r["big"], "a") for r in data.to_pylist()]

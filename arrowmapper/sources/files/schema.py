@@ -239,6 +239,13 @@ def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema
     import pyarrow.json as pjson
 
     data = _head(info, SAMPLE_BYTES)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        raise SourceError(
+            f"{info.path} holds a JSON array; arrowmapper reads JSON lines (one object per "
+            "line): convert it (jq -c '.[]' file.json > file.jsonl)",
+            transient=False,
+            kind="config",
+        )
     forced = overrides(spec)
     explicit = pa.schema([pa.field(n, t) for n, t in forced.items()]) if forced else None
     table = pjson.read_json(
