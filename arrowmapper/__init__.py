@@ -38,7 +38,6 @@ from .run.report import ChunkResult, JobResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "files",
     "ArrowMapperError",
     "Chunk",
     "ChunkConfig",
@@ -63,6 +62,7 @@ __all__ = [
     "create_progress_callback",
     "create_retry_handler",
     "execute_query_parallel",
+    "files",
     "map_query",
     "plan_query",
     "verify",

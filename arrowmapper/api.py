@@ -102,6 +102,7 @@ def map_query(
     resume: bool = False,
     batch_size: int | None = None,
     verify: bool = False,
+    incremental: bool = False,
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool | None = None,
@@ -140,6 +141,10 @@ def map_query(
     failing its chunk, counted in ``JobResult.rows_rejected``; ``"file"`` also writes each
     with the reason to ``<rejects>/<job_id>/chunk-<n>.csv`` (``am.files(..., rejects=...)``;
     default ``./arrowmapper-rejects``). A database source refuses it.
+
+    ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
+    table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
+    since is refused, naming it.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

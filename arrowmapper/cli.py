@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import JobConfig, RetryConfig, file_keys, load_job_file
+from .config.files import is_file_source
 from .config.jobfile import EXTRA_KEYS
 from .errors import (
     ConfigError,
@@ -45,7 +46,20 @@ examples:
   arrowmapper run job.toml --executor dask --cluster tcp://scheduler:8786
   arrowmapper verify --job-id orders-1
   arrowmapper demo
+
+files (no --query needed: every row is loaded; --query is optional Polars SQL over 'self'):
+  arrowmapper plan --source 'data/*.parquet'
+  arrowmapper run --source 'data/*.parquet' --table events --workers 4
+  arrowmapper run --source 'exports/' --table sales --query 'SELECT * FROM self WHERE qty > 0'
+  arrowmapper run --table prices \\
+      --source 'file:///data/prices.txt?format=csv&delimiter=;&header=false&null=NA&column=price=decimal128(12,2)'
 """
+
+SOURCE_HELP = (
+    "a database URI, or files: a path, glob or folder (data/*.parquet, exports/), or a "
+    "file:// URI with options (file:///data/p.txt?format=csv&delimiter=;&header=false&"
+    "null=NA&column=price=decimal128(12,2)); default: $ARROWMAPPER_SOURCE"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +72,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="arrowmapper",
-        description="Copy a SQL query's result into a table, in parallel chunks, exactly once.",
+        description="Copy a SQL query's result, or files (Parquet, CSV, JSON lines, Arrow), "
+        "into a table, in parallel chunks, exactly once.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,9 +82,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="copy a query's result into a table",
-        description="Copy a query's result into a table. Every option may come "
-        "from a TOML job file; flags override it.",
+        help="copy a query's result, or files, into a table",
+        description="Copy a query's result, or files, into a table. Every option may come "
+        "from a TOML job file; flags override it. A file source (a path, glob, folder or "
+        "file:// URI) needs no --query: every row is loaded.",
     )
     run.add_argument("job_file", nargs="?", help="TOML job file with the keys of the flags below")
     _job_flags(run, list(file_keys()) + list(EXTRA_KEYS))
@@ -77,12 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="no progress, no summary")
     out.add_argument("--json", action="store_true", help="print the JobResult as JSON on stdout")
 
-    plan = sub.add_parser("plan", help="show the chunk plan and column mapping; moves no data")
-    _job_flags(plan, PLAN_FLAGS, required=("query",))
+    plan = sub.add_parser(
+        "plan",
+        help="show the chunk plan and column mapping; moves no data",
+        description="Show the chunk plan and the column mapping; moves no data. --query is "
+        "required for a database source; a file source (a path, glob, folder or file:// URI) "
+        "needs none, and its plan lists the files too.",
+    )
+    _job_flags(plan, PLAN_FLAGS)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(usage=plan)
 
     ver = sub.add_parser("verify", help="re-check a finished job: rows per chunk, source vs ledger")
-    ver.add_argument("--source", help="source URI (default: $ARROWMAPPER_SOURCE)")
+    ver.add_argument("--source", help="the job's source: " + SOURCE_HELP)
     ver.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
     ver.add_argument("--job-id", required=True)
     ver.add_argument("--schema", help="the target schema the job loaded into")
@@ -137,7 +160,8 @@ def _job_flags(
             sp.add_argument(flag, dest=key, help="Polars SQL over the frame 'self'")
             continue
         name, option = options[key]
-        kw: dict[str, Any] = {"dest": key, "help": option.help, "required": key in required}
+        help = SOURCE_HELP if key == "source" else option.help
+        kw: dict[str, Any] = {"dest": key, "help": help, "required": key in required}
         if option.kind == "bool":
             tristate = JobConfig.__dataclass_fields__[name].default is None
             kw["action"] = argparse.BooleanOptionalAction if tristate else "store_true"
@@ -217,12 +241,16 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
             opts[key] = value
     opts.setdefault("source", os.environ.get("ARROWMAPPER_SOURCE"))
     opts.setdefault("target", os.environ.get("ARROWMAPPER_TARGET"))
+    files = bool(opts.get("source")) and is_file_source(opts["source"])
     for key, hint in (
         ("source", "--source URI or $ARROWMAPPER_SOURCE"),
         ("target", "--target URI or $ARROWMAPPER_TARGET"),
         ("query", "--query SQL"),
         ("table", "--table NAME"),
     ):
+        if key == "query" and files:  # files: no query loads every row
+            opts[key] = opts.get(key) or ""
+            continue
         if not opts.get(key):
             raise ConfigError(f"no {key}: pass {hint}" + (" (or put it in the job file)"))
     if opts.get("transform") and opts.get("transform_sql"):
@@ -276,11 +304,17 @@ def _need(value: str | None, env: str, flag: str) -> str:
 
 def _plan(args: argparse.Namespace) -> int:
     from . import api
+    from .run.progress import human_bytes
 
+    given = args.source or os.environ.get("ARROWMAPPER_SOURCE")
+    files = bool(given) and is_file_source(given)
+    if not args.query and not files:  # a database source: as argparse said before files
+        args.usage.error("the following arguments are required: --query")
     source = _need(args.source, "ARROWMAPPER_SOURCE", "--source")
+    query = args.query or ""
     plan = api.plan_query(
         source,
-        args.query,
+        query,
         strategy=args.strategy or "auto",
         key=args.key,
         chunk_size=args.chunk_size,
@@ -288,25 +322,55 @@ def _plan(args: argparse.Namespace) -> int:
     )
     columns = api.describe_columns(
         source,
-        args.query,
+        query,
         args.target or os.environ.get("ARROWMAPPER_TARGET") or None,
         args.table,
         schema=args.schema,
         transform=args.transform or args.transform_sql,
     )
+    folder, file_rows = "", list[dict[str, Any]]()
+    if files:
+        from .sources.files import plan_files_table
+
+        folder, file_rows = plan_files_table(plan)
     if args.json:
-        print(
-            json.dumps(
-                {"plan": json.loads(plan.to_json()), "columns": [c.__dict__ for c in columns]}
-            )
-        )
+        out: dict[str, Any] = {
+            "plan": json.loads(plan.to_json()),
+            "columns": [c.__dict__ for c in columns],
+        }
+        if files:
+            out["folder"] = folder
+            out["files"] = [{**row, "size_human": human_bytes(row["size"])} for row in file_rows]
+        print(json.dumps(out))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(highlight=False)
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
     console.print(f"{len(plan.chunks)} chunks, about {plan.estimated_rows or 0:,} rows")
+    if files:
+        total = sum(row["size"] for row in file_rows)
+        console.print(
+            f"{len(file_rows)} file{'s' if len(file_rows) != 1 else ''} in {folder}, "
+            f"{total:,} bytes ({human_bytes(total)})",
+            markup=False,
+        )
+        table = Table(box=None, pad_edge=False)
+        for name in ("file", "format", "compression", "bytes", "size", "parts", "estimated rows"):
+            table.add_column(name, overflow="fold")
+        for row in file_rows:
+            table.add_row(
+                Text(row["path"]),
+                row["format"],
+                row["compression"] or "-",
+                f"{row['size']:,}",
+                human_bytes(row["size"]),
+                row["parts"],
+                "?" if row["rows"] is None else f"{row['rows']:,}",
+            )
+        _print_whole(console, table)
     chunks = Table("chunk", "predicate", "estimated rows", box=None, pad_edge=False)
     for c in plan.chunks:
         chunks.add_row(str(c.chunk_id), c.predicate, f"{c.estimated_rows or 0:,}")
@@ -320,6 +384,23 @@ def _plan(args: argparse.Namespace) -> int:
         )
     console.print(cols)
     return EXIT_OK
+
+
+def _print_whole(console: Any, table: Any) -> None:
+    """``table`` printed unwrapped when the output is not a terminal (a pipe, a log: its 80
+    columns would fold the file names); folded to the terminal's width otherwise."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    wide = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    narrow = console.width
+    console.width = max(narrow, wide)
+    try:
+        console.print(table)
+    finally:
+        console.width = narrow
 
 
 def _verify(args: argparse.Namespace) -> int:

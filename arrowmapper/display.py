@@ -1,7 +1,8 @@
 """The live progress display of the command line (rich), redrawn from the progress board.
 
 On a terminal: an overall bar with rows, rows/s and ETA, and one line per worker (its chunk,
-attempt, rows, RSS). Elsewhere (a cron job, a CI log): a plain line every few seconds.
+attempt, rows, RSS); with a file source also the bytes read, in all and per worker. Elsewhere
+(a cron job, a CI log): a plain line every few seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .run.progress import ProgressSnapshot
+from .run.progress import ProgressSnapshot, human_bytes
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -38,8 +39,10 @@ def render(snapshot: ProgressSnapshot, width: int = 40) -> Any:
     from rich.text import Text
 
     s = snapshot
+    # bytes are shown once any are counted (a file source); a database job reads none
+    show_bytes = bool(s.bytes_read) or any(r.bytes_read for r in s.running)
     head = Table.grid(padding=(0, 1))
-    head.add_row(
+    cells: list[Any] = [
         ProgressBar(total=100.0, completed=s.progress_percentage, width=width),
         Text(f"{s.progress_percentage:5.1f}%", style="bold"),
         Text(
@@ -48,18 +51,26 @@ def render(snapshot: ProgressSnapshot, width: int = 40) -> Any:
         ),
         Text(f"{s.rows_written:,} rows"),
         Text(f"{s.rows_per_second:,.0f} rows/s"),
-        Text(f"ETA {_eta(s.eta_seconds)}"),
-    )
+    ]
+    if show_bytes:
+        cells.append(Text(f"{human_bytes(s.bytes_read)} read"))
+    cells.append(Text(f"ETA {_eta(s.eta_seconds)}"))
+    head.add_row(*cells)
     workers = Table.grid(padding=(0, 2))
     for r in s.running:
         rss = _rss_mb(r.pid) if r.pid else None
-        workers.add_row(
+        row = [
             Text(f"  worker {r.pid or '-'}", style="cyan"),
             Text(f"chunk {r.chunk_id}" + (f" (attempt {r.attempt})" if r.attempt > 1 else "")),
             Text(f"{r.rows_written:,} rows"),
+        ]
+        if show_bytes:
+            row.append(Text(f"{human_bytes(r.bytes_read)} read"))
+        row += [
             Text(f"RSS {rss:,.0f} MB" if rss is not None else "RSS -"),
             Text(f"{r.seconds:.1f}s"),
-        )
+        ]
+        workers.add_row(*row)
     return Group(head, workers)
 
 
@@ -67,7 +78,9 @@ def plain_line(s: ProgressSnapshot) -> str:
     return (
         f"progress {s.progress_percentage:5.1f}% chunks {s.completed_chunks}/{s.total_chunks} "
         f"failed {s.failed_chunks} running {s.running_chunks} rows {s.rows_written} "
-        f"rows/s {s.rows_per_second:.0f} eta {_eta(s.eta_seconds)}"
+        f"rows/s {s.rows_per_second:.0f} "
+        + (f"bytes {s.bytes_read} " if s.bytes_read else "")
+        + f"eta {_eta(s.eta_seconds)}"
     )
 
 

@@ -19,7 +19,7 @@ from .transform import TransformSpec
 
 #: The parts in the order a refusal names them, with the words used for each.
 PARTS: dict[str, str] = {
-    "source": "source database",
+    "source": "source",
     "query": "query",
     "target_table": "target table",
     "table_identity": "target table's identity (it was dropped and created again)",

@@ -2,13 +2,15 @@
 
     python -m bench [--quick] [--rows N] [--repeat R] [--suites strategies,peers,...]
                     [--uri postgresql://...] [--write docs/benchmarks.md]
+    python -m bench --suites files [--files K] [--cache-dir DIR]    # bench/bench_files.py
     arrowmapper bench suite --quick
 
 Data is generated inside PostgreSQL (deterministic: every value is a function of the row
 number), each case runs ``--repeat`` times with the cases interleaved round-robin, and the
 figures are medians with min-max. The run records versions, server settings and machine facts,
-writes its tables between ``<!-- bench_suite -->`` markers of ``--write`` and PNG plots next to
-that file (with matplotlib installed). Nothing here asserts on time.
+writes its tables between ``<!-- bench_suite -->`` markers of ``--write`` (the ``files`` suite,
+not run by default, between ``<!-- bench_files -->`` markers) and PNG plots next to that file
+(with matplotlib installed). Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from arrowmapper.errors import redact  # noqa: E402
 
 SCHEMA = "am_suite"
 MARKER = "<!-- bench_suite -->"
-SUITES = ("strategies", "peers", "scaling", "memory", "small")
+FILES_MARKER = "<!-- bench_files -->"
+SUITES = ("strategies", "peers", "scaling", "memory", "small")  # the default run
+EXTRA_SUITES = ("files",)  # only when asked for: bench/bench_files.py
 
 
 # --------------------------------------------------------------------------- helpers
@@ -129,7 +133,11 @@ class PeakRSS:
 
         while not self._stop.is_set():
             total = 0
-            for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                tree = [self.me, *self.me.children(recursive=True)]
+            except psutil.Error:  # the process (or a child being listed) has just exited
+                tree = [self.me]
+            for p in tree:
                 with contextlib.suppress(psutil.Error):
                     total += p.memory_info().rss
             self.peak = max(self.peak, total)
@@ -807,6 +815,18 @@ def plots(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[str]:
         fig.savefig(out_dir / "bench_memory.png", dpi=110)
         plt.close(fig)
         made.append("bench_memory.png")
+    if results.get("files") and results["files"].get("rows_per_s"):
+        speeds = results["files"]["rows_per_s"]
+        fig, ax = plt.subplots(figsize=(7, 0.35 * len(speeds) + 1.2))
+        names = list(speeds)[::-1]
+        ax.barh(names, [speeds[n] / 1000 for n in names], color="#4c72b0")
+        ax.set_xlabel("thousand rows/s (median)")
+        ax.set_title("Files -> PostgreSQL")
+        ax.tick_params(axis="y", labelsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench_files.png", dpi=110)
+        plt.close(fig)
+        made.append("bench_files.png")
     return made
 
 
@@ -821,7 +841,20 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         help="rows for the peers suite (default 5 x --rows: 5,000,000; quick: --rows)",
     )
-    ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated subset")
+    ap.add_argument(
+        "--suites",
+        default=",".join(SUITES),
+        help=f"comma-separated, from {', '.join(SUITES + EXTRA_SUITES)} "
+        f"(default: {','.join(SUITES)}; files only when named)",
+    )
+    ap.add_argument(
+        "--files", type=int, default=10, help="files suite: Parquet files the rows are split into"
+    )
+    ap.add_argument(
+        "--cache-dir",
+        help="files suite: where its data set is written once per size (default "
+        "$ARROWMAPPER_BENCH_CACHE, else ~/.cache/arrowmapper-bench)",
+    )
     ap.add_argument(
         "--uri",
         default=os.environ.get("ARROWMAPPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -831,9 +864,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = args.rows or (30_000 if args.quick else 1_000_000)
     repeat = args.repeat or (1 if args.quick else 3)
     wanted = [s.strip() for s in args.suites.split(",") if s.strip()]
-    unknown = set(wanted) - set(SUITES)
+    unknown = set(wanted) - set(SUITES + EXTRA_SUITES)
     if unknown:
-        ap.error(f"unknown suites {sorted(unknown)}; choose from {', '.join(SUITES)}")
+        ap.error(
+            f"unknown suites {sorted(unknown)}; choose from {', '.join(SUITES + EXTRA_SUITES)}"
+        )
     uri = args.uri
     started = time.perf_counter()
     sql(uri, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
@@ -853,6 +888,19 @@ def main(argv: list[str] | None = None) -> None:
             elif name == "memory":
                 sizes = [rows // 5, rows] if args.quick else [rows // 5, rows, 5 * rows]
                 text, data = suite_memory(uri, sizes, args.workers)
+            elif name == "files":
+                from bench_files import default_cache, suite_files
+
+                text, data = suite_files(
+                    uri,
+                    SCHEMA,
+                    rows,
+                    repeat,
+                    args.workers,
+                    quick=args.quick,
+                    cache=Path(args.cache_dir) if args.cache_dir else default_cache(),
+                    nfiles=args.files,
+                )
             else:
                 text, data = suite_small(uri, repeat)
             results[name] = data
@@ -869,6 +917,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--repeat {repeat}" if args.repeat else "",
             f"--peer-rows {args.peer_rows}" if args.peer_rows else "",
             f"--suites {args.suites}" if args.suites != ",".join(SUITES) else "",
+            f"--files {args.files}" if args.files != 10 and "files" in wanted else "",
             f"--write {args.write}" if args.write else "",
         )
         if a
@@ -882,10 +931,16 @@ def main(argv: list[str] | None = None) -> None:
         path = Path(args.write)
         path.parent.mkdir(parents=True, exist_ok=True)
         made = plots(path.parent, results)
-        body = "\n\n".join(sections)
-        if made:
-            body += "\n\n" + "\n".join(f"![{m}]({m})" for m in made)
-        write_block(path, MARKER, header, body)
+        # the files suite has a block of its own: running it alone keeps the others' figures
+        for marker, names in ((MARKER, SUITES), (FILES_MARKER, EXTRA_SUITES)):
+            mine = [s for n, s in zip(wanted, sections, strict=True) if n in names]
+            if not mine:
+                continue
+            body = "\n\n".join(mine)
+            pngs = [m for m in made if (m == "bench_files.png") == (marker == FILES_MARKER)]
+            if pngs:
+                body += "\n\n" + "\n".join(f"![{m}]({m})" for m in pngs)
+            write_block(path, marker, header, body)
 
 
 if __name__ == "__main__":

@@ -93,3 +93,53 @@ def test_bench_suite_quick_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
     assert text.count("<!-- bench_suite -->") == 2
     for png in ("bench_strategies_skewed.png", "bench_scaling.png", "bench_memory.png"):
         assert (out_md.parent / png).stat().st_size > 1000
+
+
+def test_bench_files_suite_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
+    """`python -m bench --suites files` end to end on tiny data: every contestant has a row
+    (figures, or skipped with the reason), no contestant loads different rows or fails, the
+    memory check is there, and its block is its own (the suite's block is not written)."""
+    out_md = tmp_path / "docs" / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--suites",
+            "files",
+            "--quick",
+            "--rows",
+            "1000",
+            "--files",
+            "3",
+            "--workers",
+            "1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--uri",
+            pg.uri,
+            "--write",
+            str(out_md),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out_md.read_text()
+    assert text.count("<!-- bench_files -->") == 2 and "<!-- bench_suite -->" not in text
+    for contestant in (
+        "psql \\copy FROM the CSV (baseline)",
+        "arrowmapper Parquet, 1 file",
+        "arrowmapper Parquet, glob of 3 files",
+        "arrowmapper CSV",
+        "arrowmapper PostgreSQL -> PostgreSQL",
+        "DuckDB read_parquet, 1 file",
+        "DuckDB read_csv",
+        "Polars read_parquet, 1 file",
+        "Polars read_csv",
+    ):
+        assert f"| {contestant}" in text
+    assert "| NO: " not in text and "failed:" not in text
+    assert "**Memory.**" in text and "versions: arrowmapper" in text

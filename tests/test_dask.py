@@ -287,3 +287,27 @@ def test_credentials_come_from_the_workers_environment(pg: PG, cluster: Any) -> 
             pickle.loads(blob)
     finally:
         os.environ.pop("AM_SECRET_PW", None)
+
+
+def test_a_file_source_on_a_local_cluster(pg: PG, cluster: Any, tmp_path: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = pa.table({"id": list(range(9_000)), "label": [f"r{i}" for i in range(9_000)]})
+    for i in range(3):
+        pq.write_table(data.slice(i * 3_000, 3_000), tmp_path / f"p{i}.parquet", row_group_size=1_000)
+    r = am.map_query(
+        str(tmp_path / "*.parquet"),
+        None,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        chunk_size=1_000,
+        workers=3,
+        executor="dask",
+        cluster=cluster.scheduler_address,
+    )
+    assert r.success and r.chunks == 9 and r.rows_written == 9_000
+    assert pg.query(f"SELECT count(DISTINCT id), min(id), max(id) FROM {pg.t('dst')}") == [
+        (9_000, 0, 8_999)
+    ]

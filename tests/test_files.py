@@ -320,23 +320,156 @@ def test_bad_csv_row_names_the_file_others_commit_resume_after_fix(pg: PG, tmp_p
     write(bad, "csv", table(1_000, 1_000))  # fixed: a new version of the file
     r = am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
     assert r.success and any("p1.csv" in n and "cut again" in n for n in r.notes)
-    assert pg_rows(pg, "dst") == expected(table(3_000))
+    assert pg_rows(pg, "dst") == expected(
+        pa.concat_tables([table(1_000, 0), table(1_000, 1_000), table(1_000, 2_000)])
+    )
 
 
 def test_resume_refuses_a_file_that_changed_after_its_rows_committed(pg: PG, tmp_path: Path) -> None:
     path = write(tmp_path / "d.parquet", "parquet", table(6_000))
-    kw: dict[str, Any] = dict(schema=pg.schema, job_id="changed", chunk_size=1_000, workers=2)
+    src = str(tmp_path / "*.parquet")
+    kw: dict[str, Any] = dict(
+        schema=pg.schema, job_id="changed", chunk_size=1_000, workers=2,
+        transform="tests.helpers:fail_on_id",
+    )
     # the first run loads every row group but the one holding id 5777 (the transform fails)
     with pytest.raises(JobFailed):
-        am.map_query(
-            str(path), None, pg.uri, "dst", **kw,
-            transform="tests.helpers:fail_on_id", retry=am.RetryConfig(max_retries=0),
-        )
+        am.map_query(src, None, pg.uri, "dst", **kw, retry=am.RetryConfig(max_retries=0))
     assert 0 < pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") < 6_000
     # ... then the file changes: its committed row groups hold the old rows
     write(path, "parquet", table(6_010))
     with pytest.raises(ArrowMapperError, match=r"d\.parquet changed"):
-        am.map_query(str(path), None, pg.uri, "dst", **kw, transform="tests.helpers:fail_on_id", resume=True)
+        am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
+    write(tmp_path / "other.parquet", "parquet", table(10))
     path.unlink()
     with pytest.raises(ArrowMapperError, match=r"d\.parquet is gone"):
-        am.map_query(str(tmp_path / "*.parquet"), None, pg.uri, "dst", **kw, resume=True)
+        am.map_query(src, None, pg.uri, "dst", **kw, resume=True)
+
+
+def test_verify_a_file_job_and_a_file_that_changed_since(pg: PG, tmp_path: Path) -> None:
+    write(tmp_path / "a.parquet", "parquet", table(2_000))
+    write(tmp_path / "b.csv", "csv", table(1_000, 2_000))
+    src = [str(tmp_path / "a.parquet"), str(tmp_path / "b.csv")]
+    am.map_query(src, None, pg.uri, "dst", schema=pg.schema, job_id="v1", chunk_size=700)
+    report = am.verify(src, pg.uri, "v1", schema=pg.schema)
+    assert report.ok, report.summary() if hasattr(report, "summary") else report
+    assert report.source_total == 3_000
+    write(tmp_path / "b.csv", "csv", table(999, 2_000))  # a row less, a new version
+    report = am.verify(src, pg.uri, "v1", schema=pg.schema)
+    assert not report.ok
+    assert any("b.csv changed" in p for c in report.checks for p in c.problems)
+
+
+def test_incremental_runs_load_only_new_files(pg: PG, tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    write(drop / "2026-11-29.parquet", "parquet", table(1_000))
+    write(drop / "2026-11-30.csv", "csv", table(500, 1_000))
+    kw: dict[str, Any] = dict(schema=pg.schema, incremental=True, workers=2)
+    r1 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-1")
+    assert r1.rows_written == 1_500
+    r2 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-2")  # nothing new
+    assert r2.success and r2.rows_written == 0
+    write(drop / "2026-12-01.parquet", "parquet", table(700, 1_500))
+    r3 = am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-3")
+    assert r3.rows_written == 700
+    loaded = pa.concat_tables([table(1_000), table(500, 1_000), table(700, 1_500)])
+    assert pg_rows(pg, "dst") == expected(loaded)
+    # a file loaded before that changed would be loaded twice: refused, naming it
+    write(drop / "2026-11-30.csv", "csv", table(501, 1_000))
+    with pytest.raises(ConfigError, match=r"2026-11-30\.csv was loaded .* by job 'night-1'"):
+        am.map_query(str(drop), None, pg.uri, "dst", **kw, job_id="night-4")
+    with pytest.raises(ConfigError, match="files"):
+        am.map_query(pg.uri, pg.t("dst"), pg.uri, "dst2", **kw)
+    with pytest.raises(ConfigError, match="append"):
+        am.map_query(str(drop), None, pg.uri, "dst", **{**kw, "mode": "replace"})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_byte_ranges_split_at_records_with_quoted_newlines(pg: PG, tmp_path: Path, fmt: str) -> None:
+    data = table(6_000)
+    path = write(tmp_path / f"big.{fmt}", fmt, data)
+    plan = am.plan_query(str(path), None, chunk_size=800)
+    assert len(plan.chunks) >= 4 and "byte ranges" in plan.reason, plan.reason
+    assert "bytes " in plan.chunks[1].predicate
+    r = am.map_query(str(path), None, pg.uri, "dst", schema=pg.schema, chunk_size=800, workers=2)
+    assert r.chunks == len(plan.chunks) and r.rows_written == 6_000
+    assert pg_rows(pg, "dst") == expected(data)
+    # compressed: whole files, and the plan says why
+    gz = write(tmp_path / f"big.{fmt}.gz", fmt, data, "gzip")
+    assert "compressed, whole" in am.plan_query(str(gz), None, chunk_size=800).reason
+
+
+def test_csv_options_in_the_uri_and_unsafe_splits_fall_back(pg: PG, tmp_path: Path) -> None:
+    path = tmp_path / "odd.dat"
+    lines = ["id;label;price"] + [
+        f"{i};{'n/a' if i % 10 == 0 else 'caf' + chr(233) + f' {i}'};{i}.5" for i in range(20_000)
+    ]
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    src = am.files(str(path), format="csv", delimiter=";", null=["n/a"], encoding="latin1", escape="\\")
+    assert src.startswith("file://") and "delimiter=%3B" in src
+    plan = am.plan_query(src, None, chunk_size=2_000)
+    assert len(plan.chunks) == 1 and "escape" in plan.reason  # backslash escapes: no safe split
+    r = am.map_query(src, None, pg.uri, "dst", schema=pg.schema)
+    assert r.rows_written == 20_000
+    assert pg.query(f"SELECT label FROM {pg.t('dst')} WHERE id IN (1, 10) ORDER BY id") == [
+        ("café 1",), (None,)
+    ]
+    with pytest.raises(ConfigError, match="unknown file source option 'delimter'"):
+        am.plan_query(f"file://{path}?delimter=%3B", None)
+    with pytest.raises(ConfigError, match="cannot tell the format"):
+        am.plan_query(str(path), None)
+    (tmp_path / "latin.csv").write_bytes("id,label\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ArrowMapperError, match="encoding="):
+        am.plan_query(str(tmp_path / "latin.csv"), None)
+    with pytest.raises(ConfigError, match="no files match"):
+        am.plan_query(str(tmp_path / "nothing-*.csv"), None)
+
+
+def test_compat_layer_takes_a_file_source_like_a_query(pg: PG, tmp_path: Path) -> None:
+    from arrowmapper.compat import ParallelProcessor, execute_query_parallel
+
+    write(tmp_path / "a.parquet", "parquet", table(1_500))
+    write(tmp_path / "b.parquet", "parquet", table(500, 1_500))
+    glob = str(tmp_path / "*.parquet")
+    res = execute_query_parallel(glob, None, pg.uri, pg.schema, "dst", max_workers=2, chunk_size=500)
+    assert res.success and res.total_rows == 2_000
+    proc = ParallelProcessor(max_workers=2)
+    res = proc.process_mapper_job(
+        [tmp_path / "a.parquet"], "SELECT id FROM self WHERE id < 10", pg.uri, pg.schema, "few"
+    )
+    assert res.success and pg.scalar(f"SELECT count(*) FROM {pg.t('few')}") == 10
+    # below min_rows_for_parallel: one chunk in this process, still exact
+    res = execute_query_parallel(
+        glob, None, pg.uri, pg.schema, "small", params={"min_rows_for_parallel": 1_000_000}
+    )
+    assert res.success and pg.scalar(f"SELECT count(DISTINCT id) FROM {pg.t('small')}") == 2_000
+
+
+def test_merge_from_files_upserts_and_refuses_duplicate_keys(pg: PG, tmp_path: Path) -> None:
+    pg.execute(f"CREATE TABLE {pg.t('dst')} (id bigint PRIMARY KEY, name text)")
+    pg.execute(f"INSERT INTO {pg.t('dst')} VALUES (1, 'old'), (99, 'kept')")
+    (tmp_path / "a.csv").write_text('id,name\n1,"new"\n2,"two"\n')
+    r = am.map_query(str(tmp_path / "a.csv"), None, pg.uri, "dst", schema=pg.schema, mode="merge")
+    assert r.success
+    assert pg.query(f"SELECT id, name FROM {pg.t('dst')} ORDER BY id") == [
+        (1, "new"), (2, "two"), (99, "kept")
+    ]
+    (tmp_path / "b.csv").write_text('id,name\n2,"again"\n')
+    with pytest.raises(ConfigError, match="mode='merge'"):
+        am.map_query(str(tmp_path / "*.csv"), None, pg.uri, "dst", schema=pg.schema, mode="merge")
+
+
+def test_csv_byte_ranges_and_partitions_into_sqlite(tmp_path: Path) -> None:
+    data = table(4_000)
+    write(tmp_path / "in" / "kind=a" / "big.csv", "csv", data)
+    (tmp_path / "in" / "kind=b").mkdir()
+    (tmp_path / "in" / "kind=b" / "array.json").write_text('[{"id": 1}]')
+    target = f"sqlite:///{tmp_path / 'out.db'}"
+    with pytest.raises(ArrowMapperError, match="JSON array"):
+        am.map_query(str(tmp_path / "in"), None, target, "t")
+    (tmp_path / "in" / "kind=b" / "array.json").unlink()
+    r = am.map_query(str(tmp_path / "in"), None, target, "t", chunk_size=500, workers=2)
+    assert r.chunks > 2 and r.rows_written == 4_000
+    con = sqlite3.connect(tmp_path / "out.db")
+    got = con.execute("SELECT id, name, amount, big, kind FROM t ORDER BY id").fetchall()
+    assert got == [(r["id"], r["name"], r["amount"], r["big"], "a") for r in data.to_pylist()]

@@ -85,6 +85,7 @@ def test_public_surface_is_pinned() -> None:
         "ArrowMapperError", "Chunk", "ChunkFailed", "ChunkResult", "ChunkState", "ConfigError",
         "JobFailed", "JobResult", "Plan", "PlanError", "ProgressSnapshot", "RetryConfig",
         "SourceError", "TargetError", "map_query", "plan_query", "verify", "VerifyReport",
+        "files",  # a file source with its options (arrowmapper.config.files)
         # the existing executor's names (drop-in layer)
         "ChunkConfig", "ChunkingStrategy", "ParallelProcessingResult", "ParallelProcessor",
         "ProgressTracker", "RetryHandler", "create_progress_callback", "create_retry_handler",

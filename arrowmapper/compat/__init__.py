@@ -35,13 +35,14 @@ from ..config import (
     parse_uri,
     settings_of,
 )
+from ..config.files import names_files
 from ..errors import PASS_THROUGH, ArrowMapperError, ConfigError, at_boundary, printable
 from ..plan import bare_table
 from ..run.finish import ProgressArg, run_prepared
 from ..run.prepare import check_endpoints, prepare_job, target_rules
 from ..run.progress import ProgressSnapshot
 from ..run.report import ChunkResult, JobResult
-from ..sources import SourceProbe, source_dialect
+from ..sources import SourceProbe, open_source, source_dialect, source_endpoint
 from .connections import connection_uri
 from .jobs import MapperJob, QueryJob, called_as, method_called_as
 from .records import (
@@ -184,9 +185,18 @@ class ParallelProcessor:
         target_schema, target_table, params = job.target_schema, job.target_table, job.params
         if params is not None and not isinstance(params, Mapping):
             raise ConfigError(f"params must be a mapping of job parameters, got {params!r}")
-        if not isinstance(source_sql, str) or not source_sql.strip():
+        files = names_files(source_conn)  # files are a source as a connection is
+        if files and source_sql is not None and not isinstance(source_sql, str):
+            raise ConfigError(
+                f"source_sql over files is optional Polars SQL (FROM self), got {source_sql!r}"
+            )
+        if not files and (not isinstance(source_sql, str) or not source_sql.strip()):
             raise ConfigError(f"source_sql must be a non-empty SQL query, got {source_sql!r}")
-        src = parse_uri(connection_uri(source_conn, "source"), "source")
+        src = (
+            source_endpoint(source_conn)
+            if files
+            else parse_uri(connection_uri(source_conn, "source"), "source")
+        )
         dst = parse_uri(connection_uri(target_conn, "target"), "target")
         schemas = target_rules(dst).schemas
         if not schemas and target_schema not in (None, "", "main"):
@@ -196,7 +206,7 @@ class ParallelProcessor:
             src.dialect,
             # the URIs as given: a ${NAME} password is expanded by each process, never pickled
             source=src.template or src.uri,
-            query=source_sql,
+            query=source_sql or "",
             target=dst.template or dst.uri,
             table=target_table,
             schema=(target_schema or None) if schemas else None,
@@ -209,7 +219,12 @@ class ParallelProcessor:
         parallel = c.parallel_enabled
         if parallel and c.min_rows_for_parallel > 0:
             check_reachable(src, "source")  # in seconds, not after connectorx's 30 s of retries
-            rows = _estimate_rows(SourceProbe(src, source_sql))
+            if files:
+                with open_source(src) as reader:
+                    query = source_sql or ""
+                    rows = reader.probe(query, reader.describe(query)).count()
+            else:
+                rows = _estimate_rows(SourceProbe(src, source_sql or ""))
             parallel = rows >= c.min_rows_for_parallel
             if not parallel:
                 log.info(

@@ -33,7 +33,7 @@ class MapperJob:
     arguments, in their order)."""
 
     source_conn: Any
-    source_sql: str
+    source_sql: str | None  # None: every row of a file source
     target_conn: Any
     target_schema: str | None
     target_table: str

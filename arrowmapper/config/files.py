@@ -273,6 +273,19 @@ def is_file_source(source: object) -> bool:
     return source is not None
 
 
+def names_files(source: object) -> bool:
+    """Whether a caller's ``source`` (a connection, a URI, ...) names files: a path, glob or
+    ``file://`` URI, a path object, a list of them, bytes, or a binary file-like object. A
+    database connection object does not."""
+    if isinstance(source, str):
+        return is_file_source(source)
+    if isinstance(source, os.PathLike | bytes | bytearray | memoryview | FileSpec):
+        return True
+    if isinstance(source, list | tuple):
+        return bool(source) and all(names_files(s) for s in source)
+    return callable(getattr(source, "read", None))
+
+
 def spool_dir() -> Path:
     """Where uploaded files are kept: ``$ARROWMAPPER_SPOOL``, or ``arrowmapper-uploads`` in the
     system's temporary folder. Workers read them there (a Dask cluster on other machines
@@ -378,6 +391,7 @@ __all__ = [
     "file_spec",
     "files",
     "is_file_source",
+    "names_files",
     "spool_dir",
     "spool_upload",
 ]

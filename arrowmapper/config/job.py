@@ -103,7 +103,11 @@ class JobConfig:
     (2, 500, 'params')
     """
 
-    source: str = _opt("", "source URI (default: $ARROWMAPPER_SOURCE)")
+    source: str = _opt(
+        "",
+        "source: a database URI, or files -- a path, glob, folder or file:// URI with "
+        "options (default: $ARROWMAPPER_SOURCE)",
+    )
     query: str = _opt(
         "", "SQL query or table name (files: optional Polars SQL over 'self', default all rows)"
     )
@@ -157,6 +161,14 @@ class JobConfig:
     )
     verify: bool = _opt(
         False, "check each chunk's count and checksum inside its transaction", kind="bool"
+    )
+    incremental: bool = _opt(
+        False,
+        "files: load only the files earlier jobs did not load into the table (a new job_id "
+        "each run; a loaded file that changed is refused)",
+        kind="bool",
+        param="incremental",
+        env="MAPPER_INCREMENTAL",
     )
     snapshot: bool | None = _opt(
         None,
@@ -389,6 +401,16 @@ def _check_together(c: JobConfig) -> None:
         raise ConfigError(
             "stall_timeout and max_worker_memory watch local worker processes; with "
             "executor='dask' the Dask nannies own them: set the workers' --memory-limit instead"
+        )
+    if c.incremental and c.mode not in ("append", "merge"):
+        raise ConfigError(
+            f"incremental=True adds what is new to the table: use mode='append' or 'merge', "
+            f"not {c.mode!r}"
+        )
+    if c.incremental and c.resume:
+        raise ConfigError(
+            "incremental=True starts a new job that skips what earlier jobs loaded; to finish "
+            "an interrupted one, resume it (resume=True and its job_id) without incremental"
         )
     if c.cluster is not None and c.executor != "dask":
         raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")

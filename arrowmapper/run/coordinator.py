@@ -99,7 +99,7 @@ class Coordinator:
             snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
         # spare rows for chunks split after a memory failure
-        self.board = ProgressBoard.create(2 * (max(self.chunks) + 1) + 32)
+        self.board = ProgressBoard.create(2 * (max(self.chunks, default=-1) + 1) + 32)
         try:
             self._mark_committed()
             if self.spec.in_process:

@@ -157,6 +157,11 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
             f"the source is {src.dialect}"
         )
+    if c.incremental and src.rules.sql:
+        raise ConfigError(
+            "incremental=True needs a source that can tell what is new (files); a database "
+            "query is copied whole each run"
+        )
     target = target_rules(dst)
     if not target.schemas and c.schema not in (None, "main"):
         raise ConfigError("a SQLite target has no schemas: leave schema=None")
@@ -227,7 +232,10 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                 notes.extend(getattr(source, "notes", ()))
                 plan = replanned
         else:
-            plan = source.plan(c.query, c.strategy, c.key, c.chunk_size, c.workers) or plan_for(
+            earlier = tgt.earlier() if c.incremental else None
+            plan = source.plan(
+                c.query, c.strategy, c.key, c.chunk_size, c.workers, earlier
+            ) or plan_for(
                 probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
             )
         exists = tgt.table_exists()

@@ -59,6 +59,7 @@ FIELDS = (
     "started_ns",
     "ended_ns",
     "estimate",
+    "bytes_read",
 )
 _F = {name: i for i, name in enumerate(FIELDS)}
 _W = len(FIELDS)
@@ -74,11 +75,19 @@ class RunningChunk:
     rows_read: int
     rows_written: int
     seconds: float
+    #: source bytes of the parts this chunk finished reading (files; 0 for a database)
+    bytes_read: int = 0
 
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
-    """Where a job stands; passed to the ``progress`` callback a few times a second."""
+    """Where a job stands; passed to the ``progress`` callback a few times a second.
+
+    ``bytes_read`` (last, so positional construction in the old order still works): the
+    source bytes read so far, summed over the chunks -- a file source counts each part (a
+    byte range, a Parquet file's row groups, a whole file) as it finishes reading it; a
+    database source reads no bytes it can count, and it stays 0.
+    """
 
     total_chunks: int
     completed_chunks: int
@@ -91,6 +100,7 @@ class ProgressSnapshot:
     rows_per_second: float
     eta_seconds: float | None
     running: tuple[RunningChunk, ...] = ()
+    bytes_read: int = 0
 
     @property
     def rows_processed(self) -> int:
@@ -176,6 +186,7 @@ class ProgressBoard:
         running = sum(1 for r in rows if r["state"] == ChunkState.RUNNING)
         read = sum(r["rows_read"] for r in rows)
         written = sum(r["rows_written"] for r in rows)
+        nbytes = sum(r["bytes_read"] for r in rows)
         partial = 0.0
         for r in rows:
             if r["state"] == ChunkState.RUNNING and r["estimate"] > 0:
@@ -198,6 +209,7 @@ class ProgressBoard:
                 r["rows_read"],
                 r["rows_written"],
                 max(0.0, (now_ns - r["started_ns"]) / 1e9) if r["started_ns"] else 0.0,
+                r["bytes_read"],
             )
             for cid, r in zip(ids, rows, strict=True)
             if r["state"] == ChunkState.RUNNING
@@ -214,6 +226,7 @@ class ProgressBoard:
             rate,
             eta,
             in_flight,
+            nbytes,
         )
 
     def close(self) -> None:
@@ -234,6 +247,16 @@ class ProgressBoard:
 ProgressCallback = Callable[[ProgressSnapshot], Any]
 
 
+def human_bytes(n: int | float) -> str:
+    """``n`` bytes in binary units: ``512 B``, ``1.5 KiB``, ``3.2 GiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 _last_line = [0.0]
 
 
@@ -244,6 +267,8 @@ def print_progress(snapshot: ProgressSnapshot) -> None:
         f"{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
         f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
     )
+    if snapshot.bytes_read:
+        line += f"  {human_bytes(snapshot.bytes_read)} read"
     if sys.stderr.isatty():
         sys.stderr.write("\r" + line + ("\n" if snapshot.done else "  "))
     else:

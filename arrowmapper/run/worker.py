@@ -158,12 +158,16 @@ def _drop_source(task: ChunkTask) -> None:
 
 def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
     """The chunk's rows read through the job's :class:`~arrowmapper.sources.Source`, each
-    batch transformed and conformed to the target's schema; ``read[0]`` counts rows read."""
+    batch transformed and conformed to the target's schema; ``read[0]`` counts rows read, the
+    board's ``bytes_read`` the source bytes the source reports (``ReadOptions.on_bytes``)."""
     transformer = _TRANSFORMERS.get(task.transform)
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     cid = task.chunk.chunk_id
-    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout, task.job_id)
+    on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
+    how = ReadOptions(
+        task.snapshot, task.batch_size, task.statement_timeout, on_bytes, job_id=task.job_id
+    )
     dialect = task.table.dialect
     # a guard's refusal (infinity, 24:00, ...) is raised by the source as the terminal error
     for batch in _source(task).read_chunk(task.chunk, task.layout, how):
@@ -188,6 +192,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "started_ns", time.time_ns())
         board.set(cid, "rows_read", 0)
         board.set(cid, "rows_written", 0)
+        board.set(cid, "bytes_read", 0)
     try:
         target = _target(task)
         read = [0]

@@ -15,33 +15,49 @@ snapshot, nothing to close).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from ..plan import Probe
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pyarrow as pa
 
     from ..config import Endpoint
     from ..plan import Chunk, ChunkRenderer, Plan
+    from ..targets import Earlier
     from .layout import SourceLayout
 
 
 @dataclass(frozen=True)
 class ReadOptions:
     """How one chunk is read: inside an exported ``snapshot`` (its id) or not, in batches of
-    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not), for
-    the job ``job_id`` (a source that keeps something per chunk beside the rows -- a file
-    source's rejected rows -- writes it under the job's id; None: a read outside a job run,
-    such as a verify, writes nothing)."""
+    ``batch_size`` rows, each query bounded by ``statement_timeout`` seconds (None: not).
+
+    ``on_bytes``: called with the source bytes of each piece of the chunk the source has
+    finished reading (a file source: each part -- a byte range, row groups, a whole file),
+    before it yields the batches of the next piece; the worker adds them to the progress
+    board's ``bytes_read``. A source that cannot count its bytes (a database) never calls it.
+
+    ``job_id``: the job the chunk is read for. A source that keeps something per chunk beside
+    its rows (a file source's rejected rows) writes it under the job's id; None (a read outside
+    a job's run: verify, the preflight) writes nothing.
+    """
 
     snapshot: str | None = None
     batch_size: int = 65_536
     statement_timeout: float | None = None
+    on_bytes: Callable[[int], None] | None = field(default=None, compare=False)
     job_id: str | None = None
+
+    def read_bytes(self, n: int) -> None:
+        """Report ``n`` bytes read (to :attr:`on_bytes`, when there is one)."""
+        if self.on_bytes is not None and n > 0:
+            self.on_bytes(n)
 
 
 #: the default: no snapshot, 65,536-row batches, no statement timeout
@@ -100,10 +116,23 @@ class Source(Protocol):
         return 0
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Sequence[Earlier] | None = None,
     ) -> Plan | None:
         """The source's own plan, or None (the default: the planner cuts the query into key,
-        page or locator ranges, which :attr:`render` writes). Files plan themselves."""
+        page or locator ranges, which :attr:`render` writes). Files plan themselves.
+        ``earlier``: an incremental job's view of what earlier jobs committed into the table
+        (the plan leaves it out); the default refuses incremental jobs."""
+        if earlier is not None:
+            raise ConfigError(
+                "incremental=True needs a source that can tell what is new (files); a "
+                "database query is copied whole each run"
+            )
         return None
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
@@ -111,6 +140,15 @@ class Source(Protocol):
         a plan whose uncommitted chunks read what changed anew (a file changed before any of
         its rows committed), or a refusal (it changed after). The default: ``plan``."""
         return plan
+
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """The rows ``query`` returns now, or one ``chunk`` of it (``verify`` compares them
+        with the ledger). The default reads the chunk and counts."""
+        if chunk is None:
+            raise SourceError(f"{type(self).__name__} cannot count a whole query")
+        return sum(b.num_rows for b in self.read_chunk(chunk, layout))
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this

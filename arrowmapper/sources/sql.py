@@ -16,6 +16,7 @@ from typing import Any, Self
 import pyarrow as pa
 
 from ..config import Endpoint
+from ..errors import ConfigError
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
@@ -76,14 +77,34 @@ class SqlSource:
         return 0
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Any = None,
     ) -> Plan | None:
-        """None: the planner cuts a query into ranges (:attr:`render` writes them)."""
+        """None: the planner cuts a query into ranges (:attr:`render` writes them); an
+        incremental job (``earlier``) is refused: a query has no notion of what is new."""
+        if earlier is not None:
+            raise ConfigError(
+                "incremental=True needs a source that can tell what is new (files); a "
+                "database query is copied whole each run"
+            )
         return None
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
         """``plan``: a resumed offset plan is checked against the row count instead."""
         return plan
+
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """``SELECT COUNT(*)`` of the query, or of one chunk's query, on the server."""
+        relation = source_sql(query, self.dialect) if chunk is None else f"({chunk.sql}) AS _am_v"
+        counted = read_arrow(self.endpoint, f"SELECT COUNT(*) AS n FROM {relation}")
+        return int(counted.read_all().column(0)[0].as_py())
 
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be

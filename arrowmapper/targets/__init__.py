@@ -15,7 +15,7 @@ from ..config import Endpoint
 from ..errors import ConfigError
 from .base import Target
 from .dialects import DIALECTS, Dialect, TableRef, dialect_of
-from .ledger import JOBS, LEDGER, JobRecord, LedgerEntry, Written
+from .ledger import JOBS, LEDGER, Earlier, JobRecord, LedgerEntry, Written
 from .postgresql import PostgresTarget
 from .session import check_job_id
 from .sqlite import SqliteTarget
@@ -59,6 +59,7 @@ __all__ = [
     "Dialect",
     "JobRecord",
     "LedgerEntry",
+    "Earlier",
     "TableRef",
     "Target",
     "TargetColumn",

@@ -42,6 +42,16 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """A chunk an earlier job committed into the same table (incremental runs skip what it
+    read): the job, the chunk's ledger identity (``bounds``) and whether that job finished."""
+
+    job_id: str
+    bounds: str
+    finished: bool
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One committed chunk's ledger row."""
 
@@ -186,6 +196,18 @@ class Ledger(Connected):
             int(c): LedgerEntry(int(w), None if r is None else int(r), s, loc)
             for c, w, r, s, loc in rows
         }
+
+    def earlier(self) -> list[Earlier]:
+        """Every chunk any job committed into this table, with its bounds (empty before the
+        ledger exists)."""
+        if not self.has_ledger():
+            return []
+        rows = self._read(
+            f"SELECT l.job_id, l.bounds, j.finished_at FROM {self.ref.qualified(LEDGER)} l "
+            f"LEFT JOIN {self.ref.qualified(JOBS)} j ON j.job_id = l.job_id "
+            f"WHERE l.target_table = {lit(self.ref.display)} ORDER BY l.job_id, l.chunk_id"
+        )
+        return [Earlier(str(j), str(b or ""), f is not None) for j, b, f in rows]
 
     def committed(self, job_id: str) -> dict[int, int]:
         """chunk_id -> rows for every chunk of ``job_id`` already committed."""

@@ -26,10 +26,10 @@ from ..config import check_reachable, parse_uri
 from ..errors import ArrowMapperError, ConfigError, redact
 from ..plan import Plan
 from ..run.prepare import output_schema, stored_plan, table_ref, write_layout
-from ..sources import SourceProbe, describe_source, open_source, source_sql
+from ..sources import open_source, source_endpoint
 from ..targets import TableRef, check_job_id, open_target
 from ..transform import TransformLike, normalize
-from .chunks import check_chunk, count_rows, merge_shared_locators
+from .chunks import check_chunk, merge_shared_locators
 from .report import COUNTS, READER, SERVER, ChunkCheck, VerifyReport
 from .server import no_server_checksums, server_checksums
 
@@ -66,7 +66,7 @@ def verify(
     """
 
     check_job_id(job_id)
-    src, dst = parse_uri(source, "source"), parse_uri(target, "target")
+    src, dst = source_endpoint(source), parse_uri(target, "target")
     check_reachable(src, "source")
     check_reachable(dst, "target")
     spec_t = normalize(transform)
@@ -89,13 +89,14 @@ def verify(
     try:
         target_rows = tgt.row_count()
         plan = Plan.from_json(plan_json)
+        reader = open_source(src)
         # each chunk's rows are counted too: they must add up to the query's
-        source_total = count_rows(src, source_sql(plan.query, src.dialect))
-        layout = describe_source(src, plan.query)
+        layout = reader.describe(plan.query)
+        source_total = reader.count_rows(plan.query, None, layout)
         write = None
         if checksums:  # read and cast the source exactly as the job did
             try:
-                out_schema, _, _ = output_schema(SourceProbe(src, plan.query, layout), spec_t)
+                out_schema, _, _ = output_schema(reader.probe(plan.query, layout), spec_t)
                 write = write_layout(tgt, out_schema, (), layout.session)
                 done.append(READER)
             except ArrowMapperError as exc:
@@ -118,7 +119,7 @@ def verify(
                     skipped.append(f"server checksums: the servers could not compute them ({text})")
             else:
                 skipped.append(f"server checksums: {why_not}")
-        with open_source(src) as reader:
+        with reader:
             checks = [
                 check_chunk(
                     reader,

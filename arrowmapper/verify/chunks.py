@@ -92,7 +92,10 @@ def check_chunk(
     )
 
     def counts_only(read_error: str | None = None) -> ChunkCheck:
-        counted = count_rows(source.endpoint, f"({chunk.sql}) AS _am_v")
+        try:
+            counted = source.count_rows("", chunk, layout)
+        except ArrowMapperError as exc:  # a file that is gone or changed: 0 rows, and why
+            counted, read_error = 0, read_error or redact(str(exc))
         held = tgt.read_rows(locator, []).num_rows if locator else None
         return ChunkCheck(source_rows=counted, target_rows=held, read_error=read_error, **base)
 

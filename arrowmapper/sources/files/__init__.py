@@ -25,15 +25,26 @@ from ...errors import ConfigError, PlanError, SourceError
 from ..base import READ, ReadOptions, Source
 from ..layout import SourceColumn, SourceLayout
 from .discover import FileInfo, discover
-from .plan import FILE_STRATEGIES, Part, plan_files, replan_changed, split_chunk
-from .read import read_part
+from .plan import (
+    FILE_STRATEGIES,
+    Part,
+    loaded_before,
+    plan_files,
+    plan_files_table,
+    replan_changed,
+    split_chunk,
+)
+from .read import part_bytes, read_part
 from .rejects import Rejects, SideFile, rejects_folder
 from .schema import file_schema, unite
 
 if TYPE_CHECKING:
-    from ...plan import Chunk, Plan, Rendered
+    from collections.abc import Sequence
 
-__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "whole_query"]
+    from ...plan import Chunk, Plan, Rendered
+    from ...targets import Earlier
+
+__all__ = ["FILE_STRATEGIES", "FileLayout", "FileSource", "plan_files_table", "whole_query"]
 
 #: the names the rows go by in a query (``FROM self``)
 TABLE_NAMES: tuple[str, ...] = ("self", "data", "files")
@@ -87,6 +98,20 @@ def _bad_rows_note(spec: FileSpec, files: list[FileInfo]) -> str:
     if any(f.format in ("parquet", "arrow") for f in files):
         note += "; Parquet and Arrow files have no row to reject (a corrupt one fails its chunk)"
     return note
+
+
+def _parquet_rows(part: dict[str, Any]) -> int:
+    """The rows of a Parquet part, from the file's metadata (the file checked unchanged)."""
+    import pyarrow.parquet as pq
+
+    from .discover import check_unchanged
+
+    check_unchanged(part)
+    meta = pq.ParquetFile(part["path"]).metadata
+    groups = part.get("rg")
+    if groups is None:
+        groups = range(meta.num_row_groups)
+    return sum(meta.row_group(i).num_rows for i in groups)
 
 
 class FileFacts:
@@ -266,10 +291,19 @@ class FileSource(Source):
         )
 
     def plan(
-        self, query: str, strategy: str, key: str | None, chunk_size: int, workers: int
+        self,
+        query: str,
+        strategy: str,
+        key: str | None,
+        chunk_size: int,
+        workers: int,
+        earlier: Sequence[Earlier] | None = None,
     ) -> Plan:
-        """A file source plans its own chunks: by row group, byte range or file."""
-        return self.plan_chunks(query, strategy, key, chunk_size)
+        """A file source plans its own chunks: by row group, byte range or file. An
+        incremental job (``earlier``) leaves out every file a finished earlier job loaded into
+        the table, refusing one that changed since and one an unfinished job is loading."""
+        skip = None if earlier is None else loaded_before(earlier)
+        return self.plan_chunks(query, strategy, key, chunk_size, skip)
 
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
         """A resumed plan against the files now: a changed file none of whose parts
@@ -279,6 +313,23 @@ class FileSource(Source):
         self.notes.extend(notes)
         return replanned
 
+    def count_rows(
+        self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
+    ) -> int:
+        """The rows of one chunk, or of every file the source names now (Parquet row groups
+        counted from their metadata when there is no query; everything else read)."""
+        if not isinstance(layout, FileLayout):
+            layout = self.describe(query)
+        chunks = [chunk] if chunk is not None else list(self.plan_chunks(layout.query, "file", None, 1).chunks)
+        total = 0
+        for c in chunks:
+            parts = json.loads(c.sql)["parts"]
+            if not layout.query and all(p["format"] == "parquet" for p in parts):
+                total += sum(_parquet_rows(p) for p in parts)
+            else:
+                total += sum(b.num_rows for b in self.read_chunk(c, layout))
+        return total
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks of half the parts (or row groups) each; None for one row group or range."""
         return split_chunk(chunk, first_id)
@@ -286,7 +337,8 @@ class FileSource(Source):
     def read_chunk(
         self, chunk: Chunk, layout: SourceLayout | None = None, how: ReadOptions = READ
     ) -> Iterator[pa.RecordBatch]:
-        """The chunk's parts, read in order, each batch through the query. With
+        """The chunk's parts, read in order, each batch through the query; the bytes of each
+        part go to ``how.on_bytes`` once it is read (see :func:`.read.part_bytes`). With
         ``bad_rows``, the rows that do not parse are skipped and counted (:meth:`rejected`);
         with ``bad_rows="file"`` and a job (``how.job_id``), written to the chunk's side file
         once every row is read (:mod:`.rejects`)."""
@@ -314,6 +366,8 @@ class FileSource(Source):
                         yield from out.to_batches()
                     else:
                         yield batch
+                if how.on_bytes is not None:
+                    how.read_bytes(part_bytes(part))
             if side is not None:
                 side.commit()  # every row read; the target commits after this
             self._rejected[cid] = rejects.count

@@ -57,11 +57,20 @@ def tolerant_batches(
     open_stream: Callable[[], Any],
 ) -> Iterator[pa.RecordBatch]:
     """The part's good rows (in the file's columns, typed as ``schema`` says); its bad rows
-    go to ``rejects``. ``open_stream``: the part's bytes, from the start, each call."""
+    go to ``rejects``. ``open_stream``: the part's bytes, from the start, each call (None: a
+    byte range of blank lines, no rows)."""
+    first = open_stream()
+    if first is None:
+        return
+    opened = [first]
+
+    def stream() -> Any:  # the one opened above first, then anew
+        return opened.pop() if opened else open_stream()
+
     if info.format == "csv":
-        yield from _csv(part, info, spec, schema, rejects, open_stream)
+        yield from _csv(part, info, spec, schema, rejects, stream)
     else:
-        yield from _jsonl(part, info, schema, rejects, open_stream)
+        yield from _jsonl(part, info, schema, rejects, stream)
 
 
 # --------------------------------------------------------------------------- CSV

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...config.files import FileSpec
@@ -296,6 +296,48 @@ def replan_changed(
     return replanned, notes
 
 
+def loaded_before(earlier: Sequence[Any]) -> Callable[[Part], bool]:
+    """For an incremental job: whether a part's file was loaded by a finished earlier job into
+    the same table (skip it). A file an earlier job loaded that has changed since, or one an
+    unfinished job holds part of, is refused naming the file and the job."""
+    loaded: dict[str, tuple[int, int, str]] = {}
+    unfinished: dict[str, str] = {}
+    for e in earlier:
+        try:
+            parts = json.loads(e.bounds)
+        except ValueError:
+            continue
+        if not isinstance(parts, list):
+            continue
+        for p in parts:
+            if not isinstance(p, dict) or "path" not in p:
+                continue
+            if e.finished:
+                loaded[p["path"]] = (p["size"], p["mtime_ns"], e.job_id)
+            else:
+                unfinished.setdefault(p["path"], e.job_id)
+
+    def skip(part: Part) -> bool:
+        path = part["path"]
+        if path in unfinished:
+            raise ConfigError(
+                f"{path} is being loaded into this table by job {unfinished[path]!r}, which has "
+                "not finished; resume that job first (resume=True with its job_id)"
+            )
+        if path not in loaded:
+            return False
+        size, mtime, job = loaded[path]
+        if (size, mtime) != (part["size"], part["mtime_ns"]):
+            raise ConfigError(
+                f"{path} was loaded into this table by job {job!r} and has changed since (size "
+                f"{size} -> {part['size']}); its old rows are in the table. Remove them and "
+                "load it with a job that is not incremental, or restore the file"
+            )
+        return True
+
+    return skip
+
+
 def split_chunk(chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
     """``chunk`` cut in two (after a worker died of memory): its parts halved, or a single
     part's row groups halved; None for one row group or one byte range."""
@@ -320,3 +362,71 @@ def split_chunk(chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         body = json.dumps({"parts": [dict(p) for p in group], "replaces": replaces})
         out.append(Chunk(first_id + i, body, _label(group, base), identity(group), rows))
     return out[0], out[1]
+
+
+_ONE = {"row groups": "row group", "record batches": "record batch", "byte ranges": "byte range"}
+
+
+def _parts_text(kinds: dict[str, int]) -> str:
+    """``4 row groups``, ``1 byte range``, ``whole`` (several kinds joined by commas)."""
+    words = []
+    for kind, n in kinds.items():
+        if kind == _WHOLE:
+            words.append(_WHOLE if n == 1 else f"{n} times whole")
+        else:
+            words.append(f"{n} {_ONE[kind] if n == 1 else kind}")
+    return ", ".join(words)
+
+
+def plan_files_table(plan: Plan) -> tuple[str, list[dict[str, Any]]]:
+    """The files a file source's plan reads, from its chunks' JSON, in plan order: (their
+    common folder, one row per file: ``path`` relative to the folder, ``full_path``,
+    ``format``, ``compression``, ``size`` in bytes, ``parts`` in words -- ``4 row groups``,
+    ``3 byte ranges``, ``whole`` -- ``part_count``, ``chunks`` (how many chunks read it) and
+    ``rows``, the estimate, None when unknown (a compressed text file))."""
+    files: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, dict[str, int]] = {}
+    for chunk in plan.chunks:
+        for part in json.loads(chunk.sql)["parts"]:
+            path = part["path"]
+            row = files.get(path)
+            if row is None:
+                row = files[path] = {
+                    "path": path,
+                    "full_path": path,
+                    "format": part["format"],
+                    "compression": part.get("compression"),
+                    "size": int(part["size"]),
+                    "parts": "",
+                    "part_count": 0,
+                    "chunks": 0,
+                    "rows": 0,
+                    "_chunks": set(),
+                }
+                kinds[path] = {}
+            if part.get("rg") is not None:
+                kind = "row groups" if part["format"] == "parquet" else "record batches"
+                n = len(part["rg"])
+            elif part.get("range") is not None:
+                kind, n = "byte ranges", 1
+            else:
+                kind, n = _WHOLE, 1
+            kinds[path][kind] = kinds[path].get(kind, 0) + n
+            row["part_count"] += n
+            row["_chunks"].add(chunk.chunk_id)
+            rows = part.get("rows")
+            row["rows"] = None if rows is None or row["rows"] is None else row["rows"] + rows
+    paths = list(files)
+    if not paths:
+        base = "/"
+    elif len(paths) == 1:
+        base = os.path.dirname(paths[0])
+    else:
+        base = os.path.commonpath(paths)
+    out = []
+    for path, row in files.items():
+        row["path"] = os.path.relpath(path, base)
+        row["parts"] = _parts_text(kinds[path])
+        row["chunks"] = len(row.pop("_chunks"))
+        out.append(row)
+    return base, out

@@ -16,7 +16,7 @@ from ...config.files import FileSpec
 from ...errors import SourceError
 from .discover import FileInfo, check_unchanged
 from .rejects import Rejects
-from .schema import csv_convert, csv_options
+from .schema import csv_convert, csv_options, encoding_hint
 
 #: bytes a JSON-lines block holds (a line longer than this cannot be read)
 JSON_BLOCK = 1 << 24
@@ -62,15 +62,51 @@ def where(part: dict[str, Any]) -> str:
     return "the whole file"
 
 
+def part_bytes(part: dict[str, Any]) -> int:
+    """The bytes of the file a part stands for, counted as read once the part is done: a byte
+    range's length; a Parquet file's row groups' compressed bytes (from its metadata); an
+    Arrow file's record batches' share of its size (by rows); a whole file's size."""
+    size = int(part["size"])
+    if part.get("range") is not None:
+        s, e = part["range"]
+        return max(0, int(e) - int(s))
+    groups = part.get("rg")
+    if groups is None:
+        return size
+    try:
+        if part["format"] == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(part["path"]).metadata
+            return sum(
+                meta.row_group(i).column(j).total_compressed_size
+                for i in groups
+                for j in range(meta.num_columns)
+            )
+        with open_ipc(part["path"]) as reader:
+            if not hasattr(reader, "get_batch"):
+                return size
+            rows = [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
+        total = sum(rows)
+        return int(size * sum(rows[i] for i in groups) / total) if total else 0
+    except (OSError, pa.ArrowInvalid, IndexError):  # changed since: counted as its share
+        return size
+
+
 def text_stream(part: dict[str, Any], info: FileInfo) -> Any:
     """The bytes a CSV or JSON-lines part is parsed from: a byte range with the file's header
-    in front of it, or the whole file (decompressed)."""
+    in front of it, or the whole file (decompressed); None for a range of blank lines only."""
     if part.get("range") is not None:
         from ..filesplit import read_range
 
         s, e = part["range"]
         header = read_range(info.path, 0, part.get("header", 0))
-        return pa.BufferReader(header + read_range(info.path, s, e))
+        body = read_range(info.path, s, e)
+        if not body.strip(b"\r\n"):
+            return None  # blank lines only: no rows
+        if not body.endswith(b"\n"):
+            body += b"\n"  # the file's last record, without a line end
+        return pa.BufferReader(header + body)
     return pa.input_stream(info.path, compression=info.compression)
 
 
@@ -112,6 +148,8 @@ def _batches(
         )
         return
     stream = text_stream(part, info)
+    if stream is None:
+        return
     if fmt == "csv":
         import pyarrow.csv as pcsv
 
@@ -204,7 +242,8 @@ def read_part(
         at = _line(part, str(exc), schema)
         said = re.sub(r"Row #\d+: ", "", str(exc)) if at.startswith(", line") else str(exc)
         raise SourceError(
-            f"cannot read {part['path']} ({where(part)}{at}) as {part['format']}: {said}",
+            f"cannot read {part['path']} ({where(part)}{at}) as {part['format']}: {said}"
+            f"{encoding_hint(said, spec)}",
             transient=False,
         ) from None
 

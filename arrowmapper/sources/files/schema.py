@@ -186,8 +186,19 @@ def file_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
         return _jsonl_schema(info, spec, notes)
     except (OSError, pa.ArrowInvalid) as exc:
         raise SourceError(
-            f"cannot read {info.path} as {info.format}: {exc}", transient=False
+            f"cannot read {info.path} as {info.format}: {exc}{encoding_hint(str(exc), spec)}",
+            transient=False,
         ) from None
+
+
+def encoding_hint(message: str, spec: FileSpec) -> str:
+    """What to do about text that is not in the encoding the source was told (or "")."""
+    if "invalid UTF8" in message or "codec can't decode" in message:
+        return (
+            f"; the file is not {spec.encoding} text: pass its encoding "
+            "(encoding=latin1, cp1252, ...; file:///...?encoding=latin1)"
+        )
+    return ""
 
 
 def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) -> pa.Schema:
@@ -228,6 +239,13 @@ def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema
     import pyarrow.json as pjson
 
     data = _head(info, SAMPLE_BYTES)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        raise SourceError(
+            f"{info.path} holds a JSON array; arrowmapper reads JSON lines (one object per "
+            "line): convert it (jq -c '.[]' file.json > file.jsonl)",
+            transient=False,
+            kind="config",
+        )
     forced = overrides(spec)
     explicit = pa.schema([pa.field(n, t) for n, t in forced.items()]) if forced else None
     try:
