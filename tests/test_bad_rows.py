@@ -203,3 +203,39 @@ def test_bad_rows_is_an_option_of_file_sources(tmp_path: Path) -> None:
     assert c.bad_rows is None and c.source == db
     args = _parser().parse_args(["run", "--source", path, "--bad-rows", "file"])
     assert args.bad_rows == "file"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_lines_are_the_file_s_in_every_byte_range(tmp_path: Path, fmt: str) -> None:
+    """A large file is read in byte ranges (the CSV header in front of each): a rejected row's
+    line is still its line in the file, past rows that span two lines."""
+    if fmt == "csv":
+        records = ["id,name"] + [
+            f'{i},"name {i}' + ('\nsecond line"' if i % 1000 == 3 else '"') for i in range(10_000)
+        ]
+        broken = "abc,oops"
+    else:
+        records = [json.dumps({"id": i, "name": f"name {i}"}) for i in range(10_000)]
+        broken = '{"id": "abc"}'
+    lines = "\n".join(records).split("\n")
+    wanted = []
+    for line in (3_000, 7_000, 9_500):
+        while lines[line - 1].endswith('line"') or lines[line].endswith('line"'):
+            line += 1  # a whole record of one line
+        lines[line - 1] = broken
+        wanted.append(line)
+    path = tmp_path / f"big.{fmt}"
+    path.write_text("\n".join(lines))  # no line end after the last record
+    columns = {"id": "int64"} if fmt == "csv" else {}
+    src = am.files(str(path), bad_rows="file", rejects=str(tmp_path / "rej"), columns=columns)
+    with open_source(source_endpoint(src)) as source:
+        layout = source.describe("")
+        plan = source.plan("", "auto", None, 1_000, 1)
+        assert "byte ranges" in plan.reason and len(plan.chunks) >= 3
+        rows = rejected = 0
+        for chunk in plan.chunks:
+            rows += sum(b.num_rows for b in source.read_chunk(chunk, layout, ReadOptions(job_id="j")))
+            rejected += source.rejected(chunk.chunk_id)
+    assert (rows, rejected) == (10_000 - 3, 3)
+    found = [r for f in sorted((tmp_path / "rej" / "j").iterdir()) for r in side_rows(f)]
+    assert sorted((int(r["line"]), r["raw"]) for r in found) == [(n, broken) for n in wanted]

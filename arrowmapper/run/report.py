@@ -202,7 +202,8 @@ class JobResult:
             f"{self.workers} workers"
         )
         if self.rows_rejected:
-            text += f"; {self.rows_rejected:,} bad rows rejected"
+            n = self.rows_rejected
+            text += f"; {n:,} bad row{'s' if n != 1 else ''} rejected"
         if self.verified:
             text += f"; verified ({len(self.verification_failures)} mismatches re-run)"
         if self.skipped_chunks:
