@@ -32,7 +32,15 @@ PARTS: dict[str, str] = {
 
 
 def source_identity(endpoint: Endpoint) -> str:
-    """The source's server and database without credentials (``postgresql://u@h:5432/db``)."""
+    """The source's server and database without credentials (``postgresql://u@h:5432/db``);
+    for files, every path and parsing option (what to do with bad rows is not part of what
+    a job reads: a job that failed on a bad row may be resumed with ``bad_rows=``)."""
+    if not endpoint.rules.sql:
+        from dataclasses import replace
+
+        from .config.files import FileSpec
+
+        return replace(FileSpec.parse(endpoint.uri), bad_rows=None, rejects=None).uri
     if endpoint.rules.file:
         return f"{endpoint.dialect}://{endpoint.path}"
     parts = urlsplit(endpoint.uri)  # normalised (the template may hold raw characters)

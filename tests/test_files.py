@@ -473,3 +473,24 @@ def test_csv_byte_ranges_and_partitions_into_sqlite(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "out.db")
     got = con.execute("SELECT id, name, amount, big, kind FROM t ORDER BY id").fetchall()
     assert got == [(r["id"], r["name"], r["amount"], r["big"], "a") for r in data.to_pylist()]
+
+
+def test_a_resume_with_other_parsing_options_is_another_job(pg: PG, tmp_path: Path) -> None:
+    """The fingerprint of a file source holds every path and option: a resume that would
+    parse the files differently (another delimiter, NULL marker, type, extra file) is refused."""
+    (tmp_path / "a.csv").write_text('id,name\n1,"x"\n2,"NA"\n')
+    (tmp_path / "b.csv").write_text('id,name\n3,"y"\n')
+    first = str(tmp_path / "a.csv")
+    am.map_query(first, None, pg.uri, "dst", schema=pg.schema, job_id="opts")
+    for other in (
+        am.files(first, null=["", "NA"]),
+        am.files(first, columns={"id": "string"}),
+        [first, str(tmp_path / "b.csv")],
+    ):
+        with pytest.raises(ConfigError, match="not the same job"):
+            am.map_query(other, None, pg.uri, "dst", schema=pg.schema, job_id="opts", resume=True)
+    again = am.map_query(
+        am.files(first, bad_rows="skip"), None, pg.uri, "dst", schema=pg.schema, job_id="opts",
+        resume=True,
+    )
+    assert again.rows_written == 0
