@@ -89,7 +89,7 @@ def test_the_old_rowid_strategy_is_read_from_the_source_row(dialect: str, strate
 
 _JOB = [
     ("source_conn", "Any", inspect.Parameter.empty),
-    ("source_sql", "str", inspect.Parameter.empty),
+    ("source_sql", "str | None", inspect.Parameter.empty),  # None: every row of a file source
     ("target_conn", "Any", inspect.Parameter.empty),
     ("target_schema", "str | None", inspect.Parameter.empty),
     ("target_table", "str", inspect.Parameter.empty),
