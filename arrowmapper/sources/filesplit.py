@@ -234,11 +234,25 @@ def _ranges(
             odd_at_eof = qb is not None and (odd ^ (_count(mm, qb, nl_from, size) % 2 == 1))
             break
         ranges.append((start, end))
+        _release(mm, end)
         start = end
         if end == size:
             odd_at_eof = False
             break
     return tuple(ranges), odd_at_eof
+
+
+def _release(mm: mmap.mmap, upto: int) -> None:
+    """Let go of the mapped pages before ``upto`` (they stay in the page cache): a file's pages
+    that were read through the mapping count in this process's RSS until then, so splitting a
+    file several times the size of memory would otherwise look like holding it all."""
+    page = mmap.PAGESIZE
+    end = upto // page * page
+    if end > 0 and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, 0, end)
+        except (OSError, ValueError):  # not offered here: the mapping is closed at the end
+            pass
 
 
 def _next_boundary(mm: mmap.mmap, pos: int, odd: bool, qb: bytes | None) -> int:
