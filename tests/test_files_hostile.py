@@ -174,8 +174,6 @@ def test_csv_decimal_with_17_digits_is_not_rounded(pg: PG, tmp_path: Path) -> No
     assert Decimal(got) == Decimal("1234567890123456.78"), got
 
 
-@pytest.mark.xfail(strict=True, reason="a symlink to a file in the same folder is read as a "
-                   "second file: every row loaded twice (discover dedups by abspath, not realpath)")
 def test_symlink_to_a_file_in_the_folder_is_not_loaded_twice(pg: PG, tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -188,9 +186,6 @@ def test_symlink_to_a_file_in_the_folder_is_not_loaded_twice(pg: PG, tmp_path: P
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 2
 
 
-@pytest.mark.xfail(strict=True, reason="a glob below a Hive folder (lake/day=2026-12-03/*.parquet) "
-                   "has no partition columns: into the table the full glob created, day is "
-                   "silently NULL")
 def test_glob_inside_a_hive_folder_keeps_the_partition_value(pg: PG, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     for day, ids in (("2026-12-01", [1, 2]), ("2026-12-03", [3])):
@@ -207,8 +202,6 @@ def test_glob_inside_a_hive_folder_keeps_the_partition_value(pg: PG, tmp_path: P
     assert pg.query(f"SELECT id, day FROM {pg.t('dst')} WHERE id = 3") == [(3, dt.date(2026, 12, 3))]
 
 
-@pytest.mark.xfail(strict=True, reason="a literal path with brackets is globbed: 'data[1].csv' "
-                   "loads data1.csv (another file), or matches nothing when that is absent")
 def test_path_with_brackets_names_that_file(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "data[1].csv").write_text("id\n1\n")
     (tmp_path / "data1.csv").write_text("id\n999\n")
@@ -260,9 +253,6 @@ def test_overlapping_incremental_runs_load_a_new_file_once(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="every file or folder whose name starts with '_' is skipped "
-                   "without a word ('_orders.csv', '_2026/'), not only _SUCCESS and _metadata as "
-                   "the guide says; a glob '_*.csv' then 'matches nothing'")
 def test_underscore_files_are_not_skipped_silently(pg: PG, tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -408,9 +398,6 @@ def test_csv_decimals_into_an_existing_numeric_column(pg: PG, tmp_path: Path) ->
     assert pg.query(f"SELECT v FROM {pg.t('dst')} ORDER BY id") == [(Decimal("0.1"),), (Decimal("0.2"),)]
 
 
-@pytest.mark.xfail(strict=True, reason="a file name with '?' cannot be loaded: the canonical URI "
-                   "leaves '?' unescaped and parses it back as options ('unknown file source "
-                   "option .csv')")
 def test_file_name_with_a_question_mark(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "what?.csv").write_text("id\n1\n")
     r = am.map_query(str(tmp_path / "what?.csv"), None, pg.uri, "dst", schema=pg.schema)
@@ -522,8 +509,6 @@ def test_json_array_file_says_json_lines(tmp_path: Path) -> None:
     assert re.search(r"JSON lines|one object per line", str(err.value), re.I), str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="a path with ${NAME} is taken for a database URI: "
-                   "\"source URI '%2Ftmp%2F...' has an unknown scheme ''\" (the path percent-encoded)")
 def test_env_reference_in_a_path(pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AM_HOSTILE_DIR", str(tmp_path))
     (tmp_path / "a.csv").write_text("id\n1\n")

@@ -117,7 +117,7 @@ class FileSpec:
             else:
                 params.append((f.name, "none" if value is None else str(value)))
         query = urlencode(params, quote_via=quote) if params else ""
-        return "file://" + quote(self.paths[0], safe="/*?[]!:~@+,=") + (f"?{query}" if query else "")
+        return "file://" + quote(self.paths[0], safe="/*[]!:~@+,=") + (f"?{query}" if query else "")
 
     @property
     def display(self) -> str:
@@ -177,7 +177,22 @@ class FileSpec:
         return replace(self, **_keywords(options))
 
 
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(text: str) -> str:
+    """``${NAME}`` in a path replaced by the variable (one that is not set is refused)."""
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise ConfigError(f"the file source names ${{{m.group(1)}}}, which is not set")
+        return os.environ[m.group(1)]
+
+    return _ENV.sub(value, text)
+
+
 def _absolute(path: str) -> str:
+    path = _expand(path)
     if not path:
         raise ConfigError("a file source path is empty")
     if "\x00" in path:
@@ -263,12 +278,11 @@ def is_file_source(source: object) -> bool:
     list, an upload), a ``file://`` URI, or a string without ``://`` (a path or glob)."""
     if isinstance(source, str):
         text = source.strip()
-        whole = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)
-        if whole:  # the whole URI in a variable (DATABASE_URL): a database unless it says file
-            value = os.environ.get(whole.group(1), "")
-            return value.strip().lower().startswith("file://")
-        if "${" in text:
-            return text.lower().startswith("file://")
+        if _ENV.search(text):  # ${NAME}: decided by what it expands to (a DATABASE_URL, a path)
+            missing = [n for n in _ENV.findall(text) if n not in os.environ]
+            if missing:  # parse_uri says which variable is not set
+                return text.lower().startswith("file://")
+            text = _expand(text)
         return text.lower().startswith("file://") or ("://" not in text and bool(text))
     return source is not None
 

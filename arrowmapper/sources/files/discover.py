@@ -87,9 +87,16 @@ def _kind(path: str, spec: FileSpec) -> tuple[str, str | None, bool]:
     return fmt, compression, tab
 
 
+#: what writers leave beside their data files (Spark, Hadoop, Hive, Delta): never data
+_BOOKKEEPING = ("_SUCCESS", "_metadata", "_common_metadata", "_delta_log", "_temporary")
+_BOOKKEEPING_PREFIXES = ("_committed_", "_started_", "_temporary")
+
+
 def _hidden(name: str) -> bool:
-    # Spark's _SUCCESS and _metadata, editors' and copy tools' dot files
-    return name.startswith((".", "_"))
+    """Dot files (editors', copy tools' and checksum files) and the bookkeeping files writers
+    leave beside their data (``_SUCCESS``, ``_metadata``, ...); any other name is data, a
+    leading ``_`` included."""
+    return name.startswith(".") or name in _BOOKKEEPING or name.startswith(_BOOKKEEPING_PREFIXES)
 
 
 def _walk(folder: str) -> list[str]:
@@ -112,17 +119,19 @@ def _base(pattern: str) -> str:
     return os.path.dirname(pattern)
 
 
-def _partitions(path: str, base: str) -> tuple[tuple[str, str | None], ...]:
-    rel = os.path.relpath(os.path.dirname(path), base)
+def _partitions(path: str) -> tuple[tuple[str, str | None], ...]:
+    """The Hive partition values of a file: the run of ``key=value`` folders directly above it
+    (``lake/day=2026-12-01/region=eu/f.parquet``), however the file was named (a glob below
+    the partition folders, a folder, the path itself); a ``key=value`` folder higher up,
+    above a plain one, is not a partition."""
     out: list[tuple[str, str | None]] = []
-    if rel == ".":
-        return ()
-    for part in rel.split(os.sep):
+    for part in reversed(os.path.dirname(path).split(os.sep)):
         key, eq, value = part.partition("=")
-        if eq and key:
-            value = unquote(value)
-            out.append((unquote(key), None if value == HIVE_NULL else value))
-    return tuple(out)
+        if not (eq and key):
+            break
+        value = unquote(value)
+        out.append((unquote(key), None if value == HIVE_NULL else value))
+    return tuple(reversed(out))
 
 
 def discover(spec: FileSpec) -> list[FileInfo]:
@@ -131,7 +140,7 @@ def discover(spec: FileSpec) -> list[FileInfo]:
     seen: set[str] = set()
     out: list[FileInfo] = []
     for pattern in spec.paths:
-        if _GLOB & set(pattern):
+        if _GLOB & set(pattern) and not os.path.exists(pattern):  # data[1].csv is a name
             matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
             base = _base(pattern)
             found = [
@@ -151,14 +160,15 @@ def discover(spec: FileSpec) -> list[FileInfo]:
         if not found:
             raise ConfigError(f"no files match {pattern}; check the pattern")
         for path in found:
-            real = os.path.abspath(path)
+            full = os.path.abspath(path)
+            real = os.path.realpath(full)  # a symlink to a file already named is that file
             if real in seen:
                 continue
             seen.add(real)
             st = os.stat(real)
-            fmt, compression, tab = _kind(real, spec)
-            hive = _partitions(real, base) if spec.hive else ()
-            out.append(FileInfo(real, st.st_size, st.st_mtime_ns, fmt, compression, tab, hive))
+            fmt, compression, tab = _kind(full, spec)
+            hive = _partitions(full) if spec.hive else ()
+            out.append(FileInfo(full, st.st_size, st.st_mtime_ns, fmt, compression, tab, hive))
     return out
 
 
