@@ -59,8 +59,6 @@ def _big_csv(path: Path, header: str, row: Any, n: int, last: str) -> Path:
 # --------------------------------------------------------------------- values changed or lost
 
 
-@pytest.mark.xfail(strict=True, reason="a Parquet file with two columns named 'x' loads silently "
-                   "with the second one dropped (its values lost)")
 def test_parquet_duplicate_column_names_are_not_silently_dropped(pg: PG, tmp_path: Path) -> None:
     t = pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["x", "x"])
     pq.write_table(t, tmp_path / "dup.parquet")
@@ -89,9 +87,6 @@ def test_compressed_jsonl_upload_is_read_as_json(
     assert _types(pg, "dst") == {"id": "bigint", "name": "text"}
 
 
-@pytest.mark.xfail(strict=True, reason="resuming a GROUP BY job (planned as one chunk) after "
-                   "fixing one file re-cuts that file into a chunk of its own: the aggregate "
-                   "runs per chunk and every group is written twice")
 def test_resumed_aggregate_job_still_aggregates_over_all_files(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("k,v\nx,1\ny,2\n")
     (tmp_path / "b.csv").write_text("k,v\nx,3\ny,4,oops\n")
@@ -107,9 +102,6 @@ def test_resumed_aggregate_job_still_aggregates_over_all_files(pg: PG, tmp_path:
 @pytest.mark.parametrize(
     "query", ["SELECT QUANTILE_CONT(v, 0.5) AS med FROM self", "SELECT CORR(v, id) AS c FROM self"]
 )
-@pytest.mark.xfail(strict=True, reason="whole_query() knows a fixed list of aggregates: "
-                   "QUANTILE_CONT, CORR (and other Polars aggregates) run per chunk, one result "
-                   "row per row group instead of one")
 def test_aggregates_outside_the_keyword_list_run_over_every_row(
     pg: PG, tmp_path: Path, query: str
 ) -> None:
@@ -476,8 +468,6 @@ def test_list_column_loads_or_is_refused_before_creating_the_table(pg: PG, tmp_p
     assert pg.query(f"SELECT tags FROM {pg.t('dst')} ORDER BY id") == [([1, 2],), ([],)]
 
 
-@pytest.mark.xfail(strict=True, reason="a float16 Parquet column makes CREATE TABLE ... halffloat: "
-                   "a raw PostgreSQL 'type \"halffloat\" does not exist'")
 def test_float16_column(pg: PG, tmp_path: Path) -> None:
     t = pa.table({"id": [1], "h": pa.array(np.array([1.5], dtype=np.float16))})
     pq.write_table(t, tmp_path / "h.parquet")

@@ -10,6 +10,7 @@ one chunk, and the plan says why.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -56,15 +57,53 @@ _WHOLE = re.compile(
 _STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
-def whole_query(query: str) -> str | None:
+def whole_query(query: str, sample: pa.Table | None = None) -> str | None:
     """Why ``query`` must see every row at once (it aggregates, sorts, limits, ...), or None
-    when it works row by row (a filter and a projection) and can run on each chunk."""
+    when it works row by row (a filter and a projection) and can run on each chunk.
+
+    Three tests, any one enough: a keyword (GROUP BY, COUNT, ...); Polars' plan of it (an
+    aggregation, sort, slice, de-duplication or join); and, on a ``sample`` of the rows, the
+    query over the two halves giving other rows than over the whole (an aggregate Polars
+    knows that no list names, a window, a nondeterministic function)."""
     if not query.strip():
         return None
     m = _WHOLE.search(_STRINGS.sub("''", query))
-    if m is None:
+    if m is not None:
+        return f"uses {m.group(1).upper()}, which needs every row at once"
+    if sample is None:
         return None
-    return f"uses {m.group(1).upper()}, which needs every row at once"
+    import polars as pl
+
+    try:
+        frame = pl.from_arrow(sample.slice(0, 0))
+        assert isinstance(frame, pl.DataFrame)
+        ctx = pl.SQLContext(frames={name: frame for name in TABLE_NAMES})
+        shown = ctx.execute(query).explain()
+    except Exception:
+        shown = ""
+    for node in ("AGGREGATE", "SORT", "SLICE", "UNIQUE", "JOIN", "UNION", "OVER"):
+        if node in shown.upper():
+            return f"its plan has {node.lower()}, which needs every row at once"
+    if sample.num_rows < 2:
+        return None
+    half = sample.num_rows // 2
+    try:
+        whole = _apply(query, sample)
+        parts = pa.concat_tables([_apply(query, sample.slice(0, half)), _apply(query, sample.slice(half))])
+        same = whole.num_rows == parts.num_rows and _sorted(whole).equals(_sorted(parts))
+    except Exception:
+        same = False
+    if not same:
+        return "it gives other rows over parts of the data than over all of it"
+    return None
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort(frame.columns, nulls_last=True).to_arrow()
 
 
 @dataclass(frozen=True)
@@ -74,6 +113,9 @@ class FileLayout(SourceLayout):
 
     schema: pa.Schema | None = None
     query: str = ""
+    #: why the query needs every row at once (it then runs once over the whole chunk, which
+    #: the plan makes the only one), or None: it runs on each batch
+    whole: str | None = None
 
 
 def _apply(query: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
@@ -272,6 +314,10 @@ class FileSource(Source):
         layout = FileLayout(
             self.dialect, columns=columns, notes=tuple(notes), schema=schema, query=query
         )
+        if query:  # does it run on each batch, or once over every row?
+            raw = FileFacts(self, FileLayout(self.dialect, columns=columns, schema=schema))
+            whole = whole_query(query, raw.sample(1_000))
+            layout = dataclasses.replace(layout, whole=whole)
         self._layouts[query] = layout
         return layout
 
@@ -286,9 +332,8 @@ class FileSource(Source):
     ) -> Plan:
         """The plan of the files (see :func:`.plan.plan_files`)."""
         query = (query or "").strip()
-        return plan_files(
-            self.files(), self.spec, query, strategy, key, chunk_size, whole_query(query), skip
-        )
+        whole = self.describe(query).whole if query else None
+        return plan_files(self.files(), self.spec, query, strategy, key, chunk_size, whole, skip)
 
     def plan(
         self,
@@ -353,10 +398,13 @@ class FileSource(Source):
             folder = rejects_folder(self.spec.rejects or DEFAULT_REJECTS, how.job_id)
             side = SideFile(folder, cid, tuple(body.get("replaces", ())))
         rejects = Rejects(side)
+        held: list[pa.RecordBatch] = []  # a whole query's input: every row of the chunk
         try:
             for part in body["parts"]:
                 for batch in read_part(part, self.spec, layout.schema, how.batch_size, rejects):
-                    if layout.query:
+                    if layout.whole:
+                        held.append(batch)
+                    elif layout.query:
                         try:
                             out = _apply(layout.query, batch)
                         except Exception as exc:
@@ -368,6 +416,14 @@ class FileSource(Source):
                         yield batch
                 if how.on_bytes is not None:
                     how.read_bytes(part_bytes(part))
+            if layout.whole:
+                every = pa.Table.from_batches(held, schema=layout.schema)
+                held.clear()
+                try:
+                    out = _apply(layout.query, every)
+                except Exception as exc:
+                    raise SourceError(f"the query failed: {exc}", transient=False) from None
+                yield from out.to_batches(max_chunksize=how.batch_size)
             if side is not None:
                 side.commit()  # every row read; the target commits after this
             self._rejected[cid] = rejects.count

@@ -284,8 +284,15 @@ def replan_changed(
         chosen = plan.strategy if plan.strategy in FILE_STRATEGIES else "auto"
         new_parts.extend(_cut(info, spec, chosen, chunk_size, how))
     first = max((c.chunk_id for c in plan.chunks), default=-1) + 1
-    chosen = plan.strategy if plan.strategy in ("none", "file") else "auto"
-    added = _chunks(_group(new_parts, chosen, chunk_size), first, "/")
+    if plan.strategy == "none":  # one chunk (the query sees every row at once): it stays one
+        others = [c for c in kept if c.chunk_id in committed]
+        rest = [c for c in kept if c.chunk_id not in committed]
+        parts = [Part(p) for c in rest for p in json.loads(c.sql)["parts"]] + new_parts
+        cid = rest[0].chunk_id if rest else first
+        kept, added = others, ([_chunk(cid, parts, "/")] if parts else [])
+    else:
+        chosen = plan.strategy if plan.strategy == "file" else "auto"
+        added = _chunks(_group(new_parts, chosen, chunk_size), first, "/")
     notes = [
         f"{path} changed before any of its rows committed: cut again and read as it is now"
         for path in fresh

@@ -172,15 +172,8 @@ def file_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
     """One file's columns as it stores them (without partition columns); text formats
     inferred from their first :data:`SAMPLE_BYTES` (``sample``) or their header alone."""
     try:
-        if info.format == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_schema(info.path)
-        if info.format == "arrow":
-            from .read import open_ipc
-
-            with open_ipc(info.path) as reader:
-                return reader.schema
+        if info.format in ("parquet", "arrow"):
+            return _stored_schema(info)
         if info.format == "csv":
             return _csv_schema(info, spec, sample, notes)
         return _jsonl_schema(info, spec, notes)
@@ -276,6 +269,28 @@ def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema
     return pa.schema(fields)
 
 
+def _stored_schema(info: FileInfo) -> pa.Schema:
+    """A Parquet or Arrow file's schema from its metadata; two columns of one name are
+    refused (a table cannot hold both, and one would be lost)."""
+    if info.format == "parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(info.path)
+    else:
+        from .read import open_ipc
+
+        with open_ipc(info.path) as reader:
+            schema = reader.schema
+    _check_names(schema.names, info)
+    return schema
+
+
+def _widened(t: pa.DataType) -> pa.DataType:
+    """A type the targets hold exactly instead of one they have no column type for: half
+    floats as floats (every float16 value is a float32 value)."""
+    return pa.float32() if pa.types.is_float16(t) else t
+
+
 def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa.Schema:
     """One schema for every file: columns by name in order of first appearance; a type the
     files disagree on widened where one holds the other, refused otherwise (naming a file of
@@ -290,10 +305,10 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
                 continue
             have = types.get(f.name)
             if have is None:
-                types[f.name] = f.type
+                types[f.name] = _widened(f.type)
                 first[f.name] = info.path
                 continue
-            if have == f.type:
+            if have == _widened(f.type):
                 continue
             try:
                 merged = pa.unify_schemas(
