@@ -67,9 +67,6 @@ def test_parquet_duplicate_column_names_are_not_silently_dropped(pg: PG, tmp_pat
 
 
 @pytest.mark.parametrize("codec", ["bz2", "zstd"])
-@pytest.mark.xfail(strict=True, reason="a bz2/zstd-compressed JSON-lines upload bigger than the "
-                   "4 KiB sniffed head is spooled as .csv.bz2/.csv.zst and loaded as CSV: "
-                   "JSON fragments become columns, every row 'succeeds'")
 def test_compressed_jsonl_upload_is_read_as_json(
     pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str
 ) -> None:

@@ -321,35 +321,31 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def _suffix(head: bytes, fmt: str | None) -> str:
-    """The file name suffix an upload is spooled under: its format's, from ``format=`` or
-    its first bytes (JSON lines when it starts with ``{``, CSV otherwise)."""
+def _suffix(path: str, head: bytes, fmt: str | None) -> str:
+    """The file name suffix an upload is spooled under: its format's, from ``format=`` or its
+    first bytes (JSON lines when it starts with ``{``, CSV otherwise); a compressed upload's
+    first bytes are read through its decompressor, from the whole spooled file."""
     ext = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "arrow": ".arrow"}
     for magic, suffix in _MAGIC:
         if head.startswith(magic):
             if suffix in (".gz", ".zst", ".bz2"):
-                return _suffix(_inflate(head, suffix), fmt) + suffix
+                return _suffix(path, _inflate(path, suffix), fmt) + suffix
             return suffix
     if fmt:
         return ext.get(fmt, ".csv")
     return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
 
 
-def _inflate(head: bytes, suffix: str) -> bytes:
-    """The first bytes of a compressed upload, decompressed (b"" when they cannot be)."""
-    import bz2
-    import zlib
-
+def _inflate(path: str, suffix: str) -> bytes:
+    """The first bytes of a compressed upload, decompressed (b"" when they cannot be: then
+    ``format=`` decides, CSV by default)."""
     try:
-        if suffix == ".gz":
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)[:64]
-        if suffix == ".bz2":
-            return bz2.BZ2Decompressor().decompress(head)[:64]
         import pyarrow as pa
 
-        with pa.input_stream(pa.BufferReader(head), compression="zstd") as f:
+        codec = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}[suffix]
+        with pa.input_stream(path, compression=codec) as f:
             return bytes(f.read(64))
-    except Exception:  # too little to tell: CSV, unless format= says otherwise
+    except Exception:  # a corrupt stream: reading it says so, with the file named
         return b""
 
 
@@ -385,7 +381,7 @@ def spool_upload(data: Any, fmt: str | None = None) -> str:
                     head += block[: 4096 - len(head)]
                 digest.update(block)
                 tmp.write(block)
-        final = spool_dir() / (digest.hexdigest() + _suffix(head, fmt))
+        final = spool_dir() / (digest.hexdigest() + _suffix(tmp.name, head, fmt))
         if final.exists():
             os.unlink(tmp.name)
         else:
