@@ -211,9 +211,6 @@ def test_offset_timestamps_into_a_naive_column_are_refused_or_kept(pg: PG, tmp_p
     assert pg.scalar(f"SELECT ts FROM {pg.t('dst')}") == dt.datetime(2026, 1, 1, 10, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="two incremental runs that overlap (a cron run slower than "
-                   "its interval) both plan the same new file -- the ledger only refuses it once "
-                   "a chunk has committed -- and both load it: its rows are in the table twice")
 def test_overlapping_incremental_runs_load_a_new_file_once(
     pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -393,9 +390,6 @@ def test_file_name_with_a_question_mark(pg: PG, tmp_path: Path) -> None:
     assert r.rows_written == 1
 
 
-@pytest.mark.xfail(strict=True, reason="touching a loaded file (same bytes, new mtime: a re-sync, "
-                   "cp without -p) blocks every later incremental run of the folder: 'has "
-                   "changed since (size 494 -> 494) ... Remove them'")
 def test_touched_but_unchanged_file_does_not_block_incremental(pg: PG, tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()

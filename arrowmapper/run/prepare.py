@@ -299,6 +299,14 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                     f"job_id {job_id!r} was registered by another run just now (two runs of "
                     "one job at once); let that run finish, or use a new job_id"
                 )
+            if c.incremental:  # two runs that planned at once: neither loads what both chose
+                others = [e for e in tgt.earlier() if e.job_id != job_id]
+                again = source.plan(c.query, c.strategy, c.key, c.chunk_size, c.workers, others)
+                if again is not None and again.to_json() != plan.to_json():
+                    raise ConfigError(
+                        "another incremental job into this table started or finished while "
+                        "this one planned, with some of the same files; run this one again"
+                    )
         committed = load.committed(job_id)
         if rules.staged:
             created_stage = _make_stage(load, ref, exists, record, committed, job_id)

@@ -207,7 +207,19 @@ class Ledger(Connected):
             f"LEFT JOIN {self.ref.qualified(JOBS)} j ON j.job_id = l.job_id "
             f"WHERE l.target_table = {lit(self.ref.display)} ORDER BY l.job_id, l.chunk_id"
         )
-        return [Earlier(str(j), str(b or ""), f is not None) for j, b, f in rows]
+        out = [Earlier(str(j), str(b or ""), f is not None) for j, b, f in rows]
+        # a job still loading holds every chunk of its plan, committed or not
+        running = self._read(
+            f"SELECT job_id, plan FROM {self.ref.qualified(JOBS)} WHERE finished_at IS NULL "
+            f"AND target_table = {lit(self.ref.display)} ORDER BY job_id"
+        )
+        for job_id, plan in running:
+            try:
+                chunks = json.loads(str(plan)).get("chunks", [])
+            except ValueError:
+                continue
+            out.extend(Earlier(str(job_id), str(c.get("bounds") or ""), False) for c in chunks)
+        return out
 
     def committed(self, job_id: str) -> dict[int, int]:
         """chunk_id -> rows for every chunk of ``job_id`` already committed."""

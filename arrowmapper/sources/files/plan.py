@@ -164,10 +164,12 @@ def plan_files(
     for info in files:
         parts.extend(_cut(info, spec, chosen, chunk_size, how))
     skipped = 0
-    if skip is not None:
+    if skip is not None:  # an incremental job: what is left is new, and named by its content
         kept = [p for p in parts if not skip(p)]
         skipped = len(parts) - len(kept)
         parts = kept
+        for p in parts:
+            p["hash"] = content_hash(p["path"])
     groups = _group(parts, chosen, chunk_size)
     chunks = _chunks(groups, 0, _base(files))
     ests = [c.estimated_rows for c in chunks]
@@ -303,11 +305,23 @@ def replan_changed(
     return replanned, notes
 
 
+def content_hash(path: str) -> str:
+    """A file's content digest (BLAKE2b, 128 bits): an incremental job records it, so a file
+    touched later with the same bytes is known as loaded."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def loaded_before(earlier: Sequence[Any]) -> Callable[[Part], bool]:
     """For an incremental job: whether a part's file was loaded by a finished earlier job into
     the same table (skip it). A file an earlier job loaded that has changed since, or one an
     unfinished job holds part of, is refused naming the file and the job."""
-    loaded: dict[str, tuple[int, int, str]] = {}
+    loaded: dict[str, tuple[int, int, str, str | None]] = {}
     unfinished: dict[str, str] = {}
     for e in earlier:
         try:
@@ -320,7 +334,7 @@ def loaded_before(earlier: Sequence[Any]) -> Callable[[Part], bool]:
             if not isinstance(p, dict) or "path" not in p:
                 continue
             if e.finished:
-                loaded[p["path"]] = (p["size"], p["mtime_ns"], e.job_id)
+                loaded[p["path"]] = (p["size"], p["mtime_ns"], e.job_id, p.get("hash"))
             else:
                 unfinished.setdefault(p["path"], e.job_id)
 
@@ -329,11 +343,15 @@ def loaded_before(earlier: Sequence[Any]) -> Callable[[Part], bool]:
         if path in unfinished:
             raise ConfigError(
                 f"{path} is being loaded into this table by job {unfinished[path]!r}, which has "
-                "not finished; resume that job first (resume=True with its job_id)"
+                "not finished: if it is running, let it finish; if it died, resume it "
+                "(resume=True with its job_id) before the next incremental run"
             )
         if path not in loaded:
             return False
-        size, mtime, job = loaded[path]
+        size, mtime, job, digest = loaded[path]
+        touched = size == part["size"] and mtime != part["mtime_ns"] and digest is not None
+        if touched and content_hash(path) == digest:
+            return True  # copied again or synced, but the same bytes: loaded
         if (size, mtime) != (part["size"], part["mtime_ns"]):
             raise ConfigError(
                 f"{path} was loaded into this table by job {job!r} and has changed since (size "
