@@ -417,9 +417,6 @@ def test_non_utf8_header_names_the_file_and_encoding(tmp_path: Path) -> None:
     assert str(path) in str(err.value) and "encoding=" in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="nanosecond timestamps in the preflight sample fail with a "
-                   "bare 'map_query failed: ArrowInvalid: Casting from timestamp[ns] to "
-                   "timestamp[us] would lose data' -- no column, no file, no fix")
 def test_nanosecond_timestamps_name_the_column(pg: PG, tmp_path: Path) -> None:
     t = pa.table({"id": [1], "ts": pa.array([1767261600123456789], pa.timestamp("ns"))})
     pq.write_table(t, tmp_path / "ns.parquet")
@@ -445,9 +442,6 @@ def test_jsonl_key_first_seen_after_the_sample_is_named(pg: PG, tmp_path: Path) 
     assert pg.scalar(f"SELECT late_key FROM {pg.t('dst')} WHERE id = 30000") == "hello"
 
 
-@pytest.mark.xfail(strict=True, reason="a list column (Parquet/JSON arrays): the engine creates "
-                   "the table with bigint[] and then refuses to write to it, leaving the empty "
-                   "table behind")
 def test_list_column_loads_or_is_refused_before_creating_the_table(pg: PG, tmp_path: Path) -> None:
     t = pa.table({"id": [1, 2], "tags": pa.array([[1, 2], []], pa.list_(pa.int64()))})
     pq.write_table(t, tmp_path / "l.parquet")

@@ -144,11 +144,36 @@ def check_narrowing(
             )
 
 
+def _stored(sample: pa.Table, storage: pa.Schema) -> pa.Table:
+    """``sample`` as the target stores it; a value that would change is refused naming its
+    column (nanoseconds where the target keeps microseconds, ...)."""
+    try:
+        return sample.cast(storage)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    for f in storage:
+        have = sample.schema.field(f.name).type
+        try:
+            sample.column(f.name).cast(f.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            hint = ""
+            if pa.types.is_timestamp(have) and have.unit == "ns":
+                hint = (
+                    " (the target keeps microseconds; truncate them in the query or transform, "
+                    f"e.g. pl.col({f.name!r}).dt.truncate('1us').dt.cast_time_unit('us'))"
+                )
+            raise ConfigError(
+                f"column {f.name!r}: its {have} values cannot be stored as {f.type} without "
+                f"changing them{hint}: {exc}"
+            ) from None
+    return sample.cast(storage)
+
+
 def check_compatible(
     sample: pa.Table, out_schema: pa.Schema, target_schema: pa.Schema, ref: TableRef
 ) -> None:
     """Refuse, before any row is written, columns the existing target cannot take."""
-    fixed = sample.cast(storage_schema(out_schema, ref.dialect)) if sample.num_rows else None
+    fixed = _stored(sample, storage_schema(out_schema, ref.dialect)) if sample.num_rows else None
     batch = (fixed.to_batches() or [None])[0] if fixed is not None else None
     if batch is None:
         batch = pa.RecordBatch.from_pylist([], schema=storage_schema(out_schema, ref.dialect))

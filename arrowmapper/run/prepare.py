@@ -202,7 +202,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     )
     tgt = open_target(dst, ref)
     load = open_target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
-    claimed = created_stage = False
+    claimed = created_stage = created_table = False
     try:
         # who this job is, before anything is created or emptied
         if ref.schema and not tgt.schema_exists():
@@ -314,6 +314,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                 create_table(load, out_schema, read_schema, layout, (), notes)
         elif not exists:
             create_table(tgt, out_schema, read_schema, layout, mkey, notes)
+            created_table = True  # dropped again if a check below refuses the job
             log.info("created table %s", ref.display)
         write = write_layout(load, out_schema, mkey, layout.session)
         check_compatible(sample, out_schema, write.schema, load_ref)
@@ -327,6 +328,8 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     except BaseException:
         if created_stage:
             load.drop_table(quiet=True)
+        if created_table:
+            tgt.drop_table(quiet=True)
         if claimed:
             load.unregister_job(job_id)
         raise
