@@ -10,6 +10,7 @@ one chunk, and the plan says why.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -156,6 +157,27 @@ def _parquet_rows(part: dict[str, Any]) -> int:
     return sum(meta.row_group(i).num_rows for i in groups)
 
 
+@contextlib.contextmanager
+def _file_errors() -> Iterator[None]:
+    """A file that vanished or cannot be opened while the job is described or planned: a
+    SourceError naming it and what to do, not an OSError from deep inside."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise SourceError(
+            f"{exc.filename} is gone: it was found, then removed before the job could read "
+            "it; run the job again (it plans the files there are then)",
+            transient=False,
+            kind="config",
+        ) from None
+    except PermissionError as exc:
+        raise SourceError(
+            f"{exc.filename} cannot be read: permission denied; let the job's user read it",
+            transient=False,
+            kind="config",
+        ) from None
+
+
 class FileFacts:
     """What the planner and the preflight ask of a file source."""
 
@@ -290,6 +312,10 @@ class FileSource(Source):
     def describe(self, query: str) -> FileLayout:
         """The files' one schema (inferred, united, ``columns=`` applied) and the query
         checked against it."""
+        with _file_errors():
+            return self._describe(query)
+
+    def _describe(self, query: str) -> FileLayout:
         query = (query or "").strip()
         if query in self._layouts:
             return self._layouts[query]
@@ -331,6 +357,12 @@ class FileSource(Source):
         self, query: str, strategy: str, key: str | None, chunk_size: int, skip: Any = None
     ) -> Plan:
         """The plan of the files (see :func:`.plan.plan_files`)."""
+        with _file_errors():
+            return self._plan_chunks(query, strategy, key, chunk_size, skip)
+
+    def _plan_chunks(
+        self, query: str, strategy: str, key: str | None, chunk_size: int, skip: Any = None
+    ) -> Plan:
         query = (query or "").strip()
         whole = self.describe(query).whole if query else None
         return plan_files(self.files(), self.spec, query, strategy, key, chunk_size, whole, skip)
