@@ -47,6 +47,7 @@ one): a reader adds ``b"\\n"`` to it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import mmap
 import os
@@ -249,10 +250,9 @@ def _release(mm: mmap.mmap, upto: int) -> None:
     page = mmap.PAGESIZE
     end = upto // page * page
     if end > 0 and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        try:
+        # not offered here: the mapping is closed at the end
+        with contextlib.suppress(OSError, ValueError):
             mm.madvise(mmap.MADV_DONTNEED, 0, end)
-        except (OSError, ValueError):  # not offered here: the mapping is closed at the end
-            pass
 
 
 def _next_boundary(mm: mmap.mmap, pos: int, odd: bool, qb: bytes | None) -> int:
