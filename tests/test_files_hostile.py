@@ -123,17 +123,12 @@ def test_csv_leading_zero_after_the_sample_is_not_turned_into_a_number(
     assert pg.scalar(f"SELECT zip::text FROM {pg.t('dst')} WHERE id = 100000") == "00501"
 
 
-@pytest.mark.xfail(strict=True, reason="JSON-lines integers beyond int64 make the column double: "
-                   "9223372036854775813 is stored as 9.223372036854776e18 (CSV keeps them as text)")
 def test_jsonl_big_integers_are_not_rounded_to_doubles(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": 1, "big": 9223372036854775813}\n{"id": 2, "big": 1}\n')
     am.map_query(str(tmp_path / "a.jsonl"), None, pg.uri, "dst", schema=pg.schema)
     assert pg.scalar(f"SELECT big::text FROM {pg.t('dst')} WHERE id = 1") == "9223372036854775813"
 
 
-@pytest.mark.xfail(strict=True, reason="JSON-lines timestamps with an offset are inferred as a "
-                   "naive timestamp in UTC: '2026-01-01T00:00:00+02:00' is stored as "
-                   "timestamp '2025-12-31 22:00' (the zone dropped, the wall clock changed)")
 def test_jsonl_timestamp_with_offset_keeps_its_instant_and_zone(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": 1, "ts": "2026-01-01T00:00:00+02:00"}\n')
     am.map_query(str(tmp_path / "a.jsonl"), None, pg.uri, "dst", schema=pg.schema)
@@ -261,9 +256,6 @@ def test_tsv_value_starting_with_a_quote_does_not_swallow_rows(pg: PG, tmp_path:
     assert r.rows_written == 4
 
 
-@pytest.mark.xfail(strict=True, reason="encoding= is ignored for JSON lines: latin-1 bytes go "
-                   "through as they are -- PostgreSQL refuses them deep in COPY, SQLite stores "
-                   "the invalid UTF-8 b'caf\\xe9' instead of 'café'")
 def test_jsonl_encoding_option_is_applied(tmp_path: Path) -> None:
     import sqlite3
 
@@ -315,8 +307,6 @@ def test_byte_ranges_with_a_literal_quote_inside_an_unquoted_field(pg: PG, tmp_p
     assert r.rows_written == 15_000
 
 
-@pytest.mark.xfail(strict=True, reason="an empty (0-byte) JSON-lines file is a valid file of no "
-                   "rows, but it fails the whole job: 'Empty JSON file'")
 def test_empty_jsonl_file_in_a_folder_is_no_rows(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": 1}\n')
     (tmp_path / "b.jsonl").write_text("")
@@ -343,9 +333,6 @@ def test_csv_fractional_seconds_after_the_sample_load(pg: PG, tmp_path: Path) ->
     assert r.rows_written == 50_001
 
 
-@pytest.mark.xfail(strict=True, reason="a JSON key that is null throughout the first MiB is typed "
-                   "string; a number later fails: 'Column(/v) changed from string to number' "
-                   "(the doc: 'text until a file says more')")
 def test_jsonl_key_null_in_the_sample_then_a_number(pg: PG, tmp_path: Path) -> None:
     with open(tmp_path / "a.jsonl", "w") as f:
         for i in range(30_000):
@@ -355,9 +342,6 @@ def test_jsonl_key_null_in_the_sample_then_a_number(pg: PG, tmp_path: Path) -> N
     assert pg.scalar(f"SELECT v::text FROM {pg.t('dst')} WHERE id = 30000") == "5"
 
 
-@pytest.mark.xfail(strict=True, reason="columns={'o': 'json'} is an accepted type, but a JSON-lines "
-                   "object column then fails with a bare ArrowNotImplementedError (no file, no "
-                   "column); nested objects cannot be loaded at all")
 def test_jsonl_nested_object_with_columns_json(pg: PG, tmp_path: Path) -> None:
     path = tmp_path / "n.jsonl"
     path.write_text('{"id": 1, "o": {"a": 1}}\n')
@@ -425,9 +409,6 @@ def test_nanosecond_timestamps_name_the_column(pg: PG, tmp_path: Path) -> None:
     assert "'ts'" in str(err.value), str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="a JSON key first seen after the first MiB fails with "
-                   "'JSON parse error: unexpected field' -- which key, which line, and columns= "
-                   "as the fix are not said")
 def test_jsonl_key_first_seen_after_the_sample_is_named(pg: PG, tmp_path: Path) -> None:
     with open(tmp_path / "a.jsonl", "w") as f:
         for i in range(30_000):
@@ -464,8 +445,6 @@ def test_float16_column(pg: PG, tmp_path: Path) -> None:
     assert pg.scalar(f"SELECT h FROM {pg.t('dst')}") == 1.5
 
 
-@pytest.mark.xfail(strict=True, reason="an empty JSON key reaches CREATE TABLE (a raw PostgreSQL "
-                   "'zero-length delimited identifier'); a CSV header gets a clear message")
 def test_jsonl_empty_key_is_named_like_an_empty_csv_header(pg: PG, tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_text('{"": 1, "b": 2}\n')
@@ -474,9 +453,6 @@ def test_jsonl_empty_key_is_named_like_an_empty_csv_header(pg: PG, tmp_path: Pat
     assert str(path) in str(err.value) and "zero-length" not in str(err.value), str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="a .json file holding a JSON array (the usual .json) fails "
-                   "with 'Column() changed from object to array in row 0' instead of saying that "
-                   ".json is read as JSON lines")
 def test_json_array_file_says_json_lines(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('[{"id": 1}, {"id": 2}]\n')
     with pytest.raises(ArrowMapperError) as err:

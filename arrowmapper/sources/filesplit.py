@@ -153,17 +153,22 @@ def split_csv(
         return _split_csv(mm, part_bytes, qb, header)
 
 
-def split_lines(path: str, part_bytes: int) -> Split:
+def split_lines(path: str, part_bytes: int, encoding: str = "utf8") -> Split:
     """Split a JSON-lines file into ranges of about ``part_bytes`` bytes at line ends.
 
     Every ``\\n`` is a record boundary (a JSON string cannot hold a raw newline); a ``\\r``
     before it stays at the end of its range. There is no header: :attr:`Split.header` is
-    ``b""``. Raises ValueError for ``part_bytes < 1``; OSError when the file cannot be read.
+    ``b""``. Falls back to the whole file as one range when ``encoding`` is not
+    ASCII-compatible (a ``\\n`` byte can be part of another character). Raises ValueError for
+    ``part_bytes < 1`` and an unknown encoding; OSError when the file cannot be read.
     """
     _check_part_bytes(part_bytes)
     size = os.path.getsize(path)
     if size == 0:
         return Split(b"", (), "no ranges: the file is empty")
+    problem = _encoding_problem(encoding, None)
+    if problem:
+        return _whole(size, f"one range: {problem}")
     if size < 2 * part_bytes:
         return Split(b"", ((0, size),), _small(size, part_bytes, "the file's"))
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:

@@ -336,7 +336,14 @@ class FileSource(Source):
                 ) from None
         if self.spec.bad_rows is not None:
             notes.append(_bad_rows_note(self.spec, files))
-        columns = tuple(SourceColumn(f.name, str(f.type)) for f in schema)
+        # JSON text (nested JSON-lines values, columns={...: 'json'}) makes a PostgreSQL json
+        # column: the text kept as the file writes it (a table created with jsonb takes it too)
+        columns = tuple(
+            SourceColumn(
+                f.name, str(f.type), target_type="json" if isinstance(f.type, pa.JsonType) else None
+            )
+            for f in schema
+        )
         layout = FileLayout(
             self.dialect, columns=columns, notes=tuple(notes), schema=schema, query=query
         )

@@ -70,7 +70,9 @@ def tolerant_batches(
     if info.format == "csv":
         yield from _csv(part, info, spec, schema, rejects, stream)
     else:
-        yield from _jsonl(part, info, schema, rejects, stream)
+        from .jsonl import transcoded
+
+        yield from _jsonl(part, info, schema, rejects, lambda: transcoded(stream(), spec))
 
 
 # --------------------------------------------------------------------------- CSV
@@ -413,11 +415,16 @@ def _jsonl(
     rejects: Rejects,
     open_stream: Callable[[], Any],
 ) -> Iterator[pa.RecordBatch]:
+    from .jsonl import as_text, json_keys, read_schema
+
     hive = {k for k, _ in info.hive}
-    explicit = pa.schema([f for f in schema if f.name not in hive])
+    want = pa.schema([f for f in schema if f.name not in hive])
+    explicit = read_schema(want)  # JSON text and timestamps as strings, cast after
+    as_json = json_keys(want)
     base: int | None = None
     for first, lines in _pieces(open_stream()):
-        tables, bad = _json_rows(lines, explicit)
+        parsed = as_text(lines, as_json) if as_json else lines
+        tables, bad = _json_rows(parsed, explicit, want=want)
         for table in tables:
             yield from table.to_batches()
         if not bad:
@@ -474,11 +481,15 @@ def _a(word: str) -> str:
 
 
 def _json_rows(
-    lines: list[bytes], schema: pa.Schema | None, infer: bool = False
+    lines: list[bytes],
+    schema: pa.Schema | None,
+    infer: bool = False,
+    want: pa.Schema | None = None,
 ) -> tuple[list[pa.Table], list[tuple[int, str]]]:
     """The lines that parse, as tables in order, and (index, reason) of those that do not
     (found by halving the lines that fail together). ``infer``: a field ``schema`` lacks is
-    inferred (else it is an error)."""
+    inferred (else it is an error). ``want``: the types the columns are cast to after (a
+    value that does not cast fails its line)."""
     tables: list[pa.Table] = []
     bad: list[tuple[int, str]] = []
     todo = [(0, len(lines))]
@@ -488,7 +499,12 @@ def _json_rows(
         if not text.strip():
             continue
         try:
-            tables.append(_read_json(text, schema, infer))
+            table = _read_json(text, schema, infer)
+            if want is not None:
+                from .jsonl import cast_read
+
+                table = cast_read(table, want)
+            tables.append(table)
             continue
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             if end - start == 1:
@@ -502,15 +518,18 @@ def _json_rows(
 def _read_json(text: bytes, schema: pa.Schema | None, infer: bool = False) -> pa.Table:
     import pyarrow.json as pjson
 
+    from .jsonl import check_utf8
     from .read import JSON_BLOCK
 
-    return pjson.read_json(
+    table = pjson.read_json(
         pa.BufferReader(text),
         read_options=pjson.ReadOptions(block_size=JSON_BLOCK, use_threads=False),
         parse_options=pjson.ParseOptions(
             explicit_schema=schema, unexpected_field_behavior="infer" if infer else "error"
         ),
     )
+    check_utf8(table)
+    return table
 
 
 def json_sample_schema(sample: bytes, explicit: pa.Schema | None) -> pa.Schema:

@@ -94,7 +94,7 @@ def _cut(info: FileInfo, spec: FileSpec, strategy: str, chunk_size: int, how: di
                     encoding=spec.encoding,
                 )
             else:
-                split = split_lines(info.path, part_bytes)
+                split = split_lines(info.path, part_bytes, encoding=spec.encoding)
             if len(split.ranges) > 1:
                 how["byte ranges"] = how.get("byte ranges", 0) + len(split.ranges)
                 return [

@@ -160,18 +160,9 @@ def _batches(
         )
         yield from reader
         return
-    import pyarrow.json as pjson
+    from .jsonl import read_jsonl
 
-    hive = {k for k, _ in info.hive}
-    explicit = pa.schema([f for f in schema if f.name not in hive])
-    reader = pjson.open_json(
-        stream,
-        read_options=pjson.ReadOptions(block_size=JSON_BLOCK, use_threads=False),
-        parse_options=pjson.ParseOptions(
-            explicit_schema=explicit, unexpected_field_behavior="error"
-        ),
-    )
-    yield from reader
+    yield from read_jsonl(part, info, spec, schema, stream, lambda: text_stream(part, info))
 
 
 def partition_value(value: str | None, typ: pa.DataType) -> Any:

@@ -229,44 +229,9 @@ def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
 
 
 def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema:
-    import pyarrow.json as pjson
+    from .jsonl import jsonl_schema
 
-    data = _head(info, SAMPLE_BYTES)
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        raise SourceError(
-            f"{info.path} holds a JSON array; arrowmapper reads JSON lines (one object per "
-            "line): convert it (jq -c '.[]' file.json > file.jsonl)",
-            transient=False,
-            kind="config",
-        )
-    forced = overrides(spec)
-    explicit = pa.schema([pa.field(n, t) for n, t in forced.items()]) if forced else None
-    try:
-        inferred = pjson.read_json(
-            pa.BufferReader(data),
-            parse_options=pjson.ParseOptions(
-                explicit_schema=explicit, unexpected_field_behavior="infer", newlines_in_values=False
-            ),
-        ).schema
-    except pa.ArrowInvalid:
-        if spec.bad_rows is None:
-            raise
-        from .bad import json_sample_schema  # from the lines that parse
-
-        inferred = json_sample_schema(data, explicit)
-        if not len(inferred):
-            raise SourceError(
-                f"{info.path}: no line of its first {len(data):,} bytes is a JSON object; is it "
-                "JSON lines?",
-                transient=False,
-            ) from None
-    fields = []
-    for f in inferred:
-        typ = forced.get(f.name, f.type)
-        if pa.types.is_null(typ):
-            typ = pa.string()
-        fields.append(pa.field(f.name, typ))
-    return pa.schema(fields)
+    return jsonl_schema(info, spec, notes)
 
 
 def _stored_schema(info: FileInfo) -> pa.Schema:
@@ -310,6 +275,12 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
                 continue
             if have == _widened(f.type):
                 continue
+            if _lossy(have, f.type):
+                raise ConfigError(
+                    f"column {f.name!r} is {have} in {first[f.name]} but {f.type} in "
+                    f"{info.path}; a double does not hold every decimal. Pass "
+                    f"columns={{{f.name!r}: '<type>'}} to read it as one type"
+                )
             try:
                 merged = pa.unify_schemas(
                     [pa.schema([("x", have)]), pa.schema([("x", f.type)])],
@@ -322,14 +293,29 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
                     "to read it as one type, or load the files in separate jobs"
                 ) from None
             types[f.name] = merged
+    if not types and files:
+        raise ConfigError(
+            f"the files hold no columns: {files[0].path}"
+            + (f" and {len(files) - 1} more are" if len(files) > 1 else " is")
+            + " empty; there is no table to make of them"
+        )
     unknown = [n for n in forced if n not in types]
     if unknown:
         raise ConfigError(
             f"columns= names {', '.join(map(repr, unknown))}, which no file has; the files' "
             f"columns: {', '.join(types)}"
         )
-    fields = [pa.field(n, t) for n, t in types.items()]
+    # a column null in every file (a JSON key never given a value) is text
+    fields = [pa.field(n, pa.string() if pa.types.is_null(t) else t) for n, t in types.items()]
     return pa.schema(fields + _hive_fields(files, types))
+
+
+def _lossy(a: pa.DataType, b: pa.DataType) -> bool:
+    """Whether unifying ``a`` and ``b`` would round one's values: a decimal and a float."""
+    return bool(
+        (pa.types.is_decimal(a) and pa.types.is_floating(b))
+        or (pa.types.is_decimal(b) and pa.types.is_floating(a))
+    )
 
 
 def _partition_type(values: list[str]) -> pa.DataType:
