@@ -109,8 +109,6 @@ def test_aggregates_outside_the_keyword_list_run_over_every_row(
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a leading-zero value after the first MiB of a CSV is "
-                   "parsed into the column inferred as int64: ZIP '00501' is stored as 501")
 def test_csv_leading_zero_after_the_sample_is_not_turned_into_a_number(
     pg: PG, tmp_path: Path
 ) -> None:
@@ -137,8 +135,6 @@ def test_jsonl_timestamp_with_offset_keeps_its_instant_and_zone(pg: PG, tmp_path
     assert kind == "timestamp with time zone" or value == "2026-01-01T00:00:00+02:00", (kind, value)
 
 
-@pytest.mark.xfail(strict=True, reason="CSV '1e400' (out of double range; PostgreSQL's COPY "
-                   "refuses it) is stored as Infinity")
 def test_csv_float_out_of_range_is_not_stored_as_infinity(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "f.csv").write_text("id,f\n1,1e400\n2,1.5\n")
     try:
@@ -148,9 +144,6 @@ def test_csv_float_out_of_range_is_not_stored_as_infinity(pg: PG, tmp_path: Path
     assert pg.scalar(f"SELECT f::text FROM {pg.t('dst')} WHERE id = 1") == "1e400"
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV decimal with more significant digits than a double "
-                   "holds is inferred as double and rounded: 1234567890123456.78 -> "
-                   "1234567890123456.8 (schema.py: 'inference never changes a value silently')")
 def test_csv_decimal_with_17_digits_is_not_rounded(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("id,price\n1,1234567890123456.78\n2,0.5\n")
     am.map_query(str(tmp_path / "p.csv"), None, pg.uri, "dst", schema=pg.schema)
@@ -244,9 +237,6 @@ def test_underscore_files_are_not_skipped_silently(pg: PG, tmp_path: Path) -> No
     assert r.rows_written == 2 or any("_orders.csv" in n for n in r.notes), r.notes
 
 
-@pytest.mark.xfail(strict=True, reason="a .tsv is read with CSV quoting on: a value that starts "
-                   "with '\"' (COPY's text format and most TSV writers do not quote) swallows the "
-                   "following lines into one field -- 4 records load as 2 rows, silently")
 def test_tsv_value_starting_with_a_quote_does_not_swallow_rows(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.tsv").write_text('id\tv\n1\t"quoted start\n2\tnormal\n3\tend"\n4\tx\n')
     try:
@@ -274,9 +264,6 @@ def test_jsonl_encoding_option_is_applied(tmp_path: Path) -> None:
 # --------------------------------------------------------------- valid data that cannot load
 
 
-@pytest.mark.xfail(strict=True, reason="only the first 16 CSV files are sampled; the others type "
-                   "every column string, so a glob of 17+ files with a number column is refused: "
-                   "\"'id' is int64 in f000.csv but string in f016.csv\"")
 def test_seventeen_csv_files_with_numbers_load(pg: PG, tmp_path: Path) -> None:
     for i in range(17):
         (tmp_path / f"f{i:03d}.csv").write_text(f"id,amount\n{i},{i}.5\n")
@@ -285,10 +272,6 @@ def test_seventeen_csv_files_with_numbers_load(pg: PG, tmp_path: Path) -> None:
     assert _types(pg, "dst") == {"id": "bigint", "amount": "double precision"}
 
 
-@pytest.mark.xfail(strict=True, reason="the byte-range splitter counts every quote, but a quote "
-                   "inside an unquoted field (12\" pipe) is a literal to the CSV parser: parity "
-                   "flips, ranges cut inside quoted fields and a valid file fails (after other "
-                   "chunks committed)")
 def test_byte_ranges_with_a_literal_quote_inside_an_unquoted_field(pg: PG, tmp_path: Path) -> None:
     lines = ["id,d"]
     for i in range(15_000):
@@ -314,8 +297,6 @@ def test_empty_jsonl_file_in_a_folder_is_no_rows(pg: PG, tmp_path: Path) -> None
     assert r.rows_written == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a header-only CSV whose header has no line end fails the "
-                   "job ('Empty CSV file or block') instead of being no rows")
 def test_header_only_csv_without_line_end_is_no_rows(pg: PG, tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("id,name\n1,x\n")
     (tmp_path / "b.csv").write_text("id,name")
@@ -323,9 +304,6 @@ def test_header_only_csv_without_line_end_is_no_rows(pg: PG, tmp_path: Path) -> 
     assert r.rows_written == 1
 
 
-@pytest.mark.xfail(strict=True, reason="CSV timestamps are inferred as timestamp[s] from the "
-                   "sample; a fractional second after the first MiB fails the load though the "
-                   "target column (timestamp, microseconds) holds it")
 def test_csv_fractional_seconds_after_the_sample_load(pg: PG, tmp_path: Path) -> None:
     path = _big_csv(tmp_path / "ts.csv", "id,ts", lambda i: f"{i},2026-01-01 00:00:00",
                     50_000, "50000,2026-01-01 00:00:00.5")
@@ -354,9 +332,6 @@ def test_jsonl_nested_object_with_columns_json(pg: PG, tmp_path: Path) -> None:
     assert pg.scalar(f"SELECT o::text FROM {pg.t('dst')}") == '{"a": 1}'
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV of decimals into an existing numeric column is "
-                   "refused as 'cannot store double in the target's string' (the target is "
-                   "numeric; the CSV text is exact)")
 def test_csv_decimals_into_an_existing_numeric_column(pg: PG, tmp_path: Path) -> None:
     pg.execute(f"CREATE TABLE {pg.t('dst')} (id int, v numeric)")
     (tmp_path / "p.csv").write_text("id,v\n1,0.1\n2,0.2\n")
@@ -390,9 +365,6 @@ def test_touched_but_unchanged_file_does_not_block_incremental(pg: PG, tmp_path:
 # ------------------------------------------------------------------ errors that do not help
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV header that is not UTF-8 (latin-1 'Straße') raises a "
-                   "bare UnicodeDecodeError from plan_query/map_query: no file, no encoding= hint "
-                   "(the same text in a data row gets both)")
 def test_non_utf8_header_names_the_file_and_encoding(tmp_path: Path) -> None:
     path = tmp_path / "l1.csv"
     path.write_bytes("id,Straße\n1,x\n".encode("latin-1"))

@@ -29,6 +29,8 @@ FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "arrow")
 #: them with the reason to a side file
 BAD_ROWS: tuple[str, ...] = ("skip", "file")
 _QUOTES_OFF = ("", "none")
+#: ``quote``'s default: ``"`` for CSV, no quoting for a TSV file (``.tsv``, ``.tab``)
+QUOTE_AUTO = "auto"
 #: the folder ``bad_rows="file"`` writes under when ``rejects`` does not say (in the current
 #: folder of whoever names the source)
 DEFAULT_REJECTS = "arrowmapper-rejects"
@@ -42,7 +44,8 @@ class FileSpec:
     this order (each glob's matches sorted). ``format``: one of :data:`FORMATS`, or None to
     go by each file's extension (``.parquet``, ``.csv``/``.tsv``, ``.jsonl``/``.ndjson``,
     ``.arrow``/``.feather``; ``.gz``/``.zst``/``.bz2`` after it: compressed). CSV: ``delimiter``
-    (None: ``,``, or a tab for ``.tsv``), ``quote`` (None turns quoting off), ``escape``,
+    (None: ``,``, or a tab for ``.tsv``), ``quote`` (None turns quoting off; by default
+    :data:`QUOTE_AUTO`: ``"``, and no quoting for a ``.tsv``/``.tab`` file), ``escape``,
     ``header``, ``null`` (the texts read as NULL: by default only an unquoted empty field, as
     COPY reads CSV), ``encoding``. ``columns``: explicit types (``name=type`` pairs, Arrow type
     names such as ``int64``, ``string``, ``decimal128(12,2)``, ``timestamp[us, tz=UTC]``) that
@@ -58,7 +61,7 @@ class FileSpec:
     paths: tuple[str, ...]
     format: str | None = None
     delimiter: str | None = None
-    quote: str | None = '"'
+    quote: str | None = QUOTE_AUTO
     escape: str | None = None
     header: bool = True
     null: tuple[str, ...] = ("",)
@@ -79,6 +82,8 @@ class FileSpec:
             )
         for name in ("delimiter", "quote", "escape"):
             value = getattr(self, name)
+            if name == "quote" and value == QUOTE_AUTO:
+                continue
             if value is not None and len(value) != 1:
                 raise ConfigError(f"{name} must be one character, got {value!r}")
         if self.bad_rows is not None and self.bad_rows not in BAD_ROWS:
@@ -95,6 +100,14 @@ class FileSpec:
             object.__setattr__(self, "rejects", _absolute(self.rejects))
         elif self.bad_rows == "file":
             object.__setattr__(self, "rejects", _absolute(DEFAULT_REJECTS))
+
+    def quote_for(self, tab: bool) -> str | None:
+        """The quote character a CSV file is read with: ``quote`` as given, or by default
+        ``"`` -- and none for a TSV file (``tab``: ``.tsv``, ``.tab``), as PostgreSQL's text
+        format and most TSV writers write them (a value may start with a quote)."""
+        if self.quote == QUOTE_AUTO:
+            return None if tab else '"'
+        return self.quote
 
     # -- the canonical URI
     @property

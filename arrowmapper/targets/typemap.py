@@ -299,6 +299,16 @@ def target_layout(
         have = out_types.get(name)
         arrow: pa.DataType = adbc
         staged = False
+        if typname == "numeric" and have is not None and pa.types.is_floating(have):
+            raise TargetError(
+                f"column {name!r}: the target's {sql_type} holds exact decimals, and the "
+                f"column is {have} (binary floating point: 0.1 is not exactly 0.1), so a value "
+                "could change; read it as exact text or a decimal -- a file source: "
+                f"columns={{{name!r}: 'text'}} (the server parses the digits) or a decimal128 "
+                "type; a query: select it as numeric or text -- or make the target column "
+                "double precision",
+                transient=False,
+            )
         if typname == "numeric":
             mod = numeric_typmod(base)
             dec = decimal_type(*mod) if mod else None

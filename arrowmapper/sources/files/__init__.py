@@ -38,7 +38,7 @@ from .plan import (
 )
 from .read import part_bytes, read_part
 from .rejects import Rejects, SideFile, rejects_folder
-from .schema import file_schema, unite
+from .schema import file_schemas, unite
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -321,9 +321,7 @@ class FileSource(Source):
             return self._layouts[query]
         files = self.files()
         notes: list[str] = []
-        from .schema import SAMPLED_FILES
-
-        schemas = [file_schema(f, self.spec, i < SAMPLED_FILES, notes) for i, f in enumerate(files)]
+        schemas = file_schemas(files, self.spec, notes)
         schema = unite(files, schemas, self.spec)
         if query:
             try:

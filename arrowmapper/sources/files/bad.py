@@ -38,9 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...config.files import FileSpec
+from .csvtext import Inexact, checked_columns, exact_batch, first_problem, read_types
 from .discover import FileInfo
 from .rejects import Rejected, Rejects
-from .schema import csv_convert, csv_options
+from .schema import csv_convert, csv_delimiter, csv_options, csv_quote, overrides
 
 #: bytes of JSON lines parsed at once
 JSON_PIECE = 1 << 22
@@ -108,10 +109,12 @@ def _csv(
         )
 
     types = {f.name: f.type for f in schema}
+    checked = checked_columns(types, overrides(spec))  # numbers checked exactly (.csvtext)
     bad: list[tuple[int, str, list[Any]]] = []  # index among the parsed rows, reason, values
     done = 0
     try:  # pyarrow converts, at full speed, until a value does not convert
-        for batch in reader(types):
+        for batch in reader(read_types(types, checked)):
+            batch = exact_batch(batch, types, checked)
             done += batch.num_rows
             yield batch
     except pa.ArrowInvalid:  # ... which fails its whole block: read again from there, as bytes
@@ -123,7 +126,7 @@ def _csv(
             if seen < done:
                 batch = batch.slice(done - seen)
                 seen = done
-            good, wrong = _convert(batch, types, spec)
+            good, wrong = _convert(batch, types, spec, checked)
             for i, reason in wrong:
                 bad.append((seen + i, reason, list(batch.slice(i, 1).to_pylist()[0].values())))
             seen += batch.num_rows
@@ -139,14 +142,14 @@ def _csv(
     first = 2 if spec.header else 1
     numbers = sorted(n for n, _, _ in invalid if n is not None)
     rows: list[tuple[int | None, str, str]] = list(invalid)
-    delimiter = spec.delimiter or ("\t" if info.tab else ",")
+    delimiter = csv_delimiter(info, spec)
     for k, reason, values in bad:
         rows.append((_record(first + k, numbers), reason, _unparse(values, delimiter)))
     rows.sort(key=lambda r: (r[0] is None, r[0] or 0))
     found: dict[int, tuple[int, str]] = {}
     wanted = {n for n, _, _ in rows if n is not None}
     if wanted and _ascii_compatible(spec.encoding):
-        found = _records(open_stream(), wanted, spec.quote, spec.escape, spec.encoding)
+        found = _records(open_stream(), wanted, csv_quote(info, spec), spec.escape, spec.encoding)
     base = _line_base(part, info) if found else 0
     for n, reason, text in rows:
         at = found.get(n) if n is not None else None
@@ -165,26 +168,42 @@ def _record(number: int, invalid: list[int]) -> int:
 
 
 def _convert(
-    batch: pa.RecordBatch, types: dict[str, pa.DataType], spec: FileSpec
+    batch: pa.RecordBatch,
+    types: dict[str, pa.DataType],
+    spec: FileSpec,
+    checked: dict[str, bool] | None = None,
 ) -> tuple[pa.RecordBatch, list[tuple[int, str]]]:
     """``batch`` (every column bytes) with each column converted to its type; the rows with
-    a value that does not convert left out, and returned as (row, reason)."""
+    a value that does not convert (or, in a ``checked`` column, that its type would change:
+    :mod:`.csvtext`) left out, and returned as (row, reason)."""
+    checked = checked or {}
     wrong: dict[int, list[str]] = {}
     for name in batch.schema.names:
         typ = types.get(name, pa.binary())
         column = batch.column(name)
+        inferred = checked.get(name)
         try:
-            _to_type(column, typ, spec)
+            _to_type(column, typ, spec, inferred)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            for i in _failing(column, typ, spec):
+            for i in _failing(column, typ, spec, inferred):
                 value = column[i].as_py()
                 text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
                 what = "is not valid UTF-8 text" if _is_text(typ) else f"is not {typ}"
+                if inferred is not None:
+                    try:
+                        _to_type(column.slice(i, 1), typ, spec, inferred)
+                    except Inexact as exc:
+                        what = exc.reason
+                    except (pa.ArrowInvalid, pa.ArrowTypeError):
+                        pass
                 wrong.setdefault(i, []).append(f"column {name!r}: {text!r} {what}")
     if wrong:
         keep = pa.array([i not in wrong for i in range(batch.num_rows)], pa.bool_())
         batch = batch.filter(keep)
-    arrays = [_to_type(batch.column(n), types.get(n, pa.binary()), spec) for n in batch.schema.names]
+    arrays = [
+        _to_type(batch.column(n), types.get(n, pa.binary()), spec, checked.get(n))
+        for n in batch.schema.names
+    ]
     good = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
     return good, [(i, "; ".join(reasons)) for i, reasons in sorted(wrong.items())]
 
@@ -193,9 +212,13 @@ def _is_text(typ: pa.DataType) -> bool:
     return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
 
 
-def _to_type(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> pa.Array:
+def _to_type(
+    column: pa.Array, typ: pa.DataType, spec: FileSpec, inferred: bool | None = None
+) -> pa.Array:
     """A bytes column as ``typ``, converted as pyarrow's CSV reader converts it (ArrowInvalid
-    when a value does not convert)."""
+    when a value does not convert); ``inferred`` not None: a number column checked as
+    :mod:`.csvtext` checks it (:class:`~.csvtext.Inexact` for a value its type would change;
+    ``inferred``: its type was inferred, not given)."""
     if pa.types.is_binary(typ):
         return column
     if _is_text(typ):
@@ -222,6 +245,11 @@ def _to_type(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> pa.Array:
     out = converted.combine_chunks() if converted.num_chunks != 1 else converted.chunk(0)
     if len(out) != len(values):  # pragma: no cover - one value a line, always
         raise pa.ArrowInvalid("a value did not convert as one row")
+    if inferred is not None:
+        text = pc.ascii_trim(values.cast(pa.string()), " \t")
+        found = first_problem(text, out, typ, inferred)
+        if found is not None:
+            raise Inexact("", found[0], text[found[0]].as_py(), found[1], typ)
     if column.null_count:
         valid = column.is_valid()
         at = pc.subtract(pc.cumulative_sum(pc.cast(valid, pa.int64())), 1)
@@ -229,7 +257,9 @@ def _to_type(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> pa.Array:
     return out
 
 
-def _failing(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> list[int]:
+def _failing(
+    column: pa.Array, typ: pa.DataType, spec: FileSpec, inferred: bool | None = None
+) -> list[int]:
     """The rows of ``column`` whose value does not convert to ``typ``.
 
     Halving with the CSV converter costs a parse per step (about half a millisecond), so the
@@ -240,9 +270,9 @@ def _failing(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> list[int]:
     through and the converter refuses is found by halving with the converter itself."""
     quick = _quick_failing(column, typ, spec)
     if quick is None:
-        return _halving(column, lambda part: _to_type(part, typ, spec))
+        return _halving(column, lambda part: _to_type(part, typ, spec, inferred))
     if len(quick) <= CONFIRM:
-        quick = [i for i in quick if _fails(column.slice(i, 1), typ, spec)]
+        quick = [i for i in quick if _fails(column.slice(i, 1), typ, spec, inferred)]
     if not quick:
         kept = column
         where = None
@@ -253,9 +283,9 @@ def _failing(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> list[int]:
         keep = pa.array(mask, pa.bool_())
         kept = column.filter(keep)
         where = pc.indices_nonzero(keep).to_pylist()
-    if not _fails(kept, typ, spec):
+    if not _fails(kept, typ, spec, inferred):
         return quick
-    more = _halving(kept, lambda part: _to_type(part, typ, spec))
+    more = _halving(kept, lambda part: _to_type(part, typ, spec, inferred))
     return sorted(quick + [where[i] if where is not None else i for i in more])
 
 
@@ -264,9 +294,11 @@ def _failing(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> list[int]:
 CONFIRM = 64
 
 
-def _fails(column: pa.Array, typ: pa.DataType, spec: FileSpec) -> bool:
+def _fails(
+    column: pa.Array, typ: pa.DataType, spec: FileSpec, inferred: bool | None = None
+) -> bool:
     try:
-        _to_type(column, typ, spec)
+        _to_type(column, typ, spec, inferred)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return True
     return False

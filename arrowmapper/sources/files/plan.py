@@ -85,13 +85,16 @@ def _cut(info: FileInfo, spec: FileSpec, strategy: str, chunk_size: int, how: di
             from ..filesplit import split_csv, split_lines
 
             if info.format == "csv":
+                from .schema import csv_delimiter, csv_quote
+
                 split = split_csv(
                     info.path,
                     part_bytes,
-                    quote=spec.quote,
+                    quote=csv_quote(info, spec),
                     escape=spec.escape,
                     header=spec.header,
                     encoding=spec.encoding,
+                    delimiter=csv_delimiter(info, spec),
                 )
             else:
                 split = split_lines(info.path, part_bytes, encoding=spec.encoding)

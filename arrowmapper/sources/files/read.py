@@ -16,7 +16,7 @@ from ...config.files import FileSpec
 from ...errors import SourceError
 from .discover import FileInfo, check_unchanged
 from .rejects import Rejects
-from .schema import csv_convert, csv_options, encoding_hint
+from .schema import csv_convert, csv_options, csv_quote, encoding_hint, overrides
 
 #: bytes a JSON-lines block holds (a line longer than this cannot be read)
 JSON_BLOCK = 1 << 24
@@ -110,6 +110,27 @@ def text_stream(part: dict[str, Any], info: FileInfo) -> Any:
     return pa.input_stream(info.path, compression=info.compression)
 
 
+#: a whole CSV file this small (on disk) is read at once
+_SMALL = 1 << 16
+
+
+def csv_stream(part: dict[str, Any], info: FileInfo, spec: FileSpec) -> Any:
+    """:func:`text_stream` for a CSV part; a small whole file is read at once, and a header
+    record alone without a line end gets one (pyarrow refuses it: "Empty CSV file"; it is a
+    file of no rows)."""
+    from .schema import _ascii_newline
+
+    if part.get("range") is not None or info.size > _SMALL:
+        return text_stream(part, info)
+    with pa.input_stream(info.path, compression=info.compression) as stream:
+        data = bytes(stream.read(_SMALL + 1))
+    if len(data) > _SMALL:  # decompressed, it is larger
+        return text_stream(part, info)
+    if data and b"\n" not in data and b"\r" not in data and _ascii_newline(spec.encoding):
+        data += b"\n"
+    return pa.BufferReader(data)
+
+
 def _batches(
     part: dict[str, Any],
     spec: FileSpec,
@@ -143,26 +164,72 @@ def _batches(
     if spec.bad_rows is not None:  # a bad row is skipped (and kept) instead of failing
         from .bad import tolerant_batches
 
-        yield from tolerant_batches(
-            part, info, spec, schema, rejects or Rejects(), lambda: text_stream(part, info)
-        )
+        def opener() -> Any:
+            return csv_stream(part, info, spec) if fmt == "csv" else text_stream(part, info)
+
+        yield from tolerant_batches(part, info, spec, schema, rejects or Rejects(), opener)
+        return
+    if fmt == "csv":
+        yield from _csv_batches(part, info, spec, schema)
         return
     stream = text_stream(part, info)
     if stream is None:
         return
-    if fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        read, parse = csv_options(info, spec)
-        types = {f.name: f.type for f in schema}
-        reader = pcsv.open_csv(
-            stream, read_options=read, parse_options=parse, convert_options=csv_convert(spec, types)
-        )
-        yield from reader
-        return
     from .jsonl import read_jsonl
 
     yield from read_jsonl(part, info, spec, schema, stream, lambda: text_stream(part, info))
+
+
+def _csv_batches(
+    part: dict[str, Any], info: FileInfo, spec: FileSpec, schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """A CSV part's batches, its number columns converted exactly (:mod:`.csvtext`): a value
+    its column's type would change fails the part, naming the line, the column and the fix."""
+    import pyarrow.csv as pcsv
+
+    from .csvtext import Inexact, checked_columns, exact_batch, read_types
+
+    stream = csv_stream(part, info, spec)
+    if stream is None:
+        return
+    read, parse = csv_options(info, spec)
+    types = {f.name: f.type for f in schema}
+    checked = checked_columns(types, overrides(spec))
+    reader = pcsv.open_csv(
+        stream,
+        read_options=read,
+        parse_options=parse,
+        convert_options=csv_convert(spec, read_types(types, checked)),
+    )
+    rows = 0
+    for batch in reader:
+        try:
+            out = exact_batch(batch, types, checked)
+        except Inexact as exc:
+            line = csv_line(part, info, spec, rows + exc.index)
+            at = f", line {line}" if line is not None else ""
+            raise SourceError(
+                f"cannot read {part['path']} ({where(part)}{at}) as csv: {exc.message()}",
+                transient=False,
+            ) from None
+        rows += batch.num_rows
+        yield out
+
+
+def csv_line(part: dict[str, Any], info: FileInfo, spec: FileSpec, row: int) -> int | None:
+    """The line of the file the part's ``row``-th parsed row (from 0) starts on, or None
+    (an encoding that is not ASCII-compatible)."""
+    from .bad import _ascii_compatible, _line_base, _records
+
+    if not _ascii_compatible(spec.encoding):
+        return None
+    record = row + 1 + (1 if spec.header else 0)  # pyarrow's numbering: the header is 1
+    found = _records(
+        csv_stream(part, info, spec), {record}, csv_quote(info, spec), spec.escape, spec.encoding
+    )
+    if record not in found:
+        return None
+    return _line_base(part, info) + found[record][0]
 
 
 def partition_value(value: str | None, typ: pa.DataType) -> Any:

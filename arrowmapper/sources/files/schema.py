@@ -3,9 +3,20 @@ and JSON lines inferred from a sample, carefully), united by name across the fil
 ``columns=`` types over all of it, and the Hive partition columns after.
 
 Inference never changes a value silently: a CSV column whose sample holds a number with a
-leading zero (``007``, a ZIP code) or an integer too long for a double stays text, and the
-plan says so; a type the files disagree on is refused with both files named, unless one type
-holds the other (int32 and int64, float and double, timestamp units, string sizes).
+leading zero (``007``, a ZIP code), an integer too long for a double, a decimal with more
+significant digits than a double keeps (``1234567890123456.78``) or a number beyond a double's
+range (``1e400``) stays text, and the plan says so; a value after the sample that its column's
+inferred type would change is refused when it is read (:mod:`.csvtext`). CSV timestamps are
+inferred with microseconds (a fractional second after the sample fits). A type the files
+disagree on is refused with both files named, unless one type holds the other (int32 and
+int64, float and double, timestamp units, string sizes). Files after the first
+:data:`SAMPLED_FILES` are not sampled: a CSV file's columns take the types the sampled CSV
+files gave the same names (text for a name they lack).
+
+TSV files (``.tsv``, ``.tab``) are read without quoting unless ``quote=`` says otherwise, as
+PostgreSQL's text format and most TSV writers write them: a value may start with a quote.
+A TSV file whose sample has a field that is wholly quoted (``"a"``) is refused: it looks
+quoted, and ``quote`` must say whether it is.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...config.files import FileSpec
+from ...config.files import QUOTE_AUTO, FileSpec
 from ...errors import ConfigError, SourceError
 from .discover import FileInfo
 
@@ -76,11 +87,24 @@ def overrides(spec: FileSpec) -> dict[str, pa.DataType]:
     return {name: parse_type(t, name) for name, t in spec.columns}
 
 
+def csv_delimiter(info: FileInfo, spec: FileSpec) -> str:
+    """The delimiter a CSV file is read with: ``delimiter``, or a tab for a ``.tsv``/``.tab``
+    file and a comma otherwise."""
+    return spec.delimiter or ("\t" if info.tab else ",")
+
+
+def csv_quote(info: FileInfo, spec: FileSpec) -> str | None:
+    """The quote character a CSV file is read with (None: no quoting): ``quote`` as given;
+    by default ``"``, and none for a ``.tsv``/``.tab`` file."""
+    return spec.quote_for(info.tab)
+
+
 def csv_options(info: FileInfo, spec: FileSpec) -> tuple[Any, Any]:
     """pyarrow's ReadOptions and ParseOptions for one CSV file."""
     import pyarrow.csv as pcsv
 
-    delimiter = spec.delimiter or ("\t" if info.tab else ",")
+    delimiter = csv_delimiter(info, spec)
+    quote = csv_quote(info, spec)
     read = pcsv.ReadOptions(
         encoding=spec.encoding,
         autogenerate_column_names=not spec.header,
@@ -89,9 +113,9 @@ def csv_options(info: FileInfo, spec: FileSpec) -> tuple[Any, Any]:
     )
     parse = pcsv.ParseOptions(
         delimiter=delimiter,
-        quote_char=spec.quote if spec.quote is not None else False,
+        quote_char=quote if quote is not None else False,
         escape_char=spec.escape if spec.escape is not None else False,
-        newlines_in_values=spec.quote is not None,
+        newlines_in_values=quote is not None,
     )
     return read, parse
 
@@ -124,12 +148,19 @@ def _head(info: FileInfo, limit: int) -> bytes:
 
 
 def _careful(sample: pa.Table, text: pa.Table, notes: list[str], info: FileInfo) -> pa.Schema:
-    """The inferred schema, with numbers that would lose their text kept as strings."""
+    """The inferred schema, with numbers that would not keep their value kept as strings
+    (:mod:`.csvtext` says which) and timestamps with microseconds."""
+    import pyarrow.compute as pc
+
+    from .csvtext import decimal_for, first_problem
+
     fields = []
     for f in sample.schema:
         typ = f.type
         if (pa.types.is_integer(typ) or pa.types.is_floating(typ)) and f.name in text.column_names:
-            values = [v for v in text.column(f.name).to_pylist() if v is not None]
+            raw = pc.ascii_trim(text.column(f.name).combine_chunks(), " \t")
+            values = [v for v in raw.to_pylist() if v is not None]
+            found = first_problem(raw, sample.column(f.name).combine_chunks(), typ, True)
             if any(_LEADING_ZERO.match(v) and not v.lstrip("+-").startswith("0.") for v in values):
                 notes.append(
                     f"{info.name}: column {f.name!r} is read as text: it holds numbers with a "
@@ -142,8 +173,20 @@ def _careful(sample: pa.Table, text: pa.Table, notes: list[str], info: FileInfo)
                     "long for int64 or a double (pass columns= with a decimal type)"
                 )
                 typ = pa.string()
-        if pa.types.is_null(typ):
-            typ = pa.string()  # every sampled value was empty: text until a file says more
+            elif found is not None:
+                value = raw[found[0]].as_py()
+                dec = decimal_for(value)
+                fix = f"; pass columns={{{f.name!r}: '{dec}'}} for an exact number" if dec else ""
+                notes.append(
+                    f"{info.name}: column {f.name!r} is read as text: its value {value!r} "
+                    f"{found[1]}{fix}"
+                )
+                typ = pa.string()
+        if pa.types.is_timestamp(typ) and typ.unit in ("s", "ms"):
+            # a fractional second after the sample fits (PostgreSQL keeps microseconds)
+            typ = pa.timestamp("us", typ.tz)
+        # null: every sampled value was empty (or the file is its header alone): what the
+        # other files say, and text when none says more (see unite)
         fields.append(pa.field(f.name, typ))
     return pa.schema(fields)
 
@@ -177,11 +220,56 @@ def file_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
         if info.format == "csv":
             return _csv_schema(info, spec, sample, notes)
         return _jsonl_schema(info, spec, notes)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise SourceError(
             f"cannot read {info.path} as {info.format}: {exc}{encoding_hint(str(exc), spec)}",
             transient=False,
         ) from None
+
+
+def file_schemas(files: list[FileInfo], spec: FileSpec, notes: list[str]) -> list[pa.Schema]:
+    """Each file's columns (:func:`file_schema`): the first :data:`SAMPLED_FILES` files
+    sampled; a CSV file after them read for its header alone, its columns typed as the
+    sampled CSV files type the same names (text for a name none of them has), so a value
+    that does not fit fails its chunk naming the file, line and column."""
+    schemas = [file_schema(f, spec, i < SAMPLED_FILES, notes) for i, f in enumerate(files)]
+    later = [i for i, f in enumerate(files) if i >= SAMPLED_FILES and f.format == "csv"]
+    if not later:
+        return schemas
+    forced = overrides(spec)
+    known: dict[str, pa.DataType] = {}
+    for info, schema in zip(files[:SAMPLED_FILES], schemas, strict=False):
+        if info.format != "csv":
+            continue
+        for f in schema:
+            have = known.get(f.name)
+            known[f.name] = f.type if have is None else _wider(have, f.type)
+    for i in later:
+        schemas[i] = pa.schema(
+            [
+                pa.field(f.name, f.type if f.name in forced else known.get(f.name, f.type))
+                for f in schemas[i]
+            ]
+        )
+    notes.append(
+        f"{len(later)} CSV file{'s' if len(later) != 1 else ''} after the first "
+        f"{SAMPLED_FILES} files {'were' if len(later) != 1 else 'was'} not sampled: "
+        "their columns take the types the sampled files give the same names (text for a "
+        "name they lack); a value that does not fit fails its chunk, naming it (pass "
+        "columns= to decide a type)"
+    )
+    return schemas
+
+
+def _wider(have: pa.DataType, other: pa.DataType) -> pa.DataType:
+    """The type that holds both (``have`` when none does: :func:`unite` refuses them)."""
+    try:
+        merged: pa.DataType = pa.unify_schemas(
+            [pa.schema([("x", have)]), pa.schema([("x", other)])], promote_options="permissive"
+        ).field("x").type
+        return merged
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return have
 
 
 def encoding_hint(message: str, spec: FileSpec) -> str:
@@ -194,10 +282,36 @@ def encoding_hint(message: str, spec: FileSpec) -> str:
     return ""
 
 
+def _looks_quoted(data: bytes, delimiter: str) -> bytes | None:
+    """A field of ``data`` (lines split at the delimiter, without quoting) that is wholly
+    quoted (``"a"``, ``""``), or None."""
+    try:
+        d = re.escape(delimiter.encode("ascii"))
+    except UnicodeEncodeError:
+        return None
+    found = re.search(rb'(?:^|' + d + rb')("[^\r\n' + d + rb']*")(?=' + d + rb'|\r?$)', data, re.M)
+    return found.group(1) if found else None
+
+
 def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) -> pa.Schema:
     import pyarrow.csv as pcsv
 
     data = _head(info, SAMPLE_BYTES if sample else 1 << 16)
+    if data and b"\n" not in data and b"\r" not in data and _ascii_newline(spec.encoding):
+        data += b"\n"  # the header record alone, without a line end: no rows
+    if info.tab and spec.quote == QUOTE_AUTO:
+        quoted = _looks_quoted(data, csv_delimiter(info, spec))
+        if quoted is not None:
+            shown = quoted[:40].decode(spec.encoding, "replace")
+            raise SourceError(
+                f"{info.path} looks quoted (it has the field {shown!r}), and a TSV file is "
+                "read without quoting (as PostgreSQL's text format writes it: a value may "
+                "start with a quote); say which it is: quote='\"' reads quoted fields (CSV "
+                "quoting with tabs), quote=None keeps every quote as text "
+                "(file:///...?quote=%22 or ?quote=none)",
+                transient=False,
+                kind="config",
+            )
     read, parse = csv_options(info, spec)
     parse.invalid_row_handler = lambda row: "skip"  # the chunk that reads it says where it is
     forced = overrides(spec)
@@ -226,6 +340,14 @@ def _csv_schema(info: FileInfo, spec: FileSpec, sample: bool, notes: list[str]) 
     )
     schema = _careful(as_text, strings, notes, info)
     return pa.schema([pa.field(f.name, forced.get(f.name, f.type)) for f in schema])
+
+
+def _ascii_newline(encoding: str) -> bool:
+    """Whether ``\\n`` is the byte ``\\n`` in ``encoding`` (UTF-8, latin-1, ...; not UTF-16)."""
+    try:
+        return "a\n".encode(encoding) == b"a\n"
+    except (LookupError, UnicodeError):
+        return False
 
 
 def _jsonl_schema(info: FileInfo, spec: FileSpec, notes: list[str]) -> pa.Schema:
@@ -259,7 +381,8 @@ def _widened(t: pa.DataType) -> pa.DataType:
 def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa.Schema:
     """One schema for every file: columns by name in order of first appearance; a type the
     files disagree on widened where one holds the other, refused otherwise (naming a file of
-    each type); ``columns=`` wins; the Hive partition columns last."""
+    each type; a column a file's sample has no value for, null, takes the others' type, and
+    is text when no file has more); ``columns=`` wins; the Hive partition columns last."""
     forced = overrides(spec)
     types: dict[str, pa.DataType] = {}
     first: dict[str, str] = {}
@@ -269,11 +392,11 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
                 types.setdefault(f.name, forced[f.name])
                 continue
             have = types.get(f.name)
-            if have is None:
-                types[f.name] = _widened(f.type)
+            if have is None or (pa.types.is_null(have) and not pa.types.is_null(f.type)):
+                types[f.name] = _widened(f.type)  # the first file with values for it says
                 first[f.name] = info.path
                 continue
-            if have == _widened(f.type):
+            if have == _widened(f.type) or pa.types.is_null(f.type):
                 continue
             if _lossy(have, f.type):
                 raise ConfigError(
@@ -305,7 +428,7 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
             f"columns= names {', '.join(map(repr, unknown))}, which no file has; the files' "
             f"columns: {', '.join(types)}"
         )
-    # a column null in every file (a JSON key never given a value) is text
+    # a column no file has a value for (a JSON key never given one): text
     fields = [pa.field(n, pa.string() if pa.types.is_null(t) else t) for n, t in types.items()]
     return pa.schema(fields + _hive_fields(files, types))
 
