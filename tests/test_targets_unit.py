@@ -7,6 +7,7 @@ import dataclasses
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -194,3 +195,54 @@ def test_an_older_jobs_table_is_upgraded(tmp_path: Path) -> None:
         record = tgt.job_record("old")
         assert record == JobRecord("old", "dst", "{}", None, None)
         assert {"fingerprint", "finished_at"} <= set(tgt.column_types(targets.JOBS))
+
+
+# ------------------------------------------------ two incremental runs that registered at once
+
+
+def _admit_race(open_one: Any) -> None:
+    """Both jobs registered, each plan holding file "f": admitted one at a time, exactly one
+    may load it and the other is forgotten, whichever order the two threads take."""
+    import json
+    import threading
+
+    plan = json.dumps({"chunks": [{"bounds": "f"}]})
+    first = open_one()
+    first.ensure_ledger()
+    for job in ("a", "b"):
+        assert first.register_job(job, plan, {})
+    first.close()
+    admitted: dict[str, bool] = {}
+    gate = threading.Barrier(2)
+
+    def admit(job: str) -> None:
+        tgt = open_one()
+        try:
+            gate.wait()
+            admitted[job] = tgt.admit_incremental(
+                job, lambda others: not any(e.bounds == "f" for e in others)
+            )
+        finally:
+            tgt.close()
+
+    threads = [threading.Thread(target=admit, args=(j,)) for j in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(admitted.values()) == [False, True]
+    check = open_one()
+    try:
+        winner = next(j for j, ok in admitted.items() if ok)
+        assert {e.job_id for e in check.earlier()} == {winner}
+    finally:
+        check.close()
+
+
+def test_incremental_admission_admits_exactly_one_on_sqlite(tmp_path: Path) -> None:
+    _admit_race(lambda: _sqlite(tmp_path))
+
+
+def test_incremental_admission_admits_exactly_one_on_postgresql(pg: Any) -> None:
+    endpoint = parse_uri(pg.uri, "target")
+    _admit_race(lambda: open_target(endpoint, TableRef(pg.schema, "dst", "postgresql")))

@@ -26,6 +26,7 @@ from ..sql import check_query, quote_ident
 from ..targets import (
     DIALECTS,
     Dialect,
+    Earlier,
     JobRecord,
     TableRef,
     Target,
@@ -299,10 +300,24 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                     f"job_id {job_id!r} was registered by another run just now (two runs of "
                     "one job at once); let that run finish, or use a new job_id"
                 )
-            if c.incremental:  # two runs that planned at once: neither loads what both chose
-                others = [e for e in tgt.earlier() if e.job_id != job_id]
-                again = source.plan(c.query, c.strategy, c.key, c.chunk_size, c.workers, others)
-                if again is not None and again.to_json() != plan.to_json():
+            if c.incremental:  # two runs that planned at once: one loads what both chose
+
+                refusal: list[ConfigError] = []
+
+                def same_plan(others: list[Earlier]) -> bool:
+                    try:  # refused (a file another job is loading) or planned differently
+                        again = source.plan(
+                            c.query, c.strategy, c.key, c.chunk_size, c.workers, others
+                        )
+                    except ConfigError as exc:
+                        refusal.append(exc)
+                        return False
+                    return again is None or again.to_json() == plan.to_json()
+
+                if not load.admit_incremental(job_id, same_plan):
+                    claimed = False  # forgotten already, under the same lock
+                    if refusal:
+                        raise refusal[0]
                     raise ConfigError(
                         "another incremental job into this table started or finished while "
                         "this one planned, with some of the same files; run this one again"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import TargetError, redact
 from .session import Connected, lit
@@ -202,14 +204,43 @@ class Ledger(Connected):
         ledger exists)."""
         if not self.has_ledger():
             return []
-        rows = self._read(
+        return self._earlier(self._read)
+
+    def admit_incremental(self, job_id: str, admit: Callable[[list[Earlier]], bool]) -> bool:
+        """Decide, one registered incremental job at a time, whether ``job_id`` may load what
+        it planned: ``admit`` sees every other job's chunks (committed, or planned by a job
+        still loading). When it says no, ``job_id``'s registration is forgotten in the same
+        transaction. Two runs that planned at once are thus never both refused, and never
+        both admitted with the same files: the second to get here sees the first's plan, or
+        sees that the first was refused and forgotten."""
+        jobs = self.ref.qualified(JOBS)
+        try:
+            if self.dialect.lock_exclusive:  # taken first: no lock to upgrade, no deadlock
+                self._exec(self.dialect.lock_exclusive.format(table=jobs))
+            else:  # SQLite: a write takes the database's write lock until the commit
+                self._exec(f"UPDATE {jobs} SET plan = plan WHERE job_id = {lit(job_id)}")
+            others = [e for e in self._earlier(self._exec) if e.job_id != job_id]
+            admitted = admit(others)
+            if not admitted:
+                self._exec(
+                    f"DELETE FROM {jobs} WHERE job_id = {lit(job_id)} AND NOT EXISTS (SELECT 1 "
+                    f"FROM {self.ref.qualified(LEDGER)} WHERE job_id = {lit(job_id)})"
+                )
+            self.conn.commit()
+            return admitted
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _earlier(self, run: Callable[[str], list[tuple[Any, ...]]]) -> list[Earlier]:
+        rows = run(
             f"SELECT l.job_id, l.bounds, j.finished_at FROM {self.ref.qualified(LEDGER)} l "
             f"LEFT JOIN {self.ref.qualified(JOBS)} j ON j.job_id = l.job_id "
             f"WHERE l.target_table = {lit(self.ref.display)} ORDER BY l.job_id, l.chunk_id"
         )
         out = [Earlier(str(j), str(b or ""), f is not None) for j, b, f in rows]
         # a job still loading holds every chunk of its plan, committed or not
-        running = self._read(
+        running = run(
             f"SELECT job_id, plan FROM {self.ref.qualified(JOBS)} WHERE finished_at IS NULL "
             f"AND target_table = {lit(self.ref.display)} ORDER BY job_id"
         )
