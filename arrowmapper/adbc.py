@@ -12,6 +12,9 @@ server per statement, and a chunk runs several). Errors are the driver manager's
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -129,14 +132,18 @@ class Cursor(_Closing):
 
 
 class Connection(_Closing):
-    """An ADBC connection with autocommit off (or on), committed and rolled back explicitly."""
+    """An ADBC connection with autocommit off (or on), committed and rolled back explicitly.
+    It closes its database handle with it unless the handle is ``shared`` (see
+    :func:`shared_databases`)."""
 
-    def __init__(self, db: Any, autocommit: bool = False) -> None:
+    def __init__(self, db: Any, autocommit: bool = False, shared: bool = False) -> None:
         self.db = db
+        self._owns_db = not shared
         try:
             self.adbc: Any = dm.AdbcConnection(db)
         except BaseException:
-            db.close()
+            if self._owns_db:
+                db.close()
             raise
         self.autocommit = autocommit
         if not autocommit:
@@ -172,14 +179,46 @@ class Connection(_Closing):
         try:
             self.adbc.close()
         finally:
-            self.db.close()
+            if self._owns_db:
+                self.db.close()
+
+
+# A PostgreSQL AdbcDatabase loads the server's whole type catalog when it is created (one more
+# login and a pg_type query, ~0.1 s here); its connections then cost a login each. A public
+# entry point (map_query, plan_query, verify, ...) opens five or six connections while it
+# prepares a job, so within one call, on one thread, every connection to a URI shares one
+# database handle. Scoped to the call so that types created between calls are seen.
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def shared_databases() -> Iterator[None]:
+    """Within this block (on this thread), PostgreSQL connections to the same URI share one
+    ADBC database handle; the handles are closed when the outermost block ends."""
+    if getattr(_local, "dbs", None) is not None:
+        yield
+        return
+    _local.dbs = {}
+    try:
+        yield
+    finally:
+        dbs, _local.dbs = _local.dbs, None
+        for db in dbs.values():
+            with contextlib.suppress(Exception):
+                db.close()
 
 
 def connect_postgresql(uri: str, autocommit: bool = False) -> Connection:
     """A connection through the ADBC PostgreSQL driver (libpq)."""
     import adbc_driver_postgresql
 
-    return Connection(adbc_driver_postgresql.connect(uri), autocommit)
+    dbs: dict[str, Any] | None = getattr(_local, "dbs", None)
+    if dbs is None:
+        return Connection(adbc_driver_postgresql.connect(uri), autocommit)
+    db = dbs.get(uri)
+    if db is None:
+        db = dbs[uri] = adbc_driver_postgresql.connect(uri)
+    return Connection(db, autocommit, shared=True)
 
 
 def connect_sqlite(path: str, autocommit: bool = False) -> Connection:
@@ -189,4 +228,4 @@ def connect_sqlite(path: str, autocommit: bool = False) -> Connection:
     return Connection(adbc_driver_sqlite.connect(path), autocommit)
 
 
-__all__ = ["Connection", "Cursor", "connect_postgresql", "connect_sqlite"]
+__all__ = ["Connection", "Cursor", "connect_postgresql", "connect_sqlite", "shared_databases"]

@@ -416,8 +416,11 @@ def boundary(where: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         @functools.wraps(fn)
         def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            from .adbc import shared_databases
+
             try:
-                return fn(*args, **kwargs)
+                with shared_databases():  # one catalog load per server, not per connection
+                    return fn(*args, **kwargs)
             except PASS_THROUGH:
                 raise
             except BaseException as exc:
