@@ -119,10 +119,19 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="SQLite -> Polars -> SQLite with no server, verified")
-    demo.add_argument("--rows", type=int, default=1_000_000)
+    demo.add_argument(
+        "--rows", type=int, help="rows to build (default: 1,000,000; --sample-data: 20,000)"
+    )
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--dir", help="where to put source.db and target.db (default: a temp dir)")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument(
+        "--sample-data",
+        metavar="URI",
+        help="instead of the demo, create the docs' sample table <schema>.orders (20,000 rows "
+        "or --rows) on this PostgreSQL server, and exit",
+    )
+    demo.add_argument("--schema", default="shop", help="schema for --sample-data (default: shop)")
 
     bench = sub.add_parser("bench", help="run a benchmark suite from bench/ (a checkout)")
     bench.add_argument("suite", nargs="?", help="suite name, e.g. pg_copy (default: list them)")
@@ -436,9 +445,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import run_demo, sample_data
     from .display import ProgressDisplay
 
+    if args.sample_data:
+        print(sample_data(args.sample_data, args.schema, args.rows or 20_000))
+        return EXIT_OK
+    args.rows = 1_000_000 if args.rows is None else args.rows
     if args.quiet:
         return run_demo(rows=args.rows, workers=args.workers, directory=args.dir, progress=None)
     return run_demo(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ArrowMapperError
+from .errors import ArrowMapperError, ConfigError
 
 DEMO_ROWS = 1_000_000
 
@@ -119,3 +119,55 @@ def run_demo(
         return 1
     print(f"verified: {rows:,} rows, same ids and sums, every derived column right ({target})")
     return 0
+
+
+SAMPLE_COLUMNS = ["order_id", "customer_id", "status", "net", "created_at"]
+
+
+def sample_data(uri: str, schema: str = "shop", rows: int = 20_000) -> str:
+    """Create ``<schema>.orders`` (``rows`` rows: order_id primary key, customer_id, status,
+    net numeric(12,2), created_at timestamptz) on a PostgreSQL server, the table the README's
+    and the guides' examples read. An ``orders`` table already there with these columns is
+    kept; one with other columns is refused (nothing is dropped). Returns what was done."""
+    from .adbc import connect_postgresql
+    from .config import parse_uri
+    from .sql import quote_ident
+
+    endpoint = parse_uri(uri, "target")
+    if not endpoint.rules.adbc_login:
+        raise ConfigError(
+            f"--sample-data needs a PostgreSQL URI (postgresql://...), got {endpoint.redacted}"
+        )
+    if rows < 1:
+        raise ConfigError(f"--rows must be at least 1, got {rows}")
+    q = quote_ident(schema, "postgresql")
+    table = f"{q}.orders"
+    with connect_postgresql(endpoint.uri, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"{_lit(schema)} AND table_name = 'orders' ORDER BY ordinal_position"
+        )
+        have = [str(r[0]) for r in cur.fetchall()]
+        if have == SAMPLE_COLUMNS:
+            return f"{schema}.orders is there already ({endpoint.redacted}); kept"
+        if have:
+            raise ConfigError(
+                f"{schema}.orders exists with other columns ({', '.join(have)}); the sample "
+                "is not written over a table of yours: pass --schema with another schema"
+            )
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+        cur.execute(
+            f"CREATE TABLE {table} AS SELECT g::bigint AS order_id, "
+            "(g % 97 + (g % 7) * 1000)::int AS customer_id, "
+            "(ARRAY['paid', 'open', 'refunded'])[g % 3 + 1] AS status, "
+            "(g * 1.37)::numeric(12, 2) AS net, "
+            "TIMESTAMPTZ '2026-01-01 00:00+00' + g * INTERVAL '7 minutes' AS created_at "
+            f"FROM generate_series(1, {int(rows)}) g"
+        )
+        cur.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (order_id)")
+    return f"created {schema}.orders with {rows:,} rows ({endpoint.redacted})"
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+

@@ -1,5 +1,6 @@
 """Every python, bash and sql block in README.md and docs/*.md runs, in order, against a real
-PostgreSQL with a fresh ``shop`` schema (renamed per test) holding ``shop.orders``.
+PostgreSQL with a fresh, empty ``shop`` schema (renamed per test): a doc creates the data it
+uses (``arrowmapper demo --sample-data``), as a reader on a fresh machine would.
 
 A block preceded by ``<!-- no-test: reason -->`` is skipped (installing packages, say); one
 preceded by ``<!-- file: name -->`` is written to that file in the working directory instead of
@@ -45,15 +46,6 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
 
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_every_example_runs(doc: Path, pg: PG, tmp_path: Path) -> None:
-    pg.execute(
-        """CREATE TABLE orders AS
-           SELECT g::bigint AS order_id, (g % 97 + (g % 7) * 1000)::int AS customer_id,
-                  (ARRAY['paid', 'open', 'refunded'])[g % 3 + 1] AS status,
-                  (g * 1.37)::numeric(12, 2) AS net,
-                  TIMESTAMPTZ '2026-01-01 00:00+00' + g * INTERVAL '7 minutes' AS created_at
-           FROM generate_series(1, 20000) g"""
-    )
-    pg.execute("ALTER TABLE orders ADD PRIMARY KEY (order_id)")
     ran = 0
     for i, (lang, body, tag, arg) in enumerate(blocks(doc)):
         text = re.sub(r"\bshop\b", pg.schema, body).replace(DOC_URI, pg.uri)
@@ -77,3 +69,17 @@ def test_every_example_runs(doc: Path, pg: PG, tmp_path: Path) -> None:
         ran += 1
     if doc.name != "architecture.md" and doc.name != "benchmarks.md":
         assert ran, f"{doc.name} has no example that runs"
+
+
+def test_sample_data_never_writes_over_a_users_table(pg: PG) -> None:
+    from arrowmapper.cli import main
+
+    pg.execute("CREATE TABLE orders (id int)")
+    pg.execute("INSERT INTO orders VALUES (7)")
+    assert main(["demo", "--sample-data", pg.uri, "--schema", pg.schema]) == 2
+    assert pg.query(f"SELECT * FROM {pg.t('orders')}") == [(7,)]
+    pg.execute("DROP TABLE orders")
+    assert main(["demo", "--sample-data", pg.uri, "--schema", pg.schema, "--rows", "30"]) == 0
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('orders')}") == 30
+    assert main(["demo", "--sample-data", pg.uri, "--schema", pg.schema]) == 0  # kept
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('orders')}") == 30
