@@ -99,3 +99,89 @@ def test_merge_key_spellings() -> None:
 
 
 _ = MariaDB  # used by the MariaDB tests below
+
+
+# --------------------------------------------------------------------------- auto's shapes
+
+
+def _base(pg: PG, rows: int = 900) -> None:
+    pg.execute(
+        "CREATE TABLE base AS SELECT g AS id, g % 3 AS region, 'r' || g AS label, "
+        f"timestamp '2024-01-01' + g * interval '1 minute' AS at FROM generate_series(1, {rows}) g"
+    )
+
+
+def _plan(pg: PG, query: str, **kw: object) -> am.Plan:
+    return am.plan_query(pg.uri, query, chunk_size=200, **kw)  # type: ignore[arg-type]
+
+
+def test_auto_plans_views_matviews_and_partitioned_tables(pg: PG) -> None:
+    """auto never refuses a relkind: a view is one chunk (or split by key=), a materialized
+    view by heap blocks, a partitioned table by its partitions' blocks (or its unique
+    integer key); the reason says which and why; every row lands exactly once."""
+    _base(pg)
+    s = pg.schema
+    pg.execute('CREATE VIEW "Big View" AS SELECT * FROM base')
+    pg.execute("CREATE MATERIALIZED VIEW mv AS SELECT * FROM base")
+    pg.execute(
+        'CREATE TABLE "Größe Teil" (id int NOT NULL, region int NOT NULL, label text, '
+        "at timestamp, PRIMARY KEY (id, region)) PARTITION BY LIST (region)"
+    )
+    for r in range(3):
+        pg.execute(f'CREATE TABLE "Größe Teil {r}" PARTITION OF "Größe Teil" FOR VALUES IN ({r})')
+    pg.execute('INSERT INTO "Größe Teil" SELECT * FROM base')
+    pg.execute("CREATE TABLE pk_part (id bigint PRIMARY KEY, label text) PARTITION BY RANGE (id)")
+    for r in range(3):
+        pg.execute(
+            f"CREATE TABLE pk_part_{r} PARTITION OF pk_part FOR VALUES FROM ({r * 300 + 1}) "
+            f"TO ({r * 300 + 301})"
+        )
+    pg.execute("INSERT INTO pk_part SELECT id, label FROM base")
+
+    for q in (f'{s}."Big View"', f'SELECT * FROM {s}."Big View"', f'{s}."BIG VIEW"'.lower()):
+        if q.endswith('"big view"'):
+            with pytest.raises(am.ArrowMapperError):  # quoted names are exact: not found
+                _plan(pg, q)
+            continue
+        plan = _plan(pg, q)
+        assert plan.strategy == "none" and "is a view" in plan.reason and "key=" in plan.reason
+    keyed = _plan(pg, f'{s}."Big View"', key="id")
+    assert keyed.strategy == "key" and len(keyed.chunks) > 1
+    mv = _plan(pg, f"{s}.MV")  # unquoted: folded to mv
+    assert mv.strategy == "ctid" and "materialized view" in mv.reason
+    for q in (f'{s}."Größe Teil"', f'SELECT * FROM {s}."Größe Teil"'):
+        plan = _plan(pg, q)
+        assert plan.strategy == "ctid" and "3 leaf partitions" in plan.reason, plan.reason
+        # 300 rows a leaf, 200 a chunk: two block ranges per leaf, then the rest
+        assert len(plan.chunks) == 7
+        assert {c.predicate.split(" AND ")[0] for c in plan.chunks[:-1]} == {
+            f"tableoid = '{s}.\"Größe Teil {r}\"'::regclass" for r in range(3)
+        }
+        assert "NOT IN" in plan.chunks[-1].predicate
+    pk = _plan(pg, f"{s}.pk_part")
+    assert pk.strategy == "key" and pk.key == "id" and "partitioned table" in pk.reason
+    with pytest.raises(am.PlanError, match=r"is a view, which has none: pass key="):
+        _plan(pg, f'{s}."Big View"', strategy="ctid")
+
+    for name, query in (
+        ("v_out", f'{s}."Big View"'),
+        ("mv_out", f"SELECT * FROM {s}.mv"),
+        ("p_out", f'{s}."Größe Teil"'),
+    ):
+        r = am.map_query(pg.uri, query, pg.uri, name, schema=s, chunk_size=100, workers=1)
+        assert r.rows_written == 900
+        assert (r.chunks > 3) == (name != "v_out"), (name, r.chunks)
+        pg.assert_same_rows("base", name)
+    assert pg.scalar("SELECT count(*) FROM mv_out") == 900
+
+
+def test_auto_on_a_bare_view_name(pg: PG) -> None:
+    """A bare name resolves on the server's search path (public here)."""
+    name = f"am_shape_{pg.schema}"
+    _base(pg, 30)
+    pg.execute(f"CREATE VIEW public.{name} AS SELECT * FROM {pg.schema}.base")
+    try:
+        plan = _plan(pg, name.upper())  # unquoted: folded
+        assert plan.strategy == "none" and "is a view" in plan.reason
+    finally:
+        pg.execute(f"DROP VIEW public.{name}")

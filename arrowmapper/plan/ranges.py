@@ -65,8 +65,24 @@ class LocatorRange:
     hi: int | None = None
 
 
+@dataclass(frozen=True)
+class PartitionRange:
+    """Rows of one leaf partition of a partitioned table: ``partition`` (a FROM item, quoted
+    as the server resolves it), its heap blocks ``lo <= block < hi`` (None: open; ``heap``
+    False: a leaf without heap blocks, read whole). With ``partition`` None: the rows of the
+    table in none of ``listed`` (partitions attached after planning). ``columns``: the
+    partitioned table's columns in its order (a leaf's own order may differ)."""
+
+    partition: str | None
+    lo: int | None = None
+    hi: int | None = None
+    heap: bool = True
+    listed: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+
+
 #: Everything a chunk can be; the source renders it (``sources.render``).
-ChunkRange = KeyRange | Page | LocatorRange
+ChunkRange = KeyRange | Page | LocatorRange | PartitionRange
 
 
 def ranges_from_boundaries(boundaries: Sequence[Any], nullable: bool) -> list[KeyRange]:

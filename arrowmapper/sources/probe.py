@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from ..config import Endpoint
 from ..errors import PlanError, SourceError, error_info
+from ..plan import Partition, TableShape
 from ..sql import bare_table, quote_ident, string_literal
 from .dialects import source_dialect
 from .reader import check_unique_names, read_arrow, rows_of
@@ -26,6 +27,7 @@ class SourceProbe:
         self._schema: pa.Schema | None = None
         self._stats: dict[str, tuple[int, int, Any, Any]] = {}
         self._count: int | None = None
+        self._shape: tuple[TableShape | None] | None = None
 
     def q(self, name: str) -> str:
         return quote_ident(name, self.dialect)
@@ -154,6 +156,42 @@ class SourceProbe:
         schema, table = bt
         rows = rows_of(self.endpoint, catalog(schema, table, self._from, key))
         return bool(rows[0]["nullable"]) if rows else None
+
+    def shape(self) -> TableShape | None:
+        """What the catalog says of a plain table name (its kind, its single-column unique
+        NOT NULL keys, a partitioned table's leaves); None for a query, or where the source
+        has no such catalog or the name is not found there."""
+        if self._shape is None:
+            self._shape = (self._read_shape(),)
+        return self._shape[0]
+
+    def _read_shape(self) -> TableShape | None:
+        bt = bare_table(self.query, self.dialect)
+        d = source_dialect(self.dialect)
+        if bt is None or d.relation_kind is None:
+            return None
+        schema, table = bt
+        found = rows_of(self.endpoint, d.relation_kind(schema, table, self._from))
+        if not found:
+            return None
+        kind = str(found[0]["kind"])
+        keys: tuple[str, ...] = ()
+        if d.unique_columns is not None:
+            rows = rows_of(self.endpoint, d.unique_columns(schema, table, self._from))
+            keys = tuple(dict.fromkeys(str(r["col"]) for r in rows))
+        parts: tuple[Partition, ...] = ()
+        if kind == "partitioned" and d.partitions is not None:
+            rows = rows_of(self.endpoint, d.partitions(self._from))
+            if d.partition_rows is not None and any(int(r["est"]) < 0 for r in rows):
+                # never analyzed: each leaf's rows counted instead (one scan)
+                counted = rows_of(self.endpoint, d.partition_rows(self._from))
+                counts = {str(r["part"]): int(r["n"]) for r in counted}
+                rows = [{**r, "est": counts.get(str(r["part"]), 0)} for r in rows]
+            parts = tuple(
+                Partition(str(r["part"]), bool(r["heap"]), int(r["blocks"]), int(r["est"]))
+                for r in rows
+            )
+        return TableShape(kind, keys, parts)
 
     # -- physical ranges
     def heap_blocks(self) -> tuple[int, int]:
