@@ -185,3 +185,109 @@ def test_auto_on_a_bare_view_name(pg: PG) -> None:
         assert plan.strategy == "none" and "is a view" in plan.reason
     finally:
         pg.execute(f"DROP VIEW public.{name}")
+
+
+# --------------------------------------------------------------------------- key ranges
+
+
+def _pg_chunk_counts(pg: PG, plan: am.Plan) -> list[int]:
+    return [int(pg.scalar(f"SELECT count(*) FROM ({c.sql}) AS c")) for c in plan.chunks]
+
+
+def test_key_ranges_on_temporal_and_decimal_keys_pg(pg: PG) -> None:
+    """strategy='key' on timestamp, timestamptz, date, numeric (unconstrained, more than 10
+    fractional digits) and numeric(30,12) keys: typed exact literals, chunks that really
+    split the rows, and every row in exactly one chunk; a float key is refused naming its
+    type and the fix."""
+    pg.execute(
+        "CREATE TABLE k AS SELECT g AS id, timestamp '2024-01-01 00:00:00.000001' + g * "
+        "interval '37 minutes' AS ts, timestamptz '2024-01-01 00:00+02' + g * interval '1 hour' "
+        "AS tz, date '2020-01-01' + g AS d, (g / 7.0 + 0.123456789012345678)::numeric AS n, "
+        "(g * 1234567.000000000001)::numeric(30,12) AS n2, g * 0.5::float8 AS f "
+        "FROM generate_series(1, 1000) g"
+    )
+    for key in ("ts", "tz", "d", "n", "n2"):
+        for query in (pg.t("k"), f"SELECT * FROM {pg.t('k')} WHERE id > 0"):
+            plan = am.plan_query(pg.uri, query, strategy="key", key=key, chunk_size=250)
+            assert plan.strategy == "key" and len(plan.chunks) >= 4, (key, plan.describe())
+            inner = plan.chunks[1].predicate
+            assert ("TIMESTAMP" in inner or "DATE" in inner) == (key in ("ts", "tz", "d")), inner
+            counts = _pg_chunk_counts(pg, plan)
+            assert sum(counts) == 1000 and max(counts) < 1000, (key, counts)
+            seen = pg.scalar(
+                "SELECT count(DISTINCT id) FROM ("
+                + " UNION ALL ".join(f"SELECT id FROM ({c.sql}) AS c{i}" for i, c in enumerate(plan.chunks))
+                + ") u"
+            )
+            assert seen == 1000
+    with pytest.raises(am.PlanError, match=r"'f' is double.*strategy='quantile'"):
+        am.plan_query(pg.uri, pg.t("k"), strategy="key", key="f", chunk_size=250)
+    # end to end on the unconstrained numeric key (read as text, bounds exact)
+    r = am.map_query(
+        pg.uri, pg.t("k"), pg.uri, "out", schema=pg.schema, strategy="key", key="n",
+        chunk_size=250, workers=1,
+    )  # fmt: skip
+    assert r.chunks >= 4
+    pg.assert_same_rows("k", "out")
+
+
+def test_type_mismatch_is_terminal(pg: PG) -> None:
+    """A server's 42883 (no operator for these types) is the query's fault: never retried."""
+    from arrowmapper.errors import error_info
+    from arrowmapper.sources import source_endpoint
+    from arrowmapper.sources.reader import read_arrow
+
+    pg.execute("CREATE TABLE k AS SELECT now()::timestamp AS ts")
+    with pytest.raises(am.ArrowMapperError) as caught:
+        read_arrow(source_endpoint(pg.uri), f"SELECT * FROM {pg.t('k')} WHERE ts >= 5").read_all()
+    info = error_info(caught.value)
+    assert not info.transient and info.kind == "query", info
+
+
+# --------------------------------------------------------------------------- MariaDB
+
+
+def _my_counts(mariadb: MariaDB, plan: am.Plan) -> list[int]:
+    sql = " UNION ALL ".join(
+        f"SELECT {i} AS i, COUNT(*) FROM ({c.sql}) AS c{i}" for i, c in enumerate(plan.chunks)
+    )
+    rows = [line.split("\t") for line in mariadb.execute(sql).strip().splitlines()]
+    return [int(n) for _, n in sorted(rows, key=lambda r: int(r[0]))]
+
+
+def test_mariadb_primary_key_and_temporal_decimal_keys(mariadb: MariaDB, pg: PG) -> None:
+    """auto splits a MariaDB table on its primary key (one chunk before: "not a plain table"),
+    says so, and falls back to quantile (a text key) or one chunk (no key, a view) with the
+    reason; strategy='key' on DATETIME(6), DATE and DECIMAL keys splits the rows exactly."""
+    mariadb.execute(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, ts DATETIME(6) NOT NULL, d DATE, "
+        "n DECIMAL(30,12), label VARCHAR(20)) CHARACTER SET utf8mb4;"
+        "INSERT INTO t SELECT seq, '2024-01-01 00:00:00.000001' + INTERVAL seq * 37 MINUTE, "
+        "'2020-01-01' + INTERVAL seq DAY, seq * 1234567.000000000001, CONCAT('l', seq) "
+        "FROM seq_1_to_1000;"
+        "CREATE TABLE s (code VARCHAR(10) PRIMARY KEY, v INT);"
+        "INSERT INTO s SELECT CONCAT('c', seq), seq FROM seq_1_to_1000;"
+        "CREATE TABLE nopk (v INT); INSERT INTO nopk SELECT seq FROM seq_1_to_300;"
+        "CREATE VIEW tv AS SELECT * FROM t;"
+    )
+    uri = mariadb.uri
+    db = uri.rsplit("/", 1)[1]
+    for query in ("t", f"{db}.t", "SELECT * FROM t"):
+        plan = am.plan_query(uri, query, chunk_size=250)
+        assert plan.strategy == "key" and plan.key == "id", plan.reason
+        assert "primary/unique key 'id'" in plan.reason and len(plan.chunks) >= 4
+    text = am.plan_query(uri, "s", chunk_size=250)
+    assert text.strategy == "quantile" and text.key == "code" and "'code'" in text.reason
+    assert sum(_my_counts(mariadb, text)) == 1000
+    one = am.plan_query(uri, "nopk", chunk_size=100)
+    assert one.strategy == "none" and "no single-column primary key" in one.reason
+    view = am.plan_query(uri, "tv", chunk_size=100)
+    assert view.strategy == "none" and "is a view" in view.reason
+    for key in ("ts", "d", "n"):
+        plan = am.plan_query(uri, "t", strategy="key", key=key, chunk_size=250)
+        counts = _my_counts(mariadb, plan)
+        assert sum(counts) == 1000 and max(counts) < 1000 and len(counts) >= 4, (key, counts)
+    r = am.map_query(uri, "t", pg.uri, "out", schema=pg.schema, chunk_size=250, workers=2)
+    assert r.strategy == "key" and r.chunks >= 4
+    assert pg.query("SELECT count(*), count(DISTINCT id), sum(id) FROM out") == [(1000, 1000, 500500)]
+    assert pg.scalar("SELECT count(*) FROM out WHERE label = 'l' || id AND n = id * 1234567.000000000001") == 1000

@@ -24,6 +24,31 @@ from . import ranges as rg
 from .records import RELATION_WORDS, Chunk, ChunkRenderer, Plan, Probe, TableShape
 
 _INTEGER_OR_TIME = re.compile(r"^(u?int\d+|date\d+|timestamp.*)")
+_DECIMAL = re.compile(r"^decimal(32|64|128|256)?\(")
+_DECLARED_DECIMAL = re.compile(r"^(numeric|decimal)\b", re.IGNORECASE)
+
+
+def _declared(probe: Probe, col: str) -> str | None:
+    """The source's own type of ``col`` where the probe knows it (``numeric(12,2)``, ...)."""
+    ask = getattr(probe, "declared_type", None)
+    found = ask(col) if ask is not None else None
+    return found if isinstance(found, str) else None
+
+
+def _key_type(probe: Probe, col: str) -> str:
+    """``col``'s type as a refusal names it: the source's own where known, else Arrow's."""
+    arrow = probe.columns()[col]
+    declared = _declared(probe, col)
+    return f"{declared} ({arrow})" if declared and declared != arrow else arrow
+
+
+def _ranged(probe: Probe, col: str) -> bool:
+    """Whether the key strategy can cut ``col``'s domain into equal widths exactly: an
+    integer, a date or timestamp, or an exact decimal (numeric read as text included)."""
+    arrow = probe.columns()[col]
+    if _INTEGER_OR_TIME.match(arrow) or _DECIMAL.match(arrow):
+        return True
+    return bool(_DECLARED_DECIMAL.match(_declared(probe, col) or ""))
 
 #: auto's choice for a plain table without a key, by the table's physical row address
 _LOCATOR_REASONS = {
@@ -163,10 +188,11 @@ def _plan_keys(
     rows, nonnull, lo, hi = probe.key_stats(col)
     n = rg.chunk_count(nonnull, chunk_size)
     if strategy == "key":
-        if not _INTEGER_OR_TIME.match(probe.columns()[col]):
+        if not _ranged(probe, col):
             raise PlanError(
-                f"strategy 'key' needs an integer, date or timestamp key; {col!r} is "
-                f"{probe.columns()[col]}; use strategy='quantile' for any orderable key"
+                f"strategy 'key' cuts the key's range into equal widths, which needs an "
+                f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
+                "use strategy='quantile' (any orderable key), or key= another column"
             )
         boundaries = rg.equal_width_boundaries(lo, hi, n)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import pyarrow as pa
@@ -13,6 +14,20 @@ from ..sql import bare_table, quote_ident, string_literal
 from .dialects import source_dialect
 from .reader import check_unique_names, read_arrow, rows_of
 from .render import source_sql
+
+
+def _decimal(key: str, text: Any) -> decimal.Decimal | None:
+    """A decimal bound read as text, exactly; NaN or infinity refused naming the key."""
+    if text is None:
+        return None
+    value = decimal.Decimal(str(text))
+    if not value.is_finite():
+        raise PlanError(
+            f"cannot split the query into chunks on key {key!r}: it holds {text}, which cannot "
+            "bound chunks: filter those rows out in the query, pick another key, or use "
+            "strategy='offset'"
+        )
+    return value
 
 
 class SourceProbe:
@@ -75,14 +90,32 @@ class SourceProbe:
             self._count = int(row["n"])
         return self._count
 
+    def declared_type(self, key: str) -> str | None:
+        """The source's own type of column ``key`` (``numeric(12,2)``), None when unknown."""
+        col = self.layout.column(key) if self.layout is not None else None
+        return col.sql_type if col is not None else None
+
+    def _exact_decimal(self, key: str) -> bool:
+        """Whether ``key`` is an exact decimal: its bounds are read as text (a decimal the
+        reader carries may be rounded to its scale, or overflow 38 digits)."""
+        if self.columns().get(key, "").startswith("decimal"):
+            return True
+        declared = (self.declared_type(key) or "").lower()
+        return declared.startswith(("numeric", "decimal"))
+
     def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
         if key not in self._stats:
             k = self.q(key)
+            exact = self._exact_decimal(key)
+            text = source_dialect(self.dialect).text
+            lo, hi = (text(f"MIN({k})"), text(f"MAX({k})")) if exact else (f"MIN({k})", f"MAX({k})")
             row = self._keyrows_of(
                 key,
-                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, MIN({k}) AS lo, MAX({k}) AS hi "
+                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, {lo} AS lo, {hi} AS hi "
                 f"FROM {self._from}",
             )[0]
+            if exact:
+                row = {**row, "lo": _decimal(key, row["lo"]), "hi": _decimal(key, row["hi"])}
             self._stats[key] = (int(row["n"]), int(row["nn"]), row["lo"], row["hi"])
             self._count = int(row["n"])
         return self._stats[key]
