@@ -291,3 +291,40 @@ def test_mariadb_primary_key_and_temporal_decimal_keys(mariadb: MariaDB, pg: PG)
     assert r.strategy == "key" and r.chunks >= 4
     assert pg.query("SELECT count(*), count(DISTINCT id), sum(id) FROM out") == [(1000, 1000, 500500)]
     assert pg.scalar("SELECT count(*) FROM out WHERE label = 'l' || id AND n = id * 1234567.000000000001") == 1000
+
+
+def test_a_leaf_partition_chunk_splits_into_halves_of_its_rows(pg: PG) -> None:
+    """A chunk too big for a worker's memory is split in two; a leaf partition's block range
+    splits over that leaf's blocks, the two halves holding exactly its rows; the rest chunk
+    (partitions attached later) is not split."""
+    from arrowmapper.sources import open_source, source_endpoint
+
+    _composite(pg, "p", 3000, "x")
+    plan = am.plan_query(pg.uri, pg.t("p"), chunk_size=100_000)
+    assert plan.strategy == "ctid" and len(plan.chunks) == 4
+    source = open_source(source_endpoint(pg.uri))
+    try:
+        first = plan.chunks[0]
+        halves = source.split(plan, first, 100)
+        assert halves is not None
+        whole = pg.scalar(f"SELECT count(*) FROM ({first.sql}) c")
+        parts = [pg.scalar(f"SELECT count(*) FROM ({h.sql}) c") for h in halves]
+        assert whole == 1000 and sum(parts) == whole and min(parts) > 0, parts
+        assert source.split(plan, plan.chunks[-1], 102) is None
+    finally:
+        source.close()
+
+
+def test_sqlite_view_is_one_chunk(tmp_path: object) -> None:
+    """A SQLite view has no rowids: auto reads it in one chunk (it was refused)."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "src.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(50)])
+        conn.execute("CREATE VIEW v AS SELECT * FROM t")
+    plan = am.plan_query(f"sqlite:///{path}", "v", chunk_size=10)
+    assert plan.strategy == "none" and "is a view" in plan.reason
+    assert am.plan_query(f"sqlite:///{path}", "t", chunk_size=10).strategy == "rowid"
