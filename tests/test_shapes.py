@@ -232,16 +232,25 @@ def test_key_ranges_on_temporal_and_decimal_keys_pg(pg: PG) -> None:
 
 
 def test_type_mismatch_is_terminal(pg: PG) -> None:
-    """A server's 42883 (no operator for these types) is the query's fault: never retried."""
-    from arrowmapper.errors import error_info
-    from arrowmapper.sources import source_endpoint
-    from arrowmapper.sources.reader import read_arrow
+    """A server's 42883 (no operator for these types), read as a worker reads a chunk (by
+    connectorx, or by ADBC inside an exported snapshot), is the query's fault: never retried."""
+    from arrowmapper.errors import classify
+    from arrowmapper.plan import Chunk
+    from arrowmapper.sources import ReadOptions, open_source, source_endpoint
 
     pg.execute("CREATE TABLE k AS SELECT now()::timestamp AS ts")
-    with pytest.raises(am.ArrowMapperError) as caught:
-        read_arrow(source_endpoint(pg.uri), f"SELECT * FROM {pg.t('k')} WHERE ts >= 5").read_all()
-    info = error_info(caught.value)
-    assert not info.transient and info.kind == "query", info
+    bad = Chunk(0, f"SELECT * FROM {pg.t('k')} WHERE ts >= 5", "ts >= 5", "{}")
+    source = open_source(source_endpoint(pg.uri))
+    try:
+        held, snapshot = source.export_snapshot()
+        for how in (ReadOptions(), ReadOptions(snapshot=snapshot)):
+            with pytest.raises(Exception) as caught:
+                list(source.read_chunk(bad, None, how))
+            assert classify(caught.value)[0] is False
+            assert "operator does not exist" in str(caught.value)
+        held.close()
+    finally:
+        source.close()
 
 
 # --------------------------------------------------------------------------- MariaDB
