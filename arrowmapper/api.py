@@ -10,7 +10,7 @@ target's column types -- and only then is the table created and the first chunk 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,7 @@ def map_query(
     workers: int | None = None,
     chunk_size: int | None = None,
     mode: str = "append",
+    merge_key: str | Sequence[str] | None = None,
     retry: RetryConfig | None = None,
     progress: ProgressArg = None,
     job_id: str | None = None,
@@ -141,6 +142,11 @@ def map_query(
     failing its chunk, counted in ``JobResult.rows_rejected``; ``"file"`` also writes each
     with the reason to ``<rejects>/<job_id>/chunk-<n>.csv`` (``am.files(..., rejects=...)``;
     default ``./arrowmapper-rejects``). A database source refuses it.
+
+    ``merge_key`` (``mode="merge"``): the column(s) rows are upserted on, ``"a,b"`` or a
+    sequence; by default ``key`` where the existing table has a unique index on it, else the
+    existing table's primary key (composite allowed), else ``key`` (a new table gets it as its
+    primary key). ``key`` then only splits the work.
 
     ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
     table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed

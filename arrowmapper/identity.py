@@ -27,6 +27,7 @@ PARTS: dict[str, str] = {
     "key": "key",
     "strategy": "strategy",
     "mode": "mode",
+    "merge_key": "merge key",
     "columns": "columns written",
 }
 
@@ -94,7 +95,7 @@ def job_fingerprint(
     """The fingerprint of the job ``config`` describes: what it reads (``source``, its query),
     the table it loads (``target_table``, as shown), how (``transform`` as normalised, key,
     strategy, mode) and the ``columns`` it writes."""
-    return fingerprint(
+    parts = fingerprint(
         source,
         config.query,
         target_table,
@@ -104,6 +105,9 @@ def job_fingerprint(
         config.mode,
         columns,
     )
+    if config.merge_key:  # only when given: the fingerprints of earlier jobs stay as they were
+        parts["merge_key"] = ",".join(config.merge_key)
+    return parts
 
 
 def differences(stored: dict[str, str], now: dict[str, str]) -> list[str]:

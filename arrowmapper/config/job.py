@@ -126,6 +126,14 @@ class JobConfig:
         choices=STRATEGIES,
     )
     key: str | None = _opt(None, "key column for offset/key/quantile", param="key")
+    merge_key: tuple[str, ...] | None = _opt(
+        None,
+        "mode merge: the column(s) rows are upserted on, 'a,b' (default: --key where the "
+        "table has a unique index on it, else its primary key, else --key); --key then only "
+        "splits the work",
+        param="merge_key",
+        env="MAPPER_MERGE_KEY",
+    )
     workers: int = _sizing(
         default_workers, "worker processes (default: usable CPUs, at most 8)", "max_workers"
     )
@@ -388,9 +396,28 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
         return ""
     if name == "key" and (not isinstance(raw, str) or not raw):
         raise ConfigError(f"key must be a column name (a non-empty string) or None, got {raw!r}")
+    if name == "merge_key":
+        return _parse_columns(label, raw)
     if name in ("schema", "job_id", "cluster") and not isinstance(raw, str):
         raise ConfigError(f"{label} must be a string or None, got {raw!r}")
     return raw
+
+
+def _parse_columns(label: str, raw: Any) -> tuple[str, ...]:
+    """Column names given as ``"a,b"`` or a sequence of names, as a tuple (no repeats)."""
+    if isinstance(raw, str):
+        names = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple):
+        names = list(raw)
+    else:
+        names = [raw]
+    if not names or any(not isinstance(n, str) or not n for n in names):
+        raise ConfigError(
+            f"{label} must be column names, 'a,b' or a list of non-empty strings; got {raw!r}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{label} names a column twice: {raw!r}")
+    return tuple(names)
 
 
 def _check_together(c: JobConfig) -> None:
@@ -411,6 +438,11 @@ def _check_together(c: JobConfig) -> None:
         raise ConfigError(
             "incremental=True starts a new job that skips what earlier jobs loaded; to finish "
             "an interrupted one, resume it (resume=True and its job_id) without incremental"
+        )
+    if c.merge_key is not None and c.mode != "merge":
+        raise ConfigError(
+            f"merge_key= names the columns mode='merge' upserts on; this job's mode is "
+            f"{c.mode!r}: drop merge_key or use mode='merge'"
         )
     if c.cluster is not None and c.executor != "dask":
         raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")

@@ -23,11 +23,22 @@ from .ranges import (
     KeyRange,
     LocatorRange,
     Page,
+    PartitionRange,
     chunk_count,
     equal_width_boundaries,
     ranges_from_boundaries,
 )
-from .records import Chunk, ChunkRenderer, Plan, Probe, Rendered, replace_chunk
+from .records import (
+    RELATION_WORDS,
+    Chunk,
+    ChunkRenderer,
+    Partition,
+    Plan,
+    Probe,
+    Rendered,
+    TableShape,
+    replace_chunk,
+)
 from .strategies import bounds_json, build_plan
 
 __all__ = [
@@ -37,9 +48,13 @@ __all__ = [
     "KeyRange",
     "LocatorRange",
     "Page",
+    "Partition",
+    "PartitionRange",
     "Plan",
     "Probe",
+    "RELATION_WORDS",
     "Rendered",
+    "TableShape",
     "bare_table",
     "bounds_json",
     "build_plan",

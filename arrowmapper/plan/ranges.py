@@ -14,6 +14,7 @@ exactly once -- including rows inserted after planning below the minimum or abov
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,8 +66,24 @@ class LocatorRange:
     hi: int | None = None
 
 
+@dataclass(frozen=True)
+class PartitionRange:
+    """Rows of one leaf partition of a partitioned table: ``partition`` (a FROM item, quoted
+    as the server resolves it), its heap blocks ``lo <= block < hi`` (None: open; ``heap``
+    False: a leaf without heap blocks, read whole). With ``partition`` None: the rows of the
+    table in none of ``listed`` (partitions attached after planning). ``columns``: the
+    partitioned table's columns in its order (a leaf's own order may differ)."""
+
+    partition: str | None
+    lo: int | None = None
+    hi: int | None = None
+    heap: bool = True
+    listed: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+
+
 #: Everything a chunk can be; the source renders it (``sources.render``).
-ChunkRange = KeyRange | Page | LocatorRange
+ChunkRange = KeyRange | Page | LocatorRange | PartitionRange
 
 
 def ranges_from_boundaries(boundaries: Sequence[Any], nullable: bool) -> list[KeyRange]:
@@ -98,14 +115,40 @@ def _to_ordinal(value: Any) -> tuple[int, Any]:
     if isinstance(value, dt.date):
         return value.toordinal(), "date"
     raise PlanError(
-        f"the key strategy needs an integer, date or timestamp key, got {type(value).__name__}; "
-        "use strategy='quantile' for other orderable keys"
+        f"the key strategy needs an integer, decimal, date or timestamp key, got "
+        f"{type(value).__name__}; use strategy='quantile' for other orderable keys"
     )
+
+
+def _decimal_scale(*values: Any) -> int:
+    """The most fractional digits of the decimals among ``values`` (0 if none)."""
+    scale = 0
+    for v in values:
+        if isinstance(v, decimal.Decimal):
+            if not v.is_finite():
+                raise PlanError(
+                    f"a key holding {v} cannot bound chunks: filter those rows out in the "
+                    "query, pick another key, or use strategy='offset'"
+                )
+            exponent = v.as_tuple().exponent
+            assert isinstance(exponent, int)
+            scale = max(scale, -exponent)
+    return scale
+
+
+def _decimal_ordinal(value: decimal.Decimal, scale: int) -> int:
+    """``value * 10**scale`` exactly (no context rounding, whatever the digits)."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    n = int("".join(map(str, digits)) or "0") * int(10 ** (exponent + scale))
+    return -n if sign else n
 
 
 def _from_ordinal(n: int, kind: Any) -> Any:
     if kind is None:
         return n
+    if isinstance(kind, tuple) and kind[0] == "decimal":
+        return decimal.Decimal(f"{n}E-{kind[1]}")  # from text: exact
     if kind == "date":
         return dt.date.fromordinal(n)
     return dt.datetime(1970, 1, 1, tzinfo=kind[1]) + dt.timedelta(microseconds=n)
@@ -115,8 +158,14 @@ def equal_width_boundaries(lo: Any, hi: Any, n_chunks: int) -> list[Any]:
     """Inner boundaries that cut ``[lo, hi]`` into ``n_chunks`` ranges of equal width."""
     if n_chunks <= 1 or lo is None or hi is None:
         return []
-    a, kind = _to_ordinal(lo)
-    b, _ = _to_ordinal(hi)
+    if isinstance(lo, decimal.Decimal) or isinstance(hi, decimal.Decimal):
+        scale = _decimal_scale(lo, hi)  # exact integers in units of the finest digit
+        a = _decimal_ordinal(decimal.Decimal(lo), scale)
+        b = _decimal_ordinal(decimal.Decimal(hi), scale)
+        kind: Any = ("decimal", scale)
+    else:
+        a, kind = _to_ordinal(lo)
+        b, _ = _to_ordinal(hi)
     if b <= a:
         return []
     span = b - a + 1

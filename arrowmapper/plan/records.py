@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .ranges import KeyRange, LocatorRange, Page
+from .ranges import KeyRange, LocatorRange, Page, PartitionRange
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,41 @@ class ChunkRenderer(Protocol):
 
     def locator_range(self, query: str, rng: LocatorRange) -> Rendered: ...
 
+    def partition_range(self, query: str, rng: PartitionRange) -> Rendered: ...
+
+
+#: what kind of relation a plain table name is (``TableShape.kind``)
+RELATION_WORDS: dict[str, str] = {
+    "table": "table",
+    "partitioned": "partitioned table",
+    "view": "view",
+    "matview": "materialized view",
+    "foreign": "foreign table",
+    "other": "relation without rows of its own",
+}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One leaf partition: its FROM item, whether it has heap blocks (a foreign table as a
+    partition has none), how many, and its estimated rows."""
+
+    relation: str
+    heap: bool
+    blocks: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What the catalog says of a plain table name: its ``kind`` (a key of
+    :data:`RELATION_WORDS`), its single-column unique NOT NULL keys (the primary key first)
+    and, for a partitioned table, its leaf partitions."""
+
+    kind: str
+    keys: tuple[str, ...] = ()
+    partitions: tuple[Partition, ...] = ()
+
 
 class Probe(Protocol):
     """What the planner needs to know about a source (``sources.SourceProbe`` for SQL)."""
@@ -107,3 +142,6 @@ class Probe(Protocol):
     def heap_blocks(self) -> tuple[int, int]: ...  # ctid: blocks, estimated rows
 
     def rowid_range(self) -> tuple[int, int, int]: ...  # rowid: rows, min, max
+
+    # optional: ``shape() -> TableShape | None`` (what the catalog says of a plain table
+    # name; None for a query). A probe without it is planned as before (see strategies._shape)

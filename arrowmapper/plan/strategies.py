@@ -21,9 +21,34 @@ from ..config import STRATEGIES
 from ..errors import ConfigError, PlanError
 from ..sql import bare_table, nondeterministic, sql_dialect
 from . import ranges as rg
-from .records import Chunk, ChunkRenderer, Plan, Probe
+from .records import RELATION_WORDS, Chunk, ChunkRenderer, Plan, Probe, TableShape
 
 _INTEGER_OR_TIME = re.compile(r"^(u?int\d+|date\d+|timestamp.*)")
+_DECIMAL = re.compile(r"^decimal(32|64|128|256)?\(")
+_DECLARED_DECIMAL = re.compile(r"^(numeric|decimal)\b", re.IGNORECASE)
+
+
+def _declared(probe: Probe, col: str) -> str | None:
+    """The source's own type of ``col`` where the probe knows it (``numeric(12,2)``, ...)."""
+    ask = getattr(probe, "declared_type", None)
+    found = ask(col) if ask is not None else None
+    return found if isinstance(found, str) else None
+
+
+def _key_type(probe: Probe, col: str) -> str:
+    """``col``'s type as a refusal names it: the source's own where known, else Arrow's."""
+    arrow = probe.columns()[col]
+    declared = _declared(probe, col)
+    return f"{declared} ({arrow})" if declared and declared != arrow else arrow
+
+
+def _ranged(probe: Probe, col: str) -> bool:
+    """Whether the key strategy can cut ``col``'s domain into equal widths exactly: an
+    integer, a date or timestamp, or an exact decimal (numeric read as text included)."""
+    arrow = probe.columns()[col]
+    if _INTEGER_OR_TIME.match(arrow) or _DECIMAL.match(arrow):
+        return True
+    return bool(_DECLARED_DECIMAL.match(_declared(probe, col) or ""))
 
 #: auto's choice for a plain table without a key, by the table's physical row address
 _LOCATOR_REASONS = {
@@ -44,8 +69,24 @@ def _check_key(probe: Probe, key: str | None, strategy: str) -> str:
     return key
 
 
+def _shape(probe: Probe, query: str) -> TableShape | None:
+    """What the catalog says of the plain table ``query`` names (None for a query, or a probe
+    that cannot tell)."""
+    if bare_table(query, probe.dialect) is None:
+        return None
+    ask = getattr(probe, "shape", None)
+    found = ask() if ask is not None else None
+    return found if isinstance(found, TableShape) else None
+
+
 def bounds_json(rng: rg.ChunkRange) -> str:
     """A range as the ``bounds`` a chunk and its ledger row keep."""
+    if isinstance(rng, rg.PartitionRange):
+        if rng.partition is None:
+            return json.dumps({"not_in": list(rng.listed)})
+        return json.dumps(
+            {"partition": rng.partition, "heap": rng.heap, "block_lo": rng.lo, "block_hi": rng.hi}
+        )
     if isinstance(rng, rg.KeyRange):
         return json.dumps({"lo": rng.lo, "hi": rng.hi, "null": rng.null}, default=str)
     if isinstance(rng, rg.Page):
@@ -99,7 +140,7 @@ def build_plan(
         if why:
             strategy, reason = "none", f"one chunk: the query is not deterministic ({why})"
         else:
-            strategy, reason = _choose(probe, query, key, chunk_size)
+            strategy, reason, key = _choose(probe, query, key, chunk_size)
     if strategy == "none":
         return _plan_one(probe, query, key, reason, out)
     if strategy == "offset":
@@ -110,13 +151,17 @@ def build_plan(
     if strategy == "ctid":
         try:
             return _plan_ctid(probe, query, chunk_size, reason, out)
-        except PlanError:
+        except PlanError as exc:
             if reason == "chosen by the caller":
                 raise
-            # auto's guess: a name that is a view or a partitioned table has no heap blocks
-            why = "no key given and the query names a view or partitioned table: one chunk"
-            return _plan_one(probe, query, key, why, out)
-    return _plan_rowid(probe, query, chunk_size, reason, out)
+            # auto's guess: a name the catalog could not tell has no heap blocks
+            return _plan_one(probe, query, key, f"one chunk: {exc}", out)
+    try:
+        return _plan_rowid(probe, query, chunk_size, reason, out)
+    except PlanError as exc:
+        if reason == "chosen by the caller":
+            raise
+        return _plan_one(probe, query, key, f"one chunk: {exc}", out)
 
 
 def _plan_one(probe: Probe, query: str, key: str | None, reason: str, out: ChunkRenderer) -> Plan:
@@ -143,10 +188,11 @@ def _plan_keys(
     rows, nonnull, lo, hi = probe.key_stats(col)
     n = rg.chunk_count(nonnull, chunk_size)
     if strategy == "key":
-        if not _INTEGER_OR_TIME.match(probe.columns()[col]):
+        if not _ranged(probe, col):
             raise PlanError(
-                f"strategy 'key' needs an integer, date or timestamp key; {col!r} is "
-                f"{probe.columns()[col]}; use strategy='quantile' for any orderable key"
+                f"strategy 'key' cuts the key's range into equal widths, which needs an "
+                f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
+                "use strategy='quantile' (any orderable key), or key= another column"
             )
         boundaries = rg.equal_width_boundaries(lo, hi, n)
     else:
@@ -161,28 +207,81 @@ def _plan_keys(
     return Plan(strategy, reason, col, query, tuple(chunks), rows)
 
 
-def _choose(probe: Probe, query: str, key: str | None, chunk_size: int) -> tuple[str, str]:
-    bt = bare_table(query, probe.dialect)
+def _by_key(probe: Probe, col: str, chunk_size: int, what: str) -> tuple[str, str]:
+    """auto's strategy over the key ``col`` (``what``: how the reason names it)."""
+    if _INTEGER_OR_TIME.match(probe.columns()[col]):
+        rows, nonnull, lo, hi = probe.key_stats(col)
+        if rows <= chunk_size:
+            return "none", f"{rows} rows fit in one chunk of {chunk_size}"
+        if isinstance(lo, int) and isinstance(hi, int) and nonnull:
+            density = nonnull / max(1, hi - lo + 1)
+            if density >= 0.5:
+                return (
+                    "key",
+                    f"integer {what} {col!r} is dense ({density:.0%}): equal-width ranges",
+                )
+            return "quantile", f"integer {what} {col!r} is sparse or skewed ({density:.1%})"
+        return "quantile", f"{what} {col!r} is temporal: quantile ranges balance the chunks"
+    return "quantile", f"{what} {col!r} is {probe.columns()[col]}: quantile ranges"
+
+
+def _choose(
+    probe: Probe, query: str, key: str | None, chunk_size: int
+) -> tuple[str, str, str | None]:
+    """auto's strategy, why, and the key it splits on."""
     if key:
         col = _check_key(probe, key, "auto")
-        if _INTEGER_OR_TIME.match(probe.columns()[col]):
-            rows, nonnull, lo, hi = probe.key_stats(col)
-            if rows <= chunk_size:
-                return "none", f"{rows} rows fit in one chunk of {chunk_size}"
-            if isinstance(lo, int) and isinstance(hi, int) and nonnull:
-                density = nonnull / max(1, hi - lo + 1)
-                if density >= 0.5:
-                    return (
-                        "key",
-                        f"integer key {col!r} is dense ({density:.0%}): equal-width ranges",
-                    )
-                return "quantile", f"integer key {col!r} is sparse or skewed ({density:.1%})"
-            return "quantile", f"key {col!r} is temporal: quantile ranges balance the chunks"
-        return "quantile", f"key {col!r} is {probe.columns()[col]}: quantile ranges"
+        strategy, reason = _by_key(probe, col, chunk_size, "key")
+        return strategy, reason, key
+    bt = bare_table(query, probe.dialect)
     locator = sql_dialect(probe.dialect).row_locator
+    shape = _shape(probe, query)
+    if shape is not None:
+        name = query.strip()
+        words = RELATION_WORDS.get(shape.kind, shape.kind)
+        cols = probe.columns()
+        keys = [k for k in shape.keys if k in cols]
+        ranged = [k for k in keys if _INTEGER_OR_TIME.match(cols[k])]
+        if shape.kind in ("view", "foreign", "other"):
+            return (
+                "none",
+                f"no key given and {name!r} is a {words} (no rows of its own to range, no "
+                "key the catalog vouches for): one chunk; pass key= to split it",
+                None,
+            )
+        if shape.kind == "partitioned":
+            if ranged:
+                what = f"unique key of partitioned table {name!r},"
+                strategy, reason = _by_key(probe, ranged[0], chunk_size, what)
+                return strategy, reason, ranged[0]
+            return (
+                "ctid",
+                f"no key given and {name!r} is a partitioned table without a single-column "
+                f"integer or timestamp unique key: heap block ranges of each of its "
+                f"{len(shape.partitions)} leaf partitions",
+                None,
+            )
+        if locator is None and keys:
+            col = (ranged or keys)[0]
+            strategy, reason = _by_key(probe, col, chunk_size, "primary/unique key")
+            return strategy, f"no key given; {reason}", col
+        if locator is None:
+            return (
+                "none",
+                f"no key given and {name!r} has no single-column primary key or unique NOT "
+                "NULL column: one chunk (pass key= to split it)",
+                None,
+            )
     if bt is not None and locator is not None:
-        return locator, _LOCATOR_REASONS[locator]
-    return "none", "no key given and the query is not a plain table: one chunk (pass key= to split)"
+        if shape is not None and shape.kind == "matview":
+            why = f"no key given and {query.strip()!r} is a materialized view: heap block ranges"
+            return locator, why, None
+        return locator, _LOCATOR_REASONS[locator], None
+    return (
+        "none",
+        "no key given and the query is not a plain table: one chunk (pass key= to split)",
+        None,
+    )
 
 
 def _plan_offset(
@@ -216,18 +315,56 @@ def _plan_ctid(probe: Probe, query: str, chunk_size: int, reason: str, out: Chun
             "strategy 'ctid' needs a PostgreSQL source and a plain table name as the query "
             "(e.g. query='events'); use strategy='key' or 'quantile' with key= for a query"
         )
+    shape = _shape(probe, query)
+    if shape is not None and shape.kind == "partitioned":
+        return _plan_partitions(probe, query, shape, chunk_size, reason, out)
+    if shape is not None and shape.kind not in ("table", "matview"):
+        words = RELATION_WORDS.get(shape.kind, shape.kind)
+        raise PlanError(
+            f"strategy 'ctid' ranges a table's heap blocks, and {query.strip()!r} is a {words}, "
+            "which has none: pass key= (a column the rows are unique or ordered by) with "
+            "strategy='key' or 'quantile', or leave strategy='auto' (one chunk)"
+        )
     blocks, rows = probe.heap_blocks()
-    per_block = max(1.0, rows / max(1, blocks))
-    step = max(1, int(chunk_size / per_block))
-    cuts = list(range(step, blocks, step))
-    edges: list[int | None] = [None, *cuts, None]
     chunks = []
-    for i in range(len(edges) - 1):
-        lo, hi = edges[i], edges[i + 1]
+    for i, (lo, hi) in enumerate(_block_edges(blocks, rows, chunk_size)):
         rng = rg.LocatorRange("ctid", lo, hi)
         done = out.locator_range(query, rng)
-        width = (hi if hi is not None else blocks) - (lo or 0)
-        chunks.append(_chunk(i, done.sql, done.predicate, rng, int(width * per_block)))
+        chunks.append(_chunk(i, done.sql, done.predicate, rng, _block_rows(lo, hi, blocks, rows)))
+    return Plan("ctid", reason, None, query, tuple(chunks), rows)
+
+
+def _block_edges(blocks: int, rows: int, chunk_size: int) -> list[tuple[int | None, int | None]]:
+    """Block ranges of about ``chunk_size`` rows each, the first and last open."""
+    per_block = max(1.0, rows / max(1, blocks))
+    step = max(1, int(chunk_size / per_block))
+    edges: list[int | None] = [None, *range(step, blocks, step), None]
+    return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+
+def _block_rows(lo: int | None, hi: int | None, blocks: int, rows: int) -> int:
+    per_block = max(1.0, rows / max(1, blocks))
+    return int(((hi if hi is not None else blocks) - (lo or 0)) * per_block)
+
+
+def _plan_partitions(
+    probe: Probe, query: str, shape: TableShape, chunk_size: int, reason: str, out: ChunkRenderer
+) -> Plan:
+    """Heap block ranges of each leaf partition (read from the leaf itself: no chunk scans
+    another partition), then one chunk for rows of any partition attached after planning."""
+    columns = tuple(probe.columns())
+    chunks: list[Chunk] = []
+    for part in shape.partitions:
+        cells = _block_edges(part.blocks, part.rows, chunk_size) if part.heap else [(None, None)]
+        for lo, hi in cells:
+            rng = rg.PartitionRange(part.relation, lo, hi, part.heap, (), columns)
+            done = out.partition_range(query, rng)
+            est = _block_rows(lo, hi, part.blocks, part.rows) if part.heap else part.rows
+            chunks.append(_chunk(len(chunks), done.sql, done.predicate, rng, est))
+    rest = rg.PartitionRange(None, listed=tuple(p.relation for p in shape.partitions))
+    done = out.partition_range(query, rest)
+    chunks.append(_chunk(len(chunks), done.sql, done.predicate, rest, 0))
+    rows = sum(p.rows for p in shape.partitions)
     return Plan("ctid", reason, None, query, tuple(chunks), rows)
 
 

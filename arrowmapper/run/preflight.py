@@ -184,41 +184,69 @@ def check_compatible(
 
 
 def merge_key(
-    tgt: Target, exists: bool, key: str | None, out_schema: pa.Schema, ref: TableRef
+    tgt: Target,
+    exists: bool,
+    key: str | None,
+    out_schema: pa.Schema,
+    ref: TableRef,
+    asked: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
-    """The columns ``merge`` upserts on: ``key``, or the target's primary key; checked against
-    the target's unique indexes (ON CONFLICT needs one) before any row moves."""
-    if exists:
-        uniques = tgt.unique_keys()
-        if key:
-            want: tuple[str, ...] = (key,)
-            if not any(set(u) == {key} for u in uniques):
-                raise TargetError(
-                    f"mode='merge' upserts on key {key!r}, but {ref.display} has no primary key "
-                    f"or unique index on ({key}); add one (CREATE UNIQUE INDEX ON {ref.display} "
-                    f"({key})) or name a key that has one",
-                    transient=False,
-                    kind="config",
-                )
+    """The columns ``merge`` upserts on: ``asked`` (the ``merge_key`` option); else ``key``
+    where the existing table has a unique index on it (as before ``merge_key`` existed); else
+    the existing table's primary key (composite allowed; ``key`` then only splits the work);
+    else ``key`` for a new table. Checked against the query's output and the target's unique
+    indexes (ON CONFLICT needs one) before any row moves."""
+    if asked:
+        _merge_columns_in(asked, out_schema, "merge_key")
+    uniques = tgt.unique_keys() if exists else []
+    if asked:
+        want: tuple[str, ...] = asked
+        if exists and not any(set(u) == set(asked) for u in uniques):
+            cols = ", ".join(asked)
+            raise TargetError(
+                f"mode='merge' upserts on merge_key ({cols}), but {ref.display} has no primary "
+                f"key or unique index on ({cols}); add one (CREATE UNIQUE INDEX ON "
+                f"{ref.display} ({cols})) or pass a merge_key that has one",
+                transient=False,
+                kind="config",
+            )
+    elif exists:
+        if key and any(set(u) == {key} for u in uniques):
+            want = (key,)
         elif uniques:
             want = uniques[0]
+        elif key:
+            raise TargetError(
+                f"mode='merge' upserts on key {key!r}, but {ref.display} has no primary key "
+                f"or unique index on ({key}); add one (CREATE UNIQUE INDEX ON {ref.display} "
+                f"({key})), name a key that has one, or pass merge_key=",
+                transient=False,
+                kind="config",
+            )
         else:
             raise ConfigError(
-                f"mode='merge' needs key= or a primary key on {ref.display}; it has neither"
+                f"mode='merge' needs key= or a primary key on {ref.display} (or merge_key=); "
+                "it has neither"
             )
     elif key:
         want = (key,)
     else:
         raise ConfigError(
-            f"mode='merge' into a new table ({ref.display}) needs key=: it becomes the primary key"
+            f"mode='merge' into a new table ({ref.display}) needs key= (or merge_key=): it "
+            "becomes the primary key"
         )
-    missing = [k for k in want if k not in out_schema.names]
+    _merge_columns_in(want, out_schema, "the merge key")
+    return want
+
+
+def _merge_columns_in(cols: tuple[str, ...], out_schema: pa.Schema, what: str) -> None:
+    missing = [k for k in cols if k not in out_schema.names]
     if missing:
         raise ConfigError(
-            f"mode='merge' key column(s) {', '.join(missing)} are not in the query's output "
-            f"(columns: {', '.join(out_schema.names)})"
+            f"mode='merge': {what} column(s) {', '.join(map(repr, missing))} are not in the "
+            f"query's output (columns: {', '.join(out_schema.names)}); name columns the "
+            "query returns"
         )
-    return want
 
 
 def create_table(

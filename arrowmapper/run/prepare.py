@@ -262,7 +262,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                     f"exists, and with it {len(lost)} committed chunks; run the job again with "
                     "a new job_id"
                 )
-        mkey = merge_key(tgt, exists, c.key, out_schema, ref) if rules.upserts else ()
+        mkey = merge_key(tgt, exists, c.key, out_schema, ref, c.merge_key) if rules.upserts else ()
         if mkey and record is None and all(k in read_schema.names for k in mkey):
             twice = probe.duplicated(mkey)
             if twice is not None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..config import Endpoint
 from ..errors import ConfigError, PlanError, SourceError
-from ..plan import Chunk, KeyRange, LocatorRange, Page, Rendered
+from ..plan import Chunk, KeyRange, LocatorRange, Page, PartitionRange, Rendered
 from .base import READ, ReadOptions, Source
 from .layout import SourceLayout
 
@@ -53,6 +53,10 @@ class ArrowRender:
     def locator_range(self, query: str, rng: LocatorRange) -> Rendered:
         """Not offered: an Arrow file has no physical row locator."""
         raise PlanError(f"an Arrow file source has no {rng.locator}; use strategy 'key'")
+
+    def partition_range(self, query: str, rng: PartitionRange) -> Rendered:
+        """Not offered: an Arrow file has no partitions."""
+        raise PlanError("an Arrow file source has no partitions; use strategy 'key'")
 
 
 class ArrowFacts:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..sql import pg_source_session, string_literal
+from ..sql import pg_source_session, quote_ident, string_literal
 
 
 def _pg_text(q: str) -> str:
@@ -57,6 +57,94 @@ def _sqlite_nullable(schema: str | None, table: str, relation: str, key: str) ->
 #: ``(schema, table, relation, key) -> SQL`` with one row and a 0/1 column ``nullable``
 NullableSql = Callable[[str | None, str, str, str], str]
 
+#: ``(schema, table, relation) -> SQL`` over one plain table name (``relation``: the table as
+#: the FROM item spells it)
+RelationSql = Callable[[str | None, str, str], str]
+
+
+def _pg_kind(schema: str | None, table: str, relation: str) -> str:
+    return (
+        "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned' "
+        "WHEN 'v' THEN 'view' WHEN 'm' THEN 'matview' WHEN 'f' THEN 'foreign' "
+        "ELSE 'other' END AS kind FROM pg_class c "
+        f"WHERE c.oid = to_regclass({string_literal(relation, 'postgresql')})"
+    )
+
+
+def _pg_unique_columns(schema: str | None, table: str, relation: str) -> str:
+    """Columns that alone carry a unique index (no predicate, no expression) and NOT NULL,
+    the primary key first (a partitioned table's indexes are in pg_index too)."""
+    return (
+        "SELECT a.attname::text AS col FROM pg_index i JOIN pg_attribute a "
+        "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+        f"WHERE i.indrelid = to_regclass({string_literal(relation, 'postgresql')}) "
+        "AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL "
+        "AND i.indexprs IS NULL AND a.attnotnull "
+        "ORDER BY i.indisprimary DESC, a.attnum"
+    )
+
+
+def _pg_partitions(relation: str) -> str:
+    """The leaf partitions of a partitioned table (sub-partitions' leaves too): a FROM item,
+    whether it has heap blocks, their number, the catalog's row estimate (-1: unknown)."""
+    return (
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS part, "
+        "(c.relkind IN ('r', 'm'))::int AS heap, "
+        "(pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS blocks, "
+        "c.reltuples::bigint AS est FROM pg_partition_tree("
+        f"to_regclass({string_literal(relation, 'postgresql')})) t "
+        "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE t.isleaf ORDER BY c.oid"
+    )
+
+
+def _pg_partition_rows(relation: str) -> str:
+    """Each leaf partition's rows, counted (``relation``: the partitioned table's FROM item)."""
+    return (
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS part, t.n "
+        f"FROM (SELECT tableoid AS oid, COUNT(*) AS n FROM {relation} GROUP BY tableoid) t "
+        "JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace"
+    )
+
+
+def _mysql_schema(schema: str | None) -> str:
+    return string_literal(schema, "mysql") if schema else "DATABASE()"
+
+
+def _mysql_kind(schema: str | None, table: str, relation: str) -> str:
+    return (
+        "SELECT CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'BASE TABLE' THEN 'table' "
+        "ELSE 'other' END AS kind FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA = {_mysql_schema(schema)} "
+        f"AND TABLE_NAME = {string_literal(table, 'mysql')}"
+    )
+
+
+def _mysql_unique_columns(schema: str | None, table: str, relation: str) -> str:
+    """Columns that alone carry a unique index and are NOT NULL, the primary key first."""
+    where = (
+        f"s.TABLE_SCHEMA = {_mysql_schema(schema)} "
+        f"AND s.TABLE_NAME = {string_literal(table, 'mysql')}"
+    )
+    return (
+        "SELECT s.COLUMN_NAME AS col FROM information_schema.STATISTICS s "
+        "JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA "
+        "AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
+        f"WHERE {where} AND s.NON_UNIQUE = 0 AND c.IS_NULLABLE = 'NO' "
+        "AND s.SUB_PART IS NULL AND (SELECT COUNT(*) FROM information_schema.STATISTICS s2 "
+        "WHERE s2.TABLE_SCHEMA = s.TABLE_SCHEMA AND s2.TABLE_NAME = s.TABLE_NAME "
+        "AND s2.INDEX_NAME = s.INDEX_NAME) = 1 "
+        "ORDER BY s.INDEX_NAME <> 'PRIMARY', s.INDEX_NAME"
+    )
+
+
+def _sqlite_kind(schema: str | None, table: str, relation: str) -> str:
+    master = f"{quote_ident(schema, 'sqlite')}.sqlite_master" if schema else "sqlite_master"
+    return (
+        f"SELECT CASE type WHEN 'view' THEN 'view' ELSE 'table' END AS kind FROM {master} "
+        f"WHERE type IN ('table', 'view') AND name = {string_literal(table, 'sqlite')}"
+    )
+
 
 @dataclass(frozen=True)
 class SourceDialect:
@@ -96,6 +184,16 @@ class SourceDialect:
     nul_text_as_hex: bool = False  # text holding NUL written as CAST(X'..' AS TEXT)
     #: how an OFFSET page without a limit is spelled ("": a bare OFFSET)
     no_limit: str = ""
+    #: the catalog query saying what a plain table name is (one row, ``kind``: table,
+    #: partitioned, view, matview, foreign or other), or None
+    relation_kind: RelationSql | None = None
+    #: the catalog query listing a plain table's single-column unique NOT NULL keys (rows of
+    #: ``col``, the primary key first), or None
+    unique_columns: RelationSql | None = None
+    #: the catalog query listing a partitioned table's leaf partitions, or None
+    partitions: Callable[[str], str] | None = None
+    #: the query counting each leaf partition's rows (when the catalog has no estimate)
+    partition_rows: Callable[[str], str] | None = None
 
 
 GENERIC = SourceDialect("other")
@@ -117,6 +215,10 @@ DIALECTS: dict[str, SourceDialect] = {
         rowid="ctid",  # the old executor's ROWID chunks are ctid ranges here
         estimates=True,
         hashes_rows=True,
+        relation_kind=_pg_kind,
+        unique_columns=_pg_unique_columns,
+        partitions=_pg_partitions,
+        partition_rows=_pg_partition_rows,
     ),
     "mysql": SourceDialect(
         "mysql",
@@ -124,6 +226,8 @@ DIALECTS: dict[str, SourceDialect] = {
         timeout="SET SESSION max_execution_time = {ms}",
         catalog="information_schema",
         no_limit="LIMIT 18446744073709551615",
+        relation_kind=_mysql_kind,
+        unique_columns=_mysql_unique_columns,
     ),
     "sqlite": SourceDialect(
         "sqlite",
@@ -135,6 +239,7 @@ DIALECTS: dict[str, SourceDialect] = {
         timestamptz="'{}'",
         nul_text_as_hex=True,  # SQLite text may hold NUL; SQL may not
         no_limit="LIMIT -1",
+        relation_kind=_sqlite_kind,
     ),
 }
 

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import pyarrow as pa
 
 from ..config import Endpoint
 from ..errors import PlanError, SourceError, error_info
+from ..plan import Partition, TableShape
 from ..sql import bare_table, quote_ident, string_literal
 from .dialects import source_dialect
 from .reader import check_unique_names, read_arrow, rows_of
 from .render import source_sql
+
+
+def _decimal(key: str, text: Any) -> decimal.Decimal | None:
+    """A decimal bound read as text, exactly; NaN or infinity refused naming the key."""
+    if text is None:
+        return None
+    value = decimal.Decimal(str(text))
+    if not value.is_finite():
+        raise PlanError(
+            f"cannot split the query into chunks on key {key!r}: it holds {text}, which cannot "
+            "bound chunks: filter those rows out in the query, pick another key, or use "
+            "strategy='offset'"
+        )
+    return value
 
 
 class SourceProbe:
@@ -26,6 +42,7 @@ class SourceProbe:
         self._schema: pa.Schema | None = None
         self._stats: dict[str, tuple[int, int, Any, Any]] = {}
         self._count: int | None = None
+        self._shape: tuple[TableShape | None] | None = None
 
     def q(self, name: str) -> str:
         return quote_ident(name, self.dialect)
@@ -73,14 +90,32 @@ class SourceProbe:
             self._count = int(row["n"])
         return self._count
 
+    def declared_type(self, key: str) -> str | None:
+        """The source's own type of column ``key`` (``numeric(12,2)``), None when unknown."""
+        col = self.layout.column(key) if self.layout is not None else None
+        return col.sql_type if col is not None else None
+
+    def _exact_decimal(self, key: str) -> bool:
+        """Whether ``key`` is an exact decimal: its bounds are read as text (a decimal the
+        reader carries may be rounded to its scale, or overflow 38 digits)."""
+        if self.columns().get(key, "").startswith("decimal"):
+            return True
+        declared = (self.declared_type(key) or "").lower()
+        return declared.startswith(("numeric", "decimal"))
+
     def key_stats(self, key: str) -> tuple[int, int, Any, Any]:
         if key not in self._stats:
             k = self.q(key)
+            exact = self._exact_decimal(key)
+            text = source_dialect(self.dialect).text
+            lo, hi = (text(f"MIN({k})"), text(f"MAX({k})")) if exact else (f"MIN({k})", f"MAX({k})")
             row = self._keyrows_of(
                 key,
-                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, MIN({k}) AS lo, MAX({k}) AS hi "
+                f"SELECT COUNT(*) AS n, COUNT({k}) AS nn, {lo} AS lo, {hi} AS hi "
                 f"FROM {self._from}",
             )[0]
+            if exact:
+                row = {**row, "lo": _decimal(key, row["lo"]), "hi": _decimal(key, row["hi"])}
             self._stats[key] = (int(row["n"]), int(row["nn"]), row["lo"], row["hi"])
             self._count = int(row["n"])
         return self._stats[key]
@@ -154,6 +189,42 @@ class SourceProbe:
         schema, table = bt
         rows = rows_of(self.endpoint, catalog(schema, table, self._from, key))
         return bool(rows[0]["nullable"]) if rows else None
+
+    def shape(self) -> TableShape | None:
+        """What the catalog says of a plain table name (its kind, its single-column unique
+        NOT NULL keys, a partitioned table's leaves); None for a query, or where the source
+        has no such catalog or the name is not found there."""
+        if self._shape is None:
+            self._shape = (self._read_shape(),)
+        return self._shape[0]
+
+    def _read_shape(self) -> TableShape | None:
+        bt = bare_table(self.query, self.dialect)
+        d = source_dialect(self.dialect)
+        if bt is None or d.relation_kind is None:
+            return None
+        schema, table = bt
+        found = rows_of(self.endpoint, d.relation_kind(schema, table, self._from))
+        if not found:
+            return None
+        kind = str(found[0]["kind"])
+        keys: tuple[str, ...] = ()
+        if d.unique_columns is not None:
+            rows = rows_of(self.endpoint, d.unique_columns(schema, table, self._from))
+            keys = tuple(dict.fromkeys(str(r["col"]) for r in rows))
+        parts: tuple[Partition, ...] = ()
+        if kind == "partitioned" and d.partitions is not None:
+            rows = rows_of(self.endpoint, d.partitions(self._from))
+            if d.partition_rows is not None and any(int(r["est"]) < 0 for r in rows):
+                # never analyzed: each leaf's rows counted instead (one scan)
+                counted = rows_of(self.endpoint, d.partition_rows(self._from))
+                counts = {str(r["part"]): int(r["n"]) for r in counted}
+                rows = [{**r, "est": counts.get(str(r["part"]), 0)} for r in rows]
+            parts = tuple(
+                Partition(str(r["part"]), bool(r["heap"]), int(r["blocks"]), int(r["est"]))
+                for r in rows
+            )
+        return TableShape(kind, keys, parts)
 
     # -- physical ranges
     def heap_blocks(self) -> tuple[int, int]:

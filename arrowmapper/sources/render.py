@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ..errors import PlanError
-from ..plan import Chunk, KeyRange, LocatorRange, Page, Plan, Rendered
+from ..plan import Chunk, KeyRange, LocatorRange, Page, PartitionRange, Plan, Rendered
 from ..sql import bare_table, quote_ident, string_literal, wrap_query
 from .dialects import source_dialect
 
@@ -114,6 +114,28 @@ class SqlRender:
                 parts.append(f"ctid < '({rng.hi},0)'::tid")
             pred = " AND ".join(parts) or "TRUE"
         return Rendered(f"{select_all(query, self.dialect)} WHERE {pred}", pred)
+
+    def partition_range(self, query: str, rng: PartitionRange) -> Rendered:
+        """A leaf partition read directly (its blocks ranged by ctid; the partitioned table's
+        columns named, in its order); the predicate says the same over the partitioned table
+        (``tableoid``), so a split of the chunk reads the same rows. The rest chunk: rows in
+        none of the partitions the plan lists."""
+        d = self.dialect
+        if rng.partition is None:
+            listed = ", ".join(f"{string_literal(p, d)}::regclass" for p in rng.listed)
+            pred = f"tableoid NOT IN ({listed})" if listed else "TRUE"
+            return Rendered(f"{select_all(query, d)} WHERE {pred}", pred)
+        blocks = []
+        if rng.heap and rng.lo is not None:
+            blocks.append(f"ctid >= '({rng.lo},0)'::tid")
+        if rng.heap and rng.hi is not None:
+            blocks.append(f"ctid < '({rng.hi},0)'::tid")
+        cols = ", ".join(quote_ident(c, d) for c in rng.columns) or "*"
+        sql = f"SELECT {cols} FROM {rng.partition}"
+        if blocks:
+            sql += " WHERE " + " AND ".join(blocks)
+        pred = " AND ".join([f"tableoid = {string_literal(rng.partition, d)}::regclass", *blocks])
+        return Rendered(sql, pred)
 
 
 # --------------------------------------------------------------------------- splitting

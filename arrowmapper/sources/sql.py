@@ -134,15 +134,21 @@ class SqlSource:
             mid = (int(row["lo"]) + int(row["hi"]) + 1) // 2
             return split_by(plan, chunk, "rowid", str(mid), first_id, d)
         if plan.strategy == "ctid":
+            if "not_in" in bounds or bounds.get("heap") is False:
+                return None  # a partitioned table's rest, or a leaf without heap blocks
+            # a leaf partition's blocks are its own (the predicate names it by tableoid)
+            leaf = bounds.get("partition")
             lo = int(bounds.get("block_lo") or 0)
             hi = bounds.get("block_hi")
-            hi = int(hi) if hi is not None else self.probe(plan.query).heap_blocks()[0]
+            whole = leaf or plan.query
+            hi = int(hi) if hi is not None else self.probe(whole).heap_blocks()[0]
             if hi - lo < 2:
                 return None
             mid = (lo + hi) // 2
+            part = {"partition": leaf} if leaf else {}
             extra = (
-                {"block_lo": lo, "block_hi": mid},
-                {"block_lo": mid, "block_hi": bounds.get("block_hi")},
+                {**part, "block_lo": lo, "block_hi": mid},
+                {**part, "block_lo": mid, "block_hi": bounds.get("block_hi")},
             )
             return split_by(plan, chunk, "ctid", f"'({mid},0)'::tid", first_id, d, extra)
         if plan.strategy == "offset":
