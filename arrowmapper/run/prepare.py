@@ -301,7 +301,6 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                     "one job at once); let that run finish, or use a new job_id"
                 )
             if c.incremental:  # two runs that planned at once: one loads what both chose
-
                 refusal: list[ConfigError] = []
 
                 def same_plan(others: list[Earlier]) -> bool:

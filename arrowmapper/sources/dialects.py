@@ -57,6 +57,39 @@ def _sqlite_nullable(schema: str | None, table: str, relation: str, key: str) ->
 #: ``(schema, table, relation, key) -> SQL`` with one row and a 0/1 column ``nullable``
 NullableSql = Callable[[str | None, str, str, str], str]
 
+#: the catalog query listing a server's relations (``map_tables``): one row per table or view
+#: with ``schema_name``, ``table_name``, ``kind`` (table, view or other), ``is_default``
+#: (1 when the schema is the one an unqualified name resolves to) and optionally
+#: ``key_column``: a one-column primary key the planner cuts by (a server whose tables have
+#: no physical row address to cut by, MySQL)
+PG_RELATIONS = (
+    "SELECT n.nspname AS schema_name, c.relname AS table_name, "
+    "CASE WHEN c.relkind IN ('r', 'p') THEN 'table' WHEN c.relkind IN ('v', 'm') THEN 'view' "
+    "ELSE 'other' END AS kind, (n.nspname = current_schema())::int AS is_default "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    "AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' "
+    "ORDER BY 1, 2"
+)
+MYSQL_RELATIONS = (
+    "SELECT table_schema AS schema_name, table_name AS table_name, "
+    "CASE WHEN table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') THEN 'table' "
+    "WHEN table_type = 'VIEW' THEN 'view' ELSE 'other' END AS kind, "
+    "CASE WHEN table_schema = DATABASE() THEN 1 ELSE 0 END AS is_default, "
+    "(SELECT MIN(k.column_name) FROM information_schema.key_column_usage k "
+    "WHERE k.table_schema = t.table_schema AND k.table_name = t.table_name "
+    "AND k.constraint_name = 'PRIMARY' HAVING COUNT(*) = 1) AS key_column "
+    "FROM information_schema.tables t WHERE table_schema NOT IN "
+    "('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2"
+)
+SQLITE_RELATIONS = (
+    "SELECT 'main' AS schema_name, name AS table_name, "
+    "CASE type WHEN 'table' THEN 'table' ELSE 'view' END AS kind, 1 AS is_default "
+    "FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite!_%' ESCAPE '!' "
+    "ORDER BY 2"
+)
+
 
 @dataclass(frozen=True)
 class SourceDialect:
@@ -96,6 +129,14 @@ class SourceDialect:
     nul_text_as_hex: bool = False  # text holding NUL written as CAST(X'..' AS TEXT)
     #: how an OFFSET page without a limit is spelled ("": a bare OFFSET)
     no_limit: str = ""
+    #: the catalog query listing tables and views (see :data:`PG_RELATIONS`); None: the
+    #: server's tables cannot be listed (``map_tables`` refuses it)
+    relations: str | None = None
+    #: a table's qualified name in a query keeps its schema (SQLite: ``main`` is left out)
+    qualifies: bool = True
+    #: primary keys, indexes, foreign keys and sequences can be read from the catalog and
+    #: recreated on a PostgreSQL target (``map_tables(constraints=True, sequences=True)``)
+    pg_objects: bool = False
 
 
 GENERIC = SourceDialect("other")
@@ -117,6 +158,8 @@ DIALECTS: dict[str, SourceDialect] = {
         rowid="ctid",  # the old executor's ROWID chunks are ctid ranges here
         estimates=True,
         hashes_rows=True,
+        relations=PG_RELATIONS,
+        pg_objects=True,
     ),
     "mysql": SourceDialect(
         "mysql",
@@ -124,6 +167,7 @@ DIALECTS: dict[str, SourceDialect] = {
         timeout="SET SESSION max_execution_time = {ms}",
         catalog="information_schema",
         no_limit="LIMIT 18446744073709551615",
+        relations=MYSQL_RELATIONS,
     ),
     "sqlite": SourceDialect(
         "sqlite",
@@ -135,6 +179,8 @@ DIALECTS: dict[str, SourceDialect] = {
         timestamptz="'{}'",
         nul_text_as_hex=True,  # SQLite text may hold NUL; SQL may not
         no_limit="LIMIT -1",
+        relations=SQLITE_RELATIONS,
+        qualifies=False,
     ),
 }
 
