@@ -598,7 +598,7 @@ class SharedCoordinator:
             if isinstance(event, Finished):
                 index, cid = divmod(event.cid, KEY_STRIDE)
                 job = self.jobs[index]
-                job._on_result(replace(event.result, attempts=job.attempts[cid]))
+                job._on_result(replace(event.result, chunk_id=cid, attempts=job.attempts[cid]))
             else:
                 self._on_death(event)
         updates = ex.progress()  # workers that cannot reach the board (Dask) name their chunk
