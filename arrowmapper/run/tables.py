@@ -135,7 +135,7 @@ class TablesResult:
         n, bad = len(self.results), len(self.failed)
         head = "OK" if not bad else f"FAILED ({bad} of {n} tables)"
         lines.append(
-            f"{head}: {n} tables, {self.rows_written:,} rows in {self.elapsed_s:.2f} s "
+            f"{head}: {n} table{'s' if n != 1 else ''}, {self.rows_written:,} rows in {self.elapsed_s:.2f} s "
             f"({self.rows_per_s:,.0f} rows/s); {self.chunks} chunks, {self.workers} workers"
         )
         if self.constraints:
