@@ -164,14 +164,21 @@ def test_pattern_matching_nothing_is_refused(pg: PG, dst: str) -> None:
 
 def test_a_refused_table_refuses_the_run_before_rows_move(pg: PG, dst: str) -> None:
     _source(pg, big=10)
-    # the target's orders cannot take the source's rows (total is a date there)
+    # the target's orders cannot take the source's rows (total is a date there); its
+    # customers holds a row that mode='truncate' would empty, were the run not refused first
     pg.execute(f'CREATE TABLE "{dst}".orders (id int, customer_id int, total date)')
-    with pytest.raises(am.ArrowMapperError, match=rf"table {pg.schema}\.orders"):
-        am.map_tables(pg.uri, pg.uri, f"{pg.schema}.*", schema=dst, workers=1, job_id="r1")
-    # nothing was left behind: no table created, no job registered
-    assert _tables(pg, dst) == {"orders"}
-    ledger = pg.scalar(f"SELECT to_regclass('\"{dst}\".arrowmapper_jobs')::text")
-    assert ledger is None or not pg.query(f'SELECT job_id FROM "{dst}".arrowmapper_jobs')
+    pg.execute(f'CREATE TABLE "{dst}".customers (id int, email text, name text)')
+    pg.execute(f"INSERT INTO \"{dst}\".customers VALUES (-1, 'keep', 'me')")
+    for mode in ("append", "truncate"):
+        with pytest.raises(am.ArrowMapperError, match=rf"table {pg.schema}\.orders"):
+            am.map_tables(
+                pg.uri, pg.uri, f"{pg.schema}.*", schema=dst, workers=1, job_id="r1", mode=mode
+            )
+        # nothing was left behind: no table created or emptied, no job registered
+        assert _tables(pg, dst) == {"orders", "customers"}
+        assert pg.query(f'SELECT id FROM "{dst}".customers') == [(-1,)]
+        ledger = pg.scalar(f"SELECT to_regclass('\"{dst}\".arrowmapper_jobs')::text")
+        assert ledger is None or not pg.query(f'SELECT job_id FROM "{dst}".arrowmapper_jobs')
 
 
 def test_resume_after_one_table_failed_loads_only_what_is_missing(

@@ -31,7 +31,7 @@ from ..targets import check_job_id, open_target
 from .coordinator import SharedCoordinator
 from .executors import LocalPool
 from .finish import finish
-from .prepare import new_job_id, prepare_job, table_ref
+from .prepare import MODE_RULES, new_job_id, preflight_job, prepare_job, table_ref
 from .progress import ProgressSnapshot
 from .report import JobResult
 from .spec import JobSpec
@@ -229,7 +229,17 @@ def _state(dst: Endpoint, c: JobConfig) -> tuple[bool, bool]:
 def prepare_tables(run: TablesRun) -> list[JobSpec]:
     """Prepare every table's job before any row moves. A refused table raises its error with
     the table named; what the tables prepared before it claimed (the ledger's job row) or
-    created (their target table) is undone, so the run leaves nothing behind."""
+    created (their target table) is undone, so the run leaves nothing behind. A mode that
+    empties the table when the job is claimed (truncate) has every table preflighted first
+    (:func:`~.prepare.preflight_job`), so no table is emptied for a run that is refused."""
+    if any(MODE_RULES[t.config.mode].empties_on_claim for t in run.tables):
+        # a truncate job empties its table when it claims it: check every table first
+        for t in run.tables:
+            try:
+                preflight_job(t.config)
+            except ArrowMapperError as exc:
+                exc.args = (f"table {t.source.display}: {exc}", *exc.args[1:])
+                raise
     done: list[_Undo] = []
     try:
         for t in run.tables:
