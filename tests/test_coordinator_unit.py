@@ -594,3 +594,28 @@ def test_a_failing_job_does_not_touch_the_others() -> None:
     assert ra.failed_chunks == (1,) and ra.rows_written == 200 and "bad row" in ra.errors[0]
     assert rb.success and rb.rows_written == 300
     assert {c.chunk_id: c.attempts for c in rb.chunk_results}[0] == 2
+
+
+def test_jobs_that_read_from_a_snapshot_share_one() -> None:
+    exported: list[str] = []
+
+    def export(source: Endpoint) -> tuple[None, str]:
+        exported.append(str(source))
+        return None, f"snap-{len(exported)}"
+
+    from arrowmapper.run.coordinator import SharedCoordinator
+
+    clock = Clock()
+    ex = FakeExecutor(ok, clock)
+    hooks = Hooks(
+        clock=clock,
+        sleep=clock.sleep,
+        open_ledger=lambda spec: FakeLedger(),
+        export_snapshot=export,
+        make_executor=lambda spec, n: ex,
+    )
+    specs = [dataclasses.replace(make_spec(2), job_id=j, snapshot=True) for j in "ab"]
+    results = SharedCoordinator(specs, hooks=hooks).run()
+    assert all(r.success for r in results)
+    assert len(exported) == 1  # one snapshot (one connection) for both tables
+    assert {t.snapshot for t in ex.tasks} == {"snap-1"}

@@ -118,11 +118,14 @@ class Coordinator:
                 self.executor.stop()
             self.close()
 
-    def open(self) -> None:
-        """Start the job's clock, export its snapshot, create its progress board and mark
-        the chunks an earlier run committed (:meth:`close` undoes it)."""
+    def open(self, snapshot_id: str | None = None) -> None:
+        """Start the job's clock, export its snapshot (or read from ``snapshot_id``, one
+        exported for several jobs), create its progress board and mark the chunks an earlier
+        run committed (:meth:`close` undoes it)."""
         self.started = self.clock()
-        if self.spec.snapshot:
+        if self.spec.snapshot and snapshot_id is not None:
+            self.snapshot_id = snapshot_id
+        elif self.spec.snapshot:
             self._snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
         # spare rows for chunks split after a memory failure
@@ -517,10 +520,18 @@ class SharedCoordinator:
         """Run every job to its end and report each."""
         opened: list[Coordinator] = []
         pooled = [j for j in self.jobs if not j.spec.in_process]
+        snapshot_conn: Any = None
         try:
+            # one snapshot for every job that reads from one (they share the source): the
+            # tables are copied as of one moment, and one connection holds it, not one a job
+            wanting = [j for j in self.jobs if j.spec.snapshot]
+            snapshot_id = None
+            if len(wanting) > 1 and len({j.spec.source.uri for j in wanting}) == 1:
+                snapshot_conn, snapshot_id = self.hooks.export_snapshot(wanting[0].spec.source)
+                log.info("%d jobs read from snapshot %s", len(wanting), snapshot_id)
             for job in self.jobs:
                 opened.append(job)
-                job.open()
+                job.open(snapshot_id)
             if pooled:
                 self._start_workers(pooled)
                 while any(j._unfinished() for j in pooled):
@@ -543,6 +554,9 @@ class SharedCoordinator:
                 self.executor.stop()
             for job in opened:
                 job.close()
+            if snapshot_conn is not None:
+                with suppress(Exception):
+                    snapshot_conn.close()
 
     def _start_workers(self, pooled: list[Coordinator]) -> None:
         ready = sum(len(j.ready_at) for j in pooled)
