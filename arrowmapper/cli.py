@@ -303,7 +303,11 @@ def _run(args: argparse.Namespace) -> int:
     o = _job_options(args)
     kwargs = _map_query_options(o)
     if o.get("tables"):
-        tables = api.map_tables(o["source"], o["target"], **kwargs)
+        if args.quiet:
+            tables = api.map_tables(o["source"], o["target"], **kwargs)
+        else:
+            with ProgressDisplay() as shown:  # one bar for every table's chunks
+                tables = api.map_tables(o["source"], o["target"], progress=shown, **kwargs)
         if args.json:
             print(tables.to_json())
         elif not args.quiet:

@@ -546,7 +546,10 @@ def test_only_our_memory_watchdog_or_an_unsent_sigkill_means_out_of_memory() -> 
 
 
 def run_shared(
-    script: Script, specs: list[JobSpec], slots: int = 2
+    script: Script,
+    specs: list[JobSpec],
+    slots: int = 2,
+    progress: Callable[[ProgressSnapshot], Any] | None = None,
 ) -> tuple[list[JobResult], FakeExecutor]:
     from arrowmapper.run.coordinator import SharedCoordinator
 
@@ -560,7 +563,7 @@ def run_shared(
         export_snapshot=lambda source: (None, "snap"),
         make_executor=lambda spec, n: ex,
     )
-    return SharedCoordinator(specs, hooks=hooks).run(), ex
+    return SharedCoordinator(specs, progress, hooks=hooks).run(), ex
 
 
 def test_several_jobs_share_one_executor_biggest_first() -> None:
@@ -568,7 +571,8 @@ def test_several_jobs_share_one_executor_biggest_first() -> None:
 
     small = dataclasses.replace(make_spec(2), job_id="small")
     big = dataclasses.replace(make_spec(5), job_id="big")
-    results, ex = run_shared(ok, [small, big])
+    seen: list[ProgressSnapshot] = []
+    results, ex = run_shared(ok, [small, big], progress=seen.append)
     assert [r.job_id for r in results] == ["small", "big"]  # in the order given
     assert [r.chunks for r in results] == [2, 5] and all(r.success for r in results)
     assert [r.rows_written for r in results] == [200, 500]
@@ -576,6 +580,9 @@ def test_several_jobs_share_one_executor_biggest_first() -> None:
     assert sorted(keys) == [0, 1, *(KEY_STRIDE + i for i in range(5))]  # each chunk once
     assert keys[:5] == [KEY_STRIDE + i for i in range(5)]  # the big job's chunks first
     assert ex.most_at_once == 2 and ex.stopped
+    # one progress for the whole run: both jobs' chunks and rows in each snapshot
+    assert seen[-1].total_chunks == 7 and seen[-1].completed_chunks == 7
+    assert seen[-1].progress_percentage == 100.0 and seen[-1].done
 
 
 def test_a_failing_job_does_not_touch_the_others() -> None:

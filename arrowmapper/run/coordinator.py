@@ -509,7 +509,15 @@ class SharedCoordinator:
     ) -> None:
         self.hooks = hooks or Hooks()
         self.progress_interval = progress_interval
-        self.jobs = [Coordinator(s, progress, progress_interval, None, self.hooks) for s in specs]
+        self.progress = progress
+        self._latest: dict[int, ProgressSnapshot] = {}
+        self._last_report = float("-inf")
+        self.jobs = [
+            Coordinator(
+                s, self._reporter(i) if progress else None, progress_interval, None, self.hooks
+            )
+            for i, s in enumerate(specs)
+        ]
         self.executor = executor
         # the biggest job first; ties keep the specs' order
         self.order = sorted(
@@ -544,6 +552,7 @@ class SharedCoordinator:
                 if job.spec.in_process:
                     job._run_inline()
                 job._report_progress(force=True)
+            self._emit(force=True)
             return [job._result() for job in self.jobs]
         except KeyboardInterrupt:
             if self.executor is not None:
@@ -557,6 +566,29 @@ class SharedCoordinator:
             if snapshot_conn is not None:
                 with suppress(Exception):
                     snapshot_conn.close()
+
+    def _reporter(self, index: int) -> Callable[[ProgressSnapshot], None]:
+        """Job ``index``'s progress callback: keeps its latest snapshot for :meth:`_emit`."""
+
+        def report(snapshot: ProgressSnapshot) -> None:
+            self._latest[index] = snapshot
+            self._emit()
+
+        return report
+
+    def _emit(self, force: bool = False) -> None:
+        """Call ``progress`` with every job's latest snapshot summed into one (at most once a
+        ``progress_interval``, unless ``force``): one bar for the whole run."""
+        now = self.hooks.clock()
+        if self.progress is None or not self._latest:
+            return
+        if not force and now - self._last_report < self.progress_interval:
+            return
+        self._last_report = now
+        try:
+            self.progress(merge_snapshots(list(self._latest.values())))
+        except Exception:  # a broken callback must not break the jobs
+            log.exception("progress callback raised; continuing")
 
     def _start_workers(self, pooled: list[Coordinator]) -> None:
         ready = sum(len(j.ready_at) for j in pooled)
@@ -635,3 +667,28 @@ class SharedCoordinator:
             for job in self.jobs:
                 if not job.spec.in_process:
                     job._abandon(f"workers cannot start: {death.why}")
+
+
+def merge_snapshots(snapshots: list[ProgressSnapshot]) -> ProgressSnapshot:
+    """Several jobs' progress as one: counts summed, the percentage weighted by chunks, the
+    elapsed time and the time left those of the slowest job."""
+    total = sum(s.total_chunks for s in snapshots)
+    elapsed = max((s.elapsed_seconds for s in snapshots), default=0.0)
+    written = sum(s.rows_written for s in snapshots)
+    etas = [s.eta_seconds for s in snapshots if s.eta_seconds is not None]
+    eta = max(etas, default=0.0) if len(etas) == len(snapshots) else None
+    weighted = sum(s.progress_percentage * s.total_chunks for s in snapshots)
+    return ProgressSnapshot(
+        total_chunks=total,
+        completed_chunks=sum(s.completed_chunks for s in snapshots),
+        failed_chunks=sum(s.failed_chunks for s in snapshots),
+        running_chunks=sum(s.running_chunks for s in snapshots),
+        rows_read=sum(s.rows_read for s in snapshots),
+        rows_written=written,
+        progress_percentage=weighted / total if total else 100.0,
+        elapsed_seconds=elapsed,
+        rows_per_second=written / elapsed if elapsed > 0 else 0.0,
+        eta_seconds=eta,
+        running=tuple(r for s in snapshots for r in s.running),
+        bytes_read=sum(s.bytes_read for s in snapshots),
+    )
