@@ -280,12 +280,19 @@ def run_tables(
     committed (a replace job's swap, the job marked finished)."""
     results = SharedCoordinator(specs, progress, executor=pool).run()
     out = []
+    unfinished: list[BaseException] = []
     for spec, result in zip(specs, results, strict=True):
         if result.success and not spec.already_finished:
-            finish(spec)
+            try:
+                finish(spec)
+            except Exception as exc:  # the others are finished all the same
+                exc.args = (f"job {spec.job_id}: {exc}", *exc.args[1:])
+                unfinished.append(exc)
         if spec.final_table is not None:
             result = dataclasses.replace(result, table=spec.final_table.display)
         out.append(result)
+    if unfinished:  # every chunk is committed: resuming the run finishes it
+        raise unfinished[0]
     return out
 
 
