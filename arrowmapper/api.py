@@ -237,8 +237,10 @@ def map_tables(
     (PostgreSQL to PostgreSQL) sets each sequence of the copied schemas on the target (created
     when missing) to the source's value.
 
-    Returns a :class:`TablesResult` (one JobResult per table, totals); it raises only before
-    any row is written.
+    Returns a :class:`TablesResult` (one JobResult per table, totals); a table whose chunks
+    failed is reported there, not raised. It raises before any row is written (a bad option,
+    a pattern matching nothing, a refused table), or when a loaded table cannot be finished
+    (a replace job's swap refused; its chunks are committed, and resuming finishes it).
     """
     refuse_unknown(options, "map_tables", [o for o in api_options() if o not in _PER_TABLE])
     for name, flag in (
