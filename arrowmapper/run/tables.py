@@ -31,7 +31,14 @@ from ..targets import check_job_id, open_target
 from .coordinator import SharedCoordinator
 from .executors import LocalPool
 from .finish import finish
-from .prepare import MODE_RULES, new_job_id, preflight_job, prepare_job, table_ref
+from .prepare import (
+    MODE_RULES,
+    new_job_id,
+    preflight_job,
+    prepare_job,
+    table_ref,
+    target_rules,
+)
 from .progress import ProgressSnapshot
 from .report import JobResult
 from .spec import JobSpec
@@ -192,18 +199,21 @@ def plan_tables(
     gave them -- applying to each); two source tables that would load the same target table
     are refused."""
     base = check_job_id(job_id) if job_id else new_job_id()
-    seen: dict[str, SourceTable] = {}
+    rules = target_rules(dst)
+    seen: list[tuple[str, SourceTable]] = []
     out = []
     for t in tables:
         ref = table_ref(dst, schema, t.name)
-        other = seen.get(ref.display)
+        # SQLite: Orders and orders are one table
+        other = next((s for name, s in seen if rules.same_name(name, t.name)), None)
         if other is not None:
             raise ConfigError(
-                f"source tables {other.display!r} and {t.display!r} would both load "
-                f"{ref.display}; copy the schemas in separate runs (schema= differs) or name "
-                "the tables of one"
+                f"source tables {other.display!r} and {t.display!r} would both load the "
+                f"target table {ref.display} (the target does not tell their names apart); "
+                "copy them in separate runs into different schemas or targets, or leave one "
+                "out of the patterns"
             )
-        seen[ref.display] = t
+        seen.append((t.name, t))
         args = {
             **options,
             "query": t.query(src.dialect),
