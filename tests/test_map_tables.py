@@ -147,7 +147,7 @@ def test_constraints_recreated_then_skipped(pg: PG, dst: str) -> None:
     assert len(again.constraints_skipped) == 6
 
 
-def test_pattern_matching_nothing_is_refused(pg: PG, dst: str) -> None:
+def test_pattern_matching_nothing_is_refused(pg: PG, dst: str, tmp_path: Path) -> None:
     _source(pg, big=10)
     with pytest.raises(am.ConfigError, match=r"'sales\.order_\*' matches no table"):
         am.map_tables(pg.uri, pg.uri, [f"{pg.schema}.*", "sales.order_*"], schema=dst)
@@ -158,6 +158,11 @@ def test_pattern_matching_nothing_is_refused(pg: PG, dst: str) -> None:
     with pytest.raises(am.ConfigError, match="ORDERS"):
         am.map_tables(pg.uri, pg.uri, f"{pg.schema}.ORDERS", schema=dst)
     assert _tables(pg, dst) == set()
+    # Orders and orders are two tables here, one in SQLite: refused before anything is made
+    pg.execute('CREATE TABLE "Orders" (id int)')
+    with pytest.raises(am.ConfigError, match="would both load the target table"):
+        am.map_tables(pg.uri, f"sqlite:///{tmp_path}/t.db", f"{pg.schema}.?rders")
+    assert not (tmp_path / "t.db").exists() or (tmp_path / "t.db").stat().st_size == 0
     r = am.map_tables(pg.uri, pg.uri, f"{pg.schema}.v_*", schema=dst, include_views=True, workers=1)
     assert r.rows_written == 9 and _tables(pg, dst) == {"v_customers"}
 
