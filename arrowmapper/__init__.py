@@ -8,7 +8,7 @@ print(result.summary())
 
 from __future__ import annotations
 
-from .api import VerifyReport, map_query, plan_query, verify
+from .api import TablesResult, VerifyReport, map_query, map_tables, plan_query, plan_tables, verify
 from .compat import (
     ChunkConfig,
     ChunkingStrategy,
@@ -57,6 +57,7 @@ __all__ = [
     "RetryConfig",
     "RetryHandler",
     "SourceError",
+    "TablesResult",
     "TargetError",
     "VerifyReport",
     "create_progress_callback",
@@ -64,6 +65,8 @@ __all__ = [
     "execute_query_parallel",
     "files",
     "map_query",
+    "map_tables",
     "plan_query",
+    "plan_tables",
     "verify",
 ]

@@ -10,6 +10,7 @@ target's column types -- and only then is the table created and the first chunk 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,13 @@ import pyarrow as pa
 
 from .config import OPTIONS, JobConfig, RetryConfig, api_options, check_reachable, parse_uri
 from .config import refuse_unknown as refuse_unknown
-from .errors import JobFailed, boundary
+from .errors import ConfigError, JobFailed, boundary
 from .plan import Plan
 from .run.executors import LocalPool
 from .run.finish import ProgressArg as ProgressArg
+from .run.finish import progress_callback
 from .run.finish import run_prepared as run_prepared
+from .run.objects import copy_constraints, copy_sequences, pg_objects
 from .run.preflight import created_columns, plan_for
 from .run.prepare import (
     Prepared,
@@ -31,11 +34,17 @@ from .run.prepare import (
     output_schema,
     prepare_job,
     table_ref,
+    target_rules,
+    validate_identifier,
     write_layout,
 )
 from .run.prepare import stage_name as stage_name
 from .run.report import JobResult
+from .run.tables import TablesResult as TablesResult
+from .run.tables import plan_tables as _plan_table_jobs
+from .run.tables import prepare_tables, run_tables
 from .sources import open_source, source_endpoint
+from .sources.catalog import resolve_tables
 from .targets import open_target, storage_schema
 from .transform import TransformLike, normalize
 
@@ -63,7 +72,9 @@ def plan_query(
         own = reader.plan(query, c.strategy, c.key, c.chunk_size, c.workers)
         if own is not None:
             return own
-        return plan_for(probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render)
+        return plan_for(
+            probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render
+        )
 
 
 def prepare(
@@ -186,6 +197,159 @@ def map_query(
     return result
 
 
+#: map_query's options map_tables does not take: each table sets them itself
+_PER_TABLE = ("source", "query", "target", "table", "schema", "job_id")
+
+
+@boundary("map_tables")
+def map_tables(
+    source: Any,
+    target: str,
+    tables: str | Sequence[str],
+    *,
+    schema: str | None = None,
+    include_views: bool = False,
+    sequences: bool = False,
+    constraints: bool = False,
+    job_id: str | None = None,
+    progress: ProgressArg = None,
+    **options: Any,
+) -> TablesResult:
+    """Copy several tables of ``source`` into tables of the same names on ``target`` (in
+    ``schema``), their chunks sharing one pool of workers.
+
+    >>> r = am.map_tables("postgresql://u@h/src", "postgresql://u@h/dst", "public.*",
+    ...                   schema="public", workers=4, job_id="nightly-1")  # doctest: +SKIP
+    >>> print(r.summary())                                                # doctest: +SKIP
+
+    ``tables``: names or shell-style patterns (a list, or one string split at commas):
+    ``"public.*"``, ``"sales.order_*"``, ``'"Order Items"'``; a name without a schema is in
+    the schema an unqualified name resolves to. Names match exactly as the server spells them.
+    Base tables and partitioned parents are copied, not their partitions, views or sequences;
+    ``include_views=True`` copies a view's (or materialized view's) rows into a table. A
+    pattern that matches nothing is a ConfigError naming it.
+
+    Every other keyword is a :func:`map_query` option (mode, workers, chunk_size, transform,
+    verify, ...) and applies to each table. Each table is its own job, ``<job_id>:<table>``,
+    with its own ledger rows (``am.verify`` checks one); every table is planned and
+    preflighted before any row is written (a refused table refuses the run, naming it), then
+    all their chunks run through one pool, the biggest tables' first. A table whose chunks
+    fail does not stop or undo the others: the result lists it in ``failed``, and rerunning
+    with the same ``job_id`` and ``resume=True`` loads only what is missing.
+
+    ``constraints=True`` (PostgreSQL to PostgreSQL): once every table is loaded, the source's
+    primary keys, unique constraints, indexes and then foreign keys (between copied tables)
+    are created on the target tables; those already there are skipped. ``sequences=True``
+    (PostgreSQL to PostgreSQL) sets each sequence of the copied schemas on the target (created
+    when missing) to the source's value.
+
+    Returns a :class:`TablesResult` (one JobResult per table, totals); a table whose chunks
+    failed is reported there, not raised. It raises before any row is written (a bad option,
+    a pattern matching nothing, a refused table), or when a loaded table cannot be finished
+    (a replace job's swap refused; its chunks are committed, and resuming finishes it).
+    """
+    refuse_unknown(options, "map_tables", [o for o in api_options() if o not in _PER_TABLE])
+    for name, flag in (
+        ("include_views", include_views),
+        ("sequences", sequences),
+        ("constraints", constraints),
+    ):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, got {flag!r}")
+    c = JobConfig.build({**options, "source": source, "target": target, "job_id": job_id})
+    callback = progress_callback(progress)
+    src, dst = source_endpoint(source), parse_uri(target, "target")
+    if not src.rules.sql:
+        raise ConfigError(
+            "map_tables copies the tables of a database; files load with map_query "
+            "(one target table per call)"
+        )
+    rules = target_rules(dst)
+    if schema is not None:
+        validate_identifier(schema, "schema", dst.dialect)
+        if not rules.schemas and schema != "main":
+            raise ConfigError("a SQLite target has no schemas: leave schema=None")
+    if (sequences or constraints) and not (pg_objects(src) and rules.pg_objects):
+        what = "constraints=True" if constraints else "sequences=True"
+        raise ConfigError(
+            f"{what} recreates PostgreSQL objects: it needs a PostgreSQL source and target "
+            f"(here {src.dialect} to {dst.dialect}); drop it"
+        )
+    check_reachable(src, "source")
+    check_reachable(dst, "target")
+    chosen = resolve_tables(src, tables, include_views)
+    given = {**options, "source": source, "target": target}
+    run = _plan_table_jobs(src, dst, chosen, schema, given, c.job_id)
+    started = time.monotonic()
+    pool = _early_pool(c)
+    try:
+        specs = prepare_tables(run)
+    except BaseException:
+        if pool is not None:
+            pool.discard()
+        raise
+    results = run_tables(specs, callback, pool)
+    by_table = {t.source.display: r for t, r in zip(run.tables, results, strict=True)}
+    created: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    seqs: tuple[str, ...] = ()
+    notes: list[str] = []
+    loaded = all(r.success for r in results)
+    if (constraints or sequences) and not loaded:
+        notes.append(
+            "constraints and sequences wait for every table to load: resume the run to "
+            "finish the tables and create them"
+        )
+    elif constraints or sequences:
+        pairs = [
+            (t.source, spec.final_table or spec.table)
+            for t, spec in zip(run.tables, specs, strict=True)
+        ]
+        if constraints:
+            created, skipped = copy_constraints(src, dst, pairs)
+        if sequences:
+            seqs = copy_sequences(src, dst, pairs, schema)
+    return TablesResult(
+        run.job_id,
+        by_table,
+        time.monotonic() - started,
+        max((r.workers for r in results), default=0),
+        created,
+        skipped,
+        seqs,
+        tuple(notes),
+    )
+
+
+def plan_tables(
+    source: Any,
+    tables: str | Sequence[str],
+    *,
+    include_views: bool = False,
+    strategy: str = "auto",
+    key: str | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+) -> dict[str, Plan]:
+    """The plan of each table :func:`map_tables` would copy (``schema.name`` -> Plan), without
+    moving data."""
+    src = source_endpoint(source)
+    if not src.rules.sql:
+        raise ConfigError("plan_tables lists the tables of a database; plan files with plan_query")
+    check_reachable(src, "source")
+    return {
+        t.display: plan_query(
+            source,
+            t.query(src.dialect),
+            strategy=strategy,
+            key=key,
+            chunk_size=chunk_size,
+            workers=workers,
+        )
+        for t in resolve_tables(src, tables, include_views)
+    }
+
+
 def _early_pool(c: JobConfig) -> LocalPool | None:
     """A local pool started before the job is prepared (None for Dask). Called after the
     checks that need no server, so bad arguments spawn nothing."""
@@ -230,7 +394,9 @@ def describe_columns(
     check_reachable(src, "source")
     with open_source(src) as reader:
         layout = reader.describe(query)
-        out_schema, _, read_schema = output_schema(reader.probe(query, layout), normalize(transform))
+        out_schema, _, read_schema = output_schema(
+            reader.probe(query, layout), normalize(transform)
+        )
 
     def read_note(name: str) -> tuple[str, list[str]]:
         col = layout.column(name)

@@ -143,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
 PLAN_FLAGS = (
     "source",
     "query",
+    "tables",
+    "include_views",
     "strategy",
     "key",
     "chunk_size",
@@ -251,6 +253,22 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     opts.setdefault("source", os.environ.get("ARROWMAPPER_SOURCE"))
     opts.setdefault("target", os.environ.get("ARROWMAPPER_TARGET"))
     files = bool(opts.get("source")) and is_file_source(opts["source"])
+    if opts.get("tables"):  # several tables: each loads the table of its own name
+        for key in ("query", "table"):
+            if opts.get(key):
+                raise ConfigError(
+                    f"--tables loads each table into the table of its name: drop --{key}"
+                )
+        for key, hint in (
+            ("source", "--source URI or $ARROWMAPPER_SOURCE"),
+            ("target", "--target URI or $ARROWMAPPER_TARGET"),
+        ):
+            if not opts.get(key):
+                raise ConfigError(f"no {key}: pass {hint} (or put it in the job file)")
+        return opts
+    for key in TABLES_ONLY:
+        if opts.get(key):
+            raise ConfigError(f"--{key.replace('_', '-')} goes with --tables")
     for key, hint in (
         ("source", "--source URI or $ARROWMAPPER_SOURCE"),
         ("target", "--target URI or $ARROWMAPPER_TARGET"),
@@ -267,12 +285,19 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+#: the options of ``run --tables`` (map_tables) that map_query has not
+TABLES_ONLY = ("tables", "include_views", "constraints", "sequences")
+
+
 def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
-    """Job options (job-file keys) as :func:`arrowmapper.map_query` keywords."""
+    """Job options (job-file keys) as :func:`arrowmapper.map_query` keywords (and, for
+    ``--tables``, :func:`arrowmapper.map_tables`' own)."""
     options = file_keys()
     kwargs: dict[str, Any] = {}
     for key, value in o.items():
         if key in ("source", "query", "target", "table") or key not in options:
+            continue
+        if key in TABLES_ONLY and not o.get("tables"):
             continue
         name, option = options[key]
         kwargs[name] = RetryConfig(max_retries=value) if option.kind == "retry" else value
@@ -286,6 +311,17 @@ def _run(args: argparse.Namespace) -> int:
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
+    if o.get("tables"):
+        if args.quiet:
+            tables = api.map_tables(o["source"], o["target"], **kwargs)
+        else:
+            with ProgressDisplay() as shown:  # one bar for every table's chunks
+                tables = api.map_tables(o["source"], o["target"], progress=shown, **kwargs)
+        if args.json:
+            print(tables.to_json())
+        elif not args.quiet:
+            print(tables.summary())
+        return EXIT_OK if tables.success else EXIT_FAILED
     display = ProgressDisplay() if not (args.quiet) else None
     if display is None:
         result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
@@ -315,6 +351,8 @@ def _plan(args: argparse.Namespace) -> int:
     from . import api
     from .run.progress import human_bytes
 
+    if args.tables:
+        return _plan_tables(args)
     given = args.source or os.environ.get("ARROWMAPPER_SOURCE")
     files = bool(given) and is_file_source(given)
     if not args.query and not files:  # a database source: as argparse said before files
@@ -392,6 +430,38 @@ def _plan(args: argparse.Namespace) -> int:
             m.name, m.source_type or "-", m.arrow_type, m.target_type or "-", m.note or "-"
         )
     console.print(cols)
+    return EXIT_OK
+
+
+def _plan_tables(args: argparse.Namespace) -> int:
+    """``plan --tables``: each table's plan (strategy, chunks, estimated rows)."""
+    from . import api
+
+    if args.query or args.table:
+        raise ConfigError("--tables plans each table by its name: drop --query and --table")
+    plans = api.plan_tables(
+        _need(args.source, "ARROWMAPPER_SOURCE", "--source"),
+        args.tables,
+        include_views=bool(args.include_views),
+        strategy=args.strategy or "auto",
+        key=args.key,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+    )
+    if args.json:
+        print(json.dumps({t: json.loads(p.to_json()) for t, p in plans.items()}))
+        return EXIT_OK
+    total = 0
+    for table, plan in plans.items():
+        rows = plan.estimated_rows or 0
+        total += rows
+        print(
+            f"{table}: {plan.strategy} ({plan.reason}); {len(plan.chunks)} chunks, "
+            f"about {rows:,} rows"
+        )
+    print(
+        f"{len(plans)} tables, {sum(len(p.chunks) for p in plans.values())} chunks, about {total:,} rows"
+    )
     return EXIT_OK
 
 

@@ -540,3 +540,89 @@ def test_only_our_memory_watchdog_or_an_unsent_sigkill_means_out_of_memory() -> 
     stalled = Died(1, 2, "signal SIGKILL", Kill("stall", "no progress for 30s"))
     assert not stalled.out_of_memory and stalled.killed_for == "no progress for 30s"
     assert not Died(1, 2, "signal SIGSEGV").out_of_memory
+
+
+# --------------------------------------------------------------------------- several jobs
+
+
+def run_shared(
+    script: Script,
+    specs: list[JobSpec],
+    slots: int = 2,
+    progress: Callable[[ProgressSnapshot], Any] | None = None,
+) -> tuple[list[JobResult], FakeExecutor]:
+    from arrowmapper.run.coordinator import SharedCoordinator
+
+    clock = Clock()
+    ex = FakeExecutor(script, clock, slots=slots)
+    hooks = Hooks(
+        clock=clock,
+        sleep=clock.sleep,
+        open_ledger=lambda spec: FakeLedger(),
+        plan_split=halve,
+        export_snapshot=lambda source: (None, "snap"),
+        make_executor=lambda spec, n: ex,
+    )
+    return SharedCoordinator(specs, progress, hooks=hooks).run(), ex
+
+
+def test_several_jobs_share_one_executor_biggest_first() -> None:
+    from arrowmapper.run.coordinator import KEY_STRIDE
+
+    small = dataclasses.replace(make_spec(2), job_id="small")
+    big = dataclasses.replace(make_spec(5), job_id="big")
+    seen: list[ProgressSnapshot] = []
+    results, ex = run_shared(ok, [small, big], progress=seen.append)
+    assert [r.job_id for r in results] == ["small", "big"]  # in the order given
+    assert [r.chunks for r in results] == [2, 5] and all(r.success for r in results)
+    assert [r.rows_written for r in results] == [200, 500]
+    keys = [k for k, _, _ in ex.submitted]
+    assert sorted(keys) == [0, 1, *(KEY_STRIDE + i for i in range(5))]  # each chunk once
+    assert keys[:5] == [KEY_STRIDE + i for i in range(5)]  # the big job's chunks first
+    assert ex.most_at_once == 2 and ex.stopped
+    # one progress for the whole run: both jobs' chunks and rows in each snapshot
+    assert seen[-1].total_chunks == 7 and seen[-1].completed_chunks == 7
+    assert seen[-1].progress_percentage == 100.0 and seen[-1].done
+
+
+def test_a_failing_job_does_not_touch_the_others() -> None:
+    from arrowmapper.run.coordinator import KEY_STRIDE
+
+    def script(key: int, attempt: int) -> Outcome:
+        if key == 1:  # the first job's chunk 1: a terminal failure
+            return fail("data", False, "bad row")
+        if key == KEY_STRIDE and attempt == 1:  # the second job's chunk 0: once, passing
+            return fail("conflict", True, "deadlock")
+        return ok(key, attempt)
+
+    a = dataclasses.replace(make_spec(3), job_id="a")
+    b = dataclasses.replace(make_spec(3), job_id="b")
+    (ra, rb), _ = run_shared(script, [a, b])
+    assert ra.failed_chunks == (1,) and ra.rows_written == 200 and "bad row" in ra.errors[0]
+    assert rb.success and rb.rows_written == 300
+    assert {c.chunk_id: c.attempts for c in rb.chunk_results}[0] == 2
+
+
+def test_jobs_that_read_from_a_snapshot_share_one() -> None:
+    exported: list[str] = []
+
+    def export(source: Endpoint) -> tuple[None, str]:
+        exported.append(str(source))
+        return None, f"snap-{len(exported)}"
+
+    from arrowmapper.run.coordinator import SharedCoordinator
+
+    clock = Clock()
+    ex = FakeExecutor(ok, clock)
+    hooks = Hooks(
+        clock=clock,
+        sleep=clock.sleep,
+        open_ledger=lambda spec: FakeLedger(),
+        export_snapshot=export,
+        make_executor=lambda spec, n: ex,
+    )
+    specs = [dataclasses.replace(make_spec(2), job_id=j, snapshot=True) for j in "ab"]
+    results = SharedCoordinator(specs, hooks=hooks).run()
+    assert all(r.success for r in results)
+    assert len(exported) == 1  # one snapshot (one connection) for both tables
+    assert {t.snapshot for t in ex.tasks} == {"snap-1"}

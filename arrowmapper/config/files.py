@@ -87,9 +87,7 @@ class FileSpec:
             if value is not None and len(value) != 1:
                 raise ConfigError(f"{name} must be one character, got {value!r}")
         if self.bad_rows is not None and self.bad_rows not in BAD_ROWS:
-            raise ConfigError(
-                f"bad_rows must be 'skip', 'file' or None; got {self.bad_rows!r}"
-            )
+            raise ConfigError(f"bad_rows must be 'skip', 'file' or None; got {self.bad_rows!r}")
         try:
             "x".encode(self.encoding)
         except LookupError:
@@ -376,6 +374,7 @@ def spool_upload(data: Any, fmt: str | None = None) -> str:
             if isinstance(data, bytes | bytearray | memoryview):
                 chunks: Any = [bytes(data)]
             else:
+
                 def read() -> Any:
                     while True:
                         block = data.read(1 << 20)

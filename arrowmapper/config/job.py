@@ -232,6 +232,30 @@ class JobConfig:
         env="MAPPER_BAD_ROWS",
         choices=BAD_ROWS,
     )
+    tables: str | None = _opt(
+        None,
+        "copy several tables (map_tables): names or patterns, comma-separated, matched as "
+        "the source spells them (public.*, sales.order_*, '\"Order Items\"'); each loads the "
+        "table of its name in --schema, their chunks sharing the workers",
+        api=False,
+    )
+    include_views: bool = _opt(
+        False, "with --tables: copy the rows of matching views too", kind="bool", api=False
+    )
+    constraints: bool = _opt(
+        False,
+        "with --tables, PostgreSQL to PostgreSQL: once loaded, create the source's primary "
+        "keys, unique constraints, indexes and foreign keys on the target tables",
+        kind="bool",
+        api=False,
+    )
+    sequences: bool = _opt(
+        False,
+        "with --tables, PostgreSQL to PostgreSQL: set the target's sequences to the source's "
+        "values after the load",
+        kind="bool",
+        api=False,
+    )
     #: where each option's value came from: argument, params, env or default
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -398,7 +422,7 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
         raise ConfigError(f"key must be a column name (a non-empty string) or None, got {raw!r}")
     if name == "merge_key":
         return _parse_columns(label, raw)
-    if name in ("schema", "job_id", "cluster") and not isinstance(raw, str):
+    if name in ("schema", "job_id", "cluster", "tables") and not isinstance(raw, str):
         raise ConfigError(f"{label} must be a string or None, got {raw!r}")
     return raw
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from ..errors import worker_lost
 from ..plan import replace_chunk
-from .base import Died, Executor, Finished
+from .base import Died, Event, Executor, Finished, Kill, ProgressEvent
 from .executors import kill_tree
 from .hooks import Hooks
 from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
@@ -55,7 +55,7 @@ from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
 MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
-__all__ = ["Coordinator", "Hooks", "JobSpec", "kill_tree"]
+__all__ = ["Coordinator", "Hooks", "JobSpec", "SharedCoordinator", "kill_tree"]
 
 
 class Coordinator:
@@ -86,6 +86,7 @@ class Coordinator:
         self.attempt_errors: list[str] = []  # every failed attempt, retried or not
         self.notes: list[str] = list(spec.notes)  # decisions worth reporting
         self.snapshot_id: str | None = None
+        self._snapshot_conn: Any = None
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
         self.watchdogs = Watchdogs(spec.stall_timeout, spec.max_worker_memory, self.clock)
@@ -93,15 +94,8 @@ class Coordinator:
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
         """Run the job to its end (every chunk done, failed or skipped) and report it."""
-        self.started = self.clock()
-        snapshot_conn = None
-        if self.spec.snapshot:
-            snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
-            log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
-        # spare rows for chunks split after a memory failure
-        self.board = ProgressBoard.create(2 * (max(self.chunks, default=-1) + 1) + 32)
         try:
-            self._mark_committed()
+            self.open()
             if self.spec.in_process:
                 self._run_inline()
             else:
@@ -122,10 +116,30 @@ class Coordinator:
         finally:
             if self.executor is not None:
                 self.executor.stop()
+            self.close()
+
+    def open(self, snapshot_id: str | None = None) -> None:
+        """Start the job's clock, export its snapshot (or read from ``snapshot_id``, one
+        exported for several jobs), create its progress board and mark the chunks an earlier
+        run committed (:meth:`close` undoes it)."""
+        self.started = self.clock()
+        if self.spec.snapshot and snapshot_id is not None:
+            self.snapshot_id = snapshot_id
+        elif self.spec.snapshot:
+            self._snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
+            log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
+        # spare rows for chunks split after a memory failure
+        self.board = ProgressBoard.create(2 * (max(self.chunks, default=-1) + 1) + 32)
+        self._mark_committed()
+
+    def close(self) -> None:
+        """Release the board and the snapshot's connection (the executor is not touched)."""
+        if self.board is not None:
             self.board.close()
-            if snapshot_conn is not None:
-                with suppress(Exception):
-                    snapshot_conn.close()
+        if self._snapshot_conn is not None:
+            with suppress(Exception):
+                self._snapshot_conn.close()
+            self._snapshot_conn = None
 
     # ------------------------------------------------------------------ steps
     def _mark_committed(self) -> None:
@@ -402,3 +416,279 @@ class Coordinator:
             attempt_errors=tuple(self.attempt_errors),
             notes=tuple(self.notes),
         )
+
+
+# --------------------------------------------------------------------------- several jobs
+
+#: a chunk's key in a shared executor: its job's index times this, plus its chunk id
+KEY_STRIDE = 1 << 32
+
+
+class _JobView:
+    """One job's view of an executor shared by several jobs: the job's chunk ids are
+    translated to the executor's keys (``job * KEY_STRIDE + chunk``), so the job's own
+    :class:`Coordinator` -- retries, splits, watchdogs, fewer workers -- runs unchanged."""
+
+    def __init__(self, ex: Executor, index: int) -> None:
+        self.ex = ex
+        self.base = index * KEY_STRIDE
+        self.name = ex.name
+        self.watchdog = ex.watchdog
+
+    def key(self, cid: int) -> int:
+        """The executor's key of this job's chunk ``cid``."""
+        return self.base + cid
+
+    @property
+    def size(self) -> int:
+        return self.ex.size
+
+    @property
+    def concurrency(self) -> int:
+        return self.ex.concurrency
+
+    def fit(self, n: int) -> None:
+        self.ex.fit(n)
+
+    def limit(self, n: int) -> None:
+        self.ex.limit(n)
+
+    def busy(self) -> int:
+        return self.ex.busy()
+
+    def idle(self) -> int:
+        return self.ex.idle()
+
+    def submit(self, cid: int, task: ChunkTask) -> list[Died]:
+        return self.ex.submit(self.key(cid), task)
+
+    def wait(self, timeout: float) -> list[Event]:  # pragma: no cover - the shared loop waits
+        raise NotImplementedError("a shared executor is waited on by SharedCoordinator")
+
+    def progress(self) -> list[ProgressEvent]:
+        return []
+
+    def running(self) -> dict[int, int]:
+        return {
+            k - self.base: pid
+            for k, pid in self.ex.running().items()
+            if self.base <= k < self.base + KEY_STRIDE
+        }
+
+    def kill(self, cid: int, kill: Kill) -> None:
+        self.ex.kill(self.key(cid), kill)
+
+    def killing(self, cid: int) -> bool:
+        return self.ex.killing(self.key(cid))
+
+    def rss(self, cid: int) -> int | None:
+        return self.ex.rss(self.key(cid))
+
+    def discard(self) -> None:
+        self.ex.discard()
+
+    def stop(self) -> None:
+        """Nothing: the shared executor is stopped once, by the SharedCoordinator."""
+
+
+class SharedCoordinator:
+    """Runs several :class:`JobSpec` (``map_tables``: one per table) through ONE executor: the
+    chunks of every job share the workers, the biggest job's chunks first (by the plan's
+    estimated rows), so a big table's tail does not run alone at the end. Each job keeps its
+    own :class:`Coordinator` -- its ledger rows, retries, splits, watchdogs, progress board and
+    :class:`JobResult` -- and a job whose chunks fail does not stop the others.
+    :meth:`run` returns the results in the order of the specs."""
+
+    def __init__(
+        self,
+        specs: list[JobSpec],
+        progress: Callable[[ProgressSnapshot], Any] | None = None,
+        progress_interval: float = 0.25,
+        executor: Executor | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.hooks = hooks or Hooks()
+        self.progress_interval = progress_interval
+        self.progress = progress
+        self._latest: dict[int, ProgressSnapshot] = {}
+        self._last_report = float("-inf")
+        self.jobs = [
+            Coordinator(
+                s, self._reporter(i) if progress else None, progress_interval, None, self.hooks
+            )
+            for i, s in enumerate(specs)
+        ]
+        self.executor = executor
+        # the biggest job first; ties keep the specs' order
+        self.order = sorted(
+            range(len(specs)), key=lambda i: (-(specs[i].plan.estimated_rows or 0), i)
+        )
+
+    def run(self) -> list[JobResult]:
+        """Run every job to its end and report each."""
+        opened: list[Coordinator] = []
+        pooled = [j for j in self.jobs if not j.spec.in_process]
+        snapshot_conn: Any = None
+        try:
+            # one snapshot for every job that reads from one (they share the source): the
+            # tables are copied as of one moment, and one connection holds it, not one a job
+            wanting = [j for j in self.jobs if j.spec.snapshot]
+            snapshot_id = None
+            if len(wanting) > 1 and len({j.spec.source.uri for j in wanting}) == 1:
+                snapshot_conn, snapshot_id = self.hooks.export_snapshot(wanting[0].spec.source)
+                log.info("%d jobs read from snapshot %s", len(wanting), snapshot_id)
+            for job in self.jobs:
+                opened.append(job)
+                job.open(snapshot_id)
+            if pooled:
+                self._start_workers(pooled)
+                while any(j._unfinished() for j in pooled):
+                    self._dispatch()
+                    self._wait_and_handle(pooled)
+                    for job in pooled:
+                        job.watchdogs.check(job.executor, job.board)
+                        job._report_progress()
+            for job in self.jobs:
+                if job.spec.in_process:
+                    job._run_inline()
+                job._report_progress(force=True)
+            self._emit(force=True)
+            return [job._result() for job in self.jobs]
+        except KeyboardInterrupt:
+            if self.executor is not None:
+                self.executor.discard()
+            raise
+        finally:
+            if self.executor is not None:
+                self.executor.stop()
+            for job in opened:
+                job.close()
+            if snapshot_conn is not None:
+                with suppress(Exception):
+                    snapshot_conn.close()
+
+    def _reporter(self, index: int) -> Callable[[ProgressSnapshot], None]:
+        """Job ``index``'s progress callback: keeps its latest snapshot for :meth:`_emit`."""
+
+        def report(snapshot: ProgressSnapshot) -> None:
+            self._latest[index] = snapshot
+            self._emit()
+
+        return report
+
+    def _emit(self, force: bool = False) -> None:
+        """Call ``progress`` with every job's latest snapshot summed into one (at most once a
+        ``progress_interval``, unless ``force``): one bar for the whole run."""
+        now = self.hooks.clock()
+        if self.progress is None or not self._latest:
+            return
+        if not force and now - self._last_report < self.progress_interval:
+            return
+        self._last_report = now
+        try:
+            self.progress(merge_snapshots(list(self._latest.values())))
+        except Exception:  # a broken callback must not break the jobs
+            log.exception("progress callback raised; continuing")
+
+    def _start_workers(self, pooled: list[Coordinator]) -> None:
+        ready = sum(len(j.ready_at) for j in pooled)
+        n = min(max(j.spec.workers for j in pooled), max(1, ready))
+        if self.executor is None:
+            self.executor = self.hooks.make_executor(pooled[0].spec, n)
+        self.executor.fit(n)
+        for index, job in enumerate(self.jobs):
+            if not job.spec.in_process:
+                job.executor = _JobView(self.executor, index)
+        log.info(
+            "%d jobs: %d %s workers, %d chunks",
+            len(pooled),
+            self.executor.size,
+            self.executor.name,
+            sum(len(j.chunks) for j in pooled),
+        )
+
+    def _next_ready(self, now: float) -> tuple[int, int] | None:
+        for index in self.order:
+            job = self.jobs[index]
+            if job.spec.in_process:
+                continue
+            cid = job._next_ready(now)
+            if cid is not None:
+                return index, cid
+        return None
+
+    def _dispatch(self) -> None:
+        ex = self.executor
+        assert ex is not None
+        now = self.hooks.clock()
+        while ex.idle() > 0:
+            picked = self._next_ready(now)
+            if picked is None:
+                return
+            index, cid = picked
+            task = self.jobs[index]._begin(cid)
+            for death in ex.submit(index * KEY_STRIDE + cid, task):
+                self._on_death(death)
+
+    def _wait_and_handle(self, pooled: list[Coordinator]) -> None:
+        ex = self.executor
+        assert ex is not None
+        timeout = self.progress_interval
+        due = [t for j in pooled for t in j.ready_at.values()]
+        if due and ex.idle() > 0:
+            timeout = max(0.0, min(timeout, min(due) - self.hooks.clock()))
+        if not ex.busy():
+            self.hooks.sleep(timeout)
+            return
+        for event in ex.wait(timeout):
+            if isinstance(event, Finished):
+                index, cid = divmod(event.cid, KEY_STRIDE)
+                job = self.jobs[index]
+                job._on_result(replace(event.result, chunk_id=cid, attempts=job.attempts[cid]))
+            else:
+                self._on_death(event)
+        updates = ex.progress()  # workers that cannot reach the board (Dask) name their chunk
+        if len(pooled) == 1:  # ... by its own id, which only one job can own
+            job = pooled[0]
+            assert job.board is not None
+            for update in updates:
+                if update.cid in job.chunks:
+                    if update.op == "add":
+                        job.board.add(update.cid, update.name, update.value)
+                    else:
+                        job.board.set(update.cid, update.name, update.value)
+
+    def _on_death(self, death: Died) -> None:
+        """A worker was lost: its job handles it; a pool that cannot start ends every job."""
+        if death.cid is not None:
+            index, cid = divmod(death.cid, KEY_STRIDE)
+            self.jobs[index]._on_death(replace(death, cid=cid))
+        if not death.can_continue:
+            for job in self.jobs:
+                if not job.spec.in_process:
+                    job._abandon(f"workers cannot start: {death.why}")
+
+
+def merge_snapshots(snapshots: list[ProgressSnapshot]) -> ProgressSnapshot:
+    """Several jobs' progress as one: counts summed, the percentage weighted by chunks, the
+    elapsed time and the time left those of the slowest job."""
+    total = sum(s.total_chunks for s in snapshots)
+    elapsed = max((s.elapsed_seconds for s in snapshots), default=0.0)
+    written = sum(s.rows_written for s in snapshots)
+    etas = [s.eta_seconds for s in snapshots if s.eta_seconds is not None]
+    eta = max(etas, default=0.0) if len(etas) == len(snapshots) else None
+    weighted = sum(s.progress_percentage * s.total_chunks for s in snapshots)
+    return ProgressSnapshot(
+        total_chunks=total,
+        completed_chunks=sum(s.completed_chunks for s in snapshots),
+        failed_chunks=sum(s.failed_chunks for s in snapshots),
+        running_chunks=sum(s.running_chunks for s in snapshots),
+        rows_read=sum(s.rows_read for s in snapshots),
+        rows_written=written,
+        progress_percentage=weighted / total if total else 100.0,
+        elapsed_seconds=elapsed,
+        rows_per_second=written / elapsed if elapsed > 0 else 0.0,
+        eta_seconds=eta,
+        running=tuple(r for s in snapshots for r in s.running),
+        bytes_read=sum(s.bytes_read for s in snapshots),
+    )

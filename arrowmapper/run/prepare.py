@@ -61,6 +61,7 @@ __all__ = [
     "check_endpoints",
     "check_source_query",
     "output_schema",
+    "preflight_job",
     "prepare_job",
     "stage_name",
     "stored_plan",
@@ -184,6 +185,22 @@ def check_endpoints(c: JobConfig) -> tuple[Endpoint, Endpoint]:
 def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None) -> Prepared:
     """Plan, preflight, claim the job and create the target table; return a runnable JobSpec.
     ``endpoints``: what :func:`check_endpoints` returned for ``c``, if it was called."""
+    prepared = _prepare(c, endpoints, dry_run=False)
+    assert prepared is not None
+    return prepared
+
+
+def preflight_job(c: JobConfig) -> None:
+    """Every check :func:`prepare_job` makes before it claims the job or touches the target
+    (the query, the transform on a sample, the plan, resume, the existing table's columns),
+    and nothing else: ``map_tables`` runs it for every table before any table is claimed,
+    so a table refused late cannot leave an earlier one emptied (``mode='truncate'``)."""
+    _prepare(c, None, dry_run=True)
+
+
+def _prepare(
+    c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None, dry_run: bool
+) -> Prepared | None:
     rules = MODE_RULES[c.mode]
     job_id = check_job_id(c.job_id) if c.job_id else new_job_id()
     src, dst = endpoints or check_endpoints(c)
@@ -228,7 +245,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                 return Prepared(finished(c, job_id, record, plan, src, dst, ref, spec_t, notes), c)
             # a file changed: cut again if none of it committed, refused (naming it) if it did
             replanned = source.check_plan(plan, set(tgt.committed(job_id)), c.chunk_size)
-            if replanned is not plan:
+            if replanned is not plan and not dry_run:
                 tgt.update_plan(job_id, replanned.to_json())
                 notes.extend(getattr(source, "notes", ()))
                 plan = replanned
@@ -289,6 +306,8 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
             check_narrowing(existing, layout, read_schema, out_schema, ref)
             if rules.empties:
                 tgt.check_can_empty(c.mode)
+        if dry_run:
+            return None
         tgt.ensure_ledger()
         if record is None:
             if rules.empties_on_claim and exists:
@@ -301,7 +320,6 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
                     "one job at once); let that run finish, or use a new job_id"
                 )
             if c.incremental:  # two runs that planned at once: one loads what both chose
-
                 refusal: list[ConfigError] = []
 
                 def same_plan(others: list[Earlier]) -> bool:

@@ -144,6 +144,38 @@ def _sqlite_kind(schema: str | None, table: str, relation: str) -> str:
         f"SELECT CASE type WHEN 'view' THEN 'view' ELSE 'table' END AS kind FROM {master} "
         f"WHERE type IN ('table', 'view') AND name = {string_literal(table, 'sqlite')}"
     )
+#: the catalog query listing a server's relations (``map_tables``): one row per table or view
+#: with ``schema_name``, ``table_name``, ``kind`` (table, view or other), ``is_default``
+#: (1 when the schema is the one an unqualified name resolves to) and optionally
+#: ``key_column``: a one-column primary key the planner cuts by (a server whose tables have
+#: no physical row address to cut by, MySQL)
+PG_RELATIONS = (
+    "SELECT n.nspname AS schema_name, c.relname AS table_name, "
+    "CASE WHEN c.relkind IN ('r', 'p') THEN 'table' WHEN c.relkind IN ('v', 'm') THEN 'view' "
+    "ELSE 'other' END AS kind, (n.nspname = current_schema())::int AS is_default "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    "AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' "
+    "ORDER BY 1, 2"
+)
+MYSQL_RELATIONS = (
+    "SELECT table_schema AS schema_name, table_name AS table_name, "
+    "CASE WHEN table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') THEN 'table' "
+    "WHEN table_type = 'VIEW' THEN 'view' ELSE 'other' END AS kind, "
+    "CASE WHEN table_schema = DATABASE() THEN 1 ELSE 0 END AS is_default, "
+    "(SELECT MIN(k.column_name) FROM information_schema.key_column_usage k "
+    "WHERE k.table_schema = t.table_schema AND k.table_name = t.table_name "
+    "AND k.constraint_name = 'PRIMARY' HAVING COUNT(*) = 1) AS key_column "
+    "FROM information_schema.tables t WHERE table_schema NOT IN "
+    "('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2"
+)
+SQLITE_RELATIONS = (
+    "SELECT 'main' AS schema_name, name AS table_name, "
+    "CASE type WHEN 'table' THEN 'table' ELSE 'view' END AS kind, 1 AS is_default "
+    "FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite!_%' ESCAPE '!' "
+    "ORDER BY 2"
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +226,14 @@ class SourceDialect:
     partitions: Callable[[str], str] | None = None
     #: the query counting each leaf partition's rows (when the catalog has no estimate)
     partition_rows: Callable[[str], str] | None = None
+    #: the catalog query listing tables and views (see :data:`PG_RELATIONS`); None: the
+    #: server's tables cannot be listed (``map_tables`` refuses it)
+    relations: str | None = None
+    #: a table's qualified name in a query keeps its schema (SQLite: ``main`` is left out)
+    qualifies: bool = True
+    #: primary keys, indexes, foreign keys and sequences can be read from the catalog and
+    #: recreated on a PostgreSQL target (``map_tables(constraints=True, sequences=True)``)
+    pg_objects: bool = False
 
 
 GENERIC = SourceDialect("other")
@@ -219,6 +259,8 @@ DIALECTS: dict[str, SourceDialect] = {
         unique_columns=_pg_unique_columns,
         partitions=_pg_partitions,
         partition_rows=_pg_partition_rows,
+        relations=PG_RELATIONS,
+        pg_objects=True,
     ),
     "mysql": SourceDialect(
         "mysql",
@@ -228,6 +270,7 @@ DIALECTS: dict[str, SourceDialect] = {
         no_limit="LIMIT 18446744073709551615",
         relation_kind=_mysql_kind,
         unique_columns=_mysql_unique_columns,
+        relations=MYSQL_RELATIONS,
     ),
     "sqlite": SourceDialect(
         "sqlite",
@@ -240,6 +283,8 @@ DIALECTS: dict[str, SourceDialect] = {
         nul_text_as_hex=True,  # SQLite text may hold NUL; SQL may not
         no_limit="LIMIT -1",
         relation_kind=_sqlite_kind,
+        relations=SQLITE_RELATIONS,
+        qualifies=False,
     ),
 }
 

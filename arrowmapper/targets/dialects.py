@@ -79,6 +79,9 @@ class Dialect:
     add_key: str  # {table}, {cols}, {index}: make a merge key unique in a table the job made
     lock_exclusive: str  # {table}: keep readers out during the swap ("": the write lock does)
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
+    #: ``map_tables`` can recreate a PostgreSQL source's keys, indexes, foreign keys and
+    #: sequences here (``constraints=True``, ``sequences=True``)
+    pg_objects: bool = False
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier of this system."""
@@ -117,6 +120,7 @@ POSTGRESQL = Dialect(
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
+    pg_objects=True,
     keeps_source_types=True,
     hashes_rows=True,
     verify_merge=True,

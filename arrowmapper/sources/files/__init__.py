@@ -90,7 +90,9 @@ def whole_query(query: str, sample: pa.Table | None = None) -> str | None:
     half = sample.num_rows // 2
     try:
         whole = _apply(query, sample)
-        parts = pa.concat_tables([_apply(query, sample.slice(0, half)), _apply(query, sample.slice(half))])
+        parts = pa.concat_tables(
+            [_apply(query, sample.slice(0, half)), _apply(query, sample.slice(half))]
+        )
         same = whole.num_rows == parts.num_rows and _sorted(whole).equals(_sorted(parts))
     except Exception:
         same = False
@@ -402,7 +404,11 @@ class FileSource(Source):
         counted from their metadata when there is no query; everything else read)."""
         if not isinstance(layout, FileLayout):
             layout = self.describe(query)
-        chunks = [chunk] if chunk is not None else list(self.plan_chunks(layout.query, "file", None, 1).chunks)
+        chunks = (
+            [chunk]
+            if chunk is not None
+            else list(self.plan_chunks(layout.query, "file", None, 1).chunks)
+        )
         total = 0
         for c in chunks:
             parts = json.loads(c.sql)["parts"]

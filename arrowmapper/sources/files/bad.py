@@ -93,7 +93,11 @@ def _csv(
 
     def invalid_row(row: Any) -> str:
         invalid.append(
-            (row.number, f"expected {row.expected_columns} fields, got {row.actual_columns}", row.text)
+            (
+                row.number,
+                f"expected {row.expected_columns} fields, got {row.actual_columns}",
+                row.text,
+            )
         )
         return "skip"
 
@@ -586,9 +590,13 @@ def json_sample_schema(sample: bytes, explicit: pa.Schema | None) -> pa.Schema:
                 typ = candidate
                 continue
             with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):  # else: fewer
-                typ = pa.unify_schemas(  # lines have it, and theirs are rejected
-                    [pa.schema([("x", typ)]), pa.schema([("x", candidate)])],
-                    promote_options="permissive",
-                ).field("x").type
+                typ = (
+                    pa.unify_schemas(  # lines have it, and theirs are rejected
+                        [pa.schema([("x", typ)]), pa.schema([("x", candidate)])],
+                        promote_options="permissive",
+                    )
+                    .field("x")
+                    .type
+                )
         fields.append(pa.field(name, typ))
     return pa.schema(fields)

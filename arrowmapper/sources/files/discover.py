@@ -144,7 +144,9 @@ def discover(spec: FileSpec) -> list[FileInfo]:
             matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
             base = _base(pattern)
             found = [
-                p for p in matches if not any(_hidden(x) for x in os.path.relpath(p, base).split(os.sep))
+                p
+                for p in matches
+                if not any(_hidden(x) for x in os.path.relpath(p, base).split(os.sep))
             ]
         elif os.path.isdir(pattern):
             base = pattern

@@ -41,7 +41,9 @@ from .discover import FileInfo
 from .schema import SAMPLE_BYTES, encoding_hint, overrides
 
 #: an ISO 8601 time of day that ends with a zone offset (``Z``, ``+02``, ``+0200``, ``+02:00``)
-_ZONE = re.compile(r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+_ZONE = re.compile(
+    r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+)
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _EMPTY = ("Empty JSON file", "Empty JSON stream")
@@ -503,9 +505,13 @@ def _wider(have: pa.DataType | None, typ: pa.DataType) -> pa.DataType:
     if have is None or have == typ:
         return typ
     try:
-        return pa.unify_schemas(
-            [pa.schema([("x", have)]), pa.schema([("x", typ)])], promote_options="permissive"
-        ).field("x").type
+        return (
+            pa.unify_schemas(
+                [pa.schema([("x", have)]), pa.schema([("x", typ)])], promote_options="permissive"
+            )
+            .field("x")
+            .type
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return have  # the rows of the other type fail when read, naming the key
 
@@ -570,7 +576,9 @@ def _read(text: bytes, explicit: pa.Schema) -> pa.Table:
     return pjson.read_json(
         pa.BufferReader(text),
         read_options=pjson.ReadOptions(block_size=JSON_BLOCK, use_threads=False),
-        parse_options=pjson.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="error"),
+        parse_options=pjson.ParseOptions(
+            explicit_schema=explicit, unexpected_field_behavior="error"
+        ),
     )
 
 

@@ -63,7 +63,9 @@ def _part(info: FileInfo, rows: int | None, **which: Any) -> Part:
     return p
 
 
-def _cut(info: FileInfo, spec: FileSpec, strategy: str, chunk_size: int, how: dict[str, int]) -> list[Part]:
+def _cut(
+    info: FileInfo, spec: FileSpec, strategy: str, chunk_size: int, how: dict[str, int]
+) -> list[Part]:
     """The parts of one file under ``strategy``; ``how`` counts what was done (for the reason)."""
     if strategy in ("file", "none"):
         how["whole"] = how.get("whole", 0) + 1
@@ -101,7 +103,9 @@ def _cut(info: FileInfo, spec: FileSpec, strategy: str, chunk_size: int, how: di
             if len(split.ranges) > 1:
                 how["byte ranges"] = how.get("byte ranges", 0) + len(split.ranges)
                 return [
-                    _part(info, max(1, int((e - s) / per_row)), range=[s, e], header=len(split.header))
+                    _part(
+                        info, max(1, int((e - s) / per_row)), range=[s, e], header=len(split.header)
+                    )
                     for s, e in split.ranges
                 ]
             how[f"whole ({split.reason})"] = how.get(f"whole ({split.reason})", 0) + 1
@@ -283,8 +287,13 @@ def replan_changed(
     for path, old in fresh.items():
         st = os.stat(path)
         info = FileInfo(
-            path, st.st_size, st.st_mtime_ns, old["format"], old.get("compression"),
-            bool(old.get("tab")), tuple((k, v) for k, v in old.get("hive", ())),
+            path,
+            st.st_size,
+            st.st_mtime_ns,
+            old["format"],
+            old.get("compression"),
+            bool(old.get("tab")),
+            tuple((k, v) for k, v in old.get("hive", ())),
         )
         chosen = plan.strategy if plan.strategy in FILE_STRATEGIES else "auto"
         new_parts.extend(_cut(info, spec, chosen, chunk_size, how))
@@ -302,9 +311,7 @@ def replan_changed(
         f"{path} changed before any of its rows committed: cut again and read as it is now"
         for path in fresh
     ]
-    replanned = Plan(
-        plan.strategy, plan.reason, plan.key, plan.query, tuple(kept + added), None
-    )
+    replanned = Plan(plan.strategy, plan.reason, plan.key, plan.query, tuple(kept + added), None)
     return replanned, notes
 
 

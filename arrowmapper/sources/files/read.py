@@ -317,7 +317,10 @@ def _line(part: dict[str, Any], message: str, schema: pa.Schema) -> str:
         if bad_row and not part.get("compression"):
             text = bad_row.group(1).split(" ...", 1)[0].strip().encode()
             start, end = part.get("range") or (0, part["size"])
-            with open(part["path"], "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            with (
+                open(part["path"], "rb") as f,
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m,
+            ):
                 at = m.find(text, start, end)
                 if at >= 0:
                     line = m[:at].count(b"\n") + 1

@@ -264,9 +264,13 @@ def file_schemas(files: list[FileInfo], spec: FileSpec, notes: list[str]) -> lis
 def _wider(have: pa.DataType, other: pa.DataType) -> pa.DataType:
     """The type that holds both (``have`` when none does: :func:`unite` refuses them)."""
     try:
-        merged: pa.DataType = pa.unify_schemas(
-            [pa.schema([("x", have)]), pa.schema([("x", other)])], promote_options="permissive"
-        ).field("x").type
+        merged: pa.DataType = (
+            pa.unify_schemas(
+                [pa.schema([("x", have)]), pa.schema([("x", other)])], promote_options="permissive"
+            )
+            .field("x")
+            .type
+        )
         return merged
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return have
@@ -289,7 +293,7 @@ def _looks_quoted(data: bytes, delimiter: str) -> bytes | None:
         d = re.escape(delimiter.encode("ascii"))
     except UnicodeEncodeError:
         return None
-    found = re.search(rb'(?:^|' + d + rb')("[^\r\n' + d + rb']*")(?=' + d + rb'|\r?$)', data, re.M)
+    found = re.search(rb"(?:^|" + d + rb')("[^\r\n' + d + rb']*")(?=' + d + rb"|\r?$)", data, re.M)
     return found.group(1) if found else None
 
 
@@ -405,10 +409,14 @@ def unite(files: list[FileInfo], schemas: list[pa.Schema], spec: FileSpec) -> pa
                     f"columns={{{f.name!r}: '<type>'}} to read it as one type"
                 )
             try:
-                merged = pa.unify_schemas(
-                    [pa.schema([("x", have)]), pa.schema([("x", f.type)])],
-                    promote_options="permissive",
-                ).field("x").type
+                merged = (
+                    pa.unify_schemas(
+                        [pa.schema([("x", have)]), pa.schema([("x", f.type)])],
+                        promote_options="permissive",
+                    )
+                    .field("x")
+                    .type
+                )
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 raise ConfigError(
                     f"column {f.name!r} is {have} in {first[f.name]} but {f.type} in "
