@@ -173,8 +173,9 @@ class JobConfig:
     )
     name: str | None = _opt(
         None,
-        "a recurring job's name: each run gets a job id made of it and the time, and a "
-        "second run while one is unfinished is refused; with --cursor it owns a high-water mark",
+        "a recurring job's name: each run gets a job id made of it and the time; with "
+        "--cursor it owns a high-water mark, and a second run while one is unfinished is "
+        "refused",
         param="name",
         env="MAPPER_NAME",
     )
