@@ -245,17 +245,20 @@ def test_mariadb_source_into_sqlite(mariadb: MariaDB, tmp_path: Path, inline: No
     assert mark == ("2026-01-01 00:00:00.000003", "timestamp")
 
 
-def test_sqlite_source_with_a_decimal_text_cursor(tmp_path: Path, inline: None) -> None:
+def test_sqlite_source_with_a_text_cursor(tmp_path: Path, inline: None) -> None:
     src, out = tmp_path / "s.db", tmp_path / "t.db"
     with sqlite3.connect(src) as conn:
         conn.execute("CREATE TABLE s (k TEXT, v INTEGER)")
-        conn.executemany("INSERT INTO s VALUES (?, ?)", [("a", 1), ("b", 2)])
 
     def run() -> am.JobResult:
         return am.map_query(
             f"sqlite:///{src}", "SELECT * FROM s", f"sqlite:///{out}", "t", name="s", cursor="k"
         )
 
+    empty = run()  # no row yet: nothing loaded, no mark stored
+    assert empty.rows_written == 0 and any("no row has" in n for n in empty.notes)
+    with sqlite3.connect(src) as conn:
+        conn.executemany("INSERT INTO s VALUES (?, ?)", [("a", 1), ("b", 2), (None, 9)])
     assert run().rows_written == 2
     with sqlite3.connect(src) as conn:
         conn.executemany("INSERT INTO s VALUES (?, ?)", [("c", 3), ("ab", 4)])

@@ -454,6 +454,11 @@ def _check_cursor(c: JobConfig) -> None:
         )
     if c.reset and not c.cursor:
         raise ConfigError("reset=True (--reset-mark) forgets a name's mark: pass name and cursor")
+    if c.reset and c.resume:
+        raise ConfigError(
+            "reset=True starts a name over with a full load; resume=True finishes a run as it "
+            "was claimed: pass one of them"
+        )
     if c.cursor and c.mode not in ("append", "merge"):
         raise ConfigError(
             f"cursor={c.cursor!r} adds what is new to the table: use mode='append' or 'merge', "

@@ -102,7 +102,10 @@ def literal(kind: str, text: str, dialect: str) -> str:
     pattern = _NUMBER.get(kind)
     if pattern is not None:
         if not pattern.fullmatch(text):
-            raise ConfigError(f"the cursor's mark {text!r} is not a plain {kind}; reset the mark")
+            raise ConfigError(
+                f"the cursor value {text!r} is not a plain {kind} (NaN or infinity?), so it "
+                "cannot bound a run: filter such rows out in the query"
+            )
         return text
     template = {"date": d.date, "timestamp": d.timestamp, "timestamptz": d.timestamptz}.get(kind)
     if template is not None:
@@ -130,11 +133,13 @@ def _source_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, int
     how many rows have a NULL cursor, in one scan."""
     q = quote_ident(cursor, src.dialect)
     text = source_dialect(src.dialect).text(f"MAX({q})")
+    # never a NULL column: a reader that types a result by its values (SQLite) cannot type one
     row = rows_of(
         src,
-        f"SELECT {text} AS m, COUNT(*) - COUNT({q}) AS nulls FROM {source_sql(query, src.dialect)}",
+        f"SELECT COALESCE({text}, '') AS m, COUNT({q}) AS n, COUNT(*) - COUNT({q}) AS nulls "
+        f"FROM {source_sql(query, src.dialect)}",
     )[0]
-    return (None if row["m"] is None else str(row["m"])), int(row["nulls"] or 0)
+    return (str(row["m"]) if int(row["n"] or 0) else None), int(row["nulls"] or 0)
 
 
 def cursor_run(
@@ -174,11 +179,6 @@ def _run(
         "target_table": display,
         "cursor_column": c.cursor,
     }
-    if c.resume and c.reset:
-        raise ConfigError(
-            "reset=True starts a name over with a full load; a resume finishes a run as it was "
-            "claimed: pass one of them"
-        )
     if rec is not None and not c.reset:
         changed = definition_changes(rec, definition)
         if changed:
