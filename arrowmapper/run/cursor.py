@@ -8,15 +8,13 @@ cursor are never loaded (a note counts them). A resumed run loads the bounds it 
 with. The claim itself (:meth:`~arrowmapper.targets.marks.Marks.claim_run`) and the mark's
 move (in the last chunk's transaction) are the target's.
 
-Values are compared by the source server, as literals of the cursor's kind written from the
-server's own text: integers and decimals as bare numbers, dates and timestamps as the
-dialect's typed literals (microseconds kept), text as a string literal (the server's order).
+The source writes the SQL (:meth:`~arrowmapper.sources.Source.cursor_max`, ``cursor_bounded``,
+``cursor_above``): values are compared by its server, from the server's own text.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import time
 from dataclasses import dataclass
 
@@ -25,10 +23,7 @@ import pyarrow as pa
 from ..config import Endpoint, JobConfig
 from ..errors import ConfigError
 from ..identity import source_identity
-from ..sources import SourceLayout, open_source, source_dialect
-from ..sources.reader import rows_of
-from ..sources.render import source_sql
-from ..sql import quote_ident, string_literal
+from ..sources import SourceLayout, open_source
 from ..targets import JobRecord, TableRef, open_target
 from ..targets.marks import (
     MarkRecord,
@@ -39,7 +34,6 @@ from ..targets.marks import (
 )
 
 KINDS = ("integer", "numeric", "timestamp", "timestamptz", "date", "text")
-_NUMBER = {"integer": re.compile(r"-?\d+"), "numeric": re.compile(r"-?\d+(\.\d*)?")}
 
 
 @dataclass(frozen=True)
@@ -96,52 +90,6 @@ def cursor_kind(schema: pa.Schema, layout: SourceLayout | None, cursor: str) -> 
     )
 
 
-def literal(kind: str, text: str, dialect: str) -> str:
-    """The source literal of a cursor value of ``kind`` given as the server's ``text``."""
-    d = source_dialect(dialect)
-    pattern = _NUMBER.get(kind)
-    if pattern is not None:
-        if not pattern.fullmatch(text):
-            raise ConfigError(
-                f"the cursor value {text!r} is not a plain {kind} (NaN or infinity?), so it "
-                "cannot bound a run: filter such rows out in the query"
-            )
-        return text
-    template = {"date": d.date, "timestamp": d.timestamp, "timestamptz": d.timestamptz}.get(kind)
-    if template is not None:
-        return template.format(text.replace("'", "''"))
-    return string_literal(text, dialect)
-
-
-def bounded_query(
-    query: str, dialect: str, cursor: str, kind: str, lo: str | None, hi: str | None
-) -> str:
-    """``query`` restricted to ``lo < cursor <= hi`` (no ``lo``: no lower bound; no ``hi``:
-    no rows), NULL cursors left out."""
-    q = quote_ident(cursor, dialect)
-    if hi is None:
-        where = "1 = 0"
-    else:
-        where = f"{q} <= {literal(kind, hi, dialect)}"
-        if lo is not None:
-            where = f"{q} > {literal(kind, lo, dialect)} AND {where}"
-    return f"SELECT * FROM {source_sql(query, dialect)} WHERE {where}"
-
-
-def _source_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, int]:
-    """The cursor's highest value as the server's exact text (None: no non-NULL value) and
-    how many rows have a NULL cursor, in one scan."""
-    q = quote_ident(cursor, src.dialect)
-    text = source_dialect(src.dialect).text(f"MAX({q})")
-    # never a NULL column: a reader that types a result by its values (SQLite) cannot type one
-    row = rows_of(
-        src,
-        f"SELECT COALESCE({text}, '') AS m, COUNT({q}) AS n, COUNT(*) - COUNT({q}) AS nulls "
-        f"FROM {source_sql(query, src.dialect)}",
-    )[0]
-    return (str(row["m"]) if int(row["n"] or 0) else None), int(row["nulls"] or 0)
-
-
 def cursor_run(
     c: JobConfig, src: Endpoint, dst: Endpoint, ref: TableRef, display: str
 ) -> CursorRun:
@@ -186,60 +134,50 @@ def _run(
     source = open_source(src)
     try:
         layout = source.describe(c.query)
-        schema = source.probe(c.query, layout).schema()
+        kind = cursor_kind(source.probe(c.query, layout).schema(), layout, c.cursor)
+        if c.resume and record is not None:  # the bounds it was claimed with
+            if rec is None or rec.run_job != job_id:
+                stored = (record.fingerprint or {}).get("query")
+                if stored is None:
+                    raise ConfigError(
+                        f"cannot resume job {job_id!r}: it is not the last run of name "
+                        f"{c.name!r}, whose bounds the marks table keeps; run the name again "
+                        "without resume"
+                    )
+                return CursorRun(job_id, stored, None)
+            if rec.run_type not in (None, kind):
+                raise _type_changed(c.cursor, rec.run_type, kind)
+            query = source.cursor_bounded(c.query, c.cursor, kind, rec.run_from, rec.run_to)
+            return CursorRun(job_id, query, None)
+        old = None if rec is None or c.reset else rec.mark
+        if rec is not None and not c.reset:
+            if rec.mark_type not in (None, kind):
+                raise _type_changed(c.cursor, rec.mark_type, kind)
+            if busy:
+                raise ConfigError(unfinished_message(c.name, str(rec.run_job)))
+        notes: list[str] = []
+        new, nulls = source.cursor_max(c.query, c.cursor)
+        if nulls:
+            notes.append(
+                f"{nulls} rows have a NULL {c.cursor!r}: runs with a cursor never load them"
+            )
+        lo, hi = old, new
+        if new is None:
+            notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")
+            lo = hi = None
+        elif old is not None and not source.cursor_above(kind, new, old):
+            notes.append(f"nothing new: no {c.cursor!r} above the mark {old}")
+            lo = hi = old
+        else:
+            first = " (no mark yet: a full load)" if old is None else ""
+            since = f"> {old} and " if old is not None else ""
+            notes.append(f"loading {c.cursor!r} {since}<= {new}{first}")
+        query = source.cursor_bounded(c.query, c.cursor, kind, lo, hi)
     finally:
         source.close()
-    kind = cursor_kind(schema, layout, c.cursor)
-    if c.resume and record is not None:
-        if rec is None or rec.run_job != job_id:
-            stored = (record.fingerprint or {}).get("query")
-            if stored is None:
-                raise ConfigError(
-                    f"cannot resume job {job_id!r}: it is not the last run of name {c.name!r}, "
-                    "whose bounds the marks table keeps; run the name again without resume"
-                )
-            return CursorRun(job_id, stored, None)
-        if rec.run_type not in (None, kind):
-            raise _type_changed(c.cursor, rec.run_type, kind)
-        query = bounded_query(c.query, src.dialect, c.cursor, kind, rec.run_from, rec.run_to)
-        return CursorRun(job_id, query, None)
-    notes: list[str] = []
-    old = None if rec is None or c.reset else rec.mark
-    if rec is not None and not c.reset:
-        if rec.mark_type not in (None, kind):
-            raise _type_changed(c.cursor, rec.mark_type, kind)
-        if busy:
-            raise ConfigError(unfinished_message(c.name, str(rec.run_job)))
-    new, nulls = _source_max(src, c.query, c.cursor)
-    if nulls:
-        notes.append(f"{nulls} rows have a NULL {c.cursor!r}: runs with a cursor never load them")
-    if new is None:
-        notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")
-        hi, lo = None, None
-    elif old is not None and _not_above(src, kind, new, old):
-        notes.append(f"nothing new: no {c.cursor!r} above the mark {old}")
-        lo = hi = old
-    else:
-        lo, hi = old, new
-        notes.append(
-            f"loading {c.cursor!r} "
-            + (f"> {old} and " if old is not None else "")
-            + f"<= {new}"
-            + ("" if old is not None else " (no mark yet: a full load)")
-        )
-    claim = RunClaim(
-        c.name, job_id, definition, None if rec is None else rec.mark, lo, hi, kind, c.reset
-    )
-    query = bounded_query(c.query, src.dialect, c.cursor, kind, lo, hi)
+    planned = None if rec is None else rec.mark
+    claim = RunClaim(c.name, job_id, definition, planned, lo, hi, kind, c.reset)
     return CursorRun(job_id, query, claim, tuple(notes))
-
-
-def _not_above(src: Endpoint, kind: str, new: str, old: str) -> bool:
-    """Whether the source's ``new`` maximum is not above ``old`` (rows deleted, or none new),
-    compared by the server."""
-    a, b = literal(kind, new, src.dialect), literal(kind, old, src.dialect)
-    row = rows_of(src, f"SELECT CASE WHEN {a} > {b} THEN 1 ELSE 0 END AS above")[0]
-    return not int(row["above"])
 
 
 def _type_changed(cursor: str, was: str | None, now: str) -> ConfigError:
