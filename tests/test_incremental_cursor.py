@@ -300,3 +300,49 @@ def test_the_last_chunk_commit_moves_the_mark_before_the_job_finishes(pg: PG) ->
     )
     assert _mark(pg)[:3] == ("900", "integer", spec.job_id)
     assert pg.scalar("SELECT COUNT(*) FROM dst") == 900
+
+
+def test_two_last_chunks_committing_at_once_move_the_mark_once(pg: PG) -> None:
+    """Chunks 0 and 1 of a two-chunk run commit at once: the first to check (holding the job's
+    row) sees only itself; the second waits for that lock, then sees both and moves the mark.
+    Without the lock both could check before either commits, and neither would move it."""
+    import threading
+
+    from arrowmapper.config import parse_uri
+    from arrowmapper.targets import TableRef, open_target
+    from arrowmapper.targets.marks import RunClaim
+
+    dst = parse_uri(pg.uri, "target")
+    ref = TableRef(pg.schema, "dst", "postgresql")
+    a, b = open_target(dst, ref), open_target(dst, ref)
+    try:
+        a.ensure_ledger()
+        a.ensure_marks()
+        plan = '{"chunks": [{"chunk_id": 0}, {"chunk_id": 1}]}'
+        assert a.register_job("run-1", plan, {})
+        d = {"source": "s", "query": "q", "target_table": ref.display, "cursor_column": "id"}
+        a.claim_run(RunClaim("n", "run-1", d, None, None, "42", "integer"))
+        with pytest.raises(am.ConfigError, match="has not finished"):
+            b.claim_run(RunClaim("n", "run-2", d, None, None, "43", "integer"))
+        ledger = ref.qualified("arrowmapper_ledger")
+
+        def chunk(t: Any, cid: int) -> bool:
+            t._exec(
+                f"INSERT INTO {ledger} (job_id, chunk_id, target_table, rows) "
+                f"VALUES ('run-1', {cid}, 'dst', 1)"
+            )
+            return bool(t.complete_run("run-1", "n", t._exec))
+
+        assert not chunk(a, 0)  # holds the job's row until it commits
+        moved: list[bool] = []
+        second = threading.Thread(target=lambda: moved.append(chunk(b, 1)))
+        second.start()
+        time.sleep(0.5)  # let it reach the lock (were it not there: check and miss chunk 0)
+        a.conn.commit()
+        second.join(30)
+        b.conn.commit()
+        assert moved == [True]
+        assert _mark(pg, "n")[:3] == ("42", "integer", "run-1")
+    finally:
+        a.close()
+        b.close()
