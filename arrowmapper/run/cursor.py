@@ -158,9 +158,7 @@ def _run(
         notes: list[str] = []
         new, nulls = source.cursor_max(c.query, c.cursor)
         if nulls:
-            notes.append(
-                f"{nulls} rows have a NULL {c.cursor!r}: runs with a cursor never load them"
-            )
+            notes.append(f"some rows have a NULL {c.cursor!r}: runs with a cursor never load them")
         lo, hi = old, new
         if new is None:
             notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")

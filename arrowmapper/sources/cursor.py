@@ -52,18 +52,26 @@ def bounded_query(
     return f"SELECT * FROM {source_sql(query, dialect)} WHERE {where}"
 
 
-def cursor_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, int]:
+def cursor_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, bool]:
     """The cursor's highest value as the server's exact text (None: no non-NULL value) and
-    how many rows have a NULL cursor, in one scan."""
+    whether some row has a NULL cursor. Two queries a server answers from an index on the
+    cursor (a NOT NULL one: from its catalog), not one that counts every row (1M rows on
+    PostgreSQL: 0.4 + 0.5 ms, where the counting one took 158 ms)."""
     q = quote_ident(cursor, src.dialect)
     text = source_dialect(src.dialect).text(f"MAX({q})")
+    rel = source_sql(query, src.dialect)
     # never a NULL column: a reader that types a result by its values (SQLite) cannot type one
     row = rows_of(
         src,
-        f"SELECT COALESCE({text}, '') AS m, COUNT({q}) AS n, COUNT(*) - COUNT({q}) AS nulls "
-        f"FROM {source_sql(query, src.dialect)}",
+        f"SELECT COALESCE({text}, '') AS m, CASE WHEN MAX({q}) IS NULL THEN 0 ELSE 1 END AS n "
+        f"FROM {rel}",
     )[0]
-    return (str(row["m"]) if int(row["n"] or 0) else None), int(row["nulls"] or 0)
+    nulls = rows_of(
+        src,
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM {rel} WHERE {q} IS NULL LIMIT 1) "
+        "AS _am_nulls",
+    )[0]
+    return (str(row["m"]) if int(row["n"] or 0) else None), bool(int(nulls["n"] or 0))
 
 
 def above(src: Endpoint, kind: str, a: str, b: str) -> bool:

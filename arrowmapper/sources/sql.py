@@ -100,9 +100,9 @@ class SqlSource:
         return plan
 
     # -- runs with a cursor (see :mod:`.cursor`)
-    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, int]:
-        """The cursor's highest value as the server's exact text (None: none) and how many
-        rows have a NULL cursor."""
+    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+        """The cursor's highest value as the server's exact text (None: none) and whether
+        some row has a NULL cursor."""
         return cursor_max(self.endpoint, query, cursor)
 
     def cursor_bounded(
