@@ -346,3 +346,25 @@ def test_two_last_chunks_committing_at_once_move_the_mark_once(pg: PG) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_name_cursor_and_reset_are_options_of_every_layer() -> None:
+    """Declared once: arguments, job params, MAPPER_* and their checks (no database)."""
+    from arrowmapper.config import JobConfig
+
+    c = JobConfig.build(
+        {"mode": "merge"}, {"name": "orders-sync", "cursor": "updated_at", "reset_mark": "true"}
+    )
+    assert (c.name, c.cursor, c.reset) == ("orders-sync", "updated_at", True)
+    env = {"MAPPER_NAME": "nightly", "MAPPER_CURSOR": "id"}
+    assert (JobConfig.build(env=env).name, JobConfig.build(env=env).cursor) == ("nightly", "id")
+    for bad, words in [
+        ({"cursor": "id"}, "needs a job name"),
+        ({"name": "n", "cursor": "id", "mode": "replace"}, "use mode='append' or 'merge'"),
+        ({"name": "n", "reset": True}, "pass name and cursor"),
+        ({"name": "n", "cursor": "id", "reset": True, "resume": True, "job_id": "j"}, "one of"),
+        ({"name": "two words", "cursor": "id"}, "name must be"),
+        ({"name": "n", "cursor": "id", "incremental": True}, "incremental=True is for file"),
+    ]:
+        with pytest.raises(am.ConfigError, match=words):
+            JobConfig.build(bad, env={})
