@@ -99,6 +99,7 @@ def inline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAPPER_MIN_ROWS_FOR_PARALLEL", "1000000")
 
 
+@pytest.mark.fault
 def test_worker_killed_in_a_commit_then_the_run_killed_and_resumed(
     pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
