@@ -237,7 +237,11 @@ def _record(row: tuple[Any, ...]) -> MarkRecord:
 
 
 def definition_changes(rec: MarkRecord, now: dict[str, str]) -> list[str]:
-    """One line per part of the name's definition that differs from the stored one."""
+    """One line per part of the name's definition that differs from the stored one (none
+    while no run has moved the mark: a name whose first runs were refused or abandoned before
+    loading anything may still be defined anew)."""
+    if rec.job_id is None:
+        return []
     words = {
         "source": "source",
         "query": "query",
