@@ -123,6 +123,9 @@ def map_query(
     cluster: str | None = None,
     swap: str = "truncate",
     bad_rows: str | None = None,
+    name: str | None = None,
+    cursor: str | None = None,
+    reset: bool = False,
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -162,6 +165,17 @@ def map_query(
     ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
     table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
     since is refused, naming it.
+
+    ``name`` names a recurring job: each run gets a job id of the name and the UTC time
+    (``orders-sync-20261202T013000Z``) unless ``job_id`` is given. With ``cursor`` (a column of
+    the query: integer, numeric, date, timestamp or text), each run loads only the rows whose
+    cursor is above the high-water mark the name's last successful run stored in the target
+    (``arrowmapper_marks``) and at most the source's maximum when it starts; the mark moves in
+    the transaction of the run's last chunk, so a failed run moves nothing (resume it with its
+    ``job_id`` and ``resume=True``). Rows with a NULL cursor are never loaded. A second run
+    while one is unfinished, or a run whose query, table or cursor changed, is refused;
+    ``reset=True`` starts the name over with a full load. ``mode="merge"`` with an
+    ``updated_at`` cursor picks up updated rows too.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

@@ -282,8 +282,8 @@ def _socket_host_in_netloc(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(rest, doseq=True), ""))
 
 
-#: tables arrowmapper keeps in the target (targets.LEDGER, targets.JOBS): never a job's table.
-RESERVED_TABLES: tuple[str, ...] = ("arrowmapper_ledger", "arrowmapper_jobs")
+#: tables arrowmapper keeps in the target (targets.LEDGER, JOBS, MARKS): never a job's table.
+RESERVED_TABLES: tuple[str, ...] = ("arrowmapper_ledger", "arrowmapper_jobs", "arrowmapper_marks")
 
 
 def check_table_name(table: object) -> None:
@@ -291,8 +291,8 @@ def check_table_name(table: object) -> None:
     letter case: SQLite ignores it)."""
     if isinstance(table, str) and table.lower() in RESERVED_TABLES:
         raise ConfigError(
-            f"table {table!r} is reserved: arrowmapper keeps its ledger and job records in "
-            f"{' and '.join(RESERVED_TABLES)}; load into a table of another name"
+            f"table {table!r} is reserved: arrowmapper keeps its ledger, job records and marks "
+            f"in {', '.join(RESERVED_TABLES)}; load into a table of another name"
         )
 
 

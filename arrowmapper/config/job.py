@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
@@ -177,6 +178,30 @@ class JobConfig:
         kind="bool",
         param="incremental",
         env="MAPPER_INCREMENTAL",
+    )
+    name: str | None = _opt(
+        None,
+        "a recurring job's name: each run gets a job id made of it and the time; with "
+        "--cursor it owns a high-water mark, and a second run while one is unfinished is "
+        "refused",
+        param="name",
+        env="MAPPER_NAME",
+    )
+    cursor: str | None = _opt(
+        None,
+        "with --name: load only rows whose value in this column (integer, numeric, date, "
+        "timestamp or text) is above the mark the name's last successful run stored; NULLs "
+        "are never loaded",
+        param="cursor",
+        env="MAPPER_CURSOR",
+    )
+    reset: bool = _opt(
+        False,
+        "with --name and --cursor: forget the name's mark and its definition, and start over "
+        "with a full load",
+        kind="bool",
+        param="reset_mark",
+        key="reset_mark",
     )
     snapshot: bool | None = _opt(
         None,
@@ -420,6 +445,8 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
         return ""
     if name == "key" and (not isinstance(raw, str) or not raw):
         raise ConfigError(f"key must be a column name (a non-empty string) or None, got {raw!r}")
+    if name in ("name", "cursor") and (not isinstance(raw, str) or not raw.strip()):
+        raise ConfigError(f"{label} must be a non-empty string or None, got {raw!r}")
     if name == "merge_key":
         return _parse_columns(label, raw)
     if name in ("schema", "job_id", "cluster", "tables") and not isinstance(raw, str):
@@ -468,9 +495,41 @@ def _check_together(c: JobConfig) -> None:
             f"merge_key= names the columns mode='merge' upserts on; this job's mode is "
             f"{c.mode!r}: drop merge_key or use mode='merge'"
         )
+    _check_cursor(c)
     if c.cluster is not None and c.executor != "dask":
         raise ConfigError("cluster= is the Dask scheduler's address: pass executor='dask' too")
     _fold_bad_rows(c)
+
+
+def _check_cursor(c: JobConfig) -> None:
+    """The rules of a recurring job (``name``, ``cursor``, ``reset``)."""
+    if c.cursor and not c.name:
+        raise ConfigError(
+            f"cursor={c.cursor!r} needs a job name (name='orders-sync', --name): the mark "
+            "each run moves belongs to the name"
+        )
+    if c.reset and not c.cursor:
+        raise ConfigError("reset=True (--reset-mark) forgets a name's mark: pass name and cursor")
+    if c.reset and c.resume:
+        raise ConfigError(
+            "reset=True starts a name over with a full load; resume=True finishes a run as it "
+            "was claimed: pass one of them"
+        )
+    if c.cursor and c.mode not in ("append", "merge"):
+        raise ConfigError(
+            f"cursor={c.cursor!r} adds what is new to the table: use mode='append' or 'merge', "
+            f"not {c.mode!r}"
+        )
+    if c.cursor and c.incremental:
+        raise ConfigError(
+            "cursor= makes runs of a database query incremental; incremental=True is for file "
+            "sources: pass one of them"
+        )
+    if c.name and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", c.name):
+        raise ConfigError(
+            f"name must be 1-100 letters, digits, '_', '.', ':' or '-' (each run's job id "
+            f"starts with it), got {c.name!r}"
+        )
 
 
 def _fold_bad_rows(c: JobConfig) -> None:

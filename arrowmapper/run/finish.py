@@ -59,6 +59,8 @@ def finish(spec: JobSpec) -> None:
     if spec.final_table is None:
         done = open_target(spec.target, spec.table)
         try:
+            if spec.mark_name:  # a plan without chunks has no last commit to move it
+                done.complete_run(spec.job_id, spec.mark_name)
             done.mark_finished(spec.job_id)
         finally:
             done.close()

@@ -37,6 +37,7 @@ from ..targets import (
 )
 from ..transform import normalize
 from .capacity import fit_workers
+from .cursor import cursor_run
 from .preflight import (
     check_compatible,
     check_narrowing,
@@ -159,6 +160,11 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
             f"snapshot=True needs a PostgreSQL source (it exports a snapshot every chunk joins); "
             f"the source is {src.dialect}"
         )
+    if c.cursor and not src.rules.sql:
+        raise ConfigError(
+            f"cursor={c.cursor!r} bounds a database query; a file source tells what is new by "
+            "its files: use incremental=True instead"
+        )
     if c.incremental and src.rules.sql:
         raise ConfigError(
             "incremental=True needs a source that can tell what is new (files); a database "
@@ -202,13 +208,23 @@ def _prepare(
     c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None, dry_run: bool
 ) -> Prepared | None:
     rules = MODE_RULES[c.mode]
-    job_id = check_job_id(c.job_id) if c.job_id else new_job_id()
+    if c.job_id:
+        check_job_id(c.job_id)
     src, dst = endpoints or check_endpoints(c)
     spec_t = normalize(c.transform)
     check_reachable(src, "source")
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
     ref = table_ref(dst, c.schema, c.table)
+    run = None
+    if c.name:  # a recurring job: its job id, and with a cursor the rows this run loads
+        run = cursor_run(c, src, dst, ref, ref.display)
+        job_id = run.job_id
+        notes.extend(run.notes)
+        if c.cursor:
+            c = c.with_(query=run.query)
+    else:
+        job_id = c.job_id or new_job_id()
     source = open_source(src)  # describing holds nothing open; the probe may: closed below
     layout = source.describe(c.query)
     notes.extend(layout.notes)
@@ -309,6 +325,8 @@ def _prepare(
         if dry_run:
             return None
         tgt.ensure_ledger()
+        if c.cursor:
+            tgt.ensure_marks()
         if record is None:
             if rules.empties_on_claim and exists:
                 claimed = load.truncate_and_register(job_id, plan.to_json(), now_fp)
@@ -340,6 +358,8 @@ def _prepare(
                         "another incremental job into this table started or finished while "
                         "this one planned, with some of the same files; run this one again"
                     )
+        if run is not None and run.claim is not None:  # under a lock on the name's row
+            load.claim_run(run.claim)
         committed = load.committed(job_id)
         if rules.staged:
             created_stage = _make_stage(load, ref, exists, record, committed, job_id)
@@ -387,6 +407,7 @@ def _prepare(
         write=write,
         final_table=ref if rules.staged else None,
         final_existed=exists,
+        mark_name=c.name if c.cursor else None,
     )
     return Prepared(spec, c)
 

@@ -55,6 +55,7 @@ class JobSpec:
     final_table: TableRef | None = None  # replace: the table the loaded stage is swapped into
     final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
     already_finished: bool = False  # resumed after it finished: nothing runs, nothing swaps
+    mark_name: str | None = None  # a run of a recurring job (cursor=): it moves this name's mark
 
     # the options the coordinator and workers read, under the names they have always had
     retry = _FromConfig[RetryConfig]("retry")

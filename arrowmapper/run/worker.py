@@ -58,6 +58,7 @@ class ChunkTask:
     layout: SourceLayout | None = None  # text-read columns and their parsing
     write: WriteLayout | None = None  # staged casts and the merge key
     progress_topic: str | None = None  # Dask: progress goes out as events on this topic
+    mark_name: str | None = None  # a recurring job's run: its last chunk moves the name's mark
 
     @classmethod
     def for_job(
@@ -88,6 +89,7 @@ class ChunkTask:
             snapshot=snapshot,
             layout=spec.layout,
             write=spec.write,
+            mark_name=spec.mark_name,
         )
 
 
@@ -204,6 +206,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             lambda: read[0],
             verify=task.verify,
             layout=task.write,
+            mark_name=task.mark_name,
         )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())

@@ -141,6 +141,28 @@ class Source(Protocol):
         its rows committed), or a refusal (it changed after). The default: ``plan``."""
         return plan
 
+    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+        """A run with ``cursor=``: the cursor column's highest value in ``query`` as the
+        server's exact text (None: no row has one) and whether some row has a NULL cursor. The
+        default refuses: only a source whose server compares values can bound a run."""
+        raise ConfigError(
+            f"cursor={cursor!r} bounds a database query; a {self.dialect} source cannot: use "
+            "incremental=True for files"
+        )
+
+    def cursor_bounded(
+        self, query: str, cursor: str, kind: str, lo: str | None, hi: str | None
+    ) -> str:
+        """``query`` restricted to the rows whose cursor (of ``kind``: integer, numeric, date,
+        timestamp, timestamptz or text) is above ``lo`` (None: no lower bound) and at most
+        ``hi`` (None: no rows); NULL cursors left out."""
+        raise ConfigError(f"cursor={cursor!r} needs a database source")
+
+    def cursor_above(self, kind: str, a: str, b: str) -> bool:
+        """Whether the cursor value ``a`` (the server's text) is above ``b``, in the server's
+        order."""
+        raise ConfigError("cursor= needs a database source")
+
     def count_rows(
         self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None
     ) -> int:

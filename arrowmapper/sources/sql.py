@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
+from .cursor import above, bounded_query, cursor_max
 from .dialects import source_dialect
 from .layout import SourceLayout
 from .probe import SourceProbe
@@ -97,6 +98,22 @@ class SqlSource:
     def check_plan(self, plan: Plan, committed: set[int], chunk_size: int) -> Plan:
         """``plan``: a resumed offset plan is checked against the row count instead."""
         return plan
+
+    # -- runs with a cursor (see :mod:`.cursor`)
+    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+        """The cursor's highest value as the server's exact text (None: none) and whether
+        some row has a NULL cursor."""
+        return cursor_max(self.endpoint, query, cursor)
+
+    def cursor_bounded(
+        self, query: str, cursor: str, kind: str, lo: str | None, hi: str | None
+    ) -> str:
+        """``query`` restricted to ``lo < cursor <= hi`` (no ``hi``: no rows)."""
+        return bounded_query(query, self.dialect, cursor, kind, lo, hi)
+
+    def cursor_above(self, kind: str, a: str, b: str) -> bool:
+        """Whether the cursor value ``a`` is above ``b``, compared by the server."""
+        return above(self.endpoint, kind, a, b)
 
     def count_rows(
         self, query: str, chunk: Chunk | None = None, layout: SourceLayout | None = None

@@ -21,7 +21,8 @@ import pyarrow as pa
 from ..checksum import Checksum, align
 from ..errors import TargetError, VerificationError
 from ..sql import session_statements
-from .ledger import LEDGER, Ledger, Written
+from .ledger import LEDGER, Written
+from .marks import Marks
 from .session import lit
 from .typemap import WriteLayout
 
@@ -43,12 +44,21 @@ def _fault_point(name: str, chunk_id: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _rows(cur: Any, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on ``cur`` (inside its transaction) and return its rows (none: empty)."""
+    cur.execute(sql)
+    try:
+        return list(cur.fetchall())
+    except Exception:
+        return []
+
+
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
 
 
-class ChunkStore(Ledger):
+class ChunkStore(Marks):
     """Chunks in and out of the target table; a system's module supplies the locators."""
 
     def untracked(self, layout: WriteLayout | None = None) -> bool:
@@ -101,6 +111,7 @@ class ChunkStore(Ledger):
         rows_read: Callable[[], int] | None = None,
         verify: bool = False,
         layout: WriteLayout | None = None,
+        mark_name: str | None = None,
     ) -> Written | None:
         """Ingest ``batches`` and the chunk's ledger row in one transaction.
 
@@ -109,6 +120,10 @@ class ChunkStore(Ledger):
         chunk gets is its own. With ``verify``, the rows are read back inside the transaction
         and compared (count and order-independent checksum) with what was sent; a mismatch
         rolls everything back and raises a transient :class:`VerificationError`.
+
+        ``mark_name``: the job is a run of that recurring job (``cursor=``); the commit that
+        completes the job's chunks moves the name's mark in the same transaction
+        (:meth:`~.marks.Marks.complete_run`).
 
         Returns None when the chunk was already committed (by an earlier attempt, an earlier
         run, or a zombie worker): then nothing is written.
@@ -175,6 +190,8 @@ class ChunkStore(Ledger):
                 f"checksum = {'NULL' if checksum is None else lit(checksum)}, "
                 f"locator = {lit(locator)} WHERE {key}"
             )
+            if mark_name:
+                self.complete_run(job_id, mark_name, lambda sql: _rows(cur, sql))
             _fault_point("before_commit", chunk_id)
             self.conn.commit()
             _fault_point("after_commit", chunk_id)

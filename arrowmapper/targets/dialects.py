@@ -78,6 +78,9 @@ class Dialect:
     create_like: str  # {new}, {old}: an empty copy of a table's columns
     add_key: str  # {table}, {cols}, {index}: make a merge key unique in a table the job made
     lock_exclusive: str  # {table}: keep readers out during the swap ("": the write lock does)
+    #: what a SELECT ends with to lock the rows it reads until the commit ("": the write lock
+    #: the transaction already holds does)
+    row_lock: str
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
     #: ``map_tables`` can recreate a PostgreSQL source's keys, indexes, foreign keys and
     #: sequences here (``constraints=True``, ``sequences=True``)
@@ -118,6 +121,7 @@ POSTGRESQL = Dialect(
     create_like="CREATE TABLE {new} (LIKE {old} INCLUDING DEFAULTS)",
     add_key="ALTER TABLE {table} ADD PRIMARY KEY ({cols})",
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
+    row_lock=" FOR UPDATE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
     pg_objects=True,
@@ -147,6 +151,7 @@ SQLITE = Dialect(
     create_like="CREATE TABLE {new} AS SELECT * FROM {old} WHERE 0",
     add_key="CREATE UNIQUE INDEX {index} ON {table} ({cols})",  # no ALTER TABLE ADD PRIMARY KEY
     lock_exclusive="",  # a writer holds the whole database
+    row_lock="",
     # the swap gives every row a new rowid
     swapped_locator="'rowid:1:9223372036854775807'",
     keeps_source_types=False,  # affinities again: the table ADBC creates is the table

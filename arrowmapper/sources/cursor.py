@@ -1,0 +1,81 @@
+"""The SQL side of a run with a cursor (``cursor=``): the cursor's highest value as the server's
+exact text, the query bounded to ``(old, new]``, and the server's own comparison of two values.
+
+Values are compared by the source server, as literals of the cursor's kind written from the
+server's own text: integers and decimals as bare numbers, dates and timestamps as the
+dialect's typed literals (microseconds kept), text as a string literal (the server's order).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..config import Endpoint
+from ..errors import ConfigError
+from ..sql import quote_ident, string_literal
+from .dialects import source_dialect
+from .reader import rows_of
+from .render import source_sql
+
+_NUMBER = {"integer": re.compile(r"-?\d+"), "numeric": re.compile(r"-?\d+(\.\d*)?")}
+
+
+def literal(kind: str, text: str, dialect: str) -> str:
+    """The source literal of a cursor value of ``kind`` given as the server's ``text``."""
+    d = source_dialect(dialect)
+    pattern = _NUMBER.get(kind)
+    if pattern is not None:
+        if not pattern.fullmatch(text):
+            raise ConfigError(
+                f"the cursor value {text!r} is not a plain {kind} (NaN or infinity?), so it "
+                "cannot bound a run: filter such rows out in the query"
+            )
+        return text
+    template = {"date": d.date, "timestamp": d.timestamp, "timestamptz": d.timestamptz}.get(kind)
+    if template is not None:
+        return template.format(text.replace("'", "''"))
+    return string_literal(text, dialect)
+
+
+def bounded_query(
+    query: str, dialect: str, cursor: str, kind: str, lo: str | None, hi: str | None
+) -> str:
+    """``query`` restricted to ``lo < cursor <= hi`` (no ``lo``: no lower bound; no ``hi``:
+    no rows), NULL cursors left out."""
+    q = quote_ident(cursor, dialect)
+    if hi is None:
+        where = "1 = 0"
+    else:
+        where = f"{q} <= {literal(kind, hi, dialect)}"
+        if lo is not None:
+            where = f"{q} > {literal(kind, lo, dialect)} AND {where}"
+    return f"SELECT * FROM {source_sql(query, dialect)} WHERE {where}"
+
+
+def cursor_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, bool]:
+    """The cursor's highest value as the server's exact text (None: no non-NULL value) and
+    whether some row has a NULL cursor. Two queries a server answers from an index on the
+    cursor (a NOT NULL one: from its catalog), not one that counts every row (1M rows on
+    PostgreSQL: 0.4 + 0.5 ms, where the counting one took 158 ms)."""
+    q = quote_ident(cursor, src.dialect)
+    text = source_dialect(src.dialect).text(f"MAX({q})")
+    rel = source_sql(query, src.dialect)
+    # never a NULL column: a reader that types a result by its values (SQLite) cannot type one
+    row = rows_of(
+        src,
+        f"SELECT COALESCE({text}, '') AS m, CASE WHEN MAX({q}) IS NULL THEN 0 ELSE 1 END AS n "
+        f"FROM {rel}",
+    )[0]
+    nulls = rows_of(
+        src,
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM {rel} WHERE {q} IS NULL LIMIT 1) "
+        "AS _am_nulls",
+    )[0]
+    return (str(row["m"]) if int(row["n"] or 0) else None), bool(int(nulls["n"] or 0))
+
+
+def above(src: Endpoint, kind: str, a: str, b: str) -> bool:
+    """Whether the cursor value ``a`` is above ``b``, compared by the server."""
+    x, y = literal(kind, a, src.dialect), literal(kind, b, src.dialect)
+    row = rows_of(src, f"SELECT CASE WHEN {x} > {y} THEN 1 ELSE 0 END AS above")[0]
+    return bool(int(row["above"]))
