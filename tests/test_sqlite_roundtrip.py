@@ -5,11 +5,14 @@ UTC text with an explicit offset, verifies, and reads back as the same values an
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import arrowmapper as am
+from arrowmapper.targets.values import to_decimal_text
 from tests.conftest import PG
 
 _COLUMNS = {
@@ -148,3 +151,14 @@ def test_sqlite_source_refuses_a_zoned_value_without_offset(pg: PG, tmp_path: Pa
         )
     with pytest.raises(am.ArrowMapperError, match=r"'tz'.*2024-01-01 00:00.*offset"):
         am.map_query(f"sqlite:///{db}", "s", pg.uri, "dst", schema=pg.schema, workers=1)
+
+
+@pytest.mark.parametrize(
+    "arrow", [pa.decimal128(20, 10), pa.decimal256(20, 10), pa.decimal256(40, 10)]
+)
+def test_decimal_text_is_plain_and_exact(arrow: pa.DataType) -> None:
+    """What a SQLite target stores for a decimal: every scale digit, no exponent (Arrow's own
+    cast writes 0E-10 and -1E-10), whichever decimal type carries it."""
+    values = [Decimal("0"), Decimal("-1E-10"), None, Decimal("1234567890.0123456789")]
+    text = to_decimal_text(pa.array(values, arrow)).to_pylist()
+    assert text == ["0.0000000000", "-0.0000000001", None, "1234567890.0123456789"]

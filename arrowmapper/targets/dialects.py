@@ -52,6 +52,7 @@ _SQLITE_NAMES: TypeNames = {
     "TIMESTAMP": (pat.is_timestamp,),
 }
 
+
 def _sqlite_decimal(precision: int, scale: int) -> str:
     """``DECIMAL_TEXT(p,s)``: a decimal kept as its exact text. The name says what the column
     holds (arrowmapper's SQLite source reads it back as decimal(p,s)) and contains TEXT, which
@@ -102,6 +103,7 @@ class Dialect:
     add_key: str  # {table}, {cols}, {index}: make a merge key unique in a table the job made
     lock_exclusive: str  # {table}: keep readers out during the swap ("": the write lock does)
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
+    registered_order: str  # orders the jobs table by registration (SQLite: seconds tie)
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier of this system."""
@@ -142,6 +144,7 @@ POSTGRESQL = Dialect(
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
+    registered_order="created_at",
     keeps_source_types=True,
     hashes_rows=True,
     verify_merge=True,
@@ -172,6 +175,7 @@ SQLITE = Dialect(
     lock_exclusive="",  # a writer holds the whole database
     # the swap gives every row a new rowid
     swapped_locator="'rowid:1:9223372036854775807'",
+    registered_order="rowid",  # CURRENT_TIMESTAMP has whole seconds; rowids grow
     keeps_source_types=False,  # affinities again: the table ADBC creates is the table
     hashes_rows=False,
     verify_merge=False,

@@ -66,8 +66,12 @@ def to_decimal_text(column: pa.Array) -> pa.Array:
     (``-0.0000000001``, ``0.00``): Arrow's own cast writes ``-1E-10`` and ``0E-10``."""
     import polars as pl
 
-    if pa.types.is_decimal256(column.type) and column.type.precision > 38:
-        return column.cast(pa.string())  # wider than Polars' decimals: Arrow's text
+    t = column.type
+    if pa.types.is_decimal256(t) and t.precision <= 38:
+        column = column.cast(pa.decimal128(t.precision, t.scale))  # Polars has no decimal256
+    elif pa.types.is_decimal256(t):  # wider than any Polars decimal: Python's, value by value
+        text = [None if v is None else format(v, "f") for v in column.to_pylist()]
+        return pa.array(text, pa.string())
     out: pa.Array = pl.Series(column).cast(pl.String).to_arrow()
     return out.cast(pa.string())
 
