@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import arrowmapper as am
-from arrowmapper.targets.values import to_decimal_text
+from arrowmapper.targets.values import to_decimal_text, to_instant_text
 from tests.conftest import PG
 
 _COLUMNS = {
@@ -162,3 +162,16 @@ def test_decimal_text_is_plain_and_exact(arrow: pa.DataType) -> None:
     values = [Decimal("0"), Decimal("-1E-10"), None, Decimal("1234567890.0123456789")]
     text = to_decimal_text(pa.array(values, arrow)).to_pylist()
     assert text == ["0.0000000000", "-0.0000000001", None, "1234567890.0123456789"]
+
+
+def test_instant_text_is_utc_iso_with_offset_and_every_microsecond() -> None:
+    """What a SQLite target stores for a zoned timestamp, whatever its zone and unit."""
+    ts = pa.array([0, 1, None, -62135596800000000], pa.timestamp("us", "UTC"))
+    assert to_instant_text(ts).to_pylist() == [
+        "1970-01-01T00:00:00.000000+00:00",
+        "1970-01-01T00:00:00.000001+00:00",
+        None,
+        "0001-01-01T00:00:00.000000+00:00",
+    ]
+    paris = pa.array([1_700_000_000_000], pa.timestamp("ms", "Europe/Paris"))
+    assert to_instant_text(paris).to_pylist() == ["2023-11-14T22:13:20.000000+00:00"]
