@@ -65,6 +65,20 @@ class Checksum:
         return f"{VERSION}:{self.rows}:{self._hi & (2**64 - 1):x}:{self._lo & (2**64 - 1):x}"
 
 
+#: text that ends in a time of day, with no zone offset after it
+_NO_OFFSET = r"([T ]\d\d:\d\d(:\d\d(\.\d*)?)?)$"
+
+
+def instants(column: pa.ChunkedArray, want: pa.DataType) -> pa.ChunkedArray:
+    """A SQLite target's zoned timestamps, read back as text, as the instants ``want`` holds:
+    ``...+00:00`` as written now, and the UTC text without an offset that earlier versions
+    wrote (so the jobs they ran still verify)."""
+    import pyarrow.compute as pc
+
+    text = pc.replace_substring_regex(column, _NO_OFFSET, "\\1+00:00")
+    return text.cast(pa.timestamp(want.unit, "UTC")).cast(want)
+
+
 def align(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cast ``table``'s columns to ``schema``'s types (storage of extension types first)."""
     columns = []
@@ -79,8 +93,7 @@ def align(table: pa.Table, schema: pa.Schema) -> pa.Table:
             and field.type.tz is not None
             and pa.types.is_string(column.type)
         ):
-            # SQLite keeps a zoned timestamp as its UTC text, without an offset
-            column = column.cast(pa.timestamp(field.type.unit))
+            column = instants(column, field.type)
         if column.type != field.type:
             column = column.cast(field.type)
         columns.append(column)

@@ -1,7 +1,8 @@
 """Command line: ``arrowmapper run | plan | verify | demo | bench`` (also ``python -m arrowmapper``).
 
-Exit codes: 0 success, 1 job failed, 2 bad usage or configuration, 3 cannot connect, 130
-interrupted (Ctrl-C).
+Exit codes: 0 success, 1 job failed (``verify``: a mismatch), 2 bad usage or configuration,
+3 cannot connect, 4 ``verify`` checked nothing because a later job replaced or emptied the
+table, 130 interrupted (Ctrl-C).
 Errors print one line on stderr -- what, why, the fix -- with no traceback unless ``--debug``,
 and never a password. Sources and targets may come from ``$ARROWMAPPER_SOURCE`` and
 ``$ARROWMAPPER_TARGET`` (or ``"env:NAME"`` values in a job file) so passwords stay out of shell
@@ -34,6 +35,7 @@ from .errors import (
 from .panicfilter import RustPanicFilter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+EXIT_SUPERSEDED = 4  # verify: a later job replaced or emptied the table; nothing to compare
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 log = logging.getLogger("arrowmapper")
 
@@ -187,8 +189,9 @@ def _job_flags(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arrowmapper`` command.
 
-    Exit codes: 0 done, 1 the job failed, 2 bad usage or configuration, 3 cannot connect, 130
-    interrupted (Ctrl-C). The code comes from the error's kind (see
+    Exit codes: 0 done, 1 the job failed (``verify``: a mismatch), 2 bad usage or
+    configuration, 3 cannot connect, 4 ``verify`` compared nothing (a later job replaced or
+    emptied the table), 130 interrupted (Ctrl-C). The code comes from the error's kind (see
     :func:`arrowmapper.errors.exit_code`), never from its message.
     """
     args = _parser().parse_args(argv)
@@ -500,6 +503,8 @@ def _verify(args: argparse.Namespace) -> int:
                     "job_id": report.job_id,
                     "table": report.table,
                     "ok": report.ok,
+                    "state": report.state,
+                    "superseded": report.superseded,
                     "target_rows": report.target_rows,
                     "ledger_rows": report.ledger_rows,
                     "chunks": [c.__dict__ for c in report.checks],
@@ -508,6 +513,8 @@ def _verify(args: argparse.Namespace) -> int:
         )
     else:
         print(report.summary())
+    if report.superseded:
+        return EXIT_SUPERSEDED
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -82,12 +82,14 @@ def test_the_table_says_what_differs() -> None:
     ("arrow", "postgresql", "sqlite"),
     [
         (pa.int64(), "bigint", "INTEGER"),
-        (pa.bool_(), "boolean", "INTEGER"),
+        (pa.bool_(), "boolean", "BOOLEAN"),
         (pa.float32(), "real", "REAL"),
         (pa.string(), "text", "TEXT"),
         (pa.binary(), "bytea", "BLOB"),
-        (pa.decimal128(12, 2), "numeric(12,2)", "TEXT"),
-        (pa.timestamp("us", "UTC"), "timestamptz", "TEXT"),
+        (pa.decimal128(12, 2), "numeric(12,2)", "DECIMAL_TEXT(12,2)"),
+        (pa.timestamp("us", "UTC"), "timestamptz", "TIMESTAMP WITH TIME ZONE"),
+        (pa.timestamp("us"), "timestamp", "TIMESTAMP"),
+        (pa.date32(), "date", "DATE"),
         (pa.list_(pa.int32()), "integer[]", "TEXT"),
         (pa.int8(), "int8", "INTEGER"),  # no PostgreSQL name: Arrow's own
     ],

@@ -154,3 +154,44 @@ def test_a_mismatch_that_repeats_is_not_retried_again(pg: PG) -> None:
     (bad,) = [c for c in failed.value.result.chunk_results if not c.success]
     assert bad.attempts == 2 and "checksum" in (bad.error or "")
     assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
+
+
+@pytest.mark.parametrize("target", ["postgresql", "sqlite"])
+def test_replace_jobs_verify_and_a_later_replace_is_named(
+    pg: PG, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    """A finished replace job verifies against the final table (the staging table is gone);
+    an older job whose rows a later replace or truncate removed is reported as superseded,
+    naming that job -- not as chunks holding 0 rows -- with its own CLI exit code."""
+    from arrowmapper.cli import EXIT_FAILED, EXIT_OK, EXIT_SUPERSEDED, main
+
+    src = _source(pg, rows=40)
+    uri = pg.uri if target == "postgresql" else f"sqlite:///{tmp_path / 'r.db'}"
+    where = {"schema": pg.schema} if target == "postgresql" else {}
+    run = dict(key="id", strategy="key", chunk_size=20, workers=1, **where)
+    am.map_query(pg.uri, src, uri, "dst", mode="replace", job_id="rep-1", **run)
+    first = am.verify(pg.uri, uri, "rep-1", **where)
+    assert first.ok and first.state == "ok" and len(first.checks) == 3, first.summary()
+
+    am.map_query(pg.uri, src, uri, "dst", mode="replace", job_id="rep-2", **run)
+    second = am.verify(pg.uri, uri, "rep-2", **where)  # replaced an existing table
+    assert second.ok, second.summary()
+    old = am.verify(pg.uri, uri, "rep-1", **where)
+    assert old.state == "superseded" and not old.ok and not old.checks
+    assert "'rep-2' (mode=replace" in old.summary() and "0 rows" not in old.summary()
+
+    am.map_query(pg.uri, src, uri, "dst", mode="truncate", job_id="tr-3", **run)
+    assert "'tr-3' (mode=truncate" in str(am.verify(pg.uri, uri, "rep-2", **where).superseded)
+
+    cli = ["verify", "--source", pg.uri, "--target", uri]
+    cli += ["--schema", pg.schema] if where else []
+    assert main([*cli, "--job-id", "tr-3"]) == EXIT_OK
+    assert main([*cli, "--job-id", "rep-1"]) == EXIT_SUPERSEDED != EXIT_FAILED
+    assert "not checked: job 'rep-2'" in capsys.readouterr().out
+    assert main([*cli, "--job-id", "rep-1", "--json"]) == EXIT_SUPERSEDED
+    out = capsys.readouterr().out
+    assert '"state": "superseded"' in out and "rep-2" in out
+    if where:  # a table dropped since: said plainly, not a crash
+        pg.execute("DROP TABLE dst")
+        with pytest.raises(am.ArrowMapperError, match=r"dst, which no longer exists"):
+            am.verify(pg.uri, uri, "tr-3", **where)

@@ -18,7 +18,14 @@ from ..errors import ArrowMapperError, ConfigError, TargetError, error_info, red
 from ..plan import ChunkRenderer, Plan, build_plan
 from ..sources import SourceFacts, SourceLayout, open_source
 from ..sql import derived_name
-from ..targets import conform, narrowing, sql_type_name, storage_schema, target_layout
+from ..targets import (
+    conform,
+    declared_columns,
+    narrowing,
+    sql_type_name,
+    storage_schema,
+    target_layout,
+)
 from ..transform import Transformer, TransformSpec
 
 if TYPE_CHECKING:  # named in signatures only
@@ -279,7 +286,7 @@ def created_columns(
     d = tgt.ref.dialect
     storage = storage_schema(out_schema, d)
     if not tgt.dialect.keeps_source_types:
-        return [(f.name, sql_type_name(f.type, d)) for f in storage]
+        return declared_columns(out_schema, d)
     read = storage_schema(read_schema, d)
     columns = []
     for f, st in zip(out_schema, storage, strict=True):

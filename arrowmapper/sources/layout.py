@@ -132,6 +132,16 @@ class SourceLayout:
                 transient=False,
                 kind="data",
             )
+        if pa.types.is_timestamp(want) and want.tz is not None:
+            value = _first_unparsed(column, want)
+            return SourceError(
+                f"column {name!r}{declared} holds {value!r}, which names no instant: a "
+                "timestamp with time zone needs an explicit zone offset (e.g. "
+                "2024-03-02T10:34:56+00:00, or Z); map it in the query (e.g. "
+                f"{_sql_name(name)} || '+00:00' if the values are UTC) or select it as text",
+                transient=False,
+                kind="data",
+            )
         if pa.types.is_date(want) or pa.types.is_timestamp(want):
             value = _first_unparsed(column, want)
             return SourceError(

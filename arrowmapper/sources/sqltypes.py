@@ -200,6 +200,10 @@ def _mysql_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[So
     return out
 
 
+#: SQLite declared types of zoned timestamps (a SQLite target declares the first)
+_SQLITE_ZONED = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATETIMETZ")
+
+
 def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[SourceColumn]:
     declared: dict[str, str] = {}
     bt = bare_table(query, "sqlite")
@@ -218,13 +222,19 @@ def _sqlite_columns(endpoint: Endpoint, query: str, schema: pa.Schema) -> list[S
         decl = declared.get(f.name, "")
         upper = decl.upper()
         if upper.startswith(("DECIMAL", "NUMERIC")):
-            mod = numeric_typmod(decl)
+            # DECIMAL_TEXT(p,s): a decimal a SQLite target keeps as exact text (TEXT affinity)
+            mod = numeric_typmod(re.sub(r"(?i)^(decimal|numeric)_text\b", r"\1", decl))
             if mod is not None:
                 dec = decimal_type(*mod)
                 tt = f"numeric({mod[0]},{mod[1]})"
                 out.append(SourceColumn(f.name, decl, True, dec, tt, None, "exact text"))
             else:
                 out.append(SourceColumn(f.name, decl, True, None, "numeric", None, "exact text"))
+        elif " ".join(upper.split()) in _SQLITE_ZONED:
+            # the instant's text with its offset (as a SQLite target writes it): connectorx
+            # would read it as a string, the worker parses it into an instant
+            zoned = pa.timestamp("us", "UTC")
+            out.append(SourceColumn(f.name, decl, True, zoned, None, None, "text, parsed"))
         elif upper == "JSON":
             out.append(SourceColumn(f.name, decl, False, None, "json"))
         elif pa.types.is_boolean(f.type):

@@ -67,6 +67,10 @@ class ChunkStore(Marks):
         chunk's transaction (write_chunk asks before it starts)."""
         return False
 
+    def driver_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` as the driver is given it (after checksums: they see the values)."""
+        return batch
+
     @abstractmethod
     def _locator_start(self, cur: Any) -> str:
         """Inside the chunk's transaction, before its rows: what the locator starts from."""
@@ -145,7 +149,7 @@ class ChunkStore(Marks):
                         digest.add(batch)
                     if not sent:
                         sent.append(batch.schema)
-                    yield batch
+                    yield self.driver_batch(batch)
             except BaseException as exc:  # the driver would swallow the original error
                 raised.append(exc)
                 raise

@@ -35,13 +35,31 @@ _PG_NAMES: TypeNames = {
     "time": (pat.is_time,), "interval": (pat.is_duration,),
 }
 # fmt: on
-# SQLite has no booleans
+# SQLite declares affinities, not types: these names are what SQLite tools (and arrowmapper's
+# own SQLite source) read a column's meaning from, and each gets the affinity that stores its
+# values unchanged: BOOLEAN (0/1), DATE, TIME and TIMESTAMP hold ISO-8601 text (NUMERIC
+# affinity leaves text that is no number alone), and TIMESTAMP WITH TIME ZONE the instant's
+# UTC text with an explicit +00:00 (see ``Dialect.instant_text``); decimals: _sqlite_decimal
 _SQLITE_NAMES: TypeNames = {
-    "INTEGER": (pat.is_integer, pat.is_boolean),
+    "BOOLEAN": (pat.is_boolean,),
+    "INTEGER": (pat.is_integer,),
     "REAL": (pat.is_floating,),
-    "TEXT": (pat.is_string,),
-    "BLOB": (pat.is_binary,),
+    "TEXT": (pat.is_string, pat.is_large_string, pat.is_string_view),
+    "BLOB": (pat.is_binary, pat.is_large_binary, pat.is_fixed_size_binary),
+    "DATE": (pat.is_date,),
+    "TIME": (pat.is_time,),
+    "TIMESTAMP WITH TIME ZONE": (lambda t: pat.is_timestamp(t) and t.tz is not None,),
+    "TIMESTAMP": (pat.is_timestamp,),
 }
+
+
+def _sqlite_decimal(precision: int, scale: int) -> str:
+    """``DECIMAL_TEXT(p,s)``: a decimal kept as its exact text. The name says what the column
+    holds (arrowmapper's SQLite source reads it back as decimal(p,s)) and contains TEXT, which
+    gives it TEXT affinity: NUMERIC affinity (``DECIMAL(p,s)``) would turn the text into a
+    REAL or INTEGER, keeping 15 significant digits (1234567890123456789.5 becomes
+    1234567890123456768) and dropping the scale (1.50 becomes 1.5)."""
+    return f"DECIMAL_TEXT({precision},{scale})"
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,12 @@ class Dialect:
     type_names: TypeNames  # the column types ADBC creates
     fallback_type: str | None  # the type of anything else (None: Arrow's own name)
     precise_types: bool  # timestamptz, numeric(p,s) and arrays get their exact names
+    #: the declared type of a new decimal(p, s) column, where not ``precise_types``
+    decimal_name: Callable[[int, int], str] | None
+    #: zoned timestamps are written as the instant's UTC ISO-8601 text with an explicit
+    #: ``+00:00`` (the driver would drop the offset): the instant and the fact that it is one
+    #: both survive, in a form SQLite's date functions, Python and Arrow parse
+    instant_text: bool
     stores_lists: bool  # list columns become arrays
     text_types: bool  # decimals, times, durations, intervals are stored as their exact text
     loose_columns: bool  # a text column takes any value, an integer one takes booleans
@@ -82,6 +106,7 @@ class Dialect:
     #: the transaction already holds does)
     row_lock: str
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
+    registered_order: str  # orders the jobs table by registration (SQLite: seconds tie)
     #: ``map_tables`` can recreate a PostgreSQL source's keys, indexes, foreign keys and
     #: sequences here (``constraints=True``, ``sequences=True``)
     pg_objects: bool = False
@@ -107,6 +132,8 @@ POSTGRESQL = Dialect(
     type_names=_PG_NAMES,
     fallback_type=None,
     precise_types=True,
+    decimal_name=None,
+    instant_text=False,
     stores_lists=True,
     text_types=False,
     loose_columns=False,
@@ -124,6 +151,7 @@ POSTGRESQL = Dialect(
     row_lock=" FOR UPDATE",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
+    registered_order="created_at",
     pg_objects=True,
     keeps_source_types=True,
     hashes_rows=True,
@@ -137,6 +165,8 @@ SQLITE = Dialect(
     type_names=_SQLITE_NAMES,
     fallback_type="TEXT",
     precise_types=False,
+    decimal_name=_sqlite_decimal,
+    instant_text=True,
     stores_lists=False,
     text_types=True,  # exact text; ADBC SQLite refuses these types
     loose_columns=True,  # SQLite has no booleans, and TEXT columns take any value as text
@@ -154,6 +184,7 @@ SQLITE = Dialect(
     row_lock="",
     # the swap gives every row a new rowid
     swapped_locator="'rowid:1:9223372036854775807'",
+    registered_order="rowid",  # CURRENT_TIMESTAMP has whole seconds; rowids grow
     keeps_source_types=False,  # affinities again: the table ADBC creates is the table
     hashes_rows=False,
     verify_merge=False,
@@ -192,4 +223,12 @@ class TableRef:
         return f"{self.schema}.{self.table}" if self.schema else self.table
 
 
-__all__ = ["DIALECTS", "POSTGRESQL", "SQLITE", "Dialect", "TableRef", "TypeNames", "dialect_of"]
+__all__ = [
+    "DIALECTS",
+    "POSTGRESQL",
+    "SQLITE",
+    "Dialect",
+    "TableRef",
+    "TypeNames",
+    "dialect_of",
+]

@@ -141,6 +141,36 @@ class Ledger(Connected):
             None if finished is None else str(finished),
         )
 
+    def emptied_by(self, job_id: str) -> str | None:
+        """Why the rows ``job_id`` wrote are no longer in its table, or None: a job registered
+        after it emptied the table (``truncate``: when it started; ``replace``: when it
+        swapped its rows in). Said in words naming that job and when it ran."""
+        if not self.has_ledger():
+            return None
+        self._migrate_jobs()
+        rows = self._read(
+            f"SELECT job_id, target_table, fingerprint, created_at, finished_at FROM "
+            f"{self.ref.qualified(JOBS)} ORDER BY {self.dialect.registered_order}"
+        )
+        ids = [str(r[0]) for r in rows]
+        if job_id not in ids:
+            return None
+        table = str(rows[ids.index(job_id)][1])
+        for other, where, fingerprint, created, finished in rows[ids.index(job_id) + 1 :]:
+            mode = (json.loads(fingerprint) if fingerprint else {}).get("mode")
+            if str(where) != table or not (
+                mode == "truncate" or (mode == "replace" and finished is not None)
+            ):
+                continue
+            when = f"started {created}" if mode == "truncate" else f"finished {finished}"
+            verb = "emptied" if mode == "truncate" else "replaced"
+            return (
+                f"job {other!r} (mode={mode}, {when}) {verb} {table} after this job wrote "
+                "into it, so none of this job's rows are there to check; verify "
+                f"{other!r} instead"
+            )
+        return None
+
     def unregister_job(self, job_id: str) -> None:
         """Forget a job that failed before its first chunk (so its id can be used again)."""
         try:

@@ -13,7 +13,8 @@ from ..config import Endpoint
 from .base import Target
 from .dialects import SQLITE, TableRef
 from .session import lit
-from .typemap import ANY, NUMERIC_AFFINITY, WriteLayout
+from .typemap import ANY, NUMERIC_AFFINITY, WriteLayout, declared_columns, storage_schema
+from .values import to_instant_text
 
 
 class SqliteTarget(Target):
@@ -37,6 +38,24 @@ class SqliteTarget(Target):
         cur.fetchall()
         cur.close()
         return conn
+
+    # -- the table and what is written
+    def create_table(self, schema: pa.Schema) -> pa.Schema:
+        """Create the table declaring what each column means (``TIMESTAMP WITH TIME ZONE``,
+        ``DATE``, ``DECIMAL(12,2)``, ``BOOLEAN``...; see ``dialects._SQLITE_NAMES``), with the
+        affinity that stores its values unchanged. The driver's own CREATE would leave a
+        timestamp column without any declared type."""
+        storage_schema(schema, self.dialect.name)  # refuses what SQLite cannot store
+        self.create_table_sql(declared_columns(schema, self.dialect.name))
+        return self.arrow_schema()
+
+    def driver_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Zoned timestamps as their UTC text with ``+00:00`` (the driver drops the offset)."""
+        zoned = [i for i, t in enumerate(batch.schema.types) if pa.types.is_timestamp(t) and t.tz]
+        for i in zoned:
+            name = batch.schema.field(i).name
+            batch = batch.set_column(i, name, to_instant_text(batch.column(i)))
+        return batch
 
     # -- the catalog
     def table_exists(self) -> bool:

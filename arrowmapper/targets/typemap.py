@@ -18,7 +18,15 @@ import pyarrow as pa
 from ..errors import TargetError
 from ..sources import decimal_type, numeric_typmod
 from .dialects import Dialect, dialect_of
-from .values import check_sqlite_numeric, check_sqlite_values, to_float32, to_json, to_uuid
+from .values import (
+    check_sqlite_numeric,
+    check_sqlite_values,
+    to_decimal_text,
+    to_float32,
+    to_instant_text,
+    to_json,
+    to_uuid,
+)
 
 
 class AnyType(pa.ExtensionType):  # type: ignore[misc]
@@ -94,8 +102,29 @@ def sql_type_name(t: pa.DataType, dialect: str) -> str:
             return sql_type_name(t.value_type, dialect) + "[]"
         if pa.types.is_decimal(t):
             return f"numeric({t.precision},{t.scale})"
+    elif pa.types.is_decimal(t) and d.decimal_name is not None:
+        return d.decimal_name(t.precision, t.scale)
     found = (name for name, checks in d.type_names.items() if any(c(t) for c in checks))
     return next(found, d.fallback_type or str(t))
+
+
+def declared_columns(schema: pa.Schema, dialect: str) -> list[tuple[str, str]]:
+    """(name, SQL type) of each column a new table gets where the type is named from the
+    column's Arrow type (SQLite): the type the values *mean* (``DECIMAL(12,2)``, ``DATE``,
+    ``TIMESTAMP WITH TIME ZONE``, ``BOOLEAN``), not the text some are stored as, so that SQLite
+    tools and arrowmapper's SQLite source read them back as what they are."""
+    d = dialect_of(dialect)
+    out = []
+    for f in schema:
+        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        meaning = (
+            pa.types.is_timestamp(t)
+            or pa.types.is_decimal(t)
+            or pa.types.is_date(t)
+            or pa.types.is_time(t)
+        )
+        out.append((f.name, sql_type_name(t if meaning else _storage_type(t, d, f.name), dialect)))
+    return out
 
 
 def storage_schema(schema: pa.Schema, dialect: str) -> pa.Schema:
@@ -197,6 +226,13 @@ def conform(batch: pa.RecordBatch, target: pa.Schema, dialect: str) -> pa.Record
             want = _storage_type(column.type, d, name)  # e.g. numeric: the driver decides
         if d.checks_values:
             check_sqlite_values(column, name, want)
+        zoned = pa.types.is_timestamp(column.type) and column.type.tz
+        if d.instant_text and zoned and _family(want) == "string":
+            # a text column gets the text a typed one does; a timestamp column keeps the type
+            # here (checksums compare instants), the target writes it as text (driver_batch)
+            column = to_instant_text(column)
+        if d.text_types and pa.types.is_decimal(column.type) and _family(want) == "string":
+            column = to_decimal_text(column)
         if column.type != want:
             if not _castable(column.type, want, d):
                 raise TargetError(

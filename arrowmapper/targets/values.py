@@ -61,6 +61,39 @@ def to_json(column: pa.Array, name: str) -> pa.Array:
     return pa.ExtensionArray.from_storage(pa.json_(), column.cast(pa.string()))
 
 
+def to_decimal_text(column: pa.Array) -> pa.Array:
+    """Decimals as their exact text in plain notation with every scale digit
+    (``-0.0000000001``, ``0.00``): Arrow's own cast writes ``-1E-10`` and ``0E-10``."""
+    import polars as pl
+
+    t = column.type
+    if pa.types.is_decimal256(t) and t.precision <= 38:
+        column = column.cast(pa.decimal128(t.precision, t.scale))  # Polars has no decimal256
+    elif pa.types.is_decimal256(t):  # wider than any Polars decimal: Python's, value by value
+        text = [None if v is None else format(v, "f") for v in column.to_pylist()]
+        return pa.array(text, pa.string())
+    out: pa.Array = pl.Series(column).cast(pl.String).to_arrow()
+    return out.cast(pa.string())
+
+
+def to_instant_text(column: pa.Array) -> pa.Array:
+    """Zoned timestamps as the instant's UTC ISO-8601 text with an explicit offset,
+    microseconds always written: ``2024-03-02T10:34:56.123456+00:00``.
+
+    How a SQLite target stores a ``timestamptz``: the same text as the driver writes for a
+    timestamp without a zone, plus the offset that says the value is an instant (the driver
+    itself drops it). It is what Python's ``datetime.isoformat()`` gives for a UTC datetime;
+    SQLite's date functions, ``datetime.fromisoformat``, Arrow, Polars and PostgreSQL read it
+    back as the same instant, and with one width and one zone text order is time order."""
+    import pyarrow.compute as pc
+
+    # the UTC wall time through Arrow's own formatter ("2024-03-02 10:34:56.123456", six
+    # fraction digits always): 5x faster than pc.strftime
+    wall = column.cast(pa.timestamp("us", "UTC"), safe=True).cast(pa.timestamp("us"))
+    text = pc.utf8_replace_slice(wall.cast(pa.string()), 10, 11, "T")
+    return pc.binary_join_element_wise(text, pa.scalar("+00:00"), "")
+
+
 # --------------------------------------------------------------------------- values a target refuses
 
 _FLOAT4_MAX = 3.4028234663852886e38

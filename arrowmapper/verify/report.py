@@ -82,6 +82,8 @@ class VerifyReport:
     checks_done: tuple[str, ...] = (COUNTS,)
     checks_skipped: tuple[str, ...] = ()  # a check that could not run, and why
     source_total: int | None = None  # the query's rows now, counted once (chunks must add up)
+    #: why nothing was checked: a later job replaced or emptied the table (see ``state``)
+    superseded: str | None = None
 
     @property
     def overlap(self) -> str | None:
@@ -103,11 +105,24 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every chunk passed every check that ran, and the chunks add up."""
+        """Whether every chunk passed every check that ran, and the chunks add up (False
+        where nothing could be checked: ``superseded``)."""
+        if self.superseded:
+            return False
         return all(c.ok for c in self.checks) and self.overlap is None
+
+    @property
+    def state(self) -> str:
+        """``ok``; ``mismatch`` (a check failed); or ``superseded``: a later job replaced or
+        emptied the table, so this job's rows are gone and nothing was compared."""
+        if self.superseded:
+            return "superseded"
+        return "ok" if self.ok else "mismatch"
 
     def summary(self) -> str:
         """A few lines: the totals, the checks that ran, and each chunk that failed one."""
+        if self.superseded:
+            return f"job {self.job_id} -> {self.table}: not checked: {self.superseded}"
         bad = [c for c in self.checks if not c.ok]
         checked = "counts and checksums" if len(self.checks_done) > 1 else "counts"
         lines = [
