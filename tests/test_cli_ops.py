@@ -1,0 +1,127 @@
+"""The operator's command line: jobs, status, clean; the CLI's own words; Ctrl-C; nothing left
+behind. Every command runs as a real subprocess against real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PG
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arrowmapper", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", **(env or {})},
+        timeout=300,
+    )
+
+
+def _load(pg: PG, job_id: str, *extra: str, query: str = "") -> str:
+    out = cli(
+        "run", "--source", pg.uri, "--query", query or pg.t("src"), "--target", pg.uri, "--table", "dst",
+        "--schema", pg.schema, "--key", "id", "--chunk-size", "500", "--workers", "1",
+        "--job-id", job_id, *extra,
+    )  # fmt: skip
+    return out.stdout + out.stderr + f"\nrc={out.returncode}"
+
+
+#: the rows of src, but id 1250 fails on the server (division by zero): chunk 2 of 4 fails
+#: (past the 1000 rows the planner's sample reads)
+FAILING = "SELECT id, CASE WHEN id <> 1250 THEN s ELSE (1 / (id - 1250))::text END AS s FROM {}"
+SRC = "CREATE TABLE src AS SELECT g AS id, g::text AS s FROM generate_series(1, 2000) g"
+
+
+def _half_loaded(pg: PG, job_id: str, *extra: str) -> str:
+    """Run a job whose chunk 2 (ids 1001-1500) fails for good: chunks 0, 1 and 3 commit."""
+    return _load(pg, job_id, "--max-retries", "0", *extra, query=FAILING.format(pg.t("src")))
+
+
+def test_jobs_status_and_clean_rows_of_a_failed_job(pg: PG, tmp_path: Path) -> None:
+    pg.execute(SRC)
+    assert "rc=0" in _load(pg, "done-1")
+    failed = _half_loaded(pg, "half-1")
+    assert "rc=1" in failed, failed
+    # the failure names the CLI's flags, not map_query's keywords
+    assert "--job-id half-1 --resume" in failed and "resume=True" not in failed
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 3500
+
+    listed = cli("jobs", pg.uri, "--schema", pg.schema, "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = {j["job_id"]: j for j in json.loads(listed.stdout)}
+    assert jobs["done-1"]["state"] == "finished" and jobs["done-1"]["chunks_committed"] == 5, jobs
+    half = jobs["half-1"]
+    assert half["state"] == "unfinished" and half["rows"] == 1500
+    assert (half["chunks_committed"], half["chunks_planned"]) == (3, 4)
+    assert half["table"] == f"{pg.schema}.dst" and half["chunks_missing"] == [2]
+    text = cli("jobs", pg.uri, "--schema", pg.schema)
+    assert "half-1" in text.stdout and "3/4" in text.stdout and "unfinished" in text.stdout
+
+    status = cli("status", "half-1", "--target", pg.uri, "--schema", pg.schema)
+    assert status.returncode == 0, status.stderr
+    assert "3 of 4 committed; missing: 2" in status.stdout
+    assert "--job-id half-1 --resume" in status.stdout and "strategy:  key" in status.stdout
+
+    # a finished job's rows are never deleted
+    refused = cli("clean", "done-1", "--target", pg.uri, "--schema", pg.schema, "--rows")
+    assert refused.returncode == 2 and "finished" in refused.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_ledger')}") == 8
+
+    cleaned = cli("clean", "half-1", "--target", pg.uri, "--schema", pg.schema, "--rows")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "1,500 rows deleted" in cleaned.stdout
+    # exactly the finished job's rows are left, each once; its ledger is untouched
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 2000
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000
+    assert pg.query(f"SELECT DISTINCT job_id FROM {pg.t('arrowmapper_ledger')}") == [("done-1",)]
+    assert pg.query(f"SELECT job_id FROM {pg.t('arrowmapper_jobs')}") == [("done-1",)]
+    gone = cli("status", "half-1", "--target", pg.uri, "--schema", pg.schema)
+    assert gone.returncode == 2 and "no job 'half-1'" in gone.stderr
+
+
+def test_clean_refuses_rows_when_the_table_changed(pg: PG, tmp_path: Path) -> None:
+    pg.execute(SRC)
+    assert "rc=1" in _half_loaded(pg, "half-2")
+    pg.execute(f"UPDATE {pg.t('dst')} SET s = 'x' WHERE id = 5")  # a chunk's row moved on
+    refused = cli("clean", "half-2", "--target", pg.uri, "--schema", pg.schema, "--rows")
+    assert refused.returncode == 2 and "changed since" in refused.stderr, refused.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 1500
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_ledger')}") == 3
+
+
+def test_clean_drops_a_replace_jobs_staging_table(pg: PG, tmp_path: Path) -> None:
+    pg.execute(SRC)
+    pg.execute("CREATE TABLE dst AS SELECT * FROM src WHERE id < 10")
+    assert "rc=1" in _half_loaded(pg, "rep-1", "--mode", "replace")
+    stages = pg.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+        "AND table_name LIKE %s",
+        (pg.schema, "dst\\_\\_am\\_%"),
+    )
+    assert len(stages) == 1
+    listed = json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)
+    assert listed[0]["table"] == f"{pg.schema}.dst"  # the final table, not the stage
+    cleaned = cli("clean", "rep-1", "--target", pg.uri, "--schema", pg.schema)
+    assert cleaned.returncode == 0 and "dropped" in cleaned.stdout, cleaned.stderr
+    assert not pg.query(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (pg.schema, stages[0][0]),
+    )
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 9  # the old rows, untouched
+
+
+def test_jobs_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "nope.db"
+    out = cli("jobs", f"sqlite:///{db}")
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    assert not db.exists()
