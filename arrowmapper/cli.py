@@ -336,22 +336,64 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from . import api
     from .display import ProgressDisplay
+    from .run.prepare import new_job_id
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
+    # the id is chosen here, so that Ctrl-C (or a crash) can still name the job to resume
+    if not kwargs.get("job_id") and not kwargs.get("resume"):
+        kwargs["job_id"] = new_job_id()
+    if not (args.quiet or args.json):
+        print(f"arrowmapper: job {kwargs['job_id']}", file=sys.stderr, flush=True)
     display = ProgressDisplay() if not (args.quiet) else None
-    if display is None:
-        result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
-    else:
-        with display:
-            result = api.map_query(
-                o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
-            )
+    try:
+        if display is None:
+            result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
+        else:
+            with display:
+                result = api.map_query(
+                    o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
+                )
+    except KeyboardInterrupt:
+        _interrupted(o, kwargs.get("job_id"), not o.get("job_id"))
+        return EXIT_INTERRUPTED
     if args.json:
         print(result.to_json())
     elif not args.quiet:
         print(result.summary())
     return EXIT_OK
+
+
+def _interrupted(o: dict[str, Any], job_id: str | None, add_id: bool) -> None:
+    """After Ctrl-C: the job, what it committed (from the ledger) and the command that
+    loads the rest -- this very command line, with ``--job-id`` and ``--resume``."""
+    import shlex
+
+    from .config import parse_uri
+    from .run.prepare import table_ref
+    from .targets import LEDGER, job_info, open_target
+
+    done = "no chunk committed"
+    try:
+        dst = parse_uri(o["target"], "target")
+        if job_id and not (dst.rules.file and not Path(dst.path or "").is_file()):
+            with open_target(dst, table_ref(dst, o.get("schema"), LEDGER)) as target:
+                job = job_info(target, job_id)
+            done = f"{job.committed} of {_n(job.planned, 'chunk')} committed ({_n(job.rows, 'row')})"
+    except ConfigError:
+        pass  # interrupted before the job was registered: nothing of it is in the target
+    except Exception as exc:  # the ledger could not be read: say so, never hide the id
+        done = f"what was committed is unknown ({redact(str(exc))})"
+    argv = [redact(a) for a in sys.argv[1:]]
+    if add_id and job_id:
+        argv += ["--job-id", job_id]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    print(
+        f"arrowmapper: interrupted: job {job_id or '?'}: {done}; what was committed stays "
+        f"committed. Load the rest with: arrowmapper {shlex.join(argv)}",
+        file=sys.stderr,
+    )
 
 
 # --------------------------------------------------------------------------- plan, verify

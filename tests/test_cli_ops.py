@@ -125,3 +125,81 @@ def test_jobs_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
     out = cli("jobs", f"sqlite:///{db}")
     assert out.returncode == 2 and "does not exist" in out.stderr
     assert not db.exists()
+
+
+def _under_pty(args: list[str]) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
+    """Start the CLI on a pseudo-terminal (its own session: a Ctrl-C there reaches it and its
+    workers, as a terminal's would); a thread drains the output."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arrowmapper", *args],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        start_new_session=True,
+    )
+    os.close(slave)
+    out: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            out.append(data)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, master, out
+
+
+def test_ctrl_c_stops_names_the_job_and_resume_loads_the_rest_once(pg: PG) -> None:
+    import signal
+    import time
+
+    pg.execute(SRC)
+    # each chunk's read sleeps a little: the job is still loading when Ctrl-C comes
+    slow = f"SELECT s.id, s.s FROM {pg.t('src')} s, (SELECT pg_sleep(0.4)) z"
+    args = [
+        "run", "--source", pg.uri, "--query", slow, "--target", pg.uri, "--table", "dst",
+        "--schema", pg.schema, "--key", "id", "--chunk-size", "200", "--workers", "1",
+        "--job-id", "cc-1",
+    ]  # fmt: skip
+    proc, master, out = _under_pty(args)
+    ledger = pg.t("arrowmapper_ledger")
+    try:
+        for _ in range(600):  # until two chunks committed (polling the ledger, not a clock)
+            if proc.poll() is not None:
+                break
+            try:
+                if pg.scalar(f"SELECT count(*) FROM {ledger} WHERE rows >= 0") >= 2:
+                    break
+            except Exception:
+                pg.execute("SELECT 1")  # the ledger is not there yet
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.2)
+        os.close(master)
+    text = b"".join(out).decode(errors="replace")
+    assert rc == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    committed, rows = pg.query(f"SELECT count(*), coalesce(sum(rows), 0) FROM {ledger}")[0]
+    assert f"interrupted: job cc-1: {committed} of " in text, text
+    assert f"({rows:,} row" in text and "--job-id cc-1" in text and "--resume" in text, text
+    assert 0 < committed < 10
+    # what the ledger says is exactly what the table holds
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == rows
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000  # the rest, each row once
