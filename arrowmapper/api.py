@@ -100,6 +100,7 @@ def map_query(
     progress: ProgressArg = None,
     job_id: str | None = None,
     resume: bool = False,
+    allow_duplicate: bool | None = None,
     batch_size: int | None = None,
     verify: bool = False,
     incremental: bool = False,
@@ -145,6 +146,11 @@ def map_query(
     ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
     table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
     since is refused, naming it.
+
+    ``allow_duplicate``: an append whose source, query, transform and columns are those of a
+    finished append job into the same table would load the same rows again: ``False`` refuses
+    it (a ConfigError naming the earlier job, before any row moves), ``None`` runs it with a
+    note, ``True`` runs it silently.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

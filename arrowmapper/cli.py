@@ -341,11 +341,13 @@ def _run(args: argparse.Namespace) -> int:
     o = _job_options(args)
     kwargs = _map_query_options(o)
     # the id is chosen here, so that Ctrl-C (or a crash) can still name the job to resume
+    if kwargs.get("allow_duplicate") is None:  # a rerun that names no job is refused
+        kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
     if not kwargs.get("job_id") and not kwargs.get("resume"):
         kwargs["job_id"] = new_job_id()
-    if not (args.quiet or args.json):
-        print(f"arrowmapper: job {kwargs['job_id']}", file=sys.stderr, flush=True)
-    display = ProgressDisplay() if not (args.quiet) else None
+    job = kwargs.get("job_id")
+    # the job's id shows when it starts (a refused run names none)
+    display = ProgressDisplay(header=f"job {job}" if job else None) if not args.quiet else None
     try:
         if display is None:
             result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
@@ -454,11 +456,11 @@ def _plan(args: argparse.Namespace) -> int:
 
     console = make_console()
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
-    console.print(f"{len(plan.chunks)} chunks, about {plan.estimated_rows or 0:,} rows")
+    console.print(f"{_n(len(plan.chunks), 'chunk')}, about {_n(plan.estimated_rows or 0, 'row')}")
     if files:
         total = sum(row["size"] for row in file_rows)
         console.print(
-            f"{len(file_rows)} file{'s' if len(file_rows) != 1 else ''} in {folder}, "
+            f"{_n(len(file_rows), 'file')} in {folder}, "
             f"{total:,} bytes ({human_bytes(total)})",
             markup=False,
         )

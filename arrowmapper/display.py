@@ -106,8 +106,11 @@ class ProgressDisplay:
     ...     am.map_query(..., progress=show)
     """
 
-    def __init__(self, console: Any = None, interval: float = 5.0) -> None:
+    def __init__(
+        self, console: Any = None, interval: float = 5.0, header: str | None = None
+    ) -> None:
         self.console = console or _make_console(stderr=True)
+        self.header = header  # printed once, with the first snapshot (the job has started)
         self.interval = interval
         self._live: Any = None
         self._last_plain = -1.0
@@ -134,6 +137,9 @@ class ProgressDisplay:
             self._live = None
 
     def __call__(self, snapshot: ProgressSnapshot) -> None:
+        if self.header:
+            self.console.print(self.header, markup=False, highlight=False, soft_wrap=True)
+            self.header = None
         if self._live is not None:
             self._live.update(render(snapshot))
             return

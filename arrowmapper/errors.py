@@ -433,7 +433,7 @@ def boundary(where: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
 
 # --------------------------------------------------------------------------- the CLI's words
 
-_KEYWORD_VALUE = r"(True\b|False\b|'([^'\n]*)'|\"([^\"\n]*)\"|\.\.\.|([\w.:/-]+))?"
+_KEYWORD_VALUE = r"(True\b|False\b|'([^'\n]*)'|\"([^\"\n]*)\"|\.\.\.|(\w(?:[\w.:/-]*[\w/])?))?"
 
 
 def in_flags(message: str, flags: dict[str, str]) -> str:

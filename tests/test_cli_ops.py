@@ -203,3 +203,98 @@ def test_ctrl_c_stops_names_the_job_and_resume_loads_the_rest_once(pg: PG) -> No
     resumed = cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000  # the rest, each row once
+
+
+def test_a_rerun_that_would_append_the_same_rows_is_refused(pg: PG) -> None:
+    pg.execute("CREATE TABLE src AS SELECT g AS id, g::text AS s FROM generate_series(1, 50) g")
+    args = [
+        "run", "--source", pg.uri, "--query", pg.t("src"), "--target", pg.uri, "--table", "dst",
+        "--schema", pg.schema, "--workers", "1",
+    ]  # fmt: skip
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    # the summary: the job's id, the counts in words that agree with them
+    assert "OK: job am-" in first.stdout and "50 rows into" in first.stdout
+    assert "1 chunk," in first.stdout and "1 worker" in first.stdout
+    assert "1 chunks" not in first.stdout and "1 workers" not in first.stdout
+    job = pg.scalar(f"SELECT job_id FROM {pg.t('arrowmapper_jobs')}")
+    again = cli(*args)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"job '{job}'" in again.stderr and "--allow-duplicate" in again.stderr
+    assert "allow_duplicate" not in again.stderr and "Traceback" not in again.stderr
+    # refused before anything: no rows, no second job
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 50
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_jobs')}") == 1
+    on_purpose = cli(*args, "--allow-duplicate")
+    assert on_purpose.returncode == 0, on_purpose.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 100
+    named = cli(*args, "--job-id", "next-run")  # a new, named job is a job of its own
+    assert named.returncode == 0, named.stderr
+
+
+def test_messages_name_the_command_lines_flags(pg: PG, tmp_path: Path) -> None:
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "src.db") as db:
+        db.execute("CREATE TABLE t (id INTEGER, s TEXT)")
+        db.execute("INSERT INTO t VALUES (1, 'a')")
+    base = ["run", "--source", src, "--query", "t", "--target", pg.uri, "--table", "dst"]
+    cases = [
+        (["--resume"], "--resume needs the --job-id of the job to resume"),
+        (["--strategy", "key"], "pass --key column_name"),
+        (["--mode", "merge"], "needs --key: it becomes the primary key"),
+        (["--chunk-size", "0"], "--chunk-size must be an integer >= 1"),
+        (["--incremental", "--mode", "replace"], "--incremental adds what is new"),
+    ]
+    for extra, words in cases:
+        out = cli(*base, "--schema", pg.schema, *extra)
+        assert out.returncode == 2, (extra, out.stderr)
+        assert words in out.stderr, (extra, out.stderr)
+        assert "=True" not in out.stderr and "key=" not in out.stderr, out.stderr
+    # a refused option leaves nothing behind: no table, no ledger
+    assert not pg.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg.schema,)
+    )
+
+
+def test_a_refused_run_creates_no_sqlite_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "src.db") as db:
+        db.execute("CREATE TABLE t (id INTEGER, s TEXT)")
+    src, dst = f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "dst.db"
+    cases = [
+        ("--source", f"sqlite:///{tmp_path / 'missing.db'}"),  # a bad source URI
+        ("--query", "SELEC * FROM t"),  # bad SQL
+        ("--query", "SELECT nope FROM t"),  # a column that is not there
+        ("--mode", "merge"),  # refused after the target was opened
+    ]
+    for flag, value in cases:
+        opts = {"--source": src, "--query": "t", flag: value}
+        args = [a for k, v in opts.items() for a in (k, v)]
+        out = cli("run", *args, "--target", f"sqlite:///{dst}", "--table", "d")
+        assert out.returncode in (1, 2), (flag, value, out.stderr)
+        assert not dst.exists(), (flag, value, out.stderr)
+
+
+def test_output_to_a_pipe_is_never_wrapped(pg: PG) -> None:
+    long_name = "a_rather_long_column_name_that_goes_on_" + "x" * 20  # 59: PostgreSQL keeps it
+    pg.execute(f"CREATE TABLE src AS SELECT g AS id, g AS {long_name} FROM generate_series(1, 9) g")
+    out = cli("plan", "--source", pg.uri, "--query", pg.t("src"), "--key", "id")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    # the column's row stays one line, wider than 80 columns, name and types together
+    row = [line for line in lines if long_name in line]
+    assert len(row) == 1 and "integer" in row[0] and len(row[0]) > 80, out.stdout
+    assert "1 chunk, about 9 rows" in out.stdout
+
+
+def test_demo_removes_its_temporary_files(tmp_path: Path) -> None:
+    out = cli(
+        "demo", "--rows", "2000", "--workers", "1", "--quiet",
+        env={"TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "temporary files removed" in out.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -297,3 +297,21 @@ def _exists(target: Target, ref: TableRef) -> bool:
     with contextlib.suppress(Exception):
         return bool(target.column_types(ref.table))
     return False
+
+
+def appended_before(target: Target, fingerprint: dict[str, str]) -> JobInfo | None:
+    """The latest finished append job into ``target``'s table whose fingerprint is
+    ``fingerprint`` (same source, query, table, transform, key, strategy, columns) and whose
+    table is still the one it loaded; None when there is none."""
+    identity = target.table_identity()
+    found = None
+    for job in list_jobs(target):
+        stored = job.fingerprint or {}
+        if not job.finished or stored.get("mode") != "append":
+            continue
+        if any(stored.get(part) != value for part, value in fingerprint.items()):
+            continue
+        if identity is not None and stored.get("table_identity", identity) != identity:
+            continue  # the table was dropped and created again since: its rows are gone
+        found = job
+    return found
