@@ -298,3 +298,20 @@ def test_demo_removes_its_temporary_files(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "temporary files removed" in out.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_takes_the_job_file(pg: PG, tmp_path: Path) -> None:
+    pg.execute("CREATE TABLE src AS SELECT g AS id, g::text AS s FROM generate_series(1, 50) g")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'source = "{pg.uri}"\nquery = "{pg.t("src")}"\ntarget = "{pg.uri}"\n'
+        f'table = "dst"\nschema = "{pg.schema}"\njob_id = "file-1"\nworkers = 1\n'
+    )
+    assert cli("run", str(job), "--quiet").returncode == 0
+    checked = cli("verify", "--job-file", str(job), "--counts-only")
+    assert checked.returncode == 0, checked.stderr
+    assert "file-1" in checked.stdout or "50" in checked.stdout, checked.stdout
+    pg.execute(f"DELETE FROM {pg.t('dst')} WHERE id = 7")  # verify must now fail
+    assert cli("verify", str(job), "--counts-only").returncode == 1
+    listed = cli("jobs", pg.uri, "--schema", pg.schema, "--table", "dst")
+    assert "file-1" in listed.stdout and "finished" in listed.stdout, listed.stdout

@@ -150,8 +150,8 @@ def _plan_chunks(plan: str) -> tuple[tuple[int, ...], str | None]:
 
 def list_jobs(target: Target, table: str | None = None) -> list[JobInfo]:
     """Every job in the jobs table beside ``target`` (oldest first), or those filling
-    ``table`` (as the ledger shows it: ``schema.table`` on PostgreSQL). Empty when no job ever
-    ran there."""
+    ``table`` (``schema.table`` as the ledger shows it, or the bare name). Empty when no job
+    ever ran there."""
     if not target.has_ledger():
         return []
     columns = set(target.column_types(JOBS))
@@ -193,7 +193,7 @@ def list_jobs(target: Target, table: str | None = None) -> list[JobInfo]:
             committed_chunks=tuple(sorted(e[0] for e in entries)),
             fingerprint=parts,
         )
-        if table is None or table in (info.table, info.load_table):
+        if table is None or table in (info.table, info.load_table, info.table.rpartition(".")[2]):
             out.append(info)
     return out
 
