@@ -573,6 +573,8 @@ def _ago(seconds: float | None) -> str:
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
     from rich.table import Table
 
     from .display import console
@@ -590,10 +592,10 @@ def _jobs(args: argparse.Namespace) -> int:
     named = any(j.name for j in jobs)
     table = Table(box=None, pad_edge=False)
     heads = ["job id", *(["name"] if named else []), "table", "state", "chunks", "rows"]
-    for head in [*heads, "started", "duration"]:
+    for head in [*heads, "started (UTC)", "duration"]:
         table.add_column(head, no_wrap=True)
     for j in jobs:
-        started = j.started.strftime("%Y-%m-%d %H:%M:%S") if j.started else "-"
+        started = j.started.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if j.started else "-"
         table.add_row(
             j.job_id,
             *([j.name or "-"] if named else []),
@@ -629,7 +631,7 @@ def resume_command(job: Any, target: str, schema: str | None) -> str:
             parts += ["--" + key, fp[key]]
     parts += ["--job-id", job.job_id, "--resume"]
     text = " ".join(shlex.quote(p) for p in parts)
-    if fp.get("transform", "none") not in ("none", ""):
+    if fp.get("transform", "identity") not in ("identity", "none", ""):  # stored as a hash
         text += "  # and the job's --transform"
     return text
 
