@@ -116,6 +116,10 @@ def test_clean_drops_a_replace_jobs_staging_table(pg: PG, tmp_path: Path) -> Non
         (pg.schema, stages[0][0]),
     )
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 9  # the old rows, untouched
+    # a replace that finishes names its final table, never its stage, in the summary
+    done = _load(pg, "rep-2", "--mode", "replace")
+    assert "rc=0" in done and f"2,000 rows into {pg.schema}.dst in" in done, done
+    assert "__am_" not in done and "5 chunks" in done and "1 worker" in done, done
 
 
 def test_jobs_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
