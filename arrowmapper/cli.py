@@ -1,4 +1,5 @@
-"""Command line: ``arrowmapper run | plan | verify | demo | bench`` (also ``python -m arrowmapper``).
+"""Command line: ``arrowmapper run | plan | verify | jobs | status | clean | demo | bench``
+(also ``python -m arrowmapper``).
 
 Exit codes: 0 success, 1 job failed, 2 bad usage or configuration, 3 cannot connect, 130
 interrupted (Ctrl-C).
