@@ -127,8 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         help="list the jobs in a target's ledger",
         description="List every job in the target's ledger (arrowmapper_jobs and "
         "arrowmapper_ledger in one schema): id, name, table, state, chunks committed of "
-        "planned, rows, start and duration. 'unfinished' is a job that failed, was "
-        "interrupted, or is still running (the ledger cannot tell them apart).",
+        "planned, rows, start and duration. 'running': a run is loading one of its chunks "
+        "now (known on PostgreSQL); 'unfinished': it failed or was interrupted (or, on "
+        "SQLite, may still be running).",
     )
     jobs.add_argument("target_uri", nargs="?", help="target URI (default: $ARROWMAPPER_TARGET)")
     jobs.add_argument("--target", dest="target_flag", help=argparse.SUPPRESS)
@@ -151,8 +152,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Remove a job's ledger rows, its jobs row and any staging table it left "
         "(a replace job), in one transaction. With --rows, also delete the rows an "
         "unfinished append or truncate job loaded (found by the ledger's locators; refused "
-        "for a finished job, a merge, or a table changed since). Make sure the job is not "
-        "running: the ledger cannot tell.",
+        "for a finished job, a merge, or a table changed since). A job a run is loading "
+        "now is refused on PostgreSQL; on SQLite make sure it is not running.",
     )
     clean.add_argument("job_id", help="the job id")
     clean.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")

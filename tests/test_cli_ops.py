@@ -90,6 +90,21 @@ def test_jobs_status_and_clean_rows_of_a_failed_job(pg: PG, tmp_path: Path) -> N
 def test_clean_refuses_rows_when_the_table_changed(pg: PG, tmp_path: Path) -> None:
     pg.execute(SRC)
     assert "rc=1" in _half_loaded(pg, "half-2")
+    import psycopg
+
+    # a live run of the job: a worker holds its missing chunk's ledger row until it commits
+    with psycopg.connect(pg.uri) as worker:
+        worker.execute(
+            f"INSERT INTO {pg.t('arrowmapper_ledger')} (job_id, chunk_id, target_table, rows) "
+            "VALUES ('half-2', 2, 'dst', -1)"
+        )
+        listed = json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)
+        assert listed[0]["state"] == "running", listed
+        busy = cli("clean", "half-2", "--target", pg.uri, "--schema", pg.schema)
+        assert busy.returncode == 2 and "is running" in busy.stderr, busy.stderr
+        worker.rollback()
+    listed = json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)
+    assert listed[0]["state"] == "unfinished", listed
     pg.execute(f"UPDATE {pg.t('dst')} SET s = 'x' WHERE id = 5")  # a chunk's row moved on
     refused = cli("clean", "half-2", "--target", pg.uri, "--schema", pg.schema, "--rows")
     assert refused.returncode == 2 and "changed since" in refused.stderr, refused.stderr

@@ -79,6 +79,9 @@ class Dialect:
     add_key: str  # {table}, {cols}, {index}: make a merge key unique in a table the job made
     lock_exclusive: str  # {table}: keep readers out during the swap ("": the write lock does)
     swapped_locator: str  # what a swapped-in chunk's rows are found by (every row of the swap)
+    #: bounds how long the next statement of a transaction waits for a row lock, so that a
+    #: lock held by a live writer is seen without waiting for it ("": the system cannot)
+    lock_wait: str = ""
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier of this system."""
@@ -115,6 +118,7 @@ POSTGRESQL = Dialect(
     create_like="CREATE TABLE {new} (LIKE {old} INCLUDING DEFAULTS)",
     add_key="ALTER TABLE {table} ADD PRIMARY KEY ({cols})",
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
+    lock_wait="SET LOCAL lock_timeout = '300ms'",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
     keeps_source_types=True,

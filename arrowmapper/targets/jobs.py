@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, TargetError, redact
+from ..errors import ConfigError, TargetError, error_info, redact
 from ..sql import DERIVED_MARKER
 from .dialects import TableRef
 from .ledger import JOBS, LEDGER
@@ -51,6 +51,7 @@ class JobInfo:
     plan_chunks: tuple[int, ...] = ()  # the plan's chunk ids
     committed_chunks: tuple[int, ...] = ()  # the chunk ids with a ledger row
     fingerprint: dict[str, str] | None = None
+    live: bool = False  # a run is loading one of its chunks now (where that can be known)
 
     @property
     def finished(self) -> bool:
@@ -59,9 +60,10 @@ class JobInfo:
 
     @property
     def state(self) -> str:
-        """``finished`` or ``unfinished`` (failed, interrupted, or still running: the ledger
-        cannot tell a live run from a dead one)."""
-        return "finished" if self.finished else "unfinished"
+        """``finished``, ``running`` (a run is loading one of its chunks now: known on
+        PostgreSQL) or ``unfinished`` (failed, interrupted, or -- where that cannot be known --
+        still running)."""
+        return "finished" if self.finished else "running" if self.live else "unfinished"
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -194,7 +196,7 @@ def list_jobs(target: Target, table: str | None = None) -> list[JobInfo]:
             fingerprint=parts,
         )
         if table is None or table in (info.table, info.load_table, info.table.rpartition(".")[2]):
-            out.append(info)
+            out.append(replace(info, live=is_live(target, info)))
     return out
 
 
@@ -219,6 +221,11 @@ def clean_job(target: Target, job: JobInfo, delete_rows: bool = False) -> Cleane
     transaction. Refuses (ConfigError, nothing changed) to delete the rows of a finished job,
     of a merge (its chunks may have updated rows they did not insert), or of a chunk whose
     rows cannot be told apart or no longer match what the ledger recorded."""
+    if job.live or is_live(target, job):
+        raise ConfigError(
+            f"job {job.job_id!r} is running: a worker is loading one of its chunks right now; "
+            "stop that run first (Ctrl-C), then clean"
+        )
     ref = target.ref
     stage = (
         TableRef(ref.schema, job.load_table.rpartition(".")[2], ref.dialect) if job.staged else None
@@ -254,6 +261,32 @@ def clean_job(target: Target, job: JobInfo, delete_rows: bool = False) -> Cleane
             f"cannot clean job {job.job_id!r}: {redact(str(exc))}", transient=False
         ) from exc
     return Cleaned(job.job_id, len(removed), dropped, deleted)
+
+
+def is_live(target: Target, job: JobInfo) -> bool:
+    """Whether a run of ``job`` is loading one of its chunks right now. A worker holds its
+    chunk's ledger row from the chunk's first statement to its commit, so claiming the rows
+    of the missing chunks waits -- briefly, then gives up -- exactly while one is being
+    loaded. False where the system cannot bound the wait (SQLite: ``unfinished`` there may
+    still be running) or the job finished. The claim is rolled back."""
+    setting = target.dialect.lock_wait
+    if not setting or job.finished or not job.missing:
+        return False
+    rows = ", ".join(
+        f"({lit(job.job_id)}, {int(cid)}, {lit(job.load_table)}, '', -1)" for cid in job.missing
+    )
+    try:
+        target._exec(setting)
+        target._exec(
+            f"INSERT INTO {target.ref.qualified(LEDGER)} (job_id, chunk_id, target_table, "
+            f"bounds, rows) VALUES {rows} ON CONFLICT DO NOTHING"
+        )
+    except Exception as exc:
+        # a lock held by a live writer; anything else (a read-only login) cannot tell
+        return error_info(exc).kind == "conflict"
+    finally:
+        target.rollback()
+    return False
 
 
 def _check_rows_deletable(target: Target, job: JobInfo) -> None:
