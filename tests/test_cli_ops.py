@@ -144,7 +144,9 @@ def test_jobs_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
     assert not db.exists()
 
 
-def _under_pty(args: list[str]) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
+def _under_pty(
+    args: list[str], columns: int = 200
+) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
     """Start the CLI on a pseudo-terminal (its own session: a Ctrl-C there reaches it and its
     workers, as a terminal's would); a thread drains the output."""
     import pty
@@ -157,7 +159,7 @@ def _under_pty(args: list[str]) -> tuple[subprocess.Popen[bytes], int, list[byte
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)},
         start_new_session=True,
     )
     os.close(slave)
@@ -303,6 +305,19 @@ def test_output_to_a_pipe_is_never_wrapped(pg: PG) -> None:
     row = [line for line in lines if long_name in line]
     assert len(row) == 1 and "integer" in row[0] and len(row[0]) > 80, out.stdout
     assert "1 chunk, about 9 rows" in out.stdout
+    # on a terminal the output fits the terminal's width: 120 columns hold the row whole
+    import re
+    import time
+
+    proc, master, chunks = _under_pty(
+        ["plan", "--source", pg.uri, "--query", pg.t("src"), "--key", "id"], columns=120
+    )
+    assert proc.wait(timeout=120) == 0
+    time.sleep(0.2)
+    os.close(master)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    row = [line for line in shown.splitlines() if long_name in line]
+    assert len(row) == 1 and "integer" in row[0], shown
 
 
 def test_demo_removes_its_temporary_files(tmp_path: Path) -> None:
