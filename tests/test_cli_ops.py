@@ -343,5 +343,9 @@ def test_verify_takes_the_job_file(pg: PG, tmp_path: Path) -> None:
     assert "file-1" in checked.stdout or "50" in checked.stdout, checked.stdout
     pg.execute(f"DELETE FROM {pg.t('dst')} WHERE id = 7")  # verify must now fail
     assert cli("verify", str(job), "--counts-only").returncode == 1
+    # a recurring job's name, where the jobs table has that column, is shown
+    pg.execute(f"ALTER TABLE {pg.t('arrowmapper_jobs')} ADD COLUMN name TEXT")
+    pg.execute(f"UPDATE {pg.t('arrowmapper_jobs')} SET name = 'nightly-dst'")
     listed = cli("jobs", pg.uri, "--schema", pg.schema, "--table", "dst")
     assert "file-1" in listed.stdout and "finished" in listed.stdout, listed.stdout
+    assert "nightly-dst" in listed.stdout and "name" in listed.stdout, listed.stdout
