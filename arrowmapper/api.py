@@ -112,6 +112,7 @@ def map_query(
     progress: ProgressArg = None,
     job_id: str | None = None,
     resume: bool = False,
+    allow_duplicate: bool | None = None,
     batch_size: int | None = None,
     verify: bool = False,
     incremental: bool = False,
@@ -176,6 +177,10 @@ def map_query(
     while one is unfinished, or a run whose query, table or cursor changed, is refused;
     ``reset=True`` starts the name over with a full load. ``mode="merge"`` with an
     ``updated_at`` cursor picks up updated rows too.
+    ``allow_duplicate``: an append whose source, query, transform and columns are those of a
+    finished append job into the same table would load the same rows again: ``False`` refuses
+    it (a ConfigError naming the earlier job, before any row moves), ``None`` runs it with a
+    note, ``True`` runs it silently.
 
     A job is what it was started with: ``resume=True`` continues only the same job (source,
     query, table and its identity, transform, key, strategy, mode, columns; anything else is

@@ -1,4 +1,5 @@
-"""Command line: ``arrowmapper run | plan | verify | demo | bench`` (also ``python -m arrowmapper``).
+"""Command line: ``arrowmapper run | plan | verify | jobs | status | clean | demo | bench``
+(also ``python -m arrowmapper``).
 
 Exit codes: 0 success, 1 job failed (``verify``: a mismatch), 2 bad usage or configuration,
 3 cannot connect, 4 ``verify`` checked nothing because a later job replaced or emptied the
@@ -29,6 +30,7 @@ from .errors import (
     JobFailed,
     at_boundary,
     exit_code,
+    in_flags,
     printable,
     redact,
 )
@@ -109,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="re-check a finished job: rows per chunk, source vs ledger")
     ver.add_argument("--source", help="the job's source: " + SOURCE_HELP)
     ver.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
-    ver.add_argument("--job-id", required=True)
+    ver.add_argument("job_file", nargs="?", help="the TOML job file of the job to verify")
+    ver.add_argument("--job-file", dest="job_file_flag", help="the same, as a flag")
+    ver.add_argument("--job-id", help="the job (default: the job file's job_id)")
     ver.add_argument("--schema", help="the target schema the job loaded into")
     ver.add_argument("--transform", help="the job's 'package.module:function', if it had one")
     ver.add_argument("--transform-sql", help="the job's Polars SQL transform, if it had one")
@@ -119,6 +123,47 @@ def _parser() -> argparse.ArgumentParser:
         help="compare row counts only (no re-read of the source data)",
     )
     ver.add_argument("--json", action="store_true")
+
+    jobs = sub.add_parser(
+        "jobs",
+        help="list the jobs in a target's ledger",
+        description="List every job in the target's ledger (arrowmapper_jobs and "
+        "arrowmapper_ledger in one schema): id, name, table, state, chunks committed of "
+        "planned, rows, start and duration. 'running': a run is loading one of its chunks "
+        "now (known on PostgreSQL); 'unfinished': it failed or was interrupted (or, on "
+        "SQLite, may still be running).",
+    )
+    jobs.add_argument("target_uri", nargs="?", help="target URI (default: $ARROWMAPPER_TARGET)")
+    jobs.add_argument("--target", dest="target_flag", help=argparse.SUPPRESS)
+    jobs.add_argument("--schema", help="the schema whose ledger to read (PostgreSQL)")
+    jobs.add_argument("--table", help="only the jobs that filled this table")
+    jobs.add_argument("--json", action="store_true", help="one JSON list on stdout")
+
+    stat = sub.add_parser(
+        "status",
+        help="one job in detail: chunks committed and missing, rows, how to resume",
+    )
+    stat.add_argument("job_id", help="the job id")
+    stat.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
+    stat.add_argument("--schema", help="the schema the job loaded into (PostgreSQL)")
+    stat.add_argument("--json", action="store_true")
+
+    clean = sub.add_parser(
+        "clean",
+        help="forget a job: its ledger rows, jobs row and staging table (--rows: its rows)",
+        description="Remove a job's ledger rows, its jobs row and any staging table it left "
+        "(a replace job), in one transaction. With --rows, also delete the rows an "
+        "unfinished append or truncate job loaded (found by the ledger's locators; refused "
+        "for a finished job, a merge, or a table changed since). A job a run is loading "
+        "now is refused on PostgreSQL; on SQLite make sure it is not running.",
+    )
+    clean.add_argument("job_id", help="the job id")
+    clean.add_argument("--target", help="target URI (default: $ARROWMAPPER_TARGET)")
+    clean.add_argument("--schema", help="the schema the job loaded into (PostgreSQL)")
+    clean.add_argument(
+        "--rows", action="store_true", help="also delete the rows the unfinished job loaded"
+    )
+    clean.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="SQLite -> Polars -> SQLite with no server, verified")
     demo.add_argument(
@@ -236,11 +281,30 @@ def _error(exc: BaseException, debug: bool = False) -> None:
         import traceback
 
         traceback.print_exception(printable(exc), file=sys.stderr)
-    print(f"arrowmapper: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
+    text = in_flags(" ".join(str(exc).split()), cli_flags())
+    print(f"arrowmapper: {redact(text)}", file=sys.stderr)
+
+
+def cli_flags() -> dict[str, str]:
+    """Each API keyword (and job-file key) -> the flag that sets it (``chunk_size`` ->
+    ``--chunk-size``), for messages written in the API's words."""
+    flags = {key: "--" + key.replace("_", "-") for key in [*file_keys(), *EXTRA_KEYS]}
+    for key, (name, _) in file_keys().items():
+        flags.setdefault(name, flags[key])
+    return flags
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    handler = {"run": _run, "plan": _plan, "verify": _verify, "demo": _demo, "bench": _bench}
+    handler = {
+        "run": _run,
+        "plan": _plan,
+        "verify": _verify,
+        "jobs": _jobs,
+        "status": _status,
+        "clean": _clean,
+        "demo": _demo,
+        "bench": _bench,
+    }
     return handler[args.command](args)
 
 
@@ -284,7 +348,7 @@ def _job_options(args: argparse.Namespace) -> dict[str, Any]:
         if not opts.get(key):
             raise ConfigError(f"no {key}: pass {hint}" + (" (or put it in the job file)"))
     if opts.get("transform") and opts.get("transform_sql"):
-        raise ConfigError("pass either transform or transform_sql, not both")
+        raise ConfigError("pass either --transform or --transform-sql, not both")
     return opts
 
 
@@ -311,6 +375,8 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from . import api
     from .display import ProgressDisplay
+    from .run.cursor import named_job_id
+    from .run.prepare import new_job_id
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
@@ -325,19 +391,63 @@ def _run(args: argparse.Namespace) -> int:
         elif not args.quiet:
             print(tables.summary())
         return EXIT_OK if tables.success else EXIT_FAILED
-    display = ProgressDisplay() if not (args.quiet) else None
-    if display is None:
-        result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
-    else:
-        with display:
-            result = api.map_query(
-                o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
-            )
+    # the id is chosen here, so that Ctrl-C (or a crash) can still name the job to resume
+    if kwargs.get("allow_duplicate") is None:  # a rerun that names no job is refused
+        kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
+    if not kwargs.get("job_id") and not kwargs.get("resume"):
+        # a recurring job's runs are named after it (the name and the UTC time)
+        kwargs["job_id"] = named_job_id(kwargs["name"]) if kwargs.get("name") else new_job_id()
+    job = kwargs.get("job_id")
+    # the job's id shows when it starts (a refused run names none)
+    display = ProgressDisplay(header=f"job {job}" if job else None) if not args.quiet else None
+    try:
+        if display is None:
+            result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
+        else:
+            with display:
+                result = api.map_query(
+                    o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
+                )
+    except KeyboardInterrupt:
+        _interrupted(o, kwargs.get("job_id"), not o.get("job_id"))
+        return EXIT_INTERRUPTED
     if args.json:
         print(result.to_json())
     elif not args.quiet:
         print(result.summary())
     return EXIT_OK
+
+
+def _interrupted(o: dict[str, Any], job_id: str | None, add_id: bool) -> None:
+    """After Ctrl-C: the job, what it committed (from the ledger) and the command that
+    loads the rest -- this very command line, with ``--job-id`` and ``--resume``."""
+    import shlex
+
+    from .config import parse_uri
+    from .run.prepare import table_ref
+    from .targets import LEDGER, job_info, open_target
+
+    done = "no chunk committed"
+    try:
+        dst = parse_uri(o["target"], "target")
+        if job_id and not (dst.rules.file and not Path(dst.path or "").is_file()):
+            with open_target(dst, table_ref(dst, o.get("schema"), LEDGER)) as target:
+                job = job_info(target, job_id)
+            done = f"{job.committed} of {_n(job.planned, 'chunk')} committed ({_n(job.rows, 'row')})"
+    except ConfigError:
+        pass  # interrupted before the job was registered: nothing of it is in the target
+    except Exception as exc:  # the ledger could not be read: say so, never hide the id
+        done = f"what was committed is unknown ({redact(str(exc))})"
+    argv = [redact(a) for a in sys.argv[1:]]
+    if add_id and job_id:
+        argv += ["--job-id", job_id]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    print(
+        f"arrowmapper: interrupted: job {job_id or '?'}: {done}; what was committed stays "
+        f"committed. Load the rest with: arrowmapper {shlex.join(argv)}",
+        file=sys.stderr,
+    )
 
 
 # --------------------------------------------------------------------------- plan, verify
@@ -393,17 +503,18 @@ def _plan(args: argparse.Namespace) -> int:
             out["files"] = [{**row, "size_human": human_bytes(row["size"])} for row in file_rows]
         print(json.dumps(out))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    from .display import console as make_console
+
+    console = make_console()
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
-    console.print(f"{len(plan.chunks)} chunks, about {plan.estimated_rows or 0:,} rows")
+    console.print(f"{_n(len(plan.chunks), 'chunk')}, about {_n(plan.estimated_rows or 0, 'row')}")
     if files:
         total = sum(row["size"] for row in file_rows)
         console.print(
-            f"{len(file_rows)} file{'s' if len(file_rows) != 1 else ''} in {folder}, "
+            f"{_n(len(file_rows), 'file')} in {folder}, "
             f"{total:,} bytes ({human_bytes(total)})",
             markup=False,
         )
@@ -424,7 +535,7 @@ def _plan(args: argparse.Namespace) -> int:
     chunks = Table("chunk", "predicate", "estimated rows", box=None, pad_edge=False)
     for c in plan.chunks:
         chunks.add_row(str(c.chunk_id), c.predicate, f"{c.estimated_rows or 0:,}")
-    console.print(chunks)
+    _print_whole(console, chunks)
     cols = Table(
         "column", "source type", "arrow type", "target type", "path", box=None, pad_edge=False
     )
@@ -432,7 +543,7 @@ def _plan(args: argparse.Namespace) -> int:
         cols.add_row(
             m.name, m.source_type or "-", m.arrow_type, m.target_type or "-", m.note or "-"
         )
-    console.print(cols)
+    _print_whole(console, cols)
     return EXIT_OK
 
 
@@ -488,12 +599,20 @@ def _print_whole(console: Any, table: Any) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from . import api
 
+    path = args.job_file or args.job_file_flag
+    o: dict[str, Any] = load_job_file(path) if path else {}
+    job_id = args.job_id or o.get("job_id")
+    if not job_id:
+        raise ConfigError(
+            "no job to verify: pass --job-id ID, or --job-file FILE with a job_id in it"
+        )
     report = api.verify(
-        _need(args.source, "ARROWMAPPER_SOURCE", "--source"),
-        _need(args.target, "ARROWMAPPER_TARGET", "--target"),
-        args.job_id,
-        schema=args.schema,
-        transform=args.transform or args.transform_sql,
+        _need(args.source or o.get("source"), "ARROWMAPPER_SOURCE", "--source"),
+        _need(args.target or o.get("target"), "ARROWMAPPER_TARGET", "--target"),
+        job_id,
+        schema=args.schema or o.get("schema"),
+        transform=args.transform or args.transform_sql or o.get("transform")
+        or o.get("transform_sql"),
         checksums=not args.counts_only,
     )
     if args.json:
@@ -516,6 +635,156 @@ def _verify(args: argparse.Namespace) -> int:
     if report.superseded:
         return EXIT_SUPERSEDED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- jobs, status, clean
+
+
+def _ledger_target(uri: str | None, schema: str | None) -> Any:
+    """The target whose ledger (in ``schema``) the jobs commands read; a SQLite file that
+    does not exist is an error, never created."""
+    from .config import check_reachable, parse_uri
+    from .run.prepare import table_ref
+    from .targets import LEDGER, open_target
+
+    dst = parse_uri(_need(uri, "ARROWMAPPER_TARGET", "--target"), "target")
+    if dst.rules.file and not (dst.path and Path(dst.path).is_file()):
+        raise ConfigError(f"target SQLite file {dst.path} does not exist; check the path")
+    check_reachable(dst, "target")
+    return open_target(dst, table_ref(dst, schema, LEDGER))
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from rich.table import Table
+
+    from .display import console
+    from .targets import list_jobs
+
+    with _ledger_target(args.target_uri or args.target_flag, args.schema) as target:
+        jobs = list_jobs(target, args.table)
+    if args.json:
+        print(json.dumps([j.to_dict() for j in jobs]))
+        return EXIT_OK
+    out = console()
+    if not jobs:
+        out.print("no jobs in this target's ledger", markup=False)
+        return EXIT_OK
+    named = any(j.name for j in jobs)
+    table = Table(box=None, pad_edge=False)
+    heads = ["job id", *(["name"] if named else []), "table", "state", "chunks", "rows"]
+    for head in [*heads, "started (UTC)", "duration"]:
+        table.add_column(head, no_wrap=True)
+    for j in jobs:
+        started = j.started.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if j.started else "-"
+        table.add_row(
+            j.job_id,
+            *([j.name or "-"] if named else []),
+            j.table,
+            j.state,
+            f"{j.committed}/{j.planned}",
+            f"{j.rows:,}",
+            started,
+            _ago(j.duration_s),
+        )
+    _print_whole(out, table)
+    return EXIT_OK
+
+
+def resume_command(job: Any, target: str, schema: str | None) -> str:
+    """The command that resumes ``job`` (its source as the fingerprint shows it: without a
+    password, so ``$ARROWMAPPER_SOURCE`` is the place for one)."""
+    import shlex
+
+    from .redact import redact as hide
+
+    fp = job.fingerprint or {}
+    parts = ["arrowmapper", "run"]
+    if fp.get("source"):
+        parts += ["--source", fp["source"]]
+    if fp.get("query"):
+        parts += ["--query", fp["query"]]
+    parts += ["--target", hide(target), "--table", job.table.rpartition(".")[2]]
+    if schema:
+        parts += ["--schema", schema]
+    for key in ("key", "strategy", "mode"):
+        if fp.get(key) and not (key == "mode" and fp[key] == "append"):
+            parts += ["--" + key, fp[key]]
+    parts += ["--job-id", job.job_id, "--resume"]
+    text = " ".join(shlex.quote(p) for p in parts)
+    if fp.get("transform", "identity") not in ("identity", "none", ""):  # stored as a hash
+        text += "  # and the job's --transform"
+    return text
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .targets import job_info
+
+    target_uri = _need(args.target, "ARROWMAPPER_TARGET", "--target")
+    with _ledger_target(target_uri, args.schema) as target:
+        job = job_info(target, args.job_id)
+    resume = None if job.finished else resume_command(job, target_uri, args.schema)
+    if args.json:
+        print(json.dumps({**job.to_dict(), "resume": resume}))
+        return EXIT_OK
+    lines = [
+        f"job {job.job_id}" + (f" ({job.name})" if job.name else ""),
+        f"  table:     {job.table}" + (f" (loading {job.load_table})" if job.staged else ""),
+        f"  state:     {job.state}",
+        f"  strategy:  {job.strategy or '-'}" + (f", mode {job.mode}" if job.mode else ""),
+        f"  chunks:    {job.committed} of {job.planned} committed"
+        + (f"; missing: {_ids(job.missing)}" if job.missing else ""),
+        f"  rows:      {job.rows:,}",
+        f"  started:   {job.started.isoformat() if job.started else '-'}",
+        f"  duration:  {_ago(job.duration_s)}",
+    ]
+    if resume:
+        lines.append(f"  resume:    {resume}")
+        lines.append(f"  or forget: arrowmapper clean {job.job_id} --target ... --rows")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _ids(ids: Sequence[int], most: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from .targets import clean_job, job_info
+
+    with _ledger_target(args.target, args.schema) as target:
+        job = job_info(target, args.job_id)
+        done = clean_job(target, job, delete_rows=args.rows)
+    if args.json:
+        print(json.dumps(done.__dict__))
+        return EXIT_OK
+    print(
+        f"job {done.job_id} cleaned: {_n(done.ledger_rows, 'ledger row')} removed"
+        + (f", staging table {done.stage_dropped} dropped" if done.stage_dropped else "")
+        + (f", {_n(done.rows_deleted, 'row')} deleted from {job.table}"
+           if done.rows_deleted is not None else "")
+    )
+    if not job.finished and not args.rows and job.rows and not job.staged:
+        print(
+            f"note: the {_n(job.rows, 'row')} it loaded stay in {job.table}; a new job "
+            "would load them again (clean --rows deletes them)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------- demo, bench

@@ -5,6 +5,7 @@ several worker processes, a SQLite target, and a verification of the result. No 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -85,11 +86,22 @@ def verify(source: Path, target: Path, table: str) -> list[str]:
 def run_demo(
     rows: int = DEMO_ROWS, workers: int = 4, directory: str | None = None, progress: Any = True
 ) -> int:
-    """Build, map, verify. Returns a process exit code (0 when the target is exact)."""
+    """Build, map, verify. Returns a process exit code (0 when the target is exact). Without
+    ``directory`` the databases live in a temporary folder, removed at the end."""
+    if directory is None:  # a temporary folder goes at the end, whatever happens
+        base = Path(tempfile.mkdtemp(prefix="arrowmapper-demo-"))
+        try:
+            return _demo_in(base, rows, workers, progress, kept=False)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    base = Path(directory)
+    base.mkdir(parents=True, exist_ok=True)
+    return _demo_in(base, rows, workers, progress, kept=True)
+
+
+def _demo_in(base: Path, rows: int, workers: int, progress: Any, kept: bool) -> int:
     from .api import map_query
 
-    base = Path(directory or tempfile.mkdtemp(prefix="arrowmapper-demo-"))
-    base.mkdir(parents=True, exist_ok=True)
     source, target = base / "source.db", base / "target.db"
     target.unlink(missing_ok=True)
     print(f"building {rows:,} rows in {source} ...", flush=True)
@@ -117,7 +129,8 @@ def run_demo(
     if problems:
         print("verification FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print(f"verified: {rows:,} rows, same ids and sums, every derived column right ({target})")
+    where = str(target) if kept else "temporary files removed"
+    print(f"verified: {rows:,} rows, same ids and sums, every derived column right ({where})")
     return 0
 
 

@@ -14,6 +14,21 @@ from typing import Any
 from .run.progress import ProgressSnapshot, human_bytes
 
 
+def console(stderr: bool = False) -> Any:
+    """A rich Console for the command line's output: folded to the terminal's width on a
+    terminal, never wrapped elsewhere (a pipe, a file, a CI log: rich would fold every line
+    at 80 columns, splitting what a script greps for)."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal:
+        out.soft_wrap = True
+    return out
+
+
+_make_console = console
+
+
 def _rss_mb(pid: int) -> float | None:
     import psutil
 
@@ -91,10 +106,11 @@ class ProgressDisplay:
     ...     am.map_query(..., progress=show)
     """
 
-    def __init__(self, console: Any = None, interval: float = 5.0) -> None:
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
+    def __init__(
+        self, console: Any = None, interval: float = 5.0, header: str | None = None
+    ) -> None:
+        self.console = console or _make_console(stderr=True)
+        self.header = header  # printed once, with the first snapshot (the job has started)
         self.interval = interval
         self._live: Any = None
         self._last_plain = -1.0
@@ -121,10 +137,13 @@ class ProgressDisplay:
             self._live = None
 
     def __call__(self, snapshot: ProgressSnapshot) -> None:
+        if self.header:
+            self.console.print(self.header, markup=False, highlight=False, soft_wrap=True)
+            self.header = None
         if self._live is not None:
             self._live.update(render(snapshot))
             return
         now = time.monotonic()
         if snapshot.done or self._last_plain < 0 or now - self._last_plain >= self.interval:
             self._last_plain = now
-            self.console.print(plain_line(snapshot), markup=False, highlight=False)
+            self.console.print(plain_line(snapshot), markup=False, highlight=False, soft_wrap=True)

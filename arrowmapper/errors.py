@@ -432,3 +432,47 @@ def boundary(where: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         return guarded
 
     return wrap
+
+
+# --------------------------------------------------------------------------- the CLI's words
+
+_KEYWORD_VALUE = r"(True\b|False\b|'([^'\n]*)'|\"([^\"\n]*)\"|\.\.\.|(\w(?:[\w.:/-]*[\w/])?))?"
+
+
+def in_flags(message: str, flags: dict[str, str]) -> str:
+    """``message`` as the command line says it: a Python keyword of the API (``resume=True``,
+    ``key='id'``, ``job_id='j-1'``, ``key=``) becomes its flag (``--resume``, ``--key id``,
+    ``--job-id j-1``, ``--key``); ``flags`` maps each keyword to its flag. A bare ``job_id``
+    becomes ``--job-id`` too. Messages are written once, for the API; the CLI prints them
+    through this."""
+    import shlex
+
+    if not flags:
+        return message
+    names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
+    keyword = re.compile(rf"(?<![\w.\-/?&])({names})={_KEYWORD_VALUE}")
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = flags[m[1]], m[2]
+        if value is None:
+            return name
+        if value == "True":
+            return name
+        if value == "False":
+            return "--no-" + name.removeprefix("--")
+        if value == "...":
+            return f"{name} ..."
+        text = next(v for v in (m[3], m[4], m[5]) if v is not None)
+        return f"{name} {shlex.quote(text) if text else repr('')}"
+
+    out = keyword.sub(flag, message)
+    # a bare keyword: one with an underscore anywhere (``chunk_size``, ``job_id``: no English
+    # word), any other where it opens a sentence about its value ("workers must be ...")
+    joined = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True) if "_" in n)
+    if joined:
+        out = re.sub(rf"(?<![\w.\-/'\"])({joined})(?![\w='\"])", lambda m: flags[m[1]], out)
+    out = re.sub(
+        rf"(^|[:;] )({names}) (?=must |is )", lambda m: m[1] + flags[m[2]] + " ", out
+    )
+    # "--job-id j-1, --resume": one command line
+    return re.sub(r"(--[a-z-]+(?: [^\s,-][^\s,]*)?), (?=--)", r"\1 ", out)

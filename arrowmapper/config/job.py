@@ -168,6 +168,13 @@ class JobConfig:
     resume: bool = _opt(
         False, "skip the chunks this job already committed", kind="bool", param="resume"
     )
+    allow_duplicate: bool | None = _opt(
+        None,
+        "append even when a finished append job with the same source, query, transform and "
+        "columns already loaded this table (the CLI refuses that rerun without a --job-id; "
+        "the API notes it)",
+        kind="bool",
+    )
     verify: bool = _opt(
         False, "check each chunk's count and checksum inside its transaction", kind="bool"
     )

@@ -11,6 +11,7 @@ nothing behind. What each ``mode`` does to the table is one row of :data:`MODE_R
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..targets import (
     JobRecord,
     TableRef,
     Target,
+    appended_before,
     check_job_id,
     dialect_of,
     open_target,
@@ -234,6 +236,8 @@ def _prepare(
         if rules.staged
         else ref
     )
+    # a database file this run creates goes again if the run is refused before it loads
+    fresh = bool(dst.rules.file and dst.path and not os.path.exists(dst.path))
     tgt = open_target(dst, ref)
     load = open_target(dst, load_ref, conn=tgt.conn) if load_ref != ref else tgt
     claimed = created_stage = created_table = False
@@ -322,6 +326,23 @@ def _prepare(
             check_narrowing(existing, layout, read_schema, out_schema, ref)
             if rules.empties:
                 tgt.check_can_empty(c.mode)
+        if record is None and exists and c.mode == "append" and not (c.incremental or c.cursor):
+            again = appended_before(tgt, now_fp)
+            if again is not None and c.allow_duplicate is not True:
+                said = (
+                    f"{ref.display} already holds the rows of job {again.job_id!r}, a finished "
+                    "append of the same source, query, transform and columns: this run would "
+                    "append them a second time"
+                )
+                if c.allow_duplicate is False:
+                    raise ConfigError(
+                        f"{said}. To load them again on purpose pass allow_duplicate=True; to "
+                        "load only what changed use mode='merge' with a key, or mode='replace' "
+                        f"to rebuild the table; to see the earlier job: arrowmapper status "
+                        f"{again.job_id}"
+                    )
+                notes.append(said)
+                log.warning("%s", said)
         if dry_run:
             return None
         tgt.ensure_ledger()
@@ -385,6 +406,8 @@ def _prepare(
             tgt.drop_table(quiet=True)
         if claimed:
             load.unregister_job(job_id)
+        if fresh:
+            tgt.discard_if_unused()
         raise
     finally:
         tgt.close()

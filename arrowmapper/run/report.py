@@ -152,7 +152,7 @@ class JobResult:
         ok = [r for r in ordered if r.success]
         return cls(
             job_id=spec.job_id,
-            table=spec.table.display,
+            table=(spec.final_table or spec.table).display,  # never a replace job's stage
             strategy=spec.plan.strategy,
             strategy_reason=spec.plan.reason,
             chunks=chunks,
@@ -195,21 +195,27 @@ class JobResult:
         return json.dumps(self.to_dict(), default=str)
 
     def summary(self) -> str:
-        head = "OK" if self.success else f"FAILED ({len(self.failed_chunks)} chunks failed)"
+        head = "OK" if self.success else f"FAILED ({_n(len(self.failed_chunks), 'chunk')} failed)"
         text = (
-            f"{head}: {self.rows_written:,} rows into {self.table} in {self.elapsed_s:.2f} s "
-            f"({self.rows_per_s:,.0f} rows/s); {self.chunks} chunks, strategy {self.strategy}, "
-            f"{self.workers} workers"
+            f"{head}: job {self.job_id}: {_n(self.rows_written, 'row')} into {self.table} in "
+            f"{self.elapsed_s:.2f} s ({self.rows_per_s:,.0f} rows/s); {_n(self.chunks, 'chunk')}, "
+            f"strategy {self.strategy}, {_n(self.workers, 'worker')}"
         )
         if self.rows_rejected:
             n = self.rows_rejected
             text += f"; {n:,} bad row{'s' if n != 1 else ''} rejected"
         if self.verified:
-            text += f"; verified ({len(self.verification_failures)} mismatches re-run)"
+            n = len(self.verification_failures)
+            text += f"; verified ({n} mismatch{'' if n == 1 else 'es'} re-run)"
         if self.skipped_chunks:
-            text += f"; {len(self.skipped_chunks)} chunks already committed (resumed)"
+            text += f"; {_n(len(self.skipped_chunks), 'chunk')} already committed (resumed)"
         for note in self.notes:
             text += f"\n  note: {note}"
         for err in self.errors[:5]:
             text += f"\n  {err}"
         return text
+
+
+def _n(count: int, word: str) -> str:
+    """``1 chunk``, ``2 chunks``, ``1,000 rows``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"

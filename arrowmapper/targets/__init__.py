@@ -15,6 +15,7 @@ from ..config import Endpoint
 from ..errors import ConfigError
 from .base import Target
 from .dialects import DIALECTS, Dialect, TableRef, dialect_of
+from .jobs import Cleaned, JobInfo, appended_before, clean_job, job_info, list_jobs
 from .ledger import JOBS, LEDGER, Earlier, JobRecord, LedgerEntry, Written
 from .postgresql import PostgresTarget
 from .session import check_job_id
@@ -53,6 +54,12 @@ def open_target(endpoint: Endpoint, ref: TableRef, conn: Any = None) -> Target:
 
 __all__ = [
     "CatalogColumn",
+    "Cleaned",
+    "appended_before",
+    "JobInfo",
+    "clean_job",
+    "job_info",
+    "list_jobs",
     "DIALECTS",
     "JOBS",
     "LEDGER",

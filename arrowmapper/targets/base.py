@@ -75,6 +75,13 @@ class Target(ChunkStore):
         this table without touching another (a system that enforces foreign keys checks
         them; ADBC's SQLite connections do not)."""
 
+    def discard_if_unused(self) -> bool:
+        """Close the connection and remove the target's database when this run created it
+        and it holds nothing but arrowmapper's empty ledger (a SQLite file a refused or
+        failed run would otherwise leave behind); True when it was removed. A server's
+        database is never removed."""
+        return False
+
     def _referenced(self) -> bool:
         """Whether a foreign key elsewhere points at this table (TRUNCATE would refuse)."""
         return False

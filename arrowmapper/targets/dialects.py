@@ -110,6 +110,9 @@ class Dialect:
     #: ``map_tables`` can recreate a PostgreSQL source's keys, indexes, foreign keys and
     #: sequences here (``constraints=True``, ``sequences=True``)
     pg_objects: bool = False
+    #: bounds how long the next statement of a transaction waits for a row lock, so that a
+    #: lock held by a live writer is seen without waiting for it ("": the system cannot)
+    lock_wait: str = ""
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier of this system."""
@@ -149,6 +152,7 @@ POSTGRESQL = Dialect(
     add_key="ALTER TABLE {table} ADD PRIMARY KEY ({cols})",
     lock_exclusive="LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
     row_lock=" FOR UPDATE",
+    lock_wait="SET LOCAL lock_timeout = '300ms'",
     # the swap's rows carry its transaction's id
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
     registered_order="created_at",

@@ -57,6 +57,29 @@ class SqliteTarget(Target):
             batch = batch.set_column(i, name, to_instant_text(batch.column(i)))
         return batch
 
+    def discard_if_unused(self) -> bool:
+        """Remove the database file (and its journal) when it holds no table but arrowmapper's
+        empty ledger: the caller created it and its run did not get to load anything."""
+        from pathlib import Path
+
+        from .ledger import JOBS, LEDGER
+        from .marks import MARKS
+
+        try:
+            tables = {str(r[0]) for r in self._read("SELECT name FROM sqlite_master")}
+            if not tables <= {LEDGER, JOBS, MARKS}:
+                return False
+            for name in tables:
+                if self._read(f"SELECT 1 FROM {self.q(name)} LIMIT 1"):
+                    return False
+        except Exception:
+            return False
+        self.close()
+        assert self.endpoint.path is not None
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(self.endpoint.path + suffix).unlink(missing_ok=True)
+        return True
+
     # -- the catalog
     def table_exists(self) -> bool:
         """Whether the table exists (SQLite ignores ASCII case in names)."""
