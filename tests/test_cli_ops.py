@@ -292,7 +292,7 @@ def test_a_refused_run_creates_no_sqlite_file(tmp_path: Path) -> None:
         assert out.returncode in (1, 2), (flag, value, out.stderr)
         assert not dst.exists(), (flag, value, out.stderr)
         if flag == "--mode":  # the message names the flag to pass
-            assert "needs --key: it becomes the primary key" in out.stderr, out.stderr
+            assert "needs --key (or --merge-key): it becomes the primary key" in out.stderr, out.stderr
 
 
 def test_output_to_a_pipe_is_never_wrapped(pg: PG) -> None:
