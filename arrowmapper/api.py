@@ -10,8 +10,9 @@ target's column types -- and only then is the table created and the first chunk 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -111,6 +112,8 @@ def map_query(
     cluster: str | None = None,
     swap: str = "truncate",
     bad_rows: str | None = None,
+    metrics_file: str | None = None,
+    metrics_port: int | None = None,
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -142,6 +145,12 @@ def map_query(
     with the reason to ``<rejects>/<job_id>/chunk-<n>.csv`` (``am.files(..., rejects=...)``;
     default ``./arrowmapper-rejects``). A database source refuses it.
 
+    ``metrics_file`` writes the job's Prometheus metrics (rows, Arrow bytes, seconds per
+    phase, chunk durations, retries, chunks by state) to that textfile, atomically, every 2 s
+    and at the end; ``metrics_port`` serves them over HTTP while the job runs. With
+    ``opentelemetry-api`` installed and an SDK configured, the job and each chunk attempt are
+    spans (see docs/operations.md, "Metrics, tracing and logs").
+
     ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
     table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
     since is refused, naming it.
@@ -162,14 +171,18 @@ def map_query(
     # cheap checks first (bad arguments must not spawn anything), then start the local
     # workers: their imports overlap the planning and preflight that prepare_job() does
     endpoints = check_endpoints(c)
+    begun = time.perf_counter()
     pool = _early_pool(c)
+    started = time.perf_counter() - begun  # spawning; their imports overlap the planning
     try:
         prepared = prepare_job(c, endpoints)
     except BaseException:
         if pool is not None:
             pool.discard()
         raise
-    result = run_prepared(prepared.spec, progress, pool)
+    spec = prepared.spec
+    spec = replace(spec, timings={**spec.timings, "worker_start_s": started})
+    result = run_prepared(spec, progress, pool)
     if not result.success:
         raise JobFailed(
             f"job {result.job_id}: {len(result.failed_chunks)} of {result.chunks} chunks failed; "

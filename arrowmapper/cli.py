@@ -266,6 +266,8 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
         if key in ("source", "query", "target", "table") or key not in options:
             continue
         name, option = options[key]
+        if not option.api:  # --log-file, --log-json: the CLI's own (see _run)
+            continue
         kwargs[name] = RetryConfig(max_retries=value) if option.kind == "retry" else value
     kwargs["transform"] = o.get("transform") or o.get("transform_sql")
     return kwargs
@@ -274,17 +276,25 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from . import api
     from .display import ProgressDisplay
+    from .run.telemetry import configure_logging
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
+    logs = JobConfig.build({"log_file": o.get("log_file"), "log_json": o.get("log_json")})
+    handler = configure_logging(logs.log_file, logs.log_json)
     display = ProgressDisplay() if not (args.quiet) else None
-    if display is None:
-        result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
-    else:
-        with display:
-            result = api.map_query(
-                o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
-            )
+    try:
+        if display is None:
+            result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
+        else:
+            with display:
+                result = api.map_query(
+                    o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
+                )
+    finally:
+        if handler is not None:
+            logging.getLogger("arrowmapper").removeHandler(handler)
+            handler.close()
     if args.json:
         print(result.to_json())
     elif not args.quiet:

@@ -50,12 +50,18 @@ from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
 from .spec import JobSpec
+from .telemetry import Telemetry, current_job
 from .watchdog import Watchdogs
 from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
 MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
 __all__ = ["Coordinator", "Hooks", "JobSpec", "kill_tree"]
+
+
+def _estimate(rows: int | None) -> int:
+    """A chunk's planned rows as the progress board holds them: -1 when not known."""
+    return -1 if rows is None else int(rows)
 
 
 class Coordinator:
@@ -89,11 +95,18 @@ class Coordinator:
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
         self.watchdogs = Watchdogs(spec.stall_timeout, spec.max_worker_memory, self.clock)
+        self.tried: list[ChunkResult] = []  # every attempt's result, for the phase totals
+        self.worker_start_s = 0.0
+        self.telemetry: Telemetry | None = None
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
         """Run the job to its end (every chunk done, failed or skipped) and report it."""
         self.started = self.clock()
+        current_job[0] = self.spec.job_id
+        self.telemetry = Telemetry(self.spec)
+        result: JobResult | None = None
+        failure: BaseException | None = None
         snapshot_conn = None
         if self.spec.snapshot:
             snapshot_conn, self.snapshot_id = self.hooks.export_snapshot(self.spec.source)
@@ -112,16 +125,26 @@ class Coordinator:
                     self.watchdogs.check(self.executor, self.board)
                     self._report_progress()
             self._report_progress(force=True)
-            return self._result()
-        except KeyboardInterrupt:
+            result = self._result()
+            return result
+        except KeyboardInterrupt as exc:
             # Ctrl-C: end the workers now instead of waiting for their chunks; what they had
             # not committed the server rolls back, and --resume loads it later
+            failure = exc
             if self.executor is not None:
                 self.executor.discard()
+            raise
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
             if self.executor is not None:
                 self.executor.stop()
+            try:
+                self.telemetry.end(result, failure)
+            except Exception:  # telemetry must not fail the job it reports on
+                log.exception("could not finish the job's metrics or spans")
+            current_job[0] = None
             self.board.close()
             if snapshot_conn is not None:
                 with suppress(Exception):
@@ -131,7 +154,7 @@ class Coordinator:
     def _mark_committed(self) -> None:
         assert self.board is not None
         for cid, chunk in self.chunks.items():
-            self.board.set(cid, "estimate", chunk.estimated_rows or 0)
+            self.board.set(cid, "estimate", _estimate(chunk.estimated_rows))
             if cid in self.spec.committed:
                 self.board.move(cid, ChunkState.SKIPPED)
             else:
@@ -142,10 +165,14 @@ class Coordinator:
         return any(self.board.state(c) not in FINISHED for c in self.chunks)
 
     def _start_workers(self) -> None:
+        begun = time.perf_counter()
         n = min(self.spec.workers, max(1, len(self.ready_at)))
         if self.executor is None:
             self.executor = self.hooks.make_executor(self.spec, n)
         self.executor.fit(n)  # a pool started early is fitted to the job
+        self.worker_start_s = time.perf_counter() - begun
+        if self.telemetry is not None:
+            self.telemetry.phase("worker_start", self.worker_start_s)
         log.info(
             "job %s: %d %s workers, %d chunks (%s)",
             self.spec.job_id,
@@ -168,6 +195,9 @@ class Coordinator:
         self.board.set(cid, "pid", 0)
         self.board.set(cid, "started_ns", time.time_ns())
         self.watchdogs.forget(cid)
+        parent = None
+        if self.telemetry is not None:
+            parent = self.telemetry.chunk_started(cid, self.attempts[cid])
         return ChunkTask.for_job(
             self.spec,
             self.chunks[cid],
@@ -175,6 +205,7 @@ class Coordinator:
             board_name=self.board.name,
             n_chunks=len(self.chunks),
             snapshot=self.snapshot_id,
+            traceparent=parent,
         )
 
     def _dispatch(self) -> None:
@@ -218,6 +249,13 @@ class Coordinator:
         cid = result.chunk_id
         self.results[cid] = result
         if result.success:
+            self.tried.append(result)
+            if self.telemetry is not None:
+                self.telemetry.chunk_ended(result, retried=False)
+            # what the chunk committed is its progress (an executor that reports no progress
+            # of its own, or a board update still in flight, is corrected here)
+            self.board.set(cid, "rows_written", result.rows_written)
+            self.board.set(cid, "rows_read", result.rows_read)
             self.board.move(cid, ChunkState.DONE)
             if result.already_committed:
                 log.info("chunk %d was already committed (earlier attempt or run)", cid)
@@ -227,6 +265,7 @@ class Coordinator:
     def _retry_or_fail(self, result: ChunkResult) -> None:
         assert self.board is not None and self.executor is not None
         cid = result.chunk_id
+        self.tried.append(result)
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
         transient = result.transient
         if result.kind == "verification" and result.error:
@@ -236,10 +275,14 @@ class Coordinator:
             if repeated:
                 transient = False
         attempts = self.attempts[cid]
-        if result.kind == "connection_limit" and self.executor.concurrency > 1:
+        fewer = result.kind == "connection_limit" and self.executor.concurrency > 1
+        again = fewer or should_retry(self.spec.retry, attempts, transient)
+        if self.telemetry is not None:
+            self.telemetry.chunk_ended(result, retried=again)
+        if fewer:
             self._run_fewer(cid)
             return
-        if should_retry(self.spec.retry, attempts, transient):
+        if again:
             delay = backoff_delay(self.spec.retry, attempts, self.hooks.rng)
             log.warning(
                 "chunk %d attempt %d failed (%s); retrying in %.2fs",
@@ -247,12 +290,13 @@ class Coordinator:
                 attempts,
                 result.error,
                 delay,
+                extra={"chunk_id": cid},
             )
             self.board.move(cid, ChunkState.RETRY_WAIT)
             self.ready_at[cid] = self.clock() + delay
         else:
             why = "terminal error" if not transient else f"out of retries ({attempts} attempts)"
-            log.error("chunk %d failed: %s (%s)", cid, result.error, why)
+            log.error("chunk %d failed: %s (%s)", cid, result.error, why, extra={"chunk_id": cid})
             self.board.move(cid, ChunkState.FAILED)
 
     def _run_fewer(self, cid: int) -> None:
@@ -329,7 +373,7 @@ class Coordinator:
             self.chunks[half.chunk_id] = half
             self.attempts[half.chunk_id] = 0
             self._depth[half.chunk_id] = self._depth.get(cid, 0) + 1
-            self.board.set(half.chunk_id, "estimate", half.estimated_rows or 0)
+            self.board.set(half.chunk_id, "estimate", _estimate(half.estimated_rows))
             self.ready_at[half.chunk_id] = self.clock()
         note = (
             f"chunk {cid} split into {halves[0].chunk_id} and {halves[1].chunk_id} after its "
@@ -369,16 +413,33 @@ class Coordinator:
         release_worker_state()
 
     def _report_progress(self, force: bool = False) -> None:
-        if self.progress is None or self.board is None:
+        watching = self.telemetry is not None and self.telemetry.watching
+        if (self.progress is None and not watching) or self.board is None:
             return
         now = self.clock()
         if not force and now - self._last_report < self.progress_interval:
             return
         self._last_report = now
+        snap = self.board.snapshot(self.started, self._active(), now=now)
+        if watching and self.telemetry is not None:
+            try:
+                self.telemetry.progress(snap, self._states())
+            except Exception:
+                log.exception("could not update the job's metrics; continuing")
+        if self.progress is None:
+            return
         try:
-            self.progress(self.board.snapshot(self.started, self._active(), now=now))
+            self.progress(snap)
         except Exception:  # a broken callback must not break the job
             log.exception("progress callback raised; continuing")
+
+    def _states(self) -> dict[str, int]:
+        """Chunks of the current plan per state (lower-case state names)."""
+        assert self.board is not None
+        counts = {state.name.lower(): 0 for state in ChunkState if state != ChunkState.SPLIT}
+        for cid in self._active():
+            counts[self.board.state(cid).name.lower()] += 1
+        return counts
 
     def _active(self) -> list[int]:
         """Chunk ids of the current plan (not the ones replaced by a split)."""
@@ -401,4 +462,9 @@ class Coordinator:
             verification_failures=tuple(self.mismatches),
             attempt_errors=tuple(self.attempt_errors),
             notes=tuple(self.notes),
+            attempts=self.tried,
+            phases={
+                **s.timings,
+                "worker_start_s": s.timings.get("worker_start_s", 0.0) + self.worker_start_s,
+            },
         )

@@ -184,6 +184,7 @@ def check_endpoints(c: JobConfig) -> tuple[Endpoint, Endpoint]:
 def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None) -> Prepared:
     """Plan, preflight, claim the job and create the target table; return a runnable JobSpec.
     ``endpoints``: what :func:`check_endpoints` returned for ``c``, if it was called."""
+    begun = time.perf_counter()
     rules = MODE_RULES[c.mode]
     job_id = check_job_id(c.job_id) if c.job_id else new_job_id()
     src, dst = endpoints or check_endpoints(c)
@@ -191,6 +192,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
     check_reachable(src, "source")
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
+    connected = time.perf_counter()
     ref = table_ref(dst, c.schema, c.table)
     source = open_source(src)  # describing holds nothing open; the probe may: closed below
     layout = source.describe(c.query)
@@ -239,6 +241,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
             ) or plan_for(
                 probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
             )
+        planned = time.perf_counter()
         exists = tgt.table_exists()
         if c.verify and exists and tgt.untracked():
             raise ConfigError(
@@ -369,6 +372,14 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         write=write,
         final_table=ref if rules.staged else None,
         final_existed=exists,
+        timings={
+            # reaching the servers and counting their free connections is connecting;
+            # describing, sampling and planning the query (and the job's ledger row: resume)
+            # is planning; the rest (checks, claim, the table) is preflight
+            "connect_s": connected - begun,
+            "plan_s": planned - connected,
+            "preflight_s": time.perf_counter() - planned,
+        },
     )
     return Prepared(spec, c)
 
