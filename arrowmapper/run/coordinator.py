@@ -103,8 +103,13 @@ class Coordinator:
     def run(self) -> JobResult:
         """Run the job to its end (every chunk done, failed or skipped) and report it."""
         self.started = self.clock()
+        try:
+            self.telemetry = Telemetry(self.spec)  # a metrics port in use is refused here
+        except BaseException:
+            if self.executor is not None:
+                self.executor.discard()
+            raise
         current_job[0] = self.spec.job_id
-        self.telemetry = Telemetry(self.spec)
         result: JobResult | None = None
         failure: BaseException | None = None
         snapshot_conn = None

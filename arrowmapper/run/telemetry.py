@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from ..redact import redact
 
 if TYPE_CHECKING:
@@ -111,7 +112,13 @@ class Metrics:
         if port is not None:
             from prometheus_client import start_http_server
 
-            self._server, _ = start_http_server(port, registry=r)
+            try:
+                self._server, _ = start_http_server(port, registry=r)
+            except OSError as exc:
+                raise ConfigError(
+                    f"metrics_port={port}: cannot serve the metrics there ({exc.strerror or exc}); "
+                    "pick a free port, or drop metrics_port"
+                ) from None
             log.info("metrics of job %s served on port %d", job_id, port)
         self.write(force=True)
 
