@@ -260,3 +260,25 @@ def test_cli_json_log_file_and_metrics_never_show_the_password(
     for text in (log_file.read_text(), prom.read_text(), out.out, out.err):
         assert SECRET not in text
     assert not logging.getLogger("arrowmapper").handlers  # the CLI took its handler off
+
+
+def test_a_busy_metrics_port_or_missing_folder_is_refused_before_anything_runs(
+    pg: PG, tmp_path: Path
+) -> None:
+    import socket
+
+    src = skewed_source(pg)
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(am.ConfigError, match=f"metrics_port={port}"):
+            am.map_query(pg.uri, src, pg.uri, "dst", schema=pg.schema, metrics_port=port)
+    with pytest.raises(am.ConfigError, match="does not exist"):
+        am.map_query(
+            pg.uri, src, pg.uri, "dst", schema=pg.schema,
+            metrics_file=str(tmp_path / "nowhere" / "job.prom"),
+        )
+    assert pg.scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (pg.schema,)
+    ) == 1  # only the source: no table, no ledger

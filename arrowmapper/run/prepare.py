@@ -51,6 +51,7 @@ from .preflight import (
 )
 from .resume import check_still_there, finished, registered_message, resumable_plan
 from .spec import JobSpec
+from .telemetry import check_outputs
 
 log = logging.getLogger("arrowmapper")
 
@@ -149,6 +150,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
     check_table_name(c.table)
     if c.schema is not None:
         validate_identifier(c.schema, "schema", dst.dialect)
+    check_outputs(c.metrics_file, c.metrics_port)  # before anything is claimed or spawned
     if c.executor == "dask" and c.cluster:
         from .executors import check_scheduler
 

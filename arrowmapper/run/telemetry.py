@@ -20,6 +20,8 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -182,6 +184,28 @@ class Metrics:
                 self._server.shutdown()
                 self._server.server_close()
             self._server = None
+
+
+def check_outputs(metrics_file: str | None, metrics_port: int | None) -> None:
+    """Refuse, before anything runs, a metrics file whose folder does not exist and a metrics
+    port something else listens on."""
+    if metrics_file:
+        folder = os.path.dirname(os.path.abspath(metrics_file))
+        if not os.path.isdir(folder):
+            raise ConfigError(
+                f"metrics_file={metrics_file!r}: the folder {folder!r} does not exist; create "
+                "it or write the metrics elsewhere"
+            )
+    if metrics_port is not None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("", metrics_port))
+            except OSError as exc:
+                raise ConfigError(
+                    f"metrics_port={metrics_port}: cannot serve the metrics there "
+                    f"({exc.strerror or exc}); pick a free port, or drop metrics_port"
+                ) from None
 
 
 # --------------------------------------------------------------------------- tracing
