@@ -297,7 +297,13 @@ def print_progress(snapshot: ProgressSnapshot) -> None:
     eta = "-" if snapshot.eta_seconds is None else f"{snapshot.eta_seconds:.0f}s"
     line = (
         f"{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
-        f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
+        f"chunks  {snapshot.rows_written:,} rows"
+        + (
+            f" of ~{snapshot.rows_expected:,}"
+            if snapshot.rows_expected > snapshot.rows_written
+            else ""
+        )
+        + f"  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
     )
     if snapshot.bytes_read:
         line += f"  {human_bytes(snapshot.bytes_read)} read"
