@@ -282,3 +282,51 @@ def test_a_busy_metrics_port_or_missing_folder_is_refused_before_anything_runs(
     assert pg.scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (pg.schema,)
     ) == 1  # only the source: no table, no ledger
+
+
+def test_a_lost_worker_in_metrics_spans_and_json_log(
+    pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spans: Any
+) -> None:
+    """Chunk 1's worker is SIGKILLed before its commit, once (taken for the OOM killer: the
+    chunk is split in two and retried): the retry is counted, the lost attempt is an ERROR
+    span naming its halves, the halves' spans are committed, and the JSON log's warning names
+    the job and the chunk -- with no password anywhere."""
+    from arrowmapper.run.telemetry import configure_logging
+
+    monkeypatch.setenv("ARROWMAPPER_FAULT", "before_commit:1")
+    monkeypatch.setenv("ARROWMAPPER_FAULT_MARKER", str(tmp_path / "fault"))
+    spans.clear()
+    src = skewed_source(pg)
+    uri = secret_uri(pg)
+    prom, log_file = tmp_path / "job.prom", tmp_path / "job.log"
+    handler = configure_logging(str(log_file), True)
+    assert handler is not None
+    try:
+        r = am.map_query(
+            uri, src, uri, "dst", schema=pg.schema, strategy="key", key="k", chunk_size=1_000,
+            workers=1, job_id="obs-retry", metrics_file=str(prom),
+        )
+    finally:
+        logging.getLogger("arrowmapper").removeHandler(handler)
+        handler.close()
+    assert r.rows_written == 5_000 and (tmp_path / "fault").exists()
+    fams = _families(prom.read_text())
+    lb = {"job": "obs-retry", "table": f"{pg.schema}.dst"}
+    assert _value(fams, "arrowmapper_retries_total", **lb) == 1
+    assert _value(fams, "arrowmapper_chunk_duration_seconds_count", outcome="committed", **lb) == 7
+    assert _value(fams, "arrowmapper_rows_total", phase="write", **lb) == 5_000
+    assert _value(fams, "arrowmapper_chunks", state="done", **lb) == 7  # 6 - 1 + 2 halves
+    chunk_spans = {
+        s.attributes["arrowmapper.chunk_id"]: s
+        for s in spans.get_finished_spans()
+        if s.name == "arrowmapper.chunk"
+    }
+    lost = chunk_spans[1]
+    assert not lost.status.is_ok and lost.attributes["arrowmapper.split_into"] == "6,7"
+    assert chunk_spans[6].status.is_ok and chunk_spans[7].status.is_ok
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    split = [x for x in lines if x["level"] == "WARNING" and x.get("chunk_id") == 1]
+    assert split and split[0]["job_id"] == "obs-retry" and "split" in split[0]["message"]
+    attrs = repr([dict(s.attributes or {}) for s in spans.get_finished_spans()])
+    for text in (prom.read_text(), log_file.read_text(), attrs):
+        assert SECRET not in text

@@ -359,6 +359,8 @@ class Coordinator:
                     self.results[cid] = ChunkResult.done(
                         cid, rows_done, rows_done, attempts=self.attempts[cid], earlier=True
                     )
+                    if self.telemetry is not None:
+                        self.telemetry.chunk_ended(self.results[cid], retried=False)
                     self.board.move(cid, ChunkState.DONE)
                     return True
                 first = max(self.chunks) + 1
@@ -373,6 +375,8 @@ class Coordinator:
             log.warning("could not split chunk %d (%s); retrying it whole", cid, exc)
             return False
         self.board.move(cid, ChunkState.SPLIT)
+        if self.telemetry is not None:
+            self.telemetry.chunk_split(cid, [h.chunk_id for h in halves], why)
         self.results.pop(cid, None)
         for half in halves:
             self.chunks[half.chunk_id] = half
@@ -384,7 +388,7 @@ class Coordinator:
             f"chunk {cid} split into {halves[0].chunk_id} and {halves[1].chunk_id} after its "
             f"worker ran out of memory ({why or 'killed by SIGKILL'})"
         )
-        log.warning(note)
+        log.warning(note, extra={"chunk_id": cid})
         self.notes.append(note)
         return True
 

@@ -338,6 +338,16 @@ class Telemetry:
                 _error_status(span, result.error or "failed")
             span.end()
 
+    def chunk_split(self, cid: int, halves: list[int], why: str | None) -> None:
+        """A chunk attempt's worker ran out of memory: the chunk was replaced by ``halves``."""
+        if self.metrics is not None:
+            self.metrics.retries.labels(**self.metrics.labels).inc()
+        span = self.chunk_spans.pop(cid, None)
+        if span is not None:
+            span.set_attribute("arrowmapper.split_into", ",".join(map(str, halves)))
+            _error_status(span, f"worker out of memory ({why or 'SIGKILL'}); chunk split")
+            span.end()
+
     def phase(self, name: str, seconds: float) -> None:
         """A coordinator phase (``worker_start``) took ``seconds``."""
         if self.metrics is not None:
