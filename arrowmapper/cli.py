@@ -276,7 +276,7 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from . import api
     from .display import ProgressDisplay
-    from .run.telemetry import configure_logging
+    from .run.telemetry import configure_logging, remove_logging
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
@@ -292,9 +292,7 @@ def _run(args: argparse.Namespace) -> int:
                     o["source"], o["query"], o["target"], o["table"], progress=display, **kwargs
                 )
     finally:
-        if handler is not None:
-            logging.getLogger("arrowmapper").removeHandler(handler)
-            handler.close()
+        remove_logging(handler)
     if args.json:
         print(result.to_json())
     elif not args.quiet:

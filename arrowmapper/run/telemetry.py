@@ -461,6 +461,8 @@ def configure_logging(
     handler.setLevel(level)
     logger = logging.getLogger("arrowmapper")
     logger.addHandler(handler)
+    if path is None:  # JSON on stderr: not the plain line as well
+        logger.propagate = False
     if logger.getEffectiveLevel() > level:
         root = logging.getLogger()
         for other in root.handlers:  # the records now let through stay off their stderr
@@ -468,3 +470,13 @@ def configure_logging(
                 other.setLevel(root.level)
         logger.setLevel(level)
     return handler
+
+
+def remove_logging(handler: logging.Handler | None) -> None:
+    """Undo :func:`configure_logging`: the handler off the ``arrowmapper`` logger, closed."""
+    if handler is None:
+        return
+    logger = logging.getLogger("arrowmapper")
+    logger.removeHandler(handler)
+    logger.propagate = True
+    handler.close()
