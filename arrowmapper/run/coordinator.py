@@ -103,13 +103,6 @@ class Coordinator:
     def run(self) -> JobResult:
         """Run the job to its end (every chunk done, failed or skipped) and report it."""
         self.started = self.clock()
-        try:
-            self.telemetry = Telemetry(self.spec)  # a metrics port in use is refused here
-        except BaseException:
-            if self.executor is not None:
-                self.executor.discard()
-            raise
-        current_job[0] = self.spec.job_id
         result: JobResult | None = None
         failure: BaseException | None = None
         snapshot_conn = None
@@ -119,6 +112,8 @@ class Coordinator:
         # spare rows for chunks split after a memory failure
         self.board = ProgressBoard.create(2 * (max(self.chunks, default=-1) + 1) + 32)
         try:
+            self.telemetry = Telemetry(self.spec)
+            current_job[0] = self.spec.job_id
             self._mark_committed()
             if self.spec.in_process:
                 self._run_inline()
@@ -145,10 +140,11 @@ class Coordinator:
         finally:
             if self.executor is not None:
                 self.executor.stop()
-            try:
-                self.telemetry.end(result, failure)
-            except Exception:  # telemetry must not fail the job it reports on
-                log.exception("could not finish the job's metrics or spans")
+            if self.telemetry is not None:
+                try:
+                    self.telemetry.end(result, failure)
+                except Exception:  # telemetry must not fail the job it reports on
+                    log.exception("could not finish the job's metrics or spans")
             current_job[0] = None
             self.board.close()
             if snapshot_conn is not None:
@@ -242,8 +238,8 @@ class Coordinator:
             else:
                 self._on_death(event)
         for update in ex.progress():  # workers that cannot reach the board (Dask)
-            if update.cid not in self.chunks:
-                continue
+            if update.cid not in self.chunks or self.board.state(update.cid) in FINISHED:
+                continue  # a finished chunk's row holds its result's counts: a late add is stale
             if update.op == "add":
                 self.board.add(update.cid, update.name, update.value)
             else:
