@@ -330,3 +330,15 @@ def test_a_lost_worker_in_metrics_spans_and_json_log(
     attrs = repr([dict(s.attributes or {}) for s in spans.get_finished_spans()])
     for text in (prom.read_text(), log_file.read_text(), attrs):
         assert SECRET not in text
+
+
+def test_the_compat_result_exposes_bytes_and_phases() -> None:
+    from arrowmapper.compat import ParallelProcessingResult
+    from arrowmapper.run.report import JobResult, PhaseTimes
+
+    job = JobResult("j", "t", "key", "", 1, 10, 10, 1.0, bytes_read=80, phases=PhaseTimes(read_s=0.5))
+    compat = ParallelProcessingResult.from_job(job, parallel=True)
+    assert compat.bytes_read == 80 and compat.phases.read_s == 0.5
+    assert "read 0.50 s" in job.summary() and "80 B read (Arrow)" in job.summary()
+    failed = ParallelProcessingResult.failure(am.ConfigError("no"))
+    assert failed.bytes_read == 0 and failed.phases == PhaseTimes()

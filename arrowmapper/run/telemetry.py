@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -247,6 +248,18 @@ def work_span(parent: str | None, attributes: Mapping[str, Any]) -> Iterator[Any
         "arrowmapper.chunk.work", context=ctx, attributes=dict(attributes)
     ) as span:
         yield span
+
+
+def flush_spans() -> None:
+    """Export the spans this process still buffers (a worker before it exits); nothing when
+    OpenTelemetry was never imported here."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return
+    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if flush is not None:
+        with contextlib.suppress(Exception):
+            flush(5_000)
 
 
 def _error_status(span: Any, message: str) -> None:

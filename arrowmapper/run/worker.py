@@ -33,7 +33,7 @@ from ..targets import TableRef, Target, WriteLayout, conform, open_target
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
-from .telemetry import result_attributes, work_span
+from .telemetry import flush_spans, result_attributes, work_span
 
 if TYPE_CHECKING:
     from .spec import JobSpec
@@ -344,6 +344,7 @@ def worker_main(conn: Any) -> None:
         _serve(conn)
     finally:
         release_worker_state()
+        flush_spans()
 
 
 def _serve(conn: Any) -> None:
