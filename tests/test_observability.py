@@ -342,3 +342,59 @@ def test_the_compat_result_exposes_bytes_and_phases() -> None:
     assert "read 0.50 s" in job.summary() and "80 B read (Arrow)" in job.summary()
     failed = ParallelProcessingResult.failure(am.ConfigError("no"))
     assert failed.bytes_read == 0 and failed.phases == PhaseTimes()
+
+
+SITECUSTOMIZE = """
+import json, os
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+
+class ToFile(SpanExporter):
+    def export(self, spans):
+        with open(os.environ["AM_TEST_SPANS"], "a") as fh:
+            for s in spans:
+                fh.write(json.dumps({
+                    "name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
+                    "parent": s.parent.span_id if s.parent else None,
+                    "attributes": dict(s.attributes or {}),
+                }) + "\\n")
+        return SpanExportResult.SUCCESS
+
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ToFile()))
+trace.set_tracer_provider(provider)
+"""
+
+
+def test_worker_spans_are_children_of_the_chunk_spans_across_processes(
+    pg: PG, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spans: Any
+) -> None:
+    """Workers configured from the environment (a sitecustomize here) record their spans; each
+    is the child of the coordinator's span of its chunk attempt, in the job's trace: the
+    traceparent crossed the process boundary in the task."""
+    import os
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("AM_TEST_SPANS", str(tmp_path / "spans.jsonl"))
+    spans.clear()
+    src = skewed_source(pg)
+    am.map_query(
+        pg.uri, src, pg.uri, "dst", schema=pg.schema, strategy="key", key="k",
+        chunk_size=2_500, workers=1, job_id="obs-cross",
+    )
+    mine = {s.context.span_id: s for s in spans.get_finished_spans() if s.name == "arrowmapper.chunk"}
+    job = next(s for s in spans.get_finished_spans() if s.name == "arrowmapper.job")
+    work = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    work = [w for w in work if w["name"] == "arrowmapper.chunk.work"]
+    assert work and len(work) == len(mine)
+    for w in work:
+        parent = mine[w["parent"]]
+        assert w["trace"] == job.context.trace_id
+        assert w["attributes"]["arrowmapper.chunk_id"] == parent.attributes["arrowmapper.chunk_id"]
+        assert w["attributes"]["arrowmapper.rows_written"] == parent.attributes["arrowmapper.rows_written"]
