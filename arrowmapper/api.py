@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -127,6 +127,8 @@ def map_query(
     name: str | None = None,
     cursor: str | None = None,
     reset: bool = False,
+    metrics_file: str | None = None,
+    metrics_port: int | None = None,
     **unknown: Any,
 ) -> JobResult:
     """Copy the result of ``query`` on ``source`` into ``table`` on ``target``, in parallel.
@@ -162,6 +164,11 @@ def map_query(
     sequence; by default ``key`` where the existing table has a unique index on it, else the
     existing table's primary key (composite allowed), else ``key`` (a new table gets it as its
     primary key). ``key`` then only splits the work.
+    ``metrics_file`` writes the job's Prometheus metrics (rows, Arrow bytes, seconds per
+    phase, chunk durations, retries, chunks by state) to that textfile, atomically, every 2 s
+    and at the end; ``metrics_port`` serves them over HTTP while the job runs. With
+    ``opentelemetry-api`` installed and an SDK configured, the job and each chunk attempt are
+    spans (see docs/operations.md, "Metrics, tracing and logs").
 
     ``incremental=True`` (file sources) loads only the files no earlier job loaded into the
     table: run it again with a new ``job_id`` as files arrive; a loaded file that has changed
@@ -198,14 +205,18 @@ def map_query(
     # cheap checks first (bad arguments must not spawn anything), then start the local
     # workers: their imports overlap the planning and preflight that prepare_job() does
     endpoints = check_endpoints(c)
+    begun = time.perf_counter()
     pool = _early_pool(c)
+    started = time.perf_counter() - begun  # spawning; their imports overlap the planning
     try:
         prepared = prepare_job(c, endpoints)
     except BaseException:
         if pool is not None:
             pool.discard()
         raise
-    result = run_prepared(prepared.spec, progress, pool)
+    spec = prepared.spec
+    spec = replace(spec, timings={**spec.timings, "worker_start_s": started})
+    result = run_prepared(spec, progress, pool)
     if not result.success:
         raise JobFailed(
             f"job {result.job_id}: {len(result.failed_chunks)} of {result.chunks} chunks failed; "

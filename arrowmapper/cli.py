@@ -367,6 +367,8 @@ def _map_query_options(o: dict[str, Any]) -> dict[str, Any]:
         if key in TABLES_ONLY and not o.get("tables"):
             continue
         name, option = options[key]
+        if not option.api and key not in TABLES_ONLY:  # --log-file, --log-json: see _run
+            continue
         kwargs[name] = RetryConfig(max_retries=value) if option.kind == "retry" else value
     kwargs["transform"] = o.get("transform") or o.get("transform_sql")
     return kwargs
@@ -377,30 +379,25 @@ def _run(args: argparse.Namespace) -> int:
     from .display import ProgressDisplay
     from .run.cursor import named_job_id
     from .run.prepare import new_job_id
+    from .run.telemetry import configure_logging, remove_logging
 
     o = _job_options(args)
     kwargs = _map_query_options(o)
-    if o.get("tables"):
-        if args.quiet:
-            tables = api.map_tables(o["source"], o["target"], **kwargs)
-        else:
-            with ProgressDisplay() as shown:  # one bar for every table's chunks
-                tables = api.map_tables(o["source"], o["target"], progress=shown, **kwargs)
-        if args.json:
-            print(tables.to_json())
-        elif not args.quiet:
-            print(tables.summary())
-        return EXIT_OK if tables.success else EXIT_FAILED
-    # the id is chosen here, so that Ctrl-C (or a crash) can still name the job to resume
-    if kwargs.get("allow_duplicate") is None:  # a rerun that names no job is refused
-        kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
-    if not kwargs.get("job_id") and not kwargs.get("resume"):
-        # a recurring job's runs are named after it (the name and the UTC time)
-        kwargs["job_id"] = named_job_id(kwargs["name"]) if kwargs.get("name") else new_job_id()
-    job = kwargs.get("job_id")
-    # the job's id shows when it starts (a refused run names none)
-    display = ProgressDisplay(header=f"job {job}" if job else None) if not args.quiet else None
+    logs = JobConfig.build({"log_file": o.get("log_file"), "log_json": o.get("log_json")})
+    handler = configure_logging(logs.log_file, logs.log_json)
     try:
+        if o.get("tables"):
+            return _run_tables(args, o, kwargs)
+        # the id is chosen here, so that Ctrl-C (or a crash) can still name the job to resume
+        if kwargs.get("allow_duplicate") is None:  # a rerun that names no job is refused
+            kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
+        if not kwargs.get("job_id") and not kwargs.get("resume"):
+            # a recurring job's runs are named after it (the name and the UTC time)
+            name = kwargs.get("name")
+            kwargs["job_id"] = named_job_id(name) if name else new_job_id()
+        job = kwargs.get("job_id")
+        # the job's id shows when it starts (a refused run names none)
+        display = ProgressDisplay(header=f"job {job}" if job else None) if not args.quiet else None
         if display is None:
             result = api.map_query(o["source"], o["query"], o["target"], o["table"], **kwargs)
         else:
@@ -411,11 +408,30 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _interrupted(o, kwargs.get("job_id"), not o.get("job_id"))
         return EXIT_INTERRUPTED
+    finally:
+        remove_logging(handler)
     if args.json:
         print(result.to_json())
     elif not args.quiet:
         print(result.summary())
     return EXIT_OK
+
+
+def _run_tables(args: argparse.Namespace, o: dict[str, Any], kwargs: dict[str, Any]) -> int:
+    """``run --tables``: one line per table and the totals (exit 1 when a table failed)."""
+    from . import api
+    from .display import ProgressDisplay
+
+    if args.quiet:
+        tables = api.map_tables(o["source"], o["target"], **kwargs)
+    else:
+        with ProgressDisplay() as shown:  # one bar for every table's chunks
+            tables = api.map_tables(o["source"], o["target"], progress=shown, **kwargs)
+    if args.json:
+        print(tables.to_json())
+    elif not args.quiet:
+        print(tables.summary())
+    return EXIT_OK if tables.success else EXIT_FAILED
 
 
 def _interrupted(o: dict[str, Any], job_id: str | None, add_id: bool) -> None:

@@ -64,7 +64,10 @@ def render(snapshot: ProgressSnapshot, width: int = 40) -> Any:
             f"{s.completed_chunks}/{s.total_chunks} chunks"
             + (f", {s.failed_chunks} failed" if s.failed_chunks else "")
         ),
-        Text(f"{s.rows_written:,} rows"),
+        Text(
+            f"{s.rows_written:,} rows"
+            + (f" of ~{s.rows_expected:,}" if s.rows_expected > s.rows_written else "")
+        ),
         Text(f"{s.rows_per_second:,.0f} rows/s"),
     ]
     if show_bytes:
@@ -94,6 +97,7 @@ def plain_line(s: ProgressSnapshot) -> str:
         f"progress {s.progress_percentage:5.1f}% chunks {s.completed_chunks}/{s.total_chunks} "
         f"failed {s.failed_chunks} running {s.running_chunks} rows {s.rows_written} "
         f"rows/s {s.rows_per_second:.0f} "
+        + (f"expected {s.rows_expected} " if s.rows_expected else "")
         + (f"bytes {s.bytes_read} " if s.bytes_read else "")
         + f"eta {_eta(s.eta_seconds)}"
     )

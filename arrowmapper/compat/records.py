@@ -12,7 +12,7 @@ from typing import Any
 from ..config import DEFAULT_CHUNK_SIZE, RetryConfig
 from ..errors import ArrowMapperError, ConfigError, classify
 from ..run.progress import ProgressSnapshot
-from ..run.report import ChunkResult, JobResult
+from ..run.report import ChunkResult, JobResult, PhaseTimes
 from ..run.retry import backoff_delay, should_retry
 
 
@@ -163,6 +163,17 @@ class ParallelProcessingResult:
     parallel: bool = True
     job: JobResult | None = None
     error: ArrowMapperError | None = None  # why the job could not run (success=False, no job)
+
+    @property
+    def bytes_read(self) -> int:
+        """Arrow buffer bytes the job read (0 when it did not run)."""
+        return self.job.bytes_read if self.job is not None else 0
+
+    @property
+    def phases(self) -> PhaseTimes:
+        """Seconds per phase (:class:`~arrowmapper.run.report.PhaseTimes`; zeros when the job
+        did not run)."""
+        return self.job.phases if self.job is not None else PhaseTimes()
 
     @classmethod
     def failure(cls, error: ArrowMapperError) -> ParallelProcessingResult:

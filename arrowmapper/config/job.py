@@ -288,6 +288,36 @@ class JobConfig:
         kind="bool",
         api=False,
     )
+    metrics_file: str | None = _opt(
+        None,
+        "write Prometheus metrics (rows, bytes, phase seconds, chunk durations, retries, "
+        "chunks by state) to this textfile, atomically, every 2 s and at the end "
+        "(node-exporter textfile collector: name it *.prom)",
+        param="metrics_file",
+        env="MAPPER_METRICS_FILE",
+    )
+    metrics_port: int | None = _opt(
+        None,
+        "serve the same Prometheus metrics over HTTP on this port while the job runs",
+        kind="int",
+        minimum=1,
+        param="metrics_port",
+        env="MAPPER_METRICS_PORT",
+    )
+    log_file: str | None = _opt(
+        None,
+        "append the job's log records (INFO and up) to this file, redacted",
+        env="MAPPER_LOG_FILE",
+        api=False,
+    )
+    log_json: bool = _opt(
+        False,
+        "log records as JSON lines (time, level, logger, message, job_id, chunk_id); to "
+        "--log-file, or stderr without it",
+        kind="bool",
+        env="MAPPER_LOG_JSON",
+        api=False,
+    )
     #: where each option's value came from: argument, params, env or default
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -456,7 +486,9 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
         raise ConfigError(f"{label} must be a non-empty string or None, got {raw!r}")
     if name == "merge_key":
         return _parse_columns(label, raw)
-    if name in ("schema", "job_id", "cluster", "tables") and not isinstance(raw, str):
+    if name in (
+        "schema", "job_id", "cluster", "tables", "metrics_file", "log_file"
+    ) and not isinstance(raw, str):
         raise ConfigError(f"{label} must be a string or None, got {raw!r}")
     return raw
 

@@ -15,6 +15,7 @@ never split: ``auto`` reads it in one chunk and says why; a splitting strategy i
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from ..config import STRATEGIES
@@ -23,6 +24,7 @@ from ..sql import bare_table, nondeterministic, sql_dialect
 from . import ranges as rg
 from .records import RELATION_WORDS, Chunk, ChunkRenderer, Plan, Probe, TableShape
 
+log = logging.getLogger("arrowmapper")
 _INTEGER_OR_TIME = re.compile(r"^(u?int\d+|date\d+|timestamp.*)")
 _DECIMAL = re.compile(r"^decimal(32|64|128|256)?\(")
 _DECLARED_DECIMAL = re.compile(r"^(numeric|decimal)\b", re.IGNORECASE)
@@ -200,11 +202,38 @@ def _plan_keys(
     nullable = rows > nonnull or bool(probe.declared_nullable(col))
     ranges = rg.ranges_from_boundaries(boundaries, nullable)
     per = nonnull // max(1, len(ranges) - (1 if nullable else 0))
+    rendered = [out.key_range(query, col, r) for r in ranges]
+    counts = (
+        _range_counts(probe, [done.predicate for done in rendered]) if rows <= COUNTED_ROWS else None
+    )
     chunks = []
-    for i, r in enumerate(ranges):
-        done = out.key_range(query, col, r)
-        chunks.append(_chunk(i, done.sql, done.predicate, r, (rows - nonnull) if r.null else per))
+    for i, (r, done) in enumerate(zip(ranges, rendered, strict=True)):
+        est = counts[i] if counts else (rows - nonnull) if r.null else per
+        chunks.append(_chunk(i, done.sql, done.predicate, r, est))
     return Plan(strategy, reason, col, query, tuple(chunks), rows)
+
+
+#: a key plan of at most this many chunks counts each chunk's rows (one scan of the query)
+COUNTED_RANGES = 256
+#: ... and of a query of at most this many rows (the count is a scan: past this, planning
+#: would cost more than the estimate is worth; shares are corrected as chunks finish)
+COUNTED_ROWS = 2_000_000
+
+
+def _range_counts(probe: Probe, predicates: list[str]) -> list[int] | None:
+    """Each key range's rows, counted in one scan, so the progress of a skewed key is told in
+    rows that are there (an equal share per chunk would call a range holding 80% of the rows
+    one chunk's worth); None when the probe cannot count (files), for one range or past
+    :data:`COUNTED_RANGES` (then each range gets an equal share, corrected as chunks finish)."""
+    counter = getattr(probe, "range_counts", None)
+    if counter is None or not 1 < len(predicates) <= COUNTED_RANGES:
+        return None
+    try:
+        counts: list[int] = counter(predicates)
+    except Exception as exc:  # an estimate: the plan stands without it
+        log.warning("could not count the rows of each key range (%s); estimating", exc)
+        return None
+    return counts
 
 
 def _by_key(probe: Probe, col: str, chunk_size: int, what: str) -> tuple[str, str]:

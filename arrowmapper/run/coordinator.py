@@ -50,12 +50,18 @@ from .progress import FINISHED, ChunkState, ProgressBoard, ProgressSnapshot
 from .report import ChunkResult, JobResult
 from .retry import backoff_delay, should_retry
 from .spec import JobSpec
+from .telemetry import Telemetry, current_job
 from .watchdog import Watchdogs
 from .worker import ChunkTask, release_worker_state, run_chunk
 
 log = logging.getLogger("arrowmapper")
 MAX_SPLIT_DEPTH = 6  # a chunk is halved at most this many times
 __all__ = ["Coordinator", "Hooks", "JobSpec", "SharedCoordinator", "kill_tree"]
+
+
+def _estimate(rows: int | None) -> int:
+    """A chunk's planned rows as the progress board holds them: -1 when not known."""
+    return -1 if rows is None else int(rows)
 
 
 class Coordinator:
@@ -90,10 +96,15 @@ class Coordinator:
         self.plan = spec.plan  # grows when a chunk is split
         self._depth: dict[int, int] = {}
         self.watchdogs = Watchdogs(spec.stall_timeout, spec.max_worker_memory, self.clock)
+        self.tried: list[ChunkResult] = []  # every attempt's result, for the phase totals
+        self.worker_start_s = 0.0
+        self.telemetry: Telemetry | None = None
 
     # ------------------------------------------------------------------ table of contents
     def run(self) -> JobResult:
         """Run the job to its end (every chunk done, failed or skipped) and report it."""
+        result: JobResult | None = None
+        failure: BaseException | None = None
         try:
             self.open()
             if self.spec.in_process:
@@ -106,17 +117,22 @@ class Coordinator:
                     self.watchdogs.check(self.executor, self.board)
                     self._report_progress()
             self._report_progress(force=True)
-            return self._result()
-        except KeyboardInterrupt:
+            result = self._result()
+            return result
+        except KeyboardInterrupt as exc:
             # Ctrl-C: end the workers now instead of waiting for their chunks; what they had
             # not committed the server rolls back, and --resume loads it later
+            failure = exc
             if self.executor is not None:
                 self.executor.discard()
+            raise
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
             if self.executor is not None:
                 self.executor.stop()
-            self.close()
+            self.close(result, failure)
 
     def open(self, snapshot_id: str | None = None) -> None:
         """Start the job's clock, export its snapshot (or read from ``snapshot_id``, one
@@ -130,10 +146,20 @@ class Coordinator:
             log.info("job %s reads from snapshot %s", self.spec.job_id, self.snapshot_id)
         # spare rows for chunks split after a memory failure
         self.board = ProgressBoard.create(2 * (max(self.chunks, default=-1) + 1) + 32)
+        self.telemetry = Telemetry(self.spec)
+        current_job[0] = self.spec.job_id
         self._mark_committed()
 
-    def close(self) -> None:
-        """Release the board and the snapshot's connection (the executor is not touched)."""
+    def close(self, result: JobResult | None = None, failure: BaseException | None = None) -> None:
+        """End the job's metrics and spans (with its ``result`` or ``failure``), release the
+        board and the snapshot's connection (the executor is not touched)."""
+        if self.telemetry is not None:
+            try:
+                self.telemetry.end(result, failure)
+            except Exception:  # telemetry must not fail the job it reports on
+                log.exception("could not finish the job's metrics or spans")
+            self.telemetry = None
+        current_job[0] = None
         if self.board is not None:
             self.board.close()
         if self._snapshot_conn is not None:
@@ -145,7 +171,7 @@ class Coordinator:
     def _mark_committed(self) -> None:
         assert self.board is not None
         for cid, chunk in self.chunks.items():
-            self.board.set(cid, "estimate", chunk.estimated_rows or 0)
+            self.board.set(cid, "estimate", _estimate(chunk.estimated_rows))
             if cid in self.spec.committed:
                 self.board.move(cid, ChunkState.SKIPPED)
             else:
@@ -156,10 +182,14 @@ class Coordinator:
         return any(self.board.state(c) not in FINISHED for c in self.chunks)
 
     def _start_workers(self) -> None:
+        begun = time.perf_counter()
         n = min(self.spec.workers, max(1, len(self.ready_at)))
         if self.executor is None:
             self.executor = self.hooks.make_executor(self.spec, n)
         self.executor.fit(n)  # a pool started early is fitted to the job
+        self.worker_start_s = time.perf_counter() - begun
+        if self.telemetry is not None:
+            self.telemetry.phase("worker_start", self.worker_start_s)
         log.info(
             "job %s: %d %s workers, %d chunks (%s)",
             self.spec.job_id,
@@ -182,6 +212,9 @@ class Coordinator:
         self.board.set(cid, "pid", 0)
         self.board.set(cid, "started_ns", time.time_ns())
         self.watchdogs.forget(cid)
+        parent = None
+        if self.telemetry is not None:
+            parent = self.telemetry.chunk_started(cid, self.attempts[cid])
         return ChunkTask.for_job(
             self.spec,
             self.chunks[cid],
@@ -189,6 +222,7 @@ class Coordinator:
             board_name=self.board.name,
             n_chunks=len(self.chunks),
             snapshot=self.snapshot_id,
+            traceparent=parent,
         )
 
     def _dispatch(self) -> None:
@@ -220,8 +254,8 @@ class Coordinator:
             else:
                 self._on_death(event)
         for update in ex.progress():  # workers that cannot reach the board (Dask)
-            if update.cid not in self.chunks:
-                continue
+            if update.cid not in self.chunks or self.board.state(update.cid) in FINISHED:
+                continue  # a finished chunk's row holds its result's counts: a late add is stale
             if update.op == "add":
                 self.board.add(update.cid, update.name, update.value)
             else:
@@ -232,6 +266,13 @@ class Coordinator:
         cid = result.chunk_id
         self.results[cid] = result
         if result.success:
+            self.tried.append(result)
+            if self.telemetry is not None:
+                self.telemetry.chunk_ended(result, retried=False)
+            # what the chunk committed is its progress (an executor that reports no progress
+            # of its own, or a board update still in flight, is corrected here)
+            self.board.set(cid, "rows_written", result.rows_written)
+            self.board.set(cid, "rows_read", result.rows_read)
             self.board.move(cid, ChunkState.DONE)
             if result.already_committed:
                 log.info("chunk %d was already committed (earlier attempt or run)", cid)
@@ -241,6 +282,7 @@ class Coordinator:
     def _retry_or_fail(self, result: ChunkResult) -> None:
         assert self.board is not None and self.executor is not None
         cid = result.chunk_id
+        self.tried.append(result)
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
         transient = result.transient
         if result.kind == "verification" and result.error:
@@ -250,10 +292,14 @@ class Coordinator:
             if repeated:
                 transient = False
         attempts = self.attempts[cid]
-        if result.kind == "connection_limit" and self.executor.concurrency > 1:
+        fewer = result.kind == "connection_limit" and self.executor.concurrency > 1
+        again = fewer or should_retry(self.spec.retry, attempts, transient)
+        if self.telemetry is not None:
+            self.telemetry.chunk_ended(result, retried=again)
+        if fewer:
             self._run_fewer(cid)
             return
-        if should_retry(self.spec.retry, attempts, transient):
+        if again:
             delay = backoff_delay(self.spec.retry, attempts, self.hooks.rng)
             log.warning(
                 "chunk %d attempt %d failed (%s); retrying in %.2fs",
@@ -261,12 +307,13 @@ class Coordinator:
                 attempts,
                 result.error,
                 delay,
+                extra={"chunk_id": cid},
             )
             self.board.move(cid, ChunkState.RETRY_WAIT)
             self.ready_at[cid] = self.clock() + delay
         else:
             why = "terminal error" if not transient else f"out of retries ({attempts} attempts)"
-            log.error("chunk %d failed: %s (%s)", cid, result.error, why)
+            log.error("chunk %d failed: %s (%s)", cid, result.error, why, extra={"chunk_id": cid})
             self.board.move(cid, ChunkState.FAILED)
 
     def _run_fewer(self, cid: int) -> None:
@@ -324,6 +371,8 @@ class Coordinator:
                     self.results[cid] = ChunkResult.done(
                         cid, rows_done, rows_done, attempts=self.attempts[cid], earlier=True
                     )
+                    if self.telemetry is not None:
+                        self.telemetry.chunk_ended(self.results[cid], retried=False)
                     self.board.move(cid, ChunkState.DONE)
                     return True
                 first = max(self.chunks) + 1
@@ -338,18 +387,20 @@ class Coordinator:
             log.warning("could not split chunk %d (%s); retrying it whole", cid, exc)
             return False
         self.board.move(cid, ChunkState.SPLIT)
+        if self.telemetry is not None:
+            self.telemetry.chunk_split(cid, [h.chunk_id for h in halves], why)
         self.results.pop(cid, None)
         for half in halves:
             self.chunks[half.chunk_id] = half
             self.attempts[half.chunk_id] = 0
             self._depth[half.chunk_id] = self._depth.get(cid, 0) + 1
-            self.board.set(half.chunk_id, "estimate", half.estimated_rows or 0)
+            self.board.set(half.chunk_id, "estimate", _estimate(half.estimated_rows))
             self.ready_at[half.chunk_id] = self.clock()
         note = (
             f"chunk {cid} split into {halves[0].chunk_id} and {halves[1].chunk_id} after its "
             f"worker ran out of memory ({why or 'killed by SIGKILL'})"
         )
-        log.warning(note)
+        log.warning(note, extra={"chunk_id": cid})
         self.notes.append(note)
         return True
 
@@ -383,16 +434,33 @@ class Coordinator:
         release_worker_state()
 
     def _report_progress(self, force: bool = False) -> None:
-        if self.progress is None or self.board is None:
+        watching = self.telemetry is not None and self.telemetry.watching
+        if (self.progress is None and not watching) or self.board is None:
             return
         now = self.clock()
         if not force and now - self._last_report < self.progress_interval:
             return
         self._last_report = now
+        snap = self.board.snapshot(self.started, self._active(), now=now)
+        if watching and self.telemetry is not None:
+            try:
+                self.telemetry.progress(snap, self._states())
+            except Exception:
+                log.exception("could not update the job's metrics; continuing")
+        if self.progress is None:
+            return
         try:
-            self.progress(self.board.snapshot(self.started, self._active(), now=now))
+            self.progress(snap)
         except Exception:  # a broken callback must not break the job
             log.exception("progress callback raised; continuing")
+
+    def _states(self) -> dict[str, int]:
+        """Chunks of the current plan per state (lower-case state names)."""
+        assert self.board is not None
+        counts = {state.name.lower(): 0 for state in ChunkState if state != ChunkState.SPLIT}
+        for cid in self._active():
+            counts[self.board.state(cid).name.lower()] += 1
+        return counts
 
     def _active(self) -> list[int]:
         """Chunk ids of the current plan (not the ones replaced by a split)."""
@@ -415,6 +483,11 @@ class Coordinator:
             verification_failures=tuple(self.mismatches),
             attempt_errors=tuple(self.attempt_errors),
             notes=tuple(self.notes),
+            attempts=self.tried,
+            phases={
+                **s.timings,
+                "worker_start_s": s.timings.get("worker_start_s", 0.0) + self.worker_start_s,
+            },
         )
 
 
@@ -527,6 +600,8 @@ class SharedCoordinator:
     def run(self) -> list[JobResult]:
         """Run every job to its end and report each."""
         opened: list[Coordinator] = []
+        results: list[JobResult] = []
+        failure: BaseException | None = None
         pooled = [j for j in self.jobs if not j.spec.in_process]
         snapshot_conn: Any = None
         try:
@@ -553,16 +628,21 @@ class SharedCoordinator:
                     job._run_inline()
                 job._report_progress(force=True)
             self._emit(force=True)
-            return [job._result() for job in self.jobs]
-        except KeyboardInterrupt:
+            results = [job._result() for job in self.jobs]
+            return results
+        except KeyboardInterrupt as exc:
+            failure = exc
             if self.executor is not None:
                 self.executor.discard()
+            raise
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
             if self.executor is not None:
                 self.executor.stop()
-            for job in opened:
-                job.close()
+            for i, job in enumerate(opened):
+                job.close(results[i] if results else None, failure)
             if snapshot_conn is not None:
                 with suppress(Exception):
                     snapshot_conn.close()

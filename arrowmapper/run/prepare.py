@@ -54,6 +54,7 @@ from .preflight import (
 )
 from .resume import check_still_there, finished, registered_message, resumable_plan
 from .spec import JobSpec
+from .telemetry import check_outputs
 
 log = logging.getLogger("arrowmapper")
 
@@ -153,6 +154,7 @@ def _check_target(c: JobConfig, src: Endpoint, dst: Endpoint) -> None:
     check_table_name(c.table)
     if c.schema is not None:
         validate_identifier(c.schema, "schema", dst.dialect)
+    check_outputs(c.metrics_file, c.metrics_port)  # before anything is claimed or spawned
     if c.executor == "dask" and c.cluster:
         from .executors import check_scheduler
 
@@ -209,6 +211,7 @@ def preflight_job(c: JobConfig) -> None:
 def _prepare(
     c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None, dry_run: bool
 ) -> Prepared | None:
+    begun = time.perf_counter()
     rules = MODE_RULES[c.mode]
     if c.job_id:
         check_job_id(c.job_id)
@@ -217,6 +220,7 @@ def _prepare(
     check_reachable(src, "source")
     check_reachable(dst, "target")
     workers_fit, notes = fit_workers(src, dst, c.workers)
+    connected = time.perf_counter()
     ref = table_ref(dst, c.schema, c.table)
     run = None
     if c.name:  # a recurring job: its job id, and with a cursor the rows this run loads
@@ -276,6 +280,7 @@ def _prepare(
             ) or plan_for(
                 probe, c.query, c.strategy, c.key, c.chunk_size, c.workers, c.retry, source.render
             )
+        planned = time.perf_counter()
         exists = tgt.table_exists()
         if c.verify and exists and tgt.untracked():
             raise ConfigError(
@@ -431,6 +436,14 @@ def _prepare(
         final_table=ref if rules.staged else None,
         final_existed=exists,
         mark_name=c.name if c.cursor else None,
+        timings={
+            # reaching the servers and counting their free connections is connecting;
+            # describing, sampling and planning the query (and the job's ledger row: resume)
+            # is planning; the rest (checks, claim, the table) is preflight
+            "connect_s": connected - begun,
+            "plan_s": planned - connected,
+            "preflight_s": time.perf_counter() - planned,
+        },
     )
     return Prepared(spec, c)
 

@@ -60,6 +60,7 @@ FIELDS = (
     "ended_ns",
     "estimate",
     "bytes_read",
+    "arrow_bytes",  # Arrow buffer bytes of the batches read (any source)
 )
 _F = {name: i for i, name in enumerate(FIELDS)}
 _W = len(FIELDS)
@@ -87,6 +88,10 @@ class ProgressSnapshot:
     source bytes read so far, summed over the chunks -- a file source counts each part (a
     byte range, a Parquet file's row groups, a whole file) as it finishes reading it; a
     database source reads no bytes it can count, and it stays 0.
+
+    ``progress_percentage`` and ``eta_seconds`` are by rows (``rows_written`` of
+    ``rows_expected``) when every unfinished chunk has a row estimate from planning, and by
+    chunks otherwise; the percentage reaches 100 only when every chunk finished.
     """
 
     total_chunks: int
@@ -101,6 +106,12 @@ class ProgressSnapshot:
     eta_seconds: float | None
     running: tuple[RunningChunk, ...] = ()
     bytes_read: int = 0
+    #: rows this run is expected to write: finished chunks count what they wrote, the others
+    #: their planning estimate (or what they wrote so far, when that is more); equals
+    #: ``rows_written`` once every chunk finished
+    rows_expected: int = 0
+    #: Arrow buffer bytes of the batches read so far (any source)
+    arrow_bytes: int = 0
 
     @property
     def rows_processed(self) -> int:
@@ -187,19 +198,38 @@ class ProgressBoard:
         read = sum(r["rows_read"] for r in rows)
         written = sum(r["rows_written"] for r in rows)
         nbytes = sum(r["bytes_read"] for r in rows)
-        partial = 0.0
-        for r in rows:
-            if r["state"] == ChunkState.RUNNING and r["estimate"] > 0:
-                partial += min(0.99, r["rows_written"] / r["estimate"])
+        arrow = sum(r["arrow_bytes"] for r in rows)
         total = len(ids)
-        pct = 100.0 if total == 0 else min(100.0, 100.0 * (done + failed + partial) / total)
+        expected = 0
+        by_rows = True
+        for r in rows:
+            state = r["state"]
+            if state == ChunkState.SKIPPED:  # committed by an earlier run: not this run's rows
+                continue
+            if state in (ChunkState.DONE, ChunkState.FAILED):
+                expected += r["rows_written"]  # a finished chunk's estimate is what it did
+            else:
+                if r["estimate"] < 0:  # not known (-1)
+                    by_rows = False
+                expected += max(r["estimate"], r["rows_written"])
+        finished = done + failed
         elapsed = max(1e-9, (time.monotonic() if now is None else now) - started)
         rate = written / elapsed
         eta: float | None = None
-        if 0 < pct < 100:
-            eta = elapsed * (100.0 - pct) / pct
-        elif pct >= 100:
-            eta = 0.0
+        if total == 0 or finished >= total:
+            pct, eta = 100.0, 0.0
+        elif by_rows and expected > 0:
+            pct = min(99.99, 100.0 * written / expected)
+            if written > 0:
+                eta = (expected - written) / rate
+        else:
+            partial = 0.0
+            for r in rows:
+                if r["state"] == ChunkState.RUNNING and r["estimate"] > 0:
+                    partial += min(0.99, r["rows_written"] / r["estimate"])
+            pct = min(99.99, 100.0 * (finished + partial) / total)
+            if pct > 0:
+                eta = elapsed * (100.0 - pct) / pct
         now_ns = time.time_ns()
         in_flight = tuple(
             RunningChunk(
@@ -227,6 +257,8 @@ class ProgressBoard:
             eta,
             in_flight,
             nbytes,
+            max(expected, written),
+            arrow,
         )
 
     def close(self) -> None:
@@ -265,7 +297,13 @@ def print_progress(snapshot: ProgressSnapshot) -> None:
     eta = "-" if snapshot.eta_seconds is None else f"{snapshot.eta_seconds:.0f}s"
     line = (
         f"{snapshot.progress_percentage:5.1f}%  {snapshot.completed_chunks}/{snapshot.total_chunks} "
-        f"chunks  {snapshot.rows_written:,} rows  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
+        f"chunks  {snapshot.rows_written:,} rows"
+        + (
+            f" of ~{snapshot.rows_expected:,}"
+            if snapshot.rows_expected > snapshot.rows_written
+            else ""
+        )
+        + f"  {snapshot.rows_per_second:,.0f} rows/s  ETA {eta}"
     )
     if snapshot.bytes_read:
         line += f"  {human_bytes(snapshot.bytes_read)} read"

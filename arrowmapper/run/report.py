@@ -6,11 +6,12 @@ Both are frozen and picklable: a ChunkResult is what a worker process sends back
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ErrorKind, ErrorRecord
+from .progress import human_bytes
 
 if TYPE_CHECKING:
     from .spec import JobSpec
@@ -35,6 +36,15 @@ class ChunkResult:
     kind: str | None = None  # the error's kind (errors.ErrorKind) when it failed
     #: rows the source skipped as bad (a file source's ``bad_rows``), not in ``rows_read``
     rows_rejected: int = 0
+    #: Arrow buffer bytes of the batches read from the source (before the transform)
+    bytes_read: int = 0
+    #: seconds inside the source's reader, inside the transform (and the cast to the target's
+    #: types), in the write (ingest, ledger row, commit: the rest of ``duration_s``), and
+    #: reading the chunk back to verify it
+    read_s: float = 0.0
+    transform_s: float = 0.0
+    write_s: float = 0.0
+    verify_s: float = 0.0
 
     @classmethod
     def done(
@@ -111,6 +121,33 @@ class ChunkResult:
 
 
 @dataclass(frozen=True)
+class PhaseTimes:
+    """Seconds per phase of a job.
+
+    ``connect_s``, ``plan_s``, ``preflight_s`` and ``worker_start_s`` are wall time in the
+    coordinator (reaching the servers; describing, sampling and planning the query; the checks,
+    the ledger claim and the table; starting the workers). ``read_s``, ``transform_s``,
+    ``write_s`` and ``verify_s`` are summed over the chunks' attempts (failed ones included),
+    so with N workers they add up to about N times the wall time they overlap.
+    """
+
+    connect_s: float = 0.0
+    plan_s: float = 0.0
+    preflight_s: float = 0.0
+    worker_start_s: float = 0.0
+    read_s: float = 0.0
+    transform_s: float = 0.0
+    write_s: float = 0.0
+    verify_s: float = 0.0
+
+    def line(self) -> str:
+        """The phases as one line: ``connect 0.01 s, plan 0.20 s, ...``."""
+        return ", ".join(
+            f"{f.name[:-2].replace('_', ' ')} {getattr(self, f.name):.2f} s" for f in fields(self)
+        )
+
+
+@dataclass(frozen=True)
 class JobResult:
     """What a job did: rows, chunks, time, and every chunk's final result."""
 
@@ -132,6 +169,10 @@ class JobResult:
     notes: tuple[str, ...] = ()  # what the coordinator decided on the way (fewer workers, ...)
     #: rows the source skipped as bad in the chunks this run committed (``bad_rows``)
     rows_rejected: int = 0
+    #: Arrow buffer bytes read from the source by the chunks this run committed
+    bytes_read: int = 0
+    #: seconds per phase (coordinator phases wall time; chunk phases summed over attempts)
+    phases: PhaseTimes = field(default_factory=PhaseTimes)
 
     @classmethod
     def collect(
@@ -146,10 +187,18 @@ class JobResult:
         verification_failures: tuple[str, ...],
         attempt_errors: tuple[str, ...],
         notes: tuple[str, ...],
+        attempts: Iterable[ChunkResult] = (),
+        phases: Mapping[str, float] | None = None,
     ) -> JobResult:
-        """The job's result from each chunk's last result (rows count successful ones)."""
+        """The job's result from each chunk's last result (rows count successful ones);
+        ``attempts``: every attempt's result (their phase seconds are summed; default: the
+        last ones), ``phases``: the coordinator's phase seconds."""
         ordered = tuple(sorted(results, key=lambda r: r.chunk_id))
         ok = [r for r in ordered if r.success]
+        tried = list(attempts) or list(ordered)
+        times = dict(phases or {})
+        for name in ("read_s", "transform_s", "write_s", "verify_s"):
+            times[name] = times.get(name, 0.0) + sum(getattr(r, name) for r in tried)
         return cls(
             job_id=spec.job_id,
             table=(spec.final_table or spec.table).display,  # never a replace job's stage
@@ -168,6 +217,8 @@ class JobResult:
             attempt_errors=attempt_errors,
             notes=notes,
             rows_rejected=sum(r.rows_rejected for r in ok),
+            bytes_read=sum(r.bytes_read for r in ok),
+            phases=PhaseTimes(**{k: round(v, 6) for k, v in times.items()}),
         )
 
     @property
@@ -179,6 +230,11 @@ class JobResult:
         return self.rows_written / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
+    def bytes_per_s(self) -> float:
+        """Arrow bytes read per second of the job's elapsed time."""
+        return self.bytes_read / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
     def errors(self) -> list[str]:
         return [
             f"chunk {r.chunk_id}: {r.error}"
@@ -188,7 +244,12 @@ class JobResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(success=self.success, rows_per_s=round(self.rows_per_s, 1), errors=self.errors)
+        data.update(
+            success=self.success,
+            rows_per_s=round(self.rows_per_s, 1),
+            bytes_per_s=round(self.bytes_per_s, 1),
+            errors=self.errors,
+        )
         return data
 
     def to_json(self) -> str:
@@ -201,6 +262,9 @@ class JobResult:
             f"{self.elapsed_s:.2f} s ({self.rows_per_s:,.0f} rows/s); {_n(self.chunks, 'chunk')}, "
             f"strategy {self.strategy}, {_n(self.workers, 'worker')}"
         )
+        if self.bytes_read:
+            text += f"; {human_bytes(self.bytes_read)} read (Arrow)"
+        text += f"\n  time: {self.phases.line()}"
         if self.rows_rejected:
             n = self.rows_rejected
             text += f"; {n:,} bad row{'s' if n != 1 else ''} rejected"

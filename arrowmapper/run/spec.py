@@ -56,6 +56,8 @@ class JobSpec:
     final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
     already_finished: bool = False  # resumed after it finished: nothing runs, nothing swaps
     mark_name: str | None = None  # a run of a recurring job (cursor=): it moves this name's mark
+    #: seconds the preparation spent per phase (connect, plan, preflight): JobResult.phases
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     # the options the coordinator and workers read, under the names they have always had
     retry = _FromConfig[RetryConfig]("retry")

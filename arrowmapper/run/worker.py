@@ -12,6 +12,7 @@ between chunks and exits when the parent closes its pipe or dies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -32,6 +33,7 @@ from ..targets import TableRef, Target, WriteLayout, conform, open_target
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
+from .telemetry import flush_spans, result_attributes, work_span
 
 if TYPE_CHECKING:
     from .spec import JobSpec
@@ -59,6 +61,7 @@ class ChunkTask:
     write: WriteLayout | None = None  # staged casts and the merge key
     progress_topic: str | None = None  # Dask: progress goes out as events on this topic
     mark_name: str | None = None  # a recurring job's run: its last chunk moves the name's mark
+    traceparent: str | None = None  # W3C trace context of the coordinator's chunk span
 
     @classmethod
     def for_job(
@@ -70,6 +73,7 @@ class ChunkTask:
         board_name: str | None,
         n_chunks: int,
         snapshot: str | None,
+        traceparent: str | None = None,
     ) -> ChunkTask:
         """The task for one attempt at ``chunk`` of the job ``spec``."""
         return cls(
@@ -90,6 +94,7 @@ class ChunkTask:
             layout=spec.layout,
             write=spec.write,
             mark_name=spec.mark_name,
+            traceparent=traceparent,
         )
 
 
@@ -158,13 +163,30 @@ def _drop_source(task: ChunkTask) -> None:
         source.close()
 
 
-def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
+@dataclass
+class ChunkClock:
+    """What one chunk attempt measured: rows and Arrow bytes read, and the seconds spent
+    inside the source's reader and inside the transform (the rest of the chunk's time is the
+    write: ingest, ledger row, commit)."""
+
+    rows: int = 0
+    arrow_bytes: int = 0
+    read_s: float = 0.0
+    transform_s: float = 0.0
+
+
+def source_batches(
+    task: ChunkTask, board: Any, read: list[int], clock: ChunkClock | None = None
+) -> Iterator[pa.RecordBatch]:
     """The chunk's rows read through the job's :class:`~arrowmapper.sources.Source`, each
     batch transformed and conformed to the target's schema; ``read[0]`` counts rows read, the
-    board's ``bytes_read`` the source bytes the source reports (``ReadOptions.on_bytes``)."""
+    board's ``bytes_read`` the source bytes the source reports (``ReadOptions.on_bytes``),
+    ``arrow_bytes`` the Arrow buffer bytes of the batches read; ``clock`` (when given) the
+    time spent reading and transforming."""
     transformer = _TRANSFORMERS.get(task.transform)
     if transformer is None:
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
+    clock = clock if clock is not None else ChunkClock()
     cid = task.chunk.chunk_id
     on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
     how = ReadOptions(
@@ -172,19 +194,55 @@ def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.
     )
     dialect = task.table.dialect
     # a guard's refusal (infinity, 24:00, ...) is raised by the source as the terminal error
-    for batch in _source(task).read_chunk(task.chunk, task.layout, how):
+    batches = iter(_source(task).read_chunk(task.chunk, task.layout, how))
+    tick = time.perf_counter
+    while True:
+        t0 = tick()
+        batch = next(batches, None)
+        t1 = tick()
+        clock.read_s += t1 - t0
+        if batch is None:
+            return
         read[0] += batch.num_rows
+        clock.rows += batch.num_rows
+        nbytes = batch.nbytes
+        clock.arrow_bytes += nbytes
         if board is not None:
             board.add(cid, "rows_read", batch.num_rows)
-        for out in transformer.batches(batch):
-            out = conform(out, task.target_schema, dialect)
+            board.add(cid, "arrow_bytes", nbytes)
+        outs = iter(transformer.batches(batch))
+        while True:
+            t0 = tick()
+            out = next(outs, None)
+            if out is not None:
+                out = conform(out, task.target_schema, dialect)
+            clock.transform_s += tick() - t0
+            if out is None:
+                break
             if board is not None:
                 board.add(cid, "rows_written", out.num_rows)
             yield out
 
 
 def run_chunk(task: ChunkTask) -> ChunkResult:
-    """Move one chunk: read, transform, conform, ingest + ledger row in one transaction."""
+    """Move one chunk: read, transform, conform, ingest + ledger row in one transaction.
+    With a ``traceparent`` in the task, inside an ``arrowmapper.chunk.work`` span (a no-op
+    unless this process has an OpenTelemetry SDK configured)."""
+    if not task.traceparent:
+        return _run_chunk(task)
+    attrs = {
+        "arrowmapper.job_id": task.job_id,
+        "arrowmapper.chunk_id": task.chunk.chunk_id,
+        "arrowmapper.attempt": task.attempt,
+    }
+    with work_span(task.traceparent, attrs) as span:
+        result = _run_chunk(task)
+        if span is not None:
+            span.set_attributes(result_attributes(result))
+        return result
+
+
+def _run_chunk(task: ChunkTask) -> ChunkResult:
     started = time.monotonic()
     pid = os.getpid()
     cid = task.chunk.chunk_id
@@ -195,6 +253,8 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "rows_read", 0)
         board.set(cid, "rows_written", 0)
         board.set(cid, "bytes_read", 0)
+        board.set(cid, "arrow_bytes", 0)
+    clock = ChunkClock()
     try:
         target = _target(task)
         read = [0]
@@ -202,7 +262,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             task.job_id,
             cid,
             task.chunk.bounds,
-            source_batches(task, board, read),
+            source_batches(task, board, read, clock),
             lambda: read[0],
             verify=task.verify,
             layout=task.write,
@@ -217,15 +277,19 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             return ChunkResult.done(
                 cid, 0, 0, attempts=task.attempt, duration_s=elapsed, pid=pid, earlier=True
             )
-        return ChunkResult.done(
-            cid,
-            read[0],
-            written.rows,
-            attempts=task.attempt,
-            duration_s=time.monotonic() - started,
-            pid=pid,
-            checksum=written.checksum,
-            rejected=_source(task).rejected(cid),  # counted by the read this commit holds
+        elapsed = time.monotonic() - started
+        return dataclasses.replace(
+            ChunkResult.done(
+                cid,
+                read[0],
+                written.rows,
+                attempts=task.attempt,
+                duration_s=elapsed,
+                pid=pid,
+                checksum=written.checksum,
+                rejected=_source(task).rejected(cid),  # counted by the read this commit holds
+            ),
+            **_timings(clock, elapsed, written.verify_s),
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -238,9 +302,25 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             traceback.print_exception(printable(exc))
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
-        return ChunkResult.failed(
-            cid, error, attempts=task.attempt, duration_s=time.monotonic() - started, pid=pid
+        elapsed = time.monotonic() - started
+        return dataclasses.replace(
+            ChunkResult.failed(
+                cid, error, attempts=task.attempt, duration_s=elapsed, pid=pid
+            ),
+            **_timings(clock, elapsed, 0.0),
         )
+
+
+def _timings(clock: ChunkClock, elapsed: float, verify_s: float) -> dict[str, Any]:
+    """A ChunkResult's measured fields: Arrow bytes read and seconds per phase (the write is
+    what the chunk's time leaves after reading, transforming and verifying)."""
+    return {
+        "bytes_read": clock.arrow_bytes,
+        "read_s": clock.read_s,
+        "transform_s": clock.transform_s,
+        "write_s": max(0.0, elapsed - clock.read_s - clock.transform_s - verify_s),
+        "verify_s": verify_s,
+    }
 
 
 def _warm_up() -> None:
@@ -267,6 +347,7 @@ def worker_main(conn: Any) -> None:
         _serve(conn)
     finally:
         release_worker_state()
+        flush_spans()
 
 
 def _serve(conn: Any) -> None:

@@ -120,6 +120,15 @@ class SourceProbe:
             self._count = int(row["n"])
         return self._stats[key]
 
+    def range_counts(self, predicates: list[str]) -> list[int]:
+        """Rows of the query matching each predicate (the chunks' own WHERE clauses), in one
+        scan: what each chunk of a key plan will read, as of now."""
+        cols = ", ".join(
+            f"SUM(CASE WHEN {p} THEN 1 ELSE 0 END) AS c{i}" for i, p in enumerate(predicates)
+        )
+        row = rows_of(self.endpoint, f"SELECT {cols} FROM {self._from}")[0]
+        return [int(row[f"c{i}"] or 0) for i in range(len(predicates))]
+
     def quantiles(self, key: str, n: int) -> list[Any]:
         """Inner boundaries at the key's n-quantiles. PostgreSQL: ``percentile_disc`` (one sort,
         no window: 0.18 s against NTILE's 0.63 s on 1M rows); elsewhere NTILE, which is

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -183,10 +184,13 @@ class ChunkStore(Marks):
                     raise
             locator = "none:" if untracked else self._locator_end(cur, start)
             checksum = digest.digest if digest is not None else None
+            verify_s = 0.0
             if digest is not None:
+                checking = time.perf_counter()
                 staged = set(layout.staged) if layout is not None else set()
                 session = layout.session if layout is not None else ()
                 self._check_written(cur, chunk_id, locator, sent, digest, staged, session)
+                verify_s = time.perf_counter() - checking
             read = int(rows_read()) if rows_read is not None else None
             cur.execute(
                 f"UPDATE {ledger} SET rows = {counted[0]}, "
@@ -199,7 +203,7 @@ class ChunkStore(Marks):
             _fault_point("before_commit", chunk_id)
             self.conn.commit()
             _fault_point("after_commit", chunk_id)
-            return Written(counted[0], checksum, locator)
+            return Written(counted[0], checksum, locator, verify_s)
         except BaseException:
             self.rollback()
             raise

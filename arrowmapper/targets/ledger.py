@@ -30,6 +30,8 @@ class Written:
     rows: int
     checksum: str | None
     locator: str
+    #: seconds spent reading the chunk back and comparing it (``verify``; 0 without)
+    verify_s: float = 0.0
 
 
 @dataclass(frozen=True)
