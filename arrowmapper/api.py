@@ -107,6 +107,7 @@ def map_query(
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool | None = None,
+    path: str = "auto",
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
@@ -129,6 +130,11 @@ def map_query(
     every chunk from it, so writes to the source during the job cannot tear the copy; left as
     None it is on for ctid and offset plans of a PostgreSQL source (their chunks are block
     ranges and row positions, which concurrent writes move) and off otherwise.
+    ``path``: ``"auto"`` (default) relays each chunk's binary COPY stream from a PostgreSQL
+    source straight into a PostgreSQL target's COPY, undecoded, when there is no transform and
+    every column has the same built-in type on both sides (else the Arrow pipeline);
+    ``"arrow"`` always takes the Arrow pipeline; ``"copy"`` refuses a job that is not
+    eligible, saying why. ``JobResult.path`` says which was taken.
     ``max_worker_memory`` (MiB) kills a worker whose RSS grows past it; its chunk, like one
     whose worker the OOM killer took, is split in two and retried.
     ``executor="dask"`` runs each chunk as a task on a Dask distributed cluster: ``cluster`` is

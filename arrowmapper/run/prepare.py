@@ -37,6 +37,7 @@ from ..targets import (
 )
 from ..transform import normalize
 from .capacity import fit_workers
+from .copypath import choose_path
 from .preflight import (
     check_compatible,
     check_narrowing,
@@ -334,6 +335,9 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         write = write_layout(load, out_schema, mkey, layout.session)
         check_compatible(sample, out_schema, write.schema, load_ref)
         check_narrowing(write, layout, read_schema, out_schema, load_ref)
+        # the table's columns are final here; path='copy' that cannot be taken is refused
+        # before any row moves (and the table or claim made above is undone)
+        choice = choose_path(c.path, src, load, spec_t, rules.upserts, c.query)
         identity = load.table_identity()
         if record is None:
             if identity is not None:
@@ -369,6 +373,9 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         write=write,
         final_table=ref if rules.staged else None,
         final_existed=exists,
+        path=choice.path,
+        path_reason=choice.reason,
+        copy_columns=choice.columns,
     )
     return Prepared(spec, c)
 

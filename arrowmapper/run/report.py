@@ -132,6 +132,10 @@ class JobResult:
     notes: tuple[str, ...] = ()  # what the coordinator decided on the way (fewer workers, ...)
     #: rows the source skipped as bad in the chunks this run committed (``bad_rows``)
     rows_rejected: int = 0
+    #: how the chunks travelled: ``arrow`` (read, transform, write Arrow batches) or ``copy``
+    #: (each chunk's binary COPY stream relayed undecoded), and why
+    path: str = "arrow"
+    path_reason: str = ""
 
     @classmethod
     def collect(
@@ -168,6 +172,8 @@ class JobResult:
             attempt_errors=attempt_errors,
             notes=notes,
             rows_rejected=sum(r.rows_rejected for r in ok),
+            path=spec.path,
+            path_reason=spec.path_reason,
         )
 
     @property

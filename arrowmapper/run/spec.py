@@ -55,6 +55,9 @@ class JobSpec:
     final_table: TableRef | None = None  # replace: the table the loaded stage is swapped into
     final_existed: bool = False  # replace: whether that table existed (rows swap vs rename)
     already_finished: bool = False  # resumed after it finished: nothing runs, nothing swaps
+    path: str = "arrow"  # how chunks travel: arrow, or copy (the binary COPY relay)
+    path_reason: str = ""  # why (run/copypath.py)
+    copy_columns: tuple[str, ...] = ()  # copy: the relayed columns, in the query's order
 
     # the options the coordinator and workers read, under the names they have always had
     retry = _FromConfig[RetryConfig]("retry")

@@ -27,8 +27,16 @@ import pyarrow as pa
 from ..config import Endpoint
 from ..errors import error_record, printable
 from ..plan import Chunk
-from ..sources import ReadOptions, Source, SourceLayout, open_source
-from ..targets import TableRef, Target, WriteLayout, conform, open_target
+from ..sources import CopyReader, ReadOptions, Source, SourceLayout, open_source
+from ..targets import (
+    TableRef,
+    Target,
+    WriteLayout,
+    Written,
+    conform,
+    open_copy_target,
+    open_target,
+)
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
@@ -58,6 +66,8 @@ class ChunkTask:
     layout: SourceLayout | None = None  # text-read columns and their parsing
     write: WriteLayout | None = None  # staged casts and the merge key
     progress_topic: str | None = None  # Dask: progress goes out as events on this topic
+    #: the COPY fast path: the columns whose binary COPY stream is relayed (empty: Arrow)
+    copy_columns: tuple[str, ...] = ()
 
     @classmethod
     def for_job(
@@ -88,26 +98,34 @@ class ChunkTask:
             snapshot=snapshot,
             layout=spec.layout,
             write=spec.write,
+            copy_columns=spec.copy_columns if spec.path == "copy" else (),
         )
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
-_TARGETS: dict[tuple[str, TableRef, int], Target] = {}
+_TARGETS: dict[tuple[str, TableRef, int, bool], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
 _SOURCES: dict[tuple[str, int], Source] = {}
+_COPY_READERS: dict[tuple[str, int], CopyReader] = {}
+
+
+def _target_key(task: ChunkTask) -> tuple[str, TableRef, int, bool]:
+    # per thread: a Dask worker may run several tasks at once in one process; a relayed
+    # chunk's target is on a connection that can COPY (psycopg's)
+    return (task.target.uri, task.table, threading.get_ident(), bool(task.copy_columns))
 
 
 def _target(task: ChunkTask) -> Target:
-    # per thread: a Dask worker may run several tasks at once in one process
-    key = (task.target.uri, task.table, threading.get_ident())
+    key = _target_key(task)
     if key not in _TARGETS:
-        _TARGETS[key] = open_target(task.target, task.table)
+        opener = open_copy_target if task.copy_columns else open_target
+        _TARGETS[key] = opener(task.target, task.table)
     return _TARGETS[key]
 
 
 def _drop_target(task: ChunkTask) -> None:
-    target = _TARGETS.pop((task.target.uri, task.table, threading.get_ident()), None)
+    target = _TARGETS.pop(_target_key(task), None)
     if target is not None:
         target.close()
 
@@ -154,6 +172,36 @@ def _drop_source(task: ChunkTask) -> None:
     source = _SOURCES.pop((task.source.uri, threading.get_ident()), None)
     if source is not None:
         source.close()
+    reader = _COPY_READERS.pop((task.source.uri, threading.get_ident()), None)
+    if reader is not None:
+        reader.close()
+
+
+def _relay(task: ChunkTask, board: Any, read: list[int]) -> Written | None:
+    """The COPY fast path's chunk: the source's binary COPY stream of the chunk's SELECT
+    relayed undecoded into the target's COPY, inside the chunk's exactly-once transaction.
+    Rows come from the COPYs' row counts, bytes from the stream."""
+    key = (task.source.uri, threading.get_ident())
+    reader = _COPY_READERS.get(key)
+    if reader is None:
+        reader = _COPY_READERS[key] = CopyReader(task.source)
+    cid = task.chunk.chunk_id
+    on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
+    blocks = reader.blocks(task.chunk.sql, task.snapshot, task.statement_timeout, read)
+    written = _target(task).relay_chunk(
+        task.job_id,
+        cid,
+        task.chunk.bounds,
+        blocks,
+        list(task.copy_columns),
+        lambda: read[0],
+        verify=task.verify,
+        on_bytes=on_bytes,
+    )
+    if board is not None and written is not None:
+        board.set(cid, "rows_read", read[0])
+        board.set(cid, "rows_written", written.rows)
+    return written
 
 
 def source_batches(task: ChunkTask, board: Any, read: list[int]) -> Iterator[pa.RecordBatch]:
@@ -194,17 +242,19 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "rows_written", 0)
         board.set(cid, "bytes_read", 0)
     try:
-        target = _target(task)
         read = [0]
-        written = target.write_chunk(
-            task.job_id,
-            cid,
-            task.chunk.bounds,
-            source_batches(task, board, read),
-            lambda: read[0],
-            verify=task.verify,
-            layout=task.write,
-        )
+        if task.copy_columns:
+            written = _relay(task, board, read)
+        else:
+            written = _target(task).write_chunk(
+                task.job_id,
+                cid,
+                task.chunk.bounds,
+                source_batches(task, board, read),
+                lambda: read[0],
+                verify=task.verify,
+                layout=task.write,
+            )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
         if written is None:  # committed before: by an earlier attempt, run or a zombie
@@ -222,7 +272,8 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
             duration_s=time.monotonic() - started,
             pid=pid,
             checksum=written.checksum,
-            rejected=_source(task).rejected(cid),  # counted by the read this commit holds
+            # counted by the read this commit holds (a relayed chunk rejects nothing)
+            rejected=0 if task.copy_columns else _source(task).rejected(cid),
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -293,9 +344,12 @@ def release_worker_state() -> None:
         board.close()
     for source in _SOURCES.values():
         source.close()
+    for reader in _COPY_READERS.values():
+        reader.close()
     _TARGETS.clear()
     _BOARDS.clear()
     _SOURCES.clear()
+    _COPY_READERS.clear()
 
 
 __all__ = ["ChunkState", "ChunkTask", "run_chunk", "worker_main"]

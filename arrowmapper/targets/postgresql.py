@@ -40,6 +40,17 @@ class PostgresTarget(Target):
         conn.commit()
         return conn
 
+    @classmethod
+    def connect_copy(cls, endpoint: Endpoint) -> Any:
+        """A psycopg connection (autocommit off, standard strings on) that serves the same
+        ledger statements as :meth:`connect`'s and also COPYs a relayed chunk in."""
+        from ..sources.copyout import copy_connect
+
+        conn = copy_connect(endpoint.uri, autocommit=False)
+        conn.execute("SET standard_conforming_strings = on")
+        conn.commit()
+        return conn
+
     # -- the catalog
     def _has_schema(self, schema: str) -> bool:
         return bool(self._read(f"SELECT 1 FROM pg_namespace WHERE nspname = {lit(schema)}"))
