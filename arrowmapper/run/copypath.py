@@ -18,26 +18,17 @@ when:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
-from ..config import Endpoint
 from ..errors import ConfigError, redact
-from ..sources import copy_connect, source_dialect, source_sql
+from ..sources import Source
 from ..targets import Target
-from ..targets.session import lit
 from ..transform import TransformSpec
 
 #: the first oid a database hands out to objects it did not ship with (FirstNormalObjectId)
 FIRST_USER_OID = 16384
 
-_COLUMNS = (
-    "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, format_type(a.atttypid, a.atttypmod) "
-    "FROM pg_attribute a WHERE a.attrelid = {rel} AND a.attnum > 0 AND NOT a.attisdropped "
-    "AND a.attgenerated = '' ORDER BY a.attnum"
-)
-
-Column = tuple[str, int, int, str]  # name, type oid, typmod, format_type
+Column = tuple[str, int, int, str]  # name, type oid, typmod, declared type
 
 
 @dataclass(frozen=True)
@@ -48,25 +39,6 @@ class PathChoice:
     path: str  # "copy" or "arrow"
     reason: str
     columns: tuple[str, ...] = ()
-
-
-def _source_columns(src: Endpoint, query: str) -> list[Column]:
-    conn = copy_connect(src.uri, autocommit=False)
-    try:
-        conn.execute(
-            f"CREATE TEMP VIEW _am_copy_describe AS SELECT * FROM {source_sql(query, src.dialect)}"
-        )
-        rows = conn.execute(_COLUMNS.format(rel="'pg_temp._am_copy_describe'::regclass")).fetchall()
-        conn.rollback()
-        return [(str(n), int(o), int(m), str(t)) for n, o, m, t in rows]
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
-
-
-def _target_columns(load: Target) -> list[Column]:
-    rows = load._read(_COLUMNS.format(rel=f"to_regclass({lit(load.ref.qualified())})"))
-    return [(str(n), int(o), int(m), str(t)) for n, o, m, t in rows]
 
 
 def differences(source: list[Column], target: list[Column]) -> list[str]:
@@ -89,7 +61,7 @@ def differences(source: list[Column], target: list[Column]) -> list[str]:
 
 def choose_path(
     asked: str,
-    src: Endpoint,
+    source: Source,
     load: Target,
     transform: TransformSpec,
     upserts: bool,
@@ -100,10 +72,10 @@ def choose_path(
     if asked == "arrow":
         return PathChoice("arrow", "path='arrow' was asked")
     why: list[str] = []
-    fmt = source_dialect(src.dialect).copy_format
+    fmt = source.copy_format
     if fmt is None or fmt != load.dialect.copy_format:
         why.append(
-            f"the source ({src.dialect}) and the target ({load.dialect.label}) do not share a "
+            f"the source ({source.dialect}) and the target ({load.dialect.label}) do not share a "
             "binary COPY format (PostgreSQL to PostgreSQL only)"
         )
     if transform.kind != "identity":
@@ -113,11 +85,11 @@ def choose_path(
     columns: list[Column] = []
     if not why:
         try:
-            columns = _source_columns(src, query)
+            columns = source.copy_columns(query)
         except Exception as exc:
             why.append(f"the source's column types could not be read ({redact(str(exc)).strip()})")
         else:
-            why.extend(differences(columns, _target_columns(load)))
+            why.extend(differences(columns, load.copy_columns()))
     if why:
         reason = "; ".join(why)
         if asked == "copy":

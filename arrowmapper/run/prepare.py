@@ -337,7 +337,7 @@ def prepare_job(c: JobConfig, endpoints: tuple[Endpoint, Endpoint] | None = None
         check_narrowing(write, layout, read_schema, out_schema, load_ref)
         # the table's columns are final here; path='copy' that cannot be taken is refused
         # before any row moves (and the table or claim made above is undone)
-        choice = choose_path(c.path, src, load, spec_t, rules.upserts, c.query)
+        choice = choose_path(c.path, source, load, spec_t, rules.upserts, c.query)
         identity = load.table_identity()
         if record is None:
             if identity is not None:

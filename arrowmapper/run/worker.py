@@ -27,7 +27,7 @@ import pyarrow as pa
 from ..config import Endpoint
 from ..errors import error_record, printable
 from ..plan import Chunk
-from ..sources import CopyReader, ReadOptions, Source, SourceLayout, open_source
+from ..sources import ReadOptions, Source, SourceLayout, open_source
 from ..targets import (
     TableRef,
     Target,
@@ -107,7 +107,6 @@ _TARGETS: dict[tuple[str, TableRef, int, bool], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
 _SOURCES: dict[tuple[str, int], Source] = {}
-_COPY_READERS: dict[tuple[str, int], CopyReader] = {}
 
 
 def _target_key(task: ChunkTask) -> tuple[str, TableRef, int, bool]:
@@ -172,22 +171,16 @@ def _drop_source(task: ChunkTask) -> None:
     source = _SOURCES.pop((task.source.uri, threading.get_ident()), None)
     if source is not None:
         source.close()
-    reader = _COPY_READERS.pop((task.source.uri, threading.get_ident()), None)
-    if reader is not None:
-        reader.close()
 
 
 def _relay(task: ChunkTask, board: Any, read: list[int]) -> Written | None:
     """The COPY fast path's chunk: the source's binary COPY stream of the chunk's SELECT
     relayed undecoded into the target's COPY, inside the chunk's exactly-once transaction.
     Rows come from the COPYs' row counts, bytes from the stream."""
-    key = (task.source.uri, threading.get_ident())
-    reader = _COPY_READERS.get(key)
-    if reader is None:
-        reader = _COPY_READERS[key] = CopyReader(task.source)
     cid = task.chunk.chunk_id
     on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
-    blocks = reader.blocks(task.chunk.sql, task.snapshot, task.statement_timeout, read)
+    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout, job_id=task.job_id)
+    blocks = _source(task).copy_out(task.chunk, how, read)
     written = _target(task).relay_chunk(
         task.job_id,
         cid,
@@ -344,12 +337,9 @@ def release_worker_state() -> None:
         board.close()
     for source in _SOURCES.values():
         source.close()
-    for reader in _COPY_READERS.values():
-        reader.close()
     _TARGETS.clear()
     _BOARDS.clear()
     _SOURCES.clear()
-    _COPY_READERS.clear()
 
 
 __all__ = ["ChunkState", "ChunkTask", "run_chunk", "worker_main"]

@@ -16,6 +16,14 @@ from typing import Any
 from ..config import Endpoint
 from ..errors import PASS_THROUGH, SourceError, translate
 from .reader import timeout_statement
+from .render import source_sql
+
+#: the catalog query of a relation's columns as the COPY fast path compares them
+COPY_COLUMNS = (
+    "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, "
+    "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = {rel} "
+    "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum"
+)
 
 
 def copy_connect(uri: str, autocommit: bool = True) -> Any:
@@ -27,6 +35,22 @@ def copy_connect(uri: str, autocommit: bool = True) -> Any:
     if "application_name=" not in uri:
         kwargs["application_name"] = "arrowmapper"
     return psycopg.connect(uri, autocommit=autocommit, **kwargs)
+
+
+def copy_columns(endpoint: Endpoint, query: str) -> list[tuple[str, int, int, str]]:
+    """``(name, type oid, typmod, declared type)`` of each result column of ``query``, through
+    a temporary view that is rolled back."""
+    conn = copy_connect(endpoint.uri, autocommit=False)
+    try:
+        view = f"SELECT * FROM {source_sql(query, endpoint.dialect)}"
+        conn.execute(f"CREATE TEMP VIEW _am_copy_describe AS {view}")
+        rel = "'pg_temp._am_copy_describe'::regclass"
+        rows = conn.execute(COPY_COLUMNS.format(rel=rel)).fetchall()
+        conn.rollback()
+        return [(str(n), int(o), int(m), str(t)) for n, o, m, t in rows]
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 class CopyReader:

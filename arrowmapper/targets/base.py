@@ -64,6 +64,10 @@ class Target(ChunkStore):
         """A connection that can relay a binary COPY stream (the COPY fast path)."""
         raise TargetError(f"a {cls.dialect.label} target cannot take a relayed COPY stream")
 
+    def copy_columns(self) -> list[tuple[str, int, int, str]]:
+        """``(name, type oid, typmod, declared type)`` of each column (the COPY fast path)."""
+        raise TargetError(f"a {self.dialect.label} target cannot take a relayed COPY stream")
+
     def type_exists(self, sql_type: str) -> bool:
         """Whether a named type (an enum, a domain, ...) exists in the target."""
         return False
