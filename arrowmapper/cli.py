@@ -152,6 +152,8 @@ PLAN_FLAGS = (
     "schema",
     "transform",
     "transform_sql",
+    "mode",
+    "path",
 )
 _FLAG_TYPES: dict[str, type] = {"int": int, "mib": int, "retry": int, "seconds": float}
 
@@ -321,6 +323,7 @@ def _plan(args: argparse.Namespace) -> int:
         args.usage.error("the following arguments are required: --query")
     source = _need(args.source, "ARROWMAPPER_SOURCE", "--source")
     query = args.query or ""
+    target = args.target or os.environ.get("ARROWMAPPER_TARGET") or None
     plan = api.plan_query(
         source,
         query,
@@ -328,6 +331,12 @@ def _plan(args: argparse.Namespace) -> int:
         key=args.key,
         chunk_size=args.chunk_size,
         workers=args.workers,
+        target=target if args.table else None,
+        table=args.table,
+        schema=args.schema,
+        transform=args.transform or args.transform_sql,
+        mode=args.mode or "append",
+        path=args.path or "auto",
     )
     columns = api.describe_columns(
         source,
@@ -358,6 +367,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
+    if plan.path is not None:
+        console.print(f"path: [bold]{plan.path}[/bold] — {plan.path_reason}", markup=True)
     console.print(f"{len(plan.chunks)} chunks, about {plan.estimated_rows or 0:,} rows")
     if files:
         total = sum(row["size"] for row in file_rows)

@@ -194,6 +194,11 @@ def test_progress_reports_rows_and_bytes(pg: PG) -> None:
     assert last.rows_written == last.rows_read == 2000
     # every tuple is at least its 2-byte field count, two 4-byte lengths and the values
     assert last.bytes_read > 2000 * (2 + 4 + 4 + 4 + 32)
+    # am.verify afterwards reads both sides again: the relayed rows check out (a relayed chunk
+    # keeps no ledger checksum, so source and target checksums are what is compared)
+    report = am.verify(pg.uri, pg.uri, r.job_id, schema=pg.schema)
+    assert report.ok and len(report.checks) == r.chunks, report.summary()
+    assert all(c.source_checksum == c.target_checksum is not None for c in report.checks)
 
 
 @pytest.mark.fault
@@ -235,3 +240,18 @@ def test_copy_digest_is_independent_of_row_order_and_blocks() -> None:
     three = CopyDigest()
     three.feed(head + b"".join(rows[:-2]) + b"\x00\x01\x00\x00\x00\x01\xfe" + rows[-1] + trailer)
     assert three.digest != one.digest
+
+
+def test_plan_query_says_which_path_and_why(pg: PG) -> None:
+    pg.execute("CREATE TABLE src (id int, n numeric(12,2), t text)")
+    pg.execute("CREATE TABLE other (id int, n numeric(14,2), t text)")
+    kw: dict[str, Any] = dict(target=pg.uri, schema=pg.schema)
+    new = am.plan_query(pg.uri, pg.t("src"), table="fresh", **kw)  # created with src's types
+    assert new.path == "copy" and "undecoded" in new.path_reason
+    assert "path: copy" in new.describe()
+    differs = am.plan_query(pg.uri, pg.t("src"), table="other", path="copy", **kw)
+    assert differs.path == "arrow"
+    assert "path='copy' would be refused: 'n' is numeric(12,2)" in differs.path_reason
+    assert am.plan_query(pg.uri, pg.t("src"), table="src", path="arrow", **kw).path == "arrow"
+    assert am.plan_query(pg.uri, pg.t("src")).path is None  # no target: no path
+    assert "path" not in am.plan_query(pg.uri, pg.t("src")).to_json()  # stored plans unchanged

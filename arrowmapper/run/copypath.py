@@ -18,6 +18,7 @@ when:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ConfigError, redact
@@ -59,6 +60,18 @@ def differences(source: list[Column], target: list[Column]) -> list[str]:
     return out
 
 
+def created_columns(source: list[Column], created: list[tuple[str, str]]) -> list[Column]:
+    """The columns a table not yet created will have (``created``: name, declared type, as
+    prepare would create it), as :func:`differences` compares them: a column created with the
+    source's declared type has the source's type."""
+    by_name = {c[0]: c for c in source}
+    out = []
+    for name, sql_type in created:
+        same = by_name.get(name)
+        out.append(same if same is not None and same[3] == sql_type else (name, -1, -1, sql_type))
+    return out
+
+
 def choose_path(
     asked: str,
     source: Source,
@@ -66,9 +79,12 @@ def choose_path(
     transform: TransformSpec,
     upserts: bool,
     query: str,
+    target_columns: Callable[[list[Column]], list[Column]] | None = None,
 ) -> PathChoice:
     """The path the job takes, as asked (``auto``, ``arrow``, ``copy``); ``copy`` asked for a
-    job that is not eligible raises a :class:`ConfigError` naming why, before any row moves."""
+    job that is not eligible raises a :class:`ConfigError` naming why, before any row moves.
+    ``target_columns``: the target's columns given the source's (default: ``load``'s
+    catalog; a plan of a table still to be created passes :func:`created_columns`)."""
     if asked == "arrow":
         return PathChoice("arrow", "path='arrow' was asked")
     why: list[str] = []
@@ -89,7 +105,8 @@ def choose_path(
         except Exception as exc:
             why.append(f"the source's column types could not be read ({redact(str(exc)).strip()})")
         else:
-            why.extend(differences(columns, load.copy_columns()))
+            have = target_columns(columns) if target_columns else load.copy_columns()
+            why.extend(differences(columns, have))
     if why:
         reason = "; ".join(why)
         if asked == "copy":
