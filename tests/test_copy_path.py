@@ -177,7 +177,7 @@ def test_verify_catches_a_target_that_changes_what_was_relayed(pg: PG) -> None:
     pg.execute("CREATE TRIGGER m BEFORE INSERT ON dst FOR EACH ROW EXECUTE FUNCTION mangle()")
     with pytest.raises(am.JobFailed) as failed:
         _job(pg, pg.t("src"), verify=True, retry=am.RetryConfig(max_retries=0), job_id="v1")
-    assert any("copy digest" in e for e in failed.value.result.attempt_errors)
+    assert any("copy checksum" in e for e in failed.value.result.attempt_errors)
     assert pg.scalar("SELECT COUNT(*) FROM dst WHERE id = 7") == 0  # rolled back
     plain = _job(pg, pg.t("src"), job_id="v2")
     assert plain.path == "copy" and plain.success
@@ -255,3 +255,30 @@ def test_plan_query_says_which_path_and_why(pg: PG) -> None:
     assert am.plan_query(pg.uri, pg.t("src"), table="src", path="arrow", **kw).path == "arrow"
     assert am.plan_query(pg.uri, pg.t("src")).path is None  # no target: no path
     assert "path" not in am.plan_query(pg.uri, pg.t("src")).to_json()  # stored plans unchanged
+
+
+def test_a_source_error_mid_stream_fails_the_chunk_with_the_servers_message(pg: PG) -> None:
+    """The source fails after rows have been relayed: the target's COPY is aborted with it and
+    nothing of the chunk is committed; the error is the server's, classified (terminal)."""
+    pg.execute("CREATE TABLE src AS SELECT g AS id FROM generate_series(1, 3000) g")
+    query = f"SELECT id, 100 / (id - 2500) AS q FROM {pg.t('src')}"
+    with pytest.raises(am.JobFailed) as failed:
+        _job(pg, query, strategy="none", job_id="midstream")
+    result = failed.value.result
+    assert result.path == "copy"
+    (bad,) = result.chunk_results
+    assert "division by zero" in (bad.error or "") and bad.attempts == 1  # terminal: no retry
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
+
+
+@pytest.mark.fault
+def test_a_slow_relayed_chunk_that_streams_is_not_a_stall(pg: PG) -> None:
+    """A relayed chunk counts its rows only when its COPY ends; the stall watchdog also
+    watches the bytes streaming, so a slow chunk that makes progress is left alone."""
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, repeat('x', 9000) AS s FROM generate_series(1, 8) g"
+    )
+    query = f"SELECT id, s FROM {pg.t('src')} WHERE pg_sleep(0.4)::text = ''"
+    r = _job(pg, query, strategy="none", stall_timeout=1.5, job_id="slow")
+    assert r.path == "copy" and r.success and r.rows_written == 8
+    assert max(c.attempts for c in r.chunk_results) == 1

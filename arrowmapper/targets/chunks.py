@@ -222,8 +222,8 @@ class ChunkStore(Ledger):
                     back.feed(block)
             if (back.rows, back.digest) != (sent.rows, sent.digest) or not back.done:
                 raise VerificationError(
-                    f"chunk {chunk_id}: the target holds {back.rows} rows (copy digest "
-                    f"{back.digest}) where {sent.rows} were relayed (copy digest "
+                    f"chunk {chunk_id}: the target holds {back.rows} rows (copy checksum "
+                    f"{back.digest}) where {sent.rows} were relayed (copy checksum "
                     f"{sent.digest}); rolled back, to be retried",
                     transient=True,
                 )
