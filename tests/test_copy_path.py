@@ -282,3 +282,28 @@ def test_a_slow_relayed_chunk_that_streams_is_not_a_stall(pg: PG) -> None:
     r = _job(pg, query, strategy="none", stall_timeout=1.5, job_id="slow")
     assert r.path == "copy" and r.success and r.rows_written == 8
     assert max(c.attempts for c in r.chunk_results) == 1
+
+
+@pytest.mark.fault
+def test_a_terminated_target_copy_is_retried_and_the_rows_stay_exact(pg: PG) -> None:
+    """pg_terminate_backend on the target's COPY ... FROM STDIN while a chunk streams: the
+    connection loss is transient, the chunk is retried on a new connection, nothing doubles."""
+    pg.execute(
+        "CREATE TABLE src AS SELECT g AS id, repeat('x', 9000) AS s FROM generate_series(1, 12) g"
+    )
+    query = f"SELECT id, s FROM {pg.t('src')} WHERE pg_sleep(0.15)::text = ''"
+    terminated: list[Any] = []
+
+    def terminate(snap: am.ProgressSnapshot) -> None:
+        if not terminated and snap.bytes_read > 0:
+            rows = pg.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
+                "= 'arrowmapper' AND query ILIKE 'COPY %% FROM STDIN%%' AND pid <> pg_backend_pid()"
+            )
+            if any(ok for (ok,) in rows):
+                terminated.append(rows)
+
+    r = _job(pg, query, strategy="none", job_id="term", progress=terminate)
+    assert terminated, "no target COPY was found to terminate"
+    assert r.path == "copy" and r.success and r.chunk_results[0].attempts == 2
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 12

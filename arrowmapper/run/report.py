@@ -207,6 +207,8 @@ class JobResult:
             f"({self.rows_per_s:,.0f} rows/s); {self.chunks} chunks, strategy {self.strategy}, "
             f"{self.workers} workers"
         )
+        if self.path == "copy":
+            text += ", COPY fast path (binary stream relayed)"
         if self.rows_rejected:
             n = self.rows_rejected
             text += f"; {n:,} bad row{'s' if n != 1 else ''} rejected"
