@@ -171,7 +171,7 @@ class Source(Protocol):
 
     def copy_out(
         self, chunk: Chunk, how: ReadOptions, rows: list[int]
-    ) -> Iterator[memoryview]:
+    ) -> Iterator[bytes]:
         """The chunk's rows as the server's binary COPY stream, undecoded (``rows[0]``: the
         COPY's row count once it ended; ``how.snapshot`` is joined). The default refuses."""
         raise SourceError(f"a {self.dialect} source has no COPY fast path")

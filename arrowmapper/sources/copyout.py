@@ -10,6 +10,7 @@ The blocks are handed on as they arrive; nothing here looks inside them.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,10 @@ from ..config import Endpoint
 from ..errors import PASS_THROUGH, SourceError, translate
 from .reader import timeout_statement
 from .render import source_sql
+
+#: the bytes a relayed block gathers before it is handed on (rows arrive one message each)
+BLOCK = 256 * 1024
+BLOCK_S = 0.25
 
 #: the catalog query of a relation's columns as the COPY fast path compares them
 COPY_COLUMNS = (
@@ -67,8 +72,8 @@ class CopyReader:
         snapshot: str | None,
         statement_timeout: float | None,
         rows: list[int],
-    ) -> Iterator[memoryview]:
-        """Yield the binary COPY stream of ``sql`` block by block; ``rows[0]`` is set to the
+    ) -> Iterator[bytes]:
+        """Yield the binary COPY stream of ``sql`` in blocks of about :data:`BLOCK` bytes; ``rows[0]`` is set to the
         COPY's row count once the stream ended. A failure is a :class:`SourceError` with the
         server's kind and transience; the connection is then closed."""
         try:
@@ -83,8 +88,19 @@ class CopyReader:
             pre = timeout_statement(self.endpoint.dialect, statement_timeout)
             if pre:
                 cur.execute(pre.replace("SET ", "SET LOCAL ", 1))
+            # the server sends one message per row: hand them on in blocks of about BLOCK
+            # bytes (or what came in BLOCK_S seconds: a slow stream still shows progress), so
+            # the target's COPY and the progress counters are called per block, not per row
+            buf, since = bytearray(), time.monotonic()
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
-                yield from copy
+                for data in copy:
+                    buf += data
+                    if len(buf) >= BLOCK or time.monotonic() - since >= BLOCK_S:
+                        yield bytes(buf)
+                        buf.clear()
+                        since = time.monotonic()
+            if buf:
+                yield bytes(buf)
             rows[0] = int(cur.rowcount)
             cur.execute("COMMIT")
         except PASS_THROUGH:

@@ -82,7 +82,7 @@ class SqlSource:
             raise SourceError(f"a {self.dialect} source has no COPY fast path")
         return copy_columns(self.endpoint, query)
 
-    def copy_out(self, chunk: Chunk, how: ReadOptions, rows: list[int]) -> Iterator[memoryview]:
+    def copy_out(self, chunk: Chunk, how: ReadOptions, rows: list[int]) -> Iterator[bytes]:
         """The chunk's SQL (unwrapped: the relay carries every value, guards are for Arrow) as
         the server's binary COPY stream (:class:`~.copyout.CopyReader`)."""
         if self.copy_format is None:
