@@ -138,11 +138,7 @@ def main() -> None:
         for w in (1, 2, 4):
             label = f"arrowmapper {path} path, ctid, {w} worker{'s' if w > 1 else ''}"
             cases.append((label, mapper("ctid", w, path=path)))
-    cases += [
-        ("arrowmapper arrow path, key (id), 2 workers", mapper("key", 2, "id")),
-        ("arrowmapper arrow path, quantile (id), 2 workers", mapper("quantile", 2, "id")),
-        ("arrowmapper arrow path, offset (id), 2 workers", mapper("offset", 2, "id")),
-    ]
+    # (strategies are compared by bench_suite.py's strategies suite)
     lines = [
         f"| case | wall s (best of {args.repeat}) | rows/s | client CPU s |",
         "|---|---:|---:|---:|",
