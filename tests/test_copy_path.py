@@ -56,6 +56,15 @@ def _types(pg: PG, table: str) -> list[tuple[str, str]]:
     )
 
 
+def _relay_sleeps(seconds: float) -> str:
+    """A WHERE condition that sleeps per row only in the relay's source COPY (its connection
+    is named arrowmapper; the preflight's sample and probes are not), keeping tests short."""
+    return (
+        "pg_sleep(CASE WHEN current_setting('application_name') = 'arrowmapper' "
+        f"THEN {seconds} ELSE 0 END)::text = ''"
+    )
+
+
 def _job(pg: PG, src: str, **kw: Any) -> am.JobResult:
     options: dict[str, Any] = dict(
         schema=pg.schema, key="id", strategy="key", workers=1, chunk_size=700, retry=RETRY
@@ -278,7 +287,7 @@ def test_a_slow_relayed_chunk_that_streams_is_not_a_stall(pg: PG) -> None:
     pg.execute(
         "CREATE TABLE src AS SELECT g AS id, repeat('x', 9000) AS s FROM generate_series(1, 8) g"
     )
-    query = f"SELECT id, s FROM {pg.t('src')} WHERE pg_sleep(0.4)::text = ''"
+    query = f"SELECT id, s FROM {pg.t('src')} WHERE {_relay_sleeps(0.4)}"
     r = _job(pg, query, strategy="none", stall_timeout=1.5, job_id="slow")
     assert r.path == "copy" and r.success and r.rows_written == 8
     assert max(c.attempts for c in r.chunk_results) == 1
@@ -291,7 +300,7 @@ def test_a_terminated_target_copy_is_retried_and_the_rows_stay_exact(pg: PG) -> 
     pg.execute(
         "CREATE TABLE src AS SELECT g AS id, repeat('x', 9000) AS s FROM generate_series(1, 12) g"
     )
-    query = f"SELECT id, s FROM {pg.t('src')} WHERE pg_sleep(0.15)::text = ''"
+    query = f"SELECT id, s FROM {pg.t('src')} WHERE {_relay_sleeps(0.15)}"
     terminated: list[Any] = []
 
     def terminate(snap: am.ProgressSnapshot) -> None:
