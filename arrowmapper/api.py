@@ -57,24 +57,70 @@ def plan_query(
     key: str | None = None,
     chunk_size: int | None = None,
     workers: int | None = None,
+    target: str | None = None,
+    table: str | None = None,
+    schema: str | None = None,
+    transform: TransformLike = None,
+    mode: str = "append",
+    path: str = "auto",
 ) -> Plan:
-    """Plan a job without moving data.
+    """Plan a job without moving data. Given ``target`` and ``table``, the plan also says
+    which path the job's chunks would take (``plan.path``: ``copy`` or ``arrow``) and why
+    (``plan.path_reason``).
 
     >>> plan = plan_query("sqlite:///src.db", "events", strategy="rowid")  # doctest: +SKIP
     >>> print(plan.describe())                                             # doctest: +SKIP
     """
-    c = JobConfig.build({k: v for k, v in locals().items() if k in OPTIONS})
+    c = JobConfig.build(
+        {k: v for k, v in locals().items() if k in OPTIONS and k not in ("target", "table")}
+    )
     src = source_endpoint(source)
     query = check_source_query(query, src)
     check_reachable(src, "source")
     with open_source(src) as reader:
-        probe = reader.probe(query, reader.describe(query))
-        own = reader.plan(query, c.strategy, c.key, c.chunk_size, c.workers)
-        if own is not None:
-            return own
-        return plan_for(
+        layout = reader.describe(query)
+        probe = reader.probe(query, layout)
+        plan = reader.plan(query, c.strategy, c.key, c.chunk_size, c.workers) or plan_for(
             probe, query, c.strategy, c.key, c.chunk_size, c.workers, render=reader.render
         )
+        if target is None or table is None:
+            return plan
+        return _with_path(plan, c, reader, layout, probe, query, target, table)
+
+
+def _with_path(
+    plan: Plan,
+    c: JobConfig,
+    reader: Any,
+    layout: Any,
+    probe: Any,
+    query: str,
+    target: str,
+    table: str,
+) -> Plan:
+    """``plan`` saying which path a job of ``c`` into ``table`` would take, and why."""
+    from dataclasses import replace
+
+    from .run.copypath import choose_path
+    from .run.copypath import created_columns as as_created
+    from .run.prepare import MODE_RULES
+
+    dst = parse_uri(target, "target")
+    check_reachable(dst, "target")
+    spec_t = normalize(c.transform)
+    asked = "auto" if c.path == "copy" else c.path  # a plan shows the refusal, not raises it
+    with open_target(dst, table_ref(dst, c.schema, table)) as tgt:
+        columns = None
+        if not tgt.table_exists():
+            out_schema, _, read_schema = output_schema(probe, spec_t)
+            made = created_columns(tgt, out_schema, read_schema, layout, [])
+            columns = lambda src: as_created(src, made)  # noqa: E731
+        upserts = MODE_RULES[c.mode].upserts
+        choice = choose_path(asked, reader, tgt, spec_t, upserts, query, columns)
+    reason = choice.reason
+    if c.path == "copy" and choice.path != "copy":
+        reason = f"path='copy' would be refused: {reason.removeprefix('not eligible for copy: ')}"
+    return replace(plan, path=choice.path, path_reason=reason)
 
 
 def prepare(
@@ -119,6 +165,7 @@ def map_query(
     statement_timeout: float | None = None,
     stall_timeout: float | None = None,
     snapshot: bool | None = None,
+    path: str = "auto",
     max_worker_memory: int | None = None,
     executor: str = "local",
     cluster: str | None = None,
@@ -146,6 +193,11 @@ def map_query(
     every chunk from it, so writes to the source during the job cannot tear the copy; left as
     None it is on for ctid and offset plans of a PostgreSQL source (their chunks are block
     ranges and row positions, which concurrent writes move) and off otherwise.
+    ``path``: ``"auto"`` (default) relays each chunk's binary COPY stream from a PostgreSQL
+    source straight into a PostgreSQL target's COPY, undecoded, when there is no transform and
+    every column has the same built-in type on both sides (else the Arrow pipeline);
+    ``"arrow"`` always takes the Arrow pipeline; ``"copy"`` refuses a job that is not
+    eligible, saying why. ``JobResult.path`` says which was taken.
     ``max_worker_memory`` (MiB) kills a worker whose RSS grows past it; its chunk, like one
     whose worker the OOM killer took, is split in two and retried.
     ``executor="dask"`` runs each chunk as a task on a Dask distributed cluster: ``cluster`` is

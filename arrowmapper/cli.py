@@ -201,6 +201,8 @@ PLAN_FLAGS = (
     "schema",
     "transform",
     "transform_sql",
+    "mode",
+    "path",
 )
 _FLAG_TYPES: dict[str, type] = {"int": int, "mib": int, "retry": int, "seconds": float}
 
@@ -488,6 +490,7 @@ def _plan(args: argparse.Namespace) -> int:
         args.usage.error("the following arguments are required: --query")
     source = _need(args.source, "ARROWMAPPER_SOURCE", "--source")
     query = args.query or ""
+    target = args.target or os.environ.get("ARROWMAPPER_TARGET") or None
     plan = api.plan_query(
         source,
         query,
@@ -495,6 +498,12 @@ def _plan(args: argparse.Namespace) -> int:
         key=args.key,
         chunk_size=args.chunk_size,
         workers=args.workers,
+        target=target if args.table else None,
+        table=args.table,
+        schema=args.schema,
+        transform=args.transform or args.transform_sql,
+        mode=args.mode or "append",
+        path=args.path or "auto",
     )
     columns = api.describe_columns(
         source,
@@ -526,6 +535,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     console = make_console()
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
+    if plan.path is not None:
+        console.print(f"path: [bold]{plan.path}[/bold] — {plan.path_reason}", markup=True)
     console.print(f"{_n(len(plan.chunks), 'chunk')}, about {_n(plan.estimated_rows or 0, 'row')}")
     if files:
         total = sum(row["size"] for row in file_rows)

@@ -90,6 +90,14 @@ def _panic_message(text: str) -> str | None:
     return None
 
 
+def _severity(exc: BaseException) -> str | None:
+    """The server's severity (ERROR, FATAL) a driver error carries as a field (psycopg's
+    ``diag``), or None."""
+    diag = getattr(exc, "diag", None)
+    severity = getattr(diag, "severity_nonlocalized", None) or getattr(diag, "severity", None)
+    return severity if isinstance(severity, str) and severity else None
+
+
 def driver_message(exc: BaseException) -> str:
     """One redacted line with what the server (or driver) said, without driver wrapping:
     ``DbError { severity: "ERROR", code: SqlState(E22012), message: "division by zero" ..}``
@@ -107,6 +115,11 @@ def driver_message(exc: BaseException) -> str:
         if server:  # libpq / tokio-postgres: keep what the server said, with its SQLSTATE
             state = sqlstate_of(exc)
             message = f"{server[1]} {state}: {server[2]}" if state else f"{server[1]}: {server[2]}"
+        elif _severity(exc):  # psycopg: the server's fields, not in its text
+            state = sqlstate_of(exc)
+            primary = getattr(getattr(exc, "diag", None), "message_primary", None) or message
+            head = f"{_severity(exc)} {state}" if state else _severity(exc)
+            message = f"{head}: {primary}"
         elif message.startswith("timed out waiting for connection: "):
             message = "cannot connect: " + message.removeprefix(
                 "timed out waiting for connection: "

@@ -32,7 +32,8 @@ def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     text = out_md.read_text()
-    assert "arrowmapper ctid, 2 workers" in text and "rows/s" in text
+    assert "arrowmapper copy path, ctid, 2 workers" in text and "rows/s" in text
+    assert "arrowmapper arrow path, ctid, 2 workers" in text  # the two paths side by side
     assert text.count("<!-- bench_pg_copy -->") == 2
 
 

@@ -153,6 +153,7 @@ def test_refusal_inside_a_chunk_is_terminal_and_rolled_back(pg: PG) -> None:
             chunk_size=2000,
             workers=2,
             retry=am.RetryConfig(max_retries=3, base_delay=0.05),
+            path="arrow",  # the Arrow reader's guard (the COPY fast path carries infinity)
         )
     result = err.value.result
     assert len(result.failed_chunks) == 1
@@ -593,8 +594,15 @@ def test_verify_catches_a_value_the_reader_changed(
     assert sampled == (at < 1000)  # the preflight reads the first 1,000 rows
     with monkeypatch.context() as unguarded:
         unguarded.setattr(types, "_GUARDS", {})
-        result = _copy(
-            pg, pg.t("src"), "dst", strategy="key", key="id", chunk_size=1000, job_id="corrupt"
+        result = _copy(  # the Arrow reader unguarded (the COPY fast path never decodes)
+            pg,
+            pg.t("src"),
+            "dst",
+            strategy="key",
+            key="id",
+            chunk_size=1000,
+            job_id="corrupt",
+            path="arrow",
         )
     assert result.success
     assert pg.scalar(f"SELECT ts::text FROM dst WHERE id = {at}") == "262142-12-31 23:59:59.999999"

@@ -32,6 +32,7 @@ Strategy = Literal[
 Mode = Literal["append", "create", "replace", "merge", "truncate"]
 Executor = Literal["local", "dask"]
 Swap = Literal["truncate", "delete"]
+CopyPath = Literal["auto", "arrow", "copy"]
 
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 MODES: tuple[str, ...] = get_args(Mode)
@@ -40,6 +41,10 @@ EXECUTORS: tuple[str, ...] = get_args(Executor)
 #: READ reader whose snapshot predates the swap then sees an empty table) or DELETE (slower;
 #: such a reader keeps seeing the old rows).
 SWAPS: tuple[str, ...] = get_args(Swap)
+#: How chunks travel: ``copy`` relays the source's binary COPY stream into the target's COPY
+#: undecoded (PostgreSQL -> PostgreSQL, no transform, identical built-in column types),
+#: ``arrow`` reads, transforms and writes Arrow batches, ``auto`` takes copy where it can.
+PATHS: tuple[str, ...] = get_args(CopyPath)
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_MIN_ROWS_FOR_PARALLEL = 100_000
 DEFAULT_BATCH_SIZE = 65_536
@@ -215,6 +220,16 @@ class JobConfig:
         "read every chunk from one PostgreSQL snapshot (default: on for ctid and offset "
         "plans of a PostgreSQL source, off otherwise)",
         kind="bool",
+    )
+    path: CopyPath = _opt(
+        "auto",
+        "auto (default: copy where eligible, else arrow), arrow (read, transform and write "
+        "Arrow batches), copy (relay PostgreSQL's binary COPY stream undecoded: PostgreSQL to "
+        "PostgreSQL, no transform, identical built-in column types; refused otherwise)",
+        kind="choice",
+        param="path",
+        env="MAPPER_PATH",
+        choices=PATHS,
     )
     statement_timeout: float | None = _opt(None, "seconds per source query", kind="seconds")
     stall_timeout: float | None = _opt(

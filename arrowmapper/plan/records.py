@@ -35,10 +35,18 @@ class Plan:
     query: str
     chunks: tuple[Chunk, ...]
     estimated_rows: int | None = None
+    #: ``am.plan_query`` with a target: the path the job would take (arrow or copy) and why;
+    #: never stored (a job decides its path when it prepares)
+    path: str | None = None
+    path_reason: str = ""
 
     def to_json(self) -> str:
         """The plan as stored in the target's ledger (resume reads it back)."""
-        return json.dumps(asdict(self), default=str)
+        data = asdict(self)
+        if self.path is None:  # stored plans stay as they were
+            data.pop("path")
+            data.pop("path_reason")
+        return json.dumps(data, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -53,6 +61,8 @@ class Plan:
             f"strategy: {self.strategy} ({self.reason})",
             f"chunks: {len(self.chunks)}; estimated rows: {self.estimated_rows}",
         ]
+        if self.path is not None:
+            lines.insert(1, f"path: {self.path} ({self.path_reason})")
         for c in self.chunks:
             lines.append(f"  {c.chunk_id:>5}  ~{c.estimated_rows or 0:>10}  {c.predicate}")
         return "\n".join(lines)

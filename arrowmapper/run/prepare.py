@@ -39,6 +39,7 @@ from ..targets import (
 )
 from ..transform import normalize
 from .capacity import fit_workers
+from .copypath import choose_path
 from .cursor import cursor_run
 from .preflight import (
     check_compatible,
@@ -398,6 +399,9 @@ def _prepare(
         write = write_layout(load, out_schema, mkey, layout.session)
         check_compatible(sample, out_schema, write.schema, load_ref)
         check_narrowing(write, layout, read_schema, out_schema, load_ref)
+        # the table's columns are final here; path='copy' that cannot be taken is refused
+        # before any row moves (and the table or claim made above is undone)
+        choice = choose_path(c.path, source, load, spec_t, rules.upserts, c.query)
         identity = load.table_identity()
         if record is None:
             if identity is not None:
@@ -444,6 +448,9 @@ def _prepare(
             "plan_s": planned - connected,
             "preflight_s": time.perf_counter() - planned,
         },
+        path=choice.path,
+        path_reason=choice.reason,
+        copy_columns=choice.columns,
     )
     return Prepared(spec, c)
 

@@ -173,6 +173,10 @@ class JobResult:
     bytes_read: int = 0
     #: seconds per phase (coordinator phases wall time; chunk phases summed over attempts)
     phases: PhaseTimes = field(default_factory=PhaseTimes)
+    #: how the chunks travelled: ``arrow`` (read, transform, write Arrow batches) or ``copy``
+    #: (each chunk's binary COPY stream relayed undecoded), and why
+    path: str = "arrow"
+    path_reason: str = ""
 
     @classmethod
     def collect(
@@ -219,6 +223,8 @@ class JobResult:
             rows_rejected=sum(r.rows_rejected for r in ok),
             bytes_read=sum(r.bytes_read for r in ok),
             phases=PhaseTimes(**{k: round(v, 6) for k, v in times.items()}),
+            path=spec.path,
+            path_reason=spec.path_reason,
         )
 
     @property
@@ -265,6 +271,8 @@ class JobResult:
         if self.bytes_read:
             text += f"; {human_bytes(self.bytes_read)} read (Arrow)"
         text += f"\n  time: {self.phases.line()}"
+        if self.path == "copy":
+            text += ", COPY fast path (binary stream relayed)"
         if self.rows_rejected:
             n = self.rows_rejected
             text += f"; {n:,} bad row{'s' if n != 1 else ''} rejected"

@@ -58,6 +58,9 @@ class JobSpec:
     mark_name: str | None = None  # a run of a recurring job (cursor=): it moves this name's mark
     #: seconds the preparation spent per phase (connect, plan, preflight): JobResult.phases
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    path: str = "arrow"  # how chunks travel: arrow, or copy (the binary COPY relay)
+    path_reason: str = ""  # why (run/copypath.py)
+    copy_columns: tuple[str, ...] = ()  # copy: the relayed columns, in the query's order
 
     # the options the coordinator and workers read, under the names they have always had
     retry = _FromConfig[RetryConfig]("retry")

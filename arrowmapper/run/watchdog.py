@@ -21,7 +21,8 @@ class Watchdogs:
         self.stall_timeout = stall_timeout
         self.max_memory_mib = max_memory_mib
         self.clock = clock
-        self._seen: dict[int, tuple[tuple[int, int], float]] = {}  # chunk -> (progress, since)
+        # chunk -> (progress, since)
+        self._seen: dict[int, tuple[tuple[int, int, int], float]] = {}
 
     def forget(self, cid: int) -> None:
         """A chunk (re)starts: its stall clock starts again."""
@@ -41,7 +42,12 @@ class Watchdogs:
         for cid in ex.running():
             if ex.killing(cid):
                 continue
-            mark = (board.get(cid, "rows_read"), board.get(cid, "rows_written"))
+            # bytes too: a relayed chunk (the COPY fast path) counts its rows only at the end
+            mark = (
+                board.get(cid, "rows_read"),
+                board.get(cid, "rows_written"),
+                board.get(cid, "bytes_read"),
+            )
             seen = self._seen.get(cid)
             if seen is None or seen[0] != mark:
                 self._seen[cid] = (mark, now)

@@ -29,7 +29,15 @@ from ..config import Endpoint
 from ..errors import error_record, printable
 from ..plan import Chunk
 from ..sources import ReadOptions, Source, SourceLayout, open_source
-from ..targets import TableRef, Target, WriteLayout, conform, open_target
+from ..targets import (
+    TableRef,
+    Target,
+    WriteLayout,
+    Written,
+    conform,
+    open_copy_target,
+    open_target,
+)
 from ..transform import Transformer, TransformSpec
 from .progress import ChunkState, ProgressBoard
 from .report import ChunkResult
@@ -62,6 +70,8 @@ class ChunkTask:
     progress_topic: str | None = None  # Dask: progress goes out as events on this topic
     mark_name: str | None = None  # a recurring job's run: its last chunk moves the name's mark
     traceparent: str | None = None  # W3C trace context of the coordinator's chunk span
+    #: the COPY fast path: the columns whose binary COPY stream is relayed (empty: Arrow)
+    copy_columns: tuple[str, ...] = ()
 
     @classmethod
     def for_job(
@@ -95,26 +105,33 @@ class ChunkTask:
             write=spec.write,
             mark_name=spec.mark_name,
             traceparent=traceparent,
+            copy_columns=spec.copy_columns if spec.path == "copy" else (),
         )
 
 
 # Per-process caches: a worker keeps its target connection and transform between chunks.
-_TARGETS: dict[tuple[str, TableRef, int], Target] = {}
+_TARGETS: dict[tuple[str, TableRef, int, bool], Target] = {}
 _TRANSFORMERS: dict[TransformSpec, Transformer] = {}
 _BOARDS: dict[str, ProgressBoard] = {}
 _SOURCES: dict[tuple[str, int], Source] = {}
 
 
+def _target_key(task: ChunkTask) -> tuple[str, TableRef, int, bool]:
+    # per thread: a Dask worker may run several tasks at once in one process; a relayed
+    # chunk's target is on a connection that can COPY (psycopg's)
+    return (task.target.uri, task.table, threading.get_ident(), bool(task.copy_columns))
+
+
 def _target(task: ChunkTask) -> Target:
-    # per thread: a Dask worker may run several tasks at once in one process
-    key = (task.target.uri, task.table, threading.get_ident())
+    key = _target_key(task)
     if key not in _TARGETS:
-        _TARGETS[key] = open_target(task.target, task.table)
+        opener = open_copy_target if task.copy_columns else open_target
+        _TARGETS[key] = opener(task.target, task.table)
     return _TARGETS[key]
 
 
 def _drop_target(task: ChunkTask) -> None:
-    target = _TARGETS.pop((task.target.uri, task.table, threading.get_ident()), None)
+    target = _TARGETS.pop(_target_key(task), None)
     if target is not None:
         target.close()
 
@@ -161,6 +178,31 @@ def _drop_source(task: ChunkTask) -> None:
     source = _SOURCES.pop((task.source.uri, threading.get_ident()), None)
     if source is not None:
         source.close()
+
+
+def _relay(task: ChunkTask, board: Any, read: list[int]) -> Written | None:
+    """The COPY fast path's chunk: the source's binary COPY stream of the chunk's SELECT
+    relayed undecoded into the target's COPY, inside the chunk's exactly-once transaction.
+    Rows come from the COPYs' row counts, bytes from the stream."""
+    cid = task.chunk.chunk_id
+    on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
+    how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout, job_id=task.job_id)
+    blocks = _source(task).copy_out(task.chunk, how, read)
+    written = _target(task).relay_chunk(
+        task.job_id,
+        cid,
+        task.chunk.bounds,
+        blocks,
+        list(task.copy_columns),
+        lambda: read[0],
+        verify=task.verify,
+        on_bytes=on_bytes,
+        mark_name=task.mark_name,
+    )
+    if board is not None and written is not None:
+        board.set(cid, "rows_read", read[0])
+        board.set(cid, "rows_written", written.rows)
+    return written
 
 
 @dataclass
@@ -256,18 +298,20 @@ def _run_chunk(task: ChunkTask) -> ChunkResult:
         board.set(cid, "arrow_bytes", 0)
     clock = ChunkClock()
     try:
-        target = _target(task)
         read = [0]
-        written = target.write_chunk(
-            task.job_id,
-            cid,
-            task.chunk.bounds,
-            source_batches(task, board, read, clock),
-            lambda: read[0],
-            verify=task.verify,
-            layout=task.write,
-            mark_name=task.mark_name,
-        )
+        if task.copy_columns:
+            written = _relay(task, board, read)
+        else:
+            written = _target(task).write_chunk(
+                task.job_id,
+                cid,
+                task.chunk.bounds,
+                source_batches(task, board, read, clock),
+                lambda: read[0],
+                verify=task.verify,
+                layout=task.write,
+                mark_name=task.mark_name,
+            )
         if board is not None:
             board.set(cid, "ended_ns", time.time_ns())
         if written is None:  # committed before: by an earlier attempt, run or a zombie
@@ -287,7 +331,8 @@ def _run_chunk(task: ChunkTask) -> ChunkResult:
                 duration_s=elapsed,
                 pid=pid,
                 checksum=written.checksum,
-                rejected=_source(task).rejected(cid),  # counted by the read this commit holds
+                # counted by the read this commit holds (a relayed chunk rejects nothing)
+                rejected=0 if task.copy_columns else _source(task).rejected(cid),
             ),
             **_timings(clock, elapsed, written.verify_s),
         )

@@ -15,6 +15,7 @@ from ..config import Endpoint, parse_uri
 from ..config.files import file_spec, is_file_source
 from ..errors import ConfigError
 from .base import READ, ReadOptions, Source, SourceFacts
+from .copyout import COPY_COLUMNS, CopyReader, copy_connect
 from .dialects import SourceDialect, source_dialect
 from .layout import SourceColumn, SourceLayout
 from .probe import SourceProbe
@@ -95,6 +96,9 @@ def open_source(endpoint: Endpoint) -> Source:
 
 
 __all__ = [
+    "COPY_COLUMNS",
+    "CopyReader",
+    "copy_connect",
     "READ",
     "SOURCES",
     "ReadOptions",

@@ -89,6 +89,9 @@ class Source(Protocol):
     dialect: str
     #: every chunk can read one exported snapshot (:meth:`export_snapshot`)
     snapshots: bool = False
+    #: the binary COPY format :meth:`copy_out` streams (None: no COPY fast path); a target
+    #: dialect with the same ``copy_format`` takes the stream undecoded
+    copy_format: str | None = None
 
     @property
     def render(self) -> ChunkRenderer:
@@ -182,6 +185,18 @@ class Source(Protocol):
         open while the job runs; the snapshot id for :attr:`ReadOptions.snapshot`). The
         default refuses: this source has no snapshots."""
         raise SourceError(f"snapshot=True needs a PostgreSQL source, not {self.dialect}")
+
+    def copy_columns(self, query: str) -> list[tuple[str, int, int, str]]:
+        """``(name, type oid, typmod, declared type)`` of each result column of ``query``,
+        what the COPY fast path compares with the target's. The default refuses."""
+        raise SourceError(f"a {self.dialect} source has no COPY fast path")
+
+    def copy_out(
+        self, chunk: Chunk, how: ReadOptions, rows: list[int]
+    ) -> Iterator[bytes]:
+        """The chunk's rows as the server's binary COPY stream, undecoded (``rows[0]``: the
+        COPY's row count once it ended; ``how.snapshot`` is joined). The default refuses."""
+        raise SourceError(f"a {self.dialect} source has no COPY fast path")
 
     def close(self) -> None:
         """Release what the source holds open (idempotent); the default holds nothing."""

@@ -205,6 +205,9 @@ class SourceDialect:
     #: the server hashes a query's rows itself (``hashtextextended`` over each row's text):
     #: ``verify``'s server checksums can read this source
     hashes_rows: bool = False
+    #: the binary COPY format the server writes a query's rows in (``COPY (...) TO STDOUT
+    #: (FORMAT binary)``), or None; a target with the same ``copy_format`` takes it undecoded
+    copy_format: str | None = None
     #: the strategy the old executor's ROWID chunking means here (PostgreSQL: ctid ranges)
     rowid: str = "rowid"
     # literals of probed boundary values (``{}``: the value's text)
@@ -255,6 +258,7 @@ DIALECTS: dict[str, SourceDialect] = {
         rowid="ctid",  # the old executor's ROWID chunks are ctid ranges here
         estimates=True,
         hashes_rows=True,
+        copy_format="pgcopy",
         relation_kind=_pg_kind,
         unique_columns=_pg_unique_columns,
         partitions=_pg_partitions,

@@ -16,10 +16,11 @@ from typing import Any, Self
 import pyarrow as pa
 
 from ..config import Endpoint
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceError
 from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
+from .copyout import CopyReader, copy_columns
 from .cursor import above, bounded_query, cursor_max
 from .dialects import source_dialect
 from .layout import SourceLayout
@@ -43,7 +44,9 @@ class SqlSource:
         self.dialect: str = endpoint.dialect
         self.render = SqlRender(self.dialect)
         self.snapshots = source_dialect(self.dialect).snapshots
+        self.copy_format = source_dialect(self.dialect).copy_format
         self._snapshot: SnapshotReader | None = None
+        self._copy: CopyReader | None = None
 
     def describe(self, query: str) -> SourceLayout:
         """The query's columns and how each is read (see :func:`describe_source`)."""
@@ -72,6 +75,22 @@ class SqlSource:
             return
         for batch in layout.stream(reader):
             yield layout.decode(batch)
+
+    def copy_columns(self, query: str) -> list[tuple[str, int, int, str]]:
+        """The query's columns as the COPY fast path compares them (see
+        :func:`~.copyout.copy_columns`)."""
+        if self.copy_format is None:
+            raise SourceError(f"a {self.dialect} source has no COPY fast path")
+        return copy_columns(self.endpoint, query)
+
+    def copy_out(self, chunk: Chunk, how: ReadOptions, rows: list[int]) -> Iterator[bytes]:
+        """The chunk's SQL (unwrapped: the relay carries every value, guards are for Arrow) as
+        the server's binary COPY stream (:class:`~.copyout.CopyReader`)."""
+        if self.copy_format is None:
+            raise SourceError(f"a {self.dialect} source has no COPY fast path")
+        if self._copy is None:
+            self._copy = CopyReader(self.endpoint)
+        return self._copy.blocks(chunk.sql, how.snapshot, how.statement_timeout, rows)
 
     def rejected(self, chunk_id: int) -> int:
         """0: a database's rows are typed by its server; none is skipped."""
@@ -182,6 +201,9 @@ class SqlSource:
         if self._snapshot is not None:
             self._snapshot.close()
             self._snapshot = None
+        if self._copy is not None:
+            self._copy.close()
+            self._copy = None
 
     def __enter__(self) -> Self:
         return self

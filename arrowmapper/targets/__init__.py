@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Endpoint
-from ..errors import ConfigError
+from ..errors import ConfigError, TargetError, redact
 from .base import Target
 from .dialects import DIALECTS, Dialect, TableRef, dialect_of
 from .jobs import Cleaned, JobInfo, appended_before, clean_job, job_info, list_jobs
@@ -52,7 +52,25 @@ def open_target(endpoint: Endpoint, ref: TableRef, conn: Any = None) -> Target:
     return cls(endpoint, ref, conn=conn)
 
 
+def open_copy_target(endpoint: Endpoint, ref: TableRef) -> Target:
+    """A target for ``ref`` on a connection that can also relay binary COPY streams
+    (:meth:`Target.connect_copy`; PostgreSQL: psycopg's): the COPY fast path's chunks."""
+    cls = TARGETS.get(endpoint.dialect)
+    if cls is None:
+        raise ConfigError(f"target {endpoint.redacted}: not a target arrowmapper can write")
+    try:
+        conn = cls.connect_copy(endpoint)
+    except TargetError:
+        raise
+    except Exception as exc:
+        raise TargetError(
+            f"cannot connect to the target {endpoint.redacted}: {redact(str(exc))}"
+        ) from exc
+    return cls(endpoint, ref, conn=conn)
+
+
 __all__ = [
+    "open_copy_target",
     "CatalogColumn",
     "Cleaned",
     "appended_before",

@@ -16,9 +16,11 @@ chunk's or the swap's transaction: it would commit half of it.
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import pyarrow as pa
 
+from ..config import Endpoint
 from ..errors import TargetError, redact
 from ..sql import derived_name
 from .chunks import ChunkStore
@@ -56,6 +58,15 @@ class Target(ChunkStore):
     def _same_table(self, stage: TableRef) -> bool:
         """Whether ``stage`` names this very table (inside the swap's transaction)."""
         raise NotImplementedError
+
+    @classmethod
+    def connect_copy(cls, endpoint: Endpoint) -> Any:
+        """A connection that can relay a binary COPY stream (the COPY fast path)."""
+        raise TargetError(f"a {cls.dialect.label} target cannot take a relayed COPY stream")
+
+    def copy_columns(self) -> list[tuple[str, int, int, str]]:
+        """``(name, type oid, typmod, declared type)`` of each column (the COPY fast path)."""
+        raise TargetError(f"a {self.dialect.label} target cannot take a relayed COPY stream")
 
     def type_exists(self, sql_type: str) -> bool:
         """Whether a named type (an enum, a domain, ...) exists in the target."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..checksum import Checksum, align
+from ..checksum import Checksum, CopyDigest, align
 from ..errors import TargetError, VerificationError
 from ..sql import session_statements
 from .ledger import LEDGER, Written
@@ -155,19 +155,7 @@ class ChunkStore(Marks):
                 raised.append(exc)
                 raise
 
-        ledger = self.ref.qualified(LEDGER)
-        key = f"job_id = {lit(job_id)} AND chunk_id = {int(chunk_id)}"
-        cur = self.conn.cursor()
-        try:
-            cur.execute(
-                f"INSERT INTO {ledger} (job_id, chunk_id, target_table, bounds, rows) VALUES "
-                f"({lit(job_id)}, {int(chunk_id)}, {lit(self.ref.display)}, {lit(bounds)}, -1) "
-                "ON CONFLICT DO NOTHING RETURNING chunk_id"
-            )
-            if not cur.fetchall():
-                self.conn.rollback()
-                return None
-            start = "" if untracked else self._locator_start(cur)
+        def load(cur: Any) -> int:
             stream = iter(counting())
             first = next(stream, None)  # an empty chunk writes only its ledger row
             if first is not None:
@@ -182,18 +170,130 @@ class ChunkStore(Marks):
                     if raised:
                         raise raised[0] from None
                     raise
+            return counted[0]
+
+        def check(cur: Any, locator: str) -> str | None:
+            if digest is None:
+                return None
+            staged = set(layout.staged) if layout is not None else set()
+            session = layout.session if layout is not None else ()
+            self._check_written(cur, chunk_id, locator, sent, digest, staged, session)
+            return digest.digest
+
+        return self._exactly_once(
+            job_id, chunk_id, bounds, untracked, load, check, rows_read, verify, mark_name
+        )
+
+    def relay_chunk(
+        self,
+        job_id: str,
+        chunk_id: int,
+        bounds: str,
+        blocks: Iterable[memoryview | bytes],
+        columns: list[str],
+        rows_read: Callable[[], int],
+        verify: bool = False,
+        on_bytes: Callable[[int], None] | None = None,
+        mark_name: str | None = None,
+    ) -> Written | None:
+        """The COPY fast path's write: relay a source's binary COPY stream of the chunk
+        undecoded into ``COPY table (columns) FROM STDIN (FORMAT binary)``, inside the same
+        exactly-once transaction as :meth:`write_chunk` (this target's connection must be
+        psycopg's: :meth:`connect_copy`). ``rows_read`` is asked after the stream ended (the
+        source COPY's row count); a count that differs from what the target's COPY took fails
+        the chunk. With ``verify``, each tuple of the stream is hashed as sent (its framing
+        parsed, no value decoded) and compared with the chunk's rows COPYed back out of the
+        target inside the transaction; the ledger keeps no checksum for such a chunk (it
+        would not compare with ``am.verify``'s reader checksums).
+
+        Returns None when the chunk was already committed (then nothing is written)."""
+        if self.untracked():
+            raise TargetError(f"{self.ref.display}: a relayed chunk needs locatable rows")
+        if chunk_id in self._committed_one(job_id, chunk_id):
+            return None
+        cols = ", ".join(self.q(c) for c in columns)
+        sent = CopyDigest() if verify else None
+
+        def load(cur: Any) -> int:
+            with cur.copy(f"COPY {self.ref.qualified()} ({cols}) FROM STDIN (FORMAT binary)") as out:
+                for block in blocks:
+                    out.write(block)
+                    if on_bytes is not None:
+                        on_bytes(len(block))
+                    if sent is not None:
+                        sent.feed(block)
+            written = int(cur.rowcount)
+            read = int(rows_read())
+            if read != written:
+                raise TargetError(
+                    f"chunk {chunk_id}: the source COPY sent {read} rows where the target "
+                    f"COPY took {written}; rolled back, to be retried",
+                    transient=True,
+                )
+            return written
+
+        def check(cur: Any, locator: str) -> str | None:
+            if sent is None:
+                return None
+            back = CopyDigest()
+            where = self.locator_predicate(locator)
+            with cur.copy(
+                f"COPY (SELECT {cols} FROM {self.ref.qualified()} WHERE {where}) "
+                "TO STDOUT (FORMAT binary)"
+            ) as copy:
+                for block in copy:
+                    back.feed(block)
+            if (back.rows, back.digest) != (sent.rows, sent.digest) or not back.done:
+                raise VerificationError(
+                    f"chunk {chunk_id}: the target holds {back.rows} rows (copy checksum "
+                    f"{back.digest}) where {sent.rows} were relayed (copy checksum "
+                    f"{sent.digest}); rolled back, to be retried",
+                    transient=True,
+                )
+            return None
+
+        return self._exactly_once(
+            job_id, chunk_id, bounds, False, load, check, rows_read, verify, mark_name
+        )
+
+    def _exactly_once(
+        self,
+        job_id: str,
+        chunk_id: int,
+        bounds: str,
+        untracked: bool,
+        load: Callable[[Any], int],
+        check: Callable[[Any, str], str | None],
+        rows_read: Callable[[], int] | None,
+        verified: bool = False,
+        mark_name: str | None = None,
+    ) -> Written | None:
+        """The chunk's transaction: its ledger row first, then ``load`` (the rows; returns how
+        many), its locator, ``check`` (verify: raises on a mismatch, returns the checksum to
+        keep; ``verified``: it reads back, and its seconds are the chunk's verify time), the
+        ledger row completed, a recurring run's mark moved when this commit completes the run
+        (``mark_name``), commit. None when the ledger row existed."""
+        ledger = self.ref.qualified(LEDGER)
+        key = f"job_id = {lit(job_id)} AND chunk_id = {int(chunk_id)}"
+        cur = self.conn.cursor()
+        try:
+            cur.execute(
+                f"INSERT INTO {ledger} (job_id, chunk_id, target_table, bounds, rows) VALUES "
+                f"({lit(job_id)}, {int(chunk_id)}, {lit(self.ref.display)}, {lit(bounds)}, -1) "
+                "ON CONFLICT DO NOTHING RETURNING chunk_id"
+            )
+            if not cur.fetchall():
+                self.conn.rollback()
+                return None
+            start = "" if untracked else self._locator_start(cur)
+            rows = load(cur)
             locator = "none:" if untracked else self._locator_end(cur, start)
-            checksum = digest.digest if digest is not None else None
-            verify_s = 0.0
-            if digest is not None:
-                checking = time.perf_counter()
-                staged = set(layout.staged) if layout is not None else set()
-                session = layout.session if layout is not None else ()
-                self._check_written(cur, chunk_id, locator, sent, digest, staged, session)
-                verify_s = time.perf_counter() - checking
+            checking = time.perf_counter()
+            checksum = check(cur, locator)
+            verify_s = time.perf_counter() - checking if verified else 0.0
             read = int(rows_read()) if rows_read is not None else None
             cur.execute(
-                f"UPDATE {ledger} SET rows = {counted[0]}, "
+                f"UPDATE {ledger} SET rows = {rows}, "
                 f"rows_read = {'NULL' if read is None else read}, "
                 f"checksum = {'NULL' if checksum is None else lit(checksum)}, "
                 f"locator = {lit(locator)} WHERE {key}"
@@ -203,7 +303,7 @@ class ChunkStore(Marks):
             _fault_point("before_commit", chunk_id)
             self.conn.commit()
             _fault_point("after_commit", chunk_id)
-            return Written(counted[0], checksum, locator, verify_s)
+            return Written(rows, checksum, locator, verify_s)
         except BaseException:
             self.rollback()
             raise

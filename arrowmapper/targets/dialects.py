@@ -92,6 +92,10 @@ class Dialect:
     hashes_rows: bool
     #: verify=True can check a merge (SQLite's upserted rows keep their old rowids: it cannot)
     verify_merge: bool
+    #: the binary COPY format a chunk's stream can be relayed into undecoded (``COPY ... FROM
+    #: STDIN (FORMAT binary)`` through psycopg), or None; a source with the same
+    #: ``copy_format`` can feed it (see ``arrowmapper.run.copypath``)
+    copy_format: str | None
     # -- SQL
     server_casts: bool  # staged columns are cast by the server (col::type) and read back as text
     timestamp_column: str  # the ledger's committed_at / the jobs' created_at
@@ -159,6 +163,7 @@ POSTGRESQL = Dialect(
     pg_objects=True,
     keeps_source_types=True,
     hashes_rows=True,
+    copy_format="pgcopy",
     verify_merge=True,
 )
 
@@ -191,6 +196,7 @@ SQLITE = Dialect(
     registered_order="rowid",  # CURRENT_TIMESTAMP has whole seconds; rowids grow
     keeps_source_types=False,  # affinities again: the table ADBC creates is the table
     hashes_rows=False,
+    copy_format=None,
     verify_merge=False,
 )
 

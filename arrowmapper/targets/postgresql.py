@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ..config import Endpoint
 from ..errors import ConfigError
-from ..sources import pg_columns_sql
+from ..sources import COPY_COLUMNS, pg_columns_sql
 from .base import Target
 from .dialects import POSTGRESQL, TableRef
 from .session import lit
@@ -37,6 +37,17 @@ class PostgresTarget(Target):
         cur = conn.cursor()
         cur.execute("SET standard_conforming_strings = on")
         cur.close()
+        conn.commit()
+        return conn
+
+    @classmethod
+    def connect_copy(cls, endpoint: Endpoint) -> Any:
+        """A psycopg connection (autocommit off, standard strings on) that serves the same
+        ledger statements as :meth:`connect`'s and also COPYs a relayed chunk in."""
+        from ..sources.copyout import copy_connect
+
+        conn = copy_connect(endpoint.uri, autocommit=False)
+        conn.execute("SET standard_conforming_strings = on")
         conn.commit()
         return conn
 
@@ -70,6 +81,12 @@ class PostgresTarget(Target):
         """The target's columns with their exact types (see :func:`pg_columns_sql`)."""
         rows = self._read(pg_columns_sql(f"to_regclass({lit(self.ref.qualified())})"))
         return [CatalogColumn(*(str(v) for v in row)) for row in rows]
+
+    def copy_columns(self) -> list[tuple[str, int, int, str]]:
+        """``(name, type oid, typmod, declared type)`` of each column a COPY can fill (not
+        generated), what the COPY fast path compares with the source's."""
+        rows = self._read(COPY_COLUMNS.format(rel=f"to_regclass({lit(self.ref.qualified())})"))
+        return [(str(n), int(o), int(m), str(t)) for n, o, m, t in rows]
 
     def required_columns(self) -> list[str]:
         """Columns a row must be given a value for: NOT NULL, no default, not an identity or
