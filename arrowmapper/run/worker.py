@@ -180,12 +180,17 @@ def _drop_source(task: ChunkTask) -> None:
         source.close()
 
 
-def _relay(task: ChunkTask, board: Any, read: list[int]) -> Written | None:
+def _relay(task: ChunkTask, board: Any, read: list[int], clock: ChunkClock) -> Written | None:
     """The COPY fast path's chunk: the source's binary COPY stream of the chunk's SELECT
     relayed undecoded into the target's COPY, inside the chunk's exactly-once transaction.
     Rows come from the COPYs' row counts, bytes from the stream."""
     cid = task.chunk.chunk_id
-    on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
+
+    def on_bytes(n: int) -> None:  # the relay's bytes: the binary COPY stream, not Arrow's
+        clock.arrow_bytes += n
+        if board is not None:
+            board.add(cid, "bytes_read", n)
+
     how = ReadOptions(task.snapshot, task.batch_size, task.statement_timeout, job_id=task.job_id)
     blocks = _source(task).copy_out(task.chunk, how, read)
     written = _target(task).relay_chunk(
@@ -230,7 +235,12 @@ def source_batches(
         transformer = _TRANSFORMERS[task.transform] = Transformer(task.transform)
     clock = clock if clock is not None else ChunkClock()
     cid = task.chunk.chunk_id
-    on_bytes = None if board is None else (lambda n: board.add(cid, "bytes_read", n))
+
+    def on_bytes(n: int) -> None:  # the relay's bytes: the binary COPY stream, not Arrow's
+        clock.arrow_bytes += n
+        if board is not None:
+            board.add(cid, "bytes_read", n)
+
     how = ReadOptions(
         task.snapshot, task.batch_size, task.statement_timeout, on_bytes, job_id=task.job_id
     )
@@ -300,7 +310,7 @@ def _run_chunk(task: ChunkTask) -> ChunkResult:
     try:
         read = [0]
         if task.copy_columns:
-            written = _relay(task, board, read)
+            written = _relay(task, board, read, clock)
         else:
             written = _target(task).write_chunk(
                 task.job_id,
