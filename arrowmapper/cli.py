@@ -511,6 +511,8 @@ def _plan(args: argparse.Namespace) -> int:
     console = make_console()
     console.print(f"strategy: [bold]{plan.strategy}[/bold] — {plan.reason}")
     console.print(f"{_n(len(plan.chunks), 'chunk')}, about {_n(plan.estimated_rows or 0, 'row')}")
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
     if files:
         total = sum(row["size"] for row in file_rows)
         console.print(

@@ -229,6 +229,10 @@ class SourceDialect:
     #: the catalog query listing tables and views (see :data:`PG_RELATIONS`); None: the
     #: server's tables cannot be listed (``map_tables`` refuses it)
     relations: str | None = None
+    #: the expression over a row's physical address that orders a table's rows (PostgreSQL:
+    #: the heap block of ``ctid``; SQLite: ``rowid``), by :class:`~arrowmapper.plan.Tiebreak`
+    #: locator; what cuts a hot key value's rows when the table has no unique key
+    locators: tuple[tuple[str, str], ...] = ()
     #: a table's qualified name in a query keeps its schema (SQLite: ``main`` is left out)
     qualifies: bool = True
     #: primary keys, indexes, foreign keys and sequences can be read from the catalog and
@@ -261,6 +265,7 @@ DIALECTS: dict[str, SourceDialect] = {
         partition_rows=_pg_partition_rows,
         relations=PG_RELATIONS,
         pg_objects=True,
+        locators=(("ctid", "(ctid::text::point)[0]::bigint"),),
     ),
     "mysql": SourceDialect(
         "mysql",
@@ -285,6 +290,7 @@ DIALECTS: dict[str, SourceDialect] = {
         relation_kind=_sqlite_kind,
         relations=SQLITE_RELATIONS,
         qualifies=False,
+        locators=(("rowid", "rowid"),),
     ),
 }
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ..config import Endpoint
 from ..errors import PlanError, SourceError, error_info
-from ..plan import Partition, TableShape
+from ..plan import Partition, TableShape, Tiebreak
 from ..sql import bare_table, quote_ident, string_literal
 from .dialects import source_dialect
 from .reader import check_unique_names, read_arrow, rows_of
@@ -139,6 +139,47 @@ class SourceProbe:
         )
         values = [r["b"] for r in self._keyrows_of(key, sql)]
         return values[1:]
+
+    def frequent(self, key: str, min_rows: int) -> list[tuple[Any, int]]:
+        """The key values more than ``min_rows`` rows hold, with their counts, in the
+        server's order (one grouping pass over the key)."""
+        k = self.q(key)
+        exact = self._exact_decimal(key)  # read as text: the reader may round a decimal
+        v = source_dialect(self.dialect).text(f"MIN({k})") if exact else k
+        sql = (
+            f"SELECT {v} AS v, COUNT(*) AS n FROM {self._from} WHERE {k} IS NOT NULL "
+            f"GROUP BY {k} HAVING COUNT(*) > {int(min_rows)} ORDER BY {k}"
+        )
+        rows = self._keyrows_of(key, sql)
+        return [(_decimal(key, r["v"]) if exact else r["v"], int(r["n"])) for r in rows]
+
+    def tiebreak_quantiles(self, key: str, value: Any, by: Tiebreak, n: int) -> list[Any]:
+        """Inner boundaries of ``by`` at its n-quantiles among the rows whose key is
+        ``value`` (a column's values, or heap blocks / rowids), in the server's order."""
+        from .render import render_literal
+
+        if by.column is not None:
+            expr = self.q(by.column)
+        else:
+            found = dict(source_dialect(self.dialect).locators).get(by.locator or "")
+            if found is None:
+                raise PlanError(f"this source has no row address {by.locator!r}")
+            expr = found
+        where = f"{self.q(key)} = {render_literal(value, self.dialect)}"
+        if source_dialect(self.dialect).quantiles == "percentile_disc" and n > 1:
+            fractions = ", ".join(repr(i / n) for i in range(1, n))
+            sql = (
+                f"SELECT unnest(a) AS b FROM (SELECT percentile_disc(ARRAY[{fractions}]"
+                f"::float8[]) WITHIN GROUP (ORDER BY {expr}) AS a FROM {self._from} "
+                f"WHERE {where}) AS _am_q"
+            )
+            return [r["b"] for r in rows_of(self.endpoint, sql)]
+        sql = (
+            f"SELECT MIN(t) AS b FROM (SELECT {expr} AS t, NTILE({int(n)}) OVER "
+            f"(ORDER BY {expr}) AS g FROM {self._from} WHERE {where}) AS _am_q "
+            "GROUP BY g ORDER BY g"
+        )
+        return [r["b"] for r in rows_of(self.endpoint, sql)][1:]
 
     def _keyrows_of(self, key: str, sql: str) -> list[dict[str, Any]]:
         """``rows_of`` for a query over the key's values: a value the reader cannot carry (a

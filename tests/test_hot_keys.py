@@ -1,0 +1,118 @@
+"""Hot keys (issue #17): one key value holding most of the rows is cut by a tiebreak (the
+primary key, or ctid on a plain PostgreSQL table) so no chunk carries it alone; every row is
+still copied exactly once, and a hot value nothing can cut is reported and read whole."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+import arrowmapper as am
+from tests.conftest import PG, MariaDB
+
+ROWS = 5000
+CHUNK = 500
+
+
+def _hot_table(pg: PG, name: str, primary_key: bool) -> None:
+    """80% of the rows hold bucket = 1; the rest one bucket each (2..1001)."""
+    pk = " PRIMARY KEY" if primary_key else ""
+    pg.execute(
+        f"CREATE TABLE {name} (id int{pk}, bucket int, note text);"
+        f"INSERT INTO {name} SELECT i, CASE WHEN i % 5 <> 0 THEN 1 ELSE 1 + i / 5 END, "
+        f"'n' || i FROM generate_series(1, {ROWS}) i; ANALYZE {name}"
+    )
+
+
+def _server_counts(pg: PG, plan: am.Plan) -> list[int]:
+    return [int(pg.scalar(f"SELECT count(*) FROM ({c.sql}) AS c")) for c in plan.chunks]
+
+
+def _check_balanced(pg: PG, plan: am.Plan) -> None:
+    counts = _server_counts(pg, plan)
+    assert sum(counts) == ROWS  # disjoint by construction; the sum checks the cover
+    median = statistics.median(counts)
+    assert max(counts) <= 1.5 * median, (counts, plan.describe())
+    for c, n in zip(plan.chunks, counts, strict=True):
+        est = c.estimated_rows or 0
+        assert abs(est - n) <= 0.2 * max(n, 1) + 1, (c.predicate, est, n)
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "key"])
+def test_hot_value_cut_by_primary_key_pg(pg: PG, strategy: str) -> None:
+    """80% of the rows in bucket 1: the chunks stay within 1.5x of the median (counted on the
+    server with each chunk's own SQL), estimates within 20%, plan says which value was hot and
+    what cut it, and a real copy writes every row exactly once."""
+    _hot_table(pg, "src", primary_key=True)
+    plan = am.plan_query(pg.uri, pg.t("src"), strategy=strategy, key="bucket", chunk_size=CHUNK)
+    assert any("hot key value 1 of 'bucket'" in n and "'id'" in n for n in plan.notes), plan.notes
+    assert any('"bucket" = 1 AND "id" >=' in c.predicate for c in plan.chunks)
+    assert "hot key value 1" in plan.describe()
+    _check_balanced(pg, plan)
+    r = am.map_query(
+        pg.uri, pg.t("src"), pg.uri, "dst", schema=pg.schema, strategy=strategy, key="bucket",
+        chunk_size=CHUNK, workers=2,
+    )  # fmt: skip
+    assert r.rows_written == ROWS
+    pg.assert_same_rows("src", "dst")
+    assert pg.scalar("SELECT count(DISTINCT id) FROM dst") == ROWS
+
+
+def test_hot_value_cut_by_ctid_without_a_key_pg(pg: PG) -> None:
+    """No primary key: a plain table's hot value is cut by heap block; NULL keys keep their
+    own chunk."""
+    _hot_table(pg, "src", primary_key=False)
+    pg.execute("UPDATE src SET bucket = NULL WHERE id % 97 = 0")
+    pg.execute("VACUUM ANALYZE src")
+    plan = am.plan_query(pg.uri, pg.t("src"), strategy="quantile", key="bucket", chunk_size=CHUNK)
+    assert any("heap block (ctid)" in n for n in plan.notes), plan.notes
+    assert any(c.predicate == '"bucket" IS NULL' for c in plan.chunks)
+    counts = _server_counts(pg, plan)
+    assert sum(counts) == ROWS
+    hot = [n for c, n in zip(plan.chunks, counts, strict=True) if '"bucket" = 1 AND' in c.predicate]
+    assert len(hot) >= 6 and max(hot) <= 1.5 * statistics.median(counts)
+    r = am.map_query(
+        pg.uri, pg.t("src"), pg.uri, "dst", schema=pg.schema, strategy="quantile",
+        key="bucket", chunk_size=CHUNK, workers=2,
+    )  # fmt: skip
+    assert r.rows_written == ROWS
+    pg.assert_same_rows("src", "dst")
+
+
+def test_hot_value_without_tiebreak_is_one_chunk_and_noted(pg: PG) -> None:
+    """A query (no table, no row address): the hot value is reported and read whole."""
+    _hot_table(pg, "src", primary_key=True)
+    query = f"SELECT id, bucket FROM {pg.t('src')} WHERE id > 0"
+    plan = am.plan_query(pg.uri, query, strategy="quantile", key="bucket", chunk_size=CHUNK)
+    assert any("no tiebreak can cut it" in n for n in plan.notes), plan.notes
+    counts = _server_counts(pg, plan)
+    assert sum(counts) == ROWS and max(counts) >= 4000
+    r = am.map_query(
+        pg.uri, query, pg.uri, "dst", schema=pg.schema, strategy="quantile", key="bucket",
+        chunk_size=CHUNK, workers=2,
+    )  # fmt: skip
+    assert r.rows_written == ROWS
+    assert pg.scalar("SELECT count(DISTINCT id) FROM dst") == ROWS
+
+
+def test_hot_value_cut_by_primary_key_mariadb(mariadb: MariaDB, pg: PG) -> None:
+    """The same on MariaDB (NTILE quantiles): the primary key cuts the hot value."""
+    mariadb.execute(
+        "CREATE TABLE src (id INT PRIMARY KEY, bucket INT);"
+        f"INSERT INTO src SELECT seq, IF(seq % 5 <> 0, 1, 1 + seq DIV 5) FROM seq_1_to_{ROWS}"
+    )
+    plan = am.plan_query(mariadb.uri, "src", strategy="quantile", key="bucket", chunk_size=CHUNK)
+    assert any("hot key value 1" in n for n in plan.notes), plan.notes
+    assert sum(1 for c in plan.chunks if "`bucket` = 1 AND" in c.predicate) >= 6
+    r = am.map_query(
+        mariadb.uri, "src", pg.uri, "dst", schema=pg.schema, strategy="quantile",
+        key="bucket", chunk_size=CHUNK, workers=2,
+    )  # fmt: skip
+    assert r.rows_written == ROWS
+    assert pg.query("SELECT count(*), count(DISTINCT id), sum(bucket) FROM dst") == [
+        (ROWS, ROWS, int(pg.scalar(
+            f"SELECT sum(CASE WHEN i % 5 <> 0 THEN 1 ELSE 1 + i / 5 END) "
+            f"FROM generate_series(1, {ROWS}) i"
+        )))
+    ]
