@@ -156,5 +156,7 @@ class Probe(Protocol):
     # hold more than ``min_rows`` rows, in the server's order) and ``tiebreak_quantiles(key,
     # value, by: Tiebreak, n) -> list`` (inner boundaries of ``by`` at its n-quantiles among
     # the rows holding ``value``): a probe without them plans hot values as one chunk each.
+    # optional: ``sampled() -> tuple[int, str] | None`` (a large table planned from the
+    # catalog's estimated rows and a sample: said in the plan's notes).
     # optional: ``shape() -> TableShape | None`` (what the catalog says of a plain table
     # name; None for a query). A probe without it is planned as before (see strategies._shape)

@@ -201,7 +201,7 @@ def _plan_keys(
             f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
             "use strategy='quantile' (any orderable key), or key= another column"
         )
-    hot = _hot_values(probe, col, nonnull, chunk_size)
+    hot = _hot_values(probe, query, col, nonnull, chunk_size)
     hot_rows = sum(n for _, n in hot)
     rest = nonnull - hot_rows
     if strategy == "key":
@@ -218,6 +218,14 @@ def _plan_keys(
     hot_out = getattr(out, "hot_range", None)
     by = _tiebreak(probe, query, col) if hot and hot_out is not None else None
     notes: list[str] = []
+    ask = getattr(probe, "sampled", None)
+    found = ask() if ask is not None else None
+    if isinstance(found, tuple):
+        notes.append(
+            f"a large table with fresh statistics (about {found[0]} rows): the bounds and row "
+            "estimates come from the catalog and a sample of its rows, not a full scan; the "
+            "chunks still cover every row exactly once"
+        )
     pieces: list[tuple[rg.ChunkRange, int]] = []
     for cell, cell_est in zip(cells, est, strict=True):
         pieces.extend(_carve(probe, col, cell, cell_est, hot, by, chunk_size, lo, hi, notes))
@@ -293,12 +301,17 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _hot_values(probe: Probe, col: str, nonnull: int, chunk_size: int) -> list[tuple[Any, int]]:
+def _hot_values(
+    probe: Probe, query: str, col: str, nonnull: int, chunk_size: int
+) -> list[tuple[Any, int]]:
     """The key values holding more rows than a chunk (never cut by key boundaries), in the
     server's order; none where the probe cannot tell or no value can be that big."""
     ask = getattr(probe, "frequent", None)
     if ask is None or nonnull <= chunk_size:
         return []
+    shape = _shape(probe, query)
+    if shape is not None and col in shape.keys:
+        return []  # unique: no value holds two rows (and no grouping pass is needed)
     found = ask(col, chunk_size)
     return [(v, int(n)) for v, n in found] if isinstance(found, list) else []
 
