@@ -5,6 +5,7 @@ still copied exactly once, and a hot value nothing can cut is reported and read 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,31 @@ def test_large_table_planned_from_a_sample_covers_every_row(
     plan = am.plan_query(pg.uri, pg.t("src"), strategy="quantile", key="id", chunk_size=CHUNK)
     assert not any("sample" in n for n in plan.notes), plan.notes
     assert sum(_server_counts(pg, plan)) == 3 * ROWS
+
+
+def test_hot_value_on_sqlite_rowid_and_without_rowid(tmp_path: Path) -> None:
+    """SQLite: a rowid table's hot value is cut by rowid; a WITHOUT ROWID table has no row
+    address, so its hot value is noted and read whole. Either way every chunk's predicate
+    runs and the chunks hold every row once."""
+    import sqlite3
+
+    for without in (False, True):
+        path = tmp_path / f"hot_{without}.db"
+        db = sqlite3.connect(path)
+        tail = " WITHOUT ROWID" if without else ""
+        db.execute(f"CREATE TABLE t (id INTEGER PRIMARY KEY, bucket INT, v TEXT){tail}")
+        rows = [(i, 1 if i % 5 else 1 + i // 5, str(i)) for i in range(1, ROWS + 1)]
+        db.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+        db.commit()
+        plan = am.plan_query(f"sqlite:///{path}", "t", strategy="quantile", key="bucket",
+                             chunk_size=CHUNK)  # fmt: skip
+        counts = [db.execute(f"SELECT count(*) FROM t WHERE {c.predicate}").fetchone()[0]
+                  for c in plan.chunks]  # fmt: skip
+        db.close()
+        assert sum(counts) == ROWS, (without, counts)
+        if without:
+            assert any("cannot cut it" in n for n in plan.notes), plan.notes
+            assert max(counts) >= 4000
+        else:
+            assert any("by rowid" in n for n in plan.notes), plan.notes
+            assert max(counts) <= 1.5 * statistics.median(counts), counts

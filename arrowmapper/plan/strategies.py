@@ -380,14 +380,23 @@ def _carve(
         parts = rg.chunk_count(n, chunk_size)
         ask = getattr(probe, "tiebreak_quantiles", None)
         assert ask is not None  # _tiebreak found one
-        cuts = _dedup(list(ask(col, v, by, parts))) if parts > 1 else []
+        try:
+            cuts = _dedup(list(ask(col, v, by, parts))) if parts > 1 else []
+        except PlanError as exc:  # e.g. a SQLite table WITHOUT ROWID
+            notes.append(
+                f"key value {v!r} of {col!r} holds {n} rows, more than a chunk of "
+                f"{chunk_size}, and {by.describe()} cannot cut it ({exc}): it is read in one "
+                "big chunk"
+            )
+            cuts = []
         edges: list[Any] = [None, *cuts, None]
         for k in range(len(edges) - 1):
             pieces.append((rg.HotRange(v, by, edges[k], edges[k + 1]), n // (len(edges) - 1)))
-        notes.append(
-            f"hot key value {v!r} of {col!r} holds {n} rows, more than a chunk of "
-            f"{chunk_size}: cut into {len(edges) - 1} chunks by {by.describe()}"
-        )
+        if len(edges) > 2:
+            notes.append(
+                f"hot key value {v!r} of {col!r} holds {n} rows, more than a chunk of "
+                f"{chunk_size}: cut into {len(edges) - 1} chunks by {by.describe()}"
+            )
         below_lo, below_after = v, True
     pieces.append(
         (rg.KeyRange(below_lo, cell.hi, after=below_after), int(cell_est * weights[-1] / scale))

@@ -267,20 +267,25 @@ class SourceProbe:
             expr = address
         where = f"{self.q(key)} = {render_literal(value, self.dialect)}"
         src = self._sample_for(n)
-        if source_dialect(self.dialect).quantiles == "percentile_disc" and n > 1:
+        disc = source_dialect(self.dialect).quantiles == "percentile_disc" and n > 1
+        if disc:
             fractions = ", ".join(repr(i / n) for i in range(1, n))
             sql = (
                 f"SELECT unnest(a) AS b FROM (SELECT percentile_disc(ARRAY[{fractions}]"
                 f"::float8[]) WITHIN GROUP (ORDER BY {expr}) AS a FROM {src} "
                 f"WHERE {where}) AS _am_q"
             )
-            return [r["b"] for r in rows_of(self.endpoint, sql)]
-        sql = (
-            f"SELECT MIN(t) AS b FROM (SELECT {expr} AS t, NTILE({int(n)}) OVER "
-            f"(ORDER BY {expr}) AS g FROM {src} WHERE {where}) AS _am_q "
-            "GROUP BY g ORDER BY g"
-        )
-        return [r["b"] for r in rows_of(self.endpoint, sql)][1:]
+        else:
+            sql = (
+                f"SELECT MIN(t) AS b FROM (SELECT {expr} AS t, NTILE({int(n)}) OVER "
+                f"(ORDER BY {expr}) AS g FROM {src} WHERE {where}) AS _am_q "
+                "GROUP BY g ORDER BY g"
+            )
+        try:
+            found = [r["b"] for r in rows_of(self.endpoint, sql)]
+        except SourceError as exc:  # no such row address (a table WITHOUT ROWID, ...)
+            raise PlanError(f"the server refused it: {exc}") from exc
+        return found if disc else found[1:]
 
     def _keyrows_of(self, key: str, sql: str) -> list[dict[str, Any]]:
         """``rows_of`` for a query over the key's values: a value the reader cannot carry (a

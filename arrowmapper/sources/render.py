@@ -111,10 +111,11 @@ class SqlRender:
         """Part of one hot key value's rows: ``key = value`` and the tiebreak's range."""
         d = self.dialect
         parts = [f"{quote_ident(key, d)} = {render_literal(rng.value, d)}"]
-        if rng.by.column is not None:
+        if rng.lo is None and rng.hi is None:
+            pass  # all the value's rows (no tiebreak could cut them)
+        elif rng.by.column is not None:
             cut = KeyRange(rng.lo, rng.hi)
-            if rng.lo is not None or rng.hi is not None:
-                parts.append(key_predicate(quote_ident(rng.by.column, d), cut, d))
+            parts.append(key_predicate(quote_ident(rng.by.column, d), cut, d))
         else:
             assert rng.by.locator is not None
             found = self._locator(LocatorRange(rng.by.locator, rng.lo, rng.hi))
