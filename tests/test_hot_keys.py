@@ -178,3 +178,20 @@ def test_hot_value_on_sqlite_rowid_and_without_rowid(tmp_path: Path) -> None:
         else:
             assert any("by rowid" in n for n in plan.notes), plan.notes
             assert max(counts) <= 1.5 * statistics.median(counts), counts
+
+
+def test_cli_plan_shows_the_hot_value_and_its_cut(pg: PG) -> None:
+    """``arrowmapper plan`` prints the note (which value, by which column) and the chunks
+    cut by it; ``--json`` carries the notes too."""
+    from tests.test_cli import run_cli
+
+    _hot_table(pg, "src", primary_key=True)
+    args = ["plan", "--source", pg.uri, "--query", pg.t("src"), "--strategy", "quantile"]
+    args += ["--key", "bucket", "--chunk-size", str(CHUNK)]
+    out = run_cli(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "note: hot key value 1 of 'bucket' holds 4000 rows" in out.stdout, out.stdout
+    assert "by column 'id'" in out.stdout and '"bucket" = 1 AND "id" >=' in out.stdout
+    out = run_cli(*args, "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "cut into 8 chunks by column 'id'" in out.stdout
