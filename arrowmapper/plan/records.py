@@ -152,8 +152,9 @@ class Probe(Protocol):
 
     def rowid_range(self) -> tuple[int, int, int]: ...  # rowid: rows, min, max
 
-    # optional: ``frequent(key, min_rows) -> list[tuple[value, rows]]`` (the key values that
-    # hold more than ``min_rows`` rows, in the server's order) and ``tiebreak_quantiles(key,
+    # optional: ``frequent(key, min_rows, among=None) -> list[tuple[value, rows]]`` (the key
+    # values that hold more than ``min_rows`` rows, only among ``among`` where given, in the
+    # server's order) and ``tiebreak_quantiles(key,
     # value, by: Tiebreak, n) -> list`` (inner boundaries of ``by`` at its n-quantiles among
     # the rows holding ``value``): a probe without them plans hot values as one chunk each.
     # optional: ``sampled() -> tuple[int, str] | None`` (a large table planned from the

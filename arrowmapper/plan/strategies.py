@@ -201,15 +201,18 @@ def _plan_keys(
             f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
             "use strategy='quantile' (any orderable key), or key= another column"
         )
-    hot = _hot_values(probe, query, col, nonnull, chunk_size)
-    hot_rows = sum(n for _, n in hot)
-    rest = nonnull - hot_rows
     if strategy == "key":
+        hot = _hot_values(probe, query, col, nonnull, chunk_size, None)
+        rest = nonnull - sum(c for _, c in hot)
         n = rg.chunk_count(rest, chunk_size)
         boundaries = rg.equal_width_boundaries(lo, hi, n)
     else:
         n = rg.chunk_count(nonnull, chunk_size)
         boundaries = probe.quantiles(col, n) if n > 1 and nonnull else []
+        # quantiles fall at most nonnull/n <= chunk_size rows apart, so a value holding more
+        # rows than a chunk is one of the boundaries: only those are counted
+        hot = _hot_values(probe, query, col, nonnull, chunk_size, _dedup(boundaries))
+        rest = nonnull - sum(c for _, c in hot)
     nullable = rows > nonnull or bool(probe.declared_nullable(col))
     cells = rg.ranges_from_boundaries(boundaries, False)
     # each cell's share of the rows that are not hot (quantile: the fraction of all rows
@@ -302,17 +305,18 @@ def _hashable(value: Any) -> bool:
 
 
 def _hot_values(
-    probe: Probe, query: str, col: str, nonnull: int, chunk_size: int
+    probe: Probe, query: str, col: str, nonnull: int, chunk_size: int, among: list[Any] | None
 ) -> list[tuple[Any, int]]:
     """The key values holding more rows than a chunk (never cut by key boundaries), in the
-    server's order; none where the probe cannot tell or no value can be that big."""
+    server's order, looked for ``among`` those values where given; none where the probe
+    cannot tell or no value can be that big."""
     ask = getattr(probe, "frequent", None)
-    if ask is None or nonnull <= chunk_size:
+    if ask is None or nonnull <= chunk_size or among == []:
         return []
     shape = _shape(probe, query)
     if shape is not None and col in shape.keys:
         return []  # unique: no value holds two rows (and no grouping pass is needed)
-    found = ask(col, chunk_size)
+    found = ask(col, chunk_size) if among is None else ask(col, chunk_size, among)
     return [(v, int(n)) for v, n in found] if isinstance(found, list) else []
 
 

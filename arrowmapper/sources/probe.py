@@ -228,11 +228,21 @@ class SourceProbe:
         values = [r["b"] for r in self._keyrows_of(key, sql)]
         return values[1:]
 
-    def frequent(self, key: str, min_rows: int) -> list[tuple[Any, int]]:
-        """The key values more than ``min_rows`` rows hold, with their counts, in the
-        server's order (one grouping pass over the key; over a sample of a large table, the
-        counts scaled to its estimate)."""
+    def frequent(
+        self, key: str, min_rows: int, among: list[Any] | None = None
+    ) -> list[tuple[Any, int]]:
+        """The key values more than ``min_rows`` rows hold (only ``among`` these where
+        given), with their counts, in the server's order (one grouping pass over the key;
+        over a sample of a large table, the counts scaled to its estimate)."""
+        from .render import render_literal
+
         k = self.q(key)
+        only = ""
+        if among is not None:
+            if not among:
+                return []
+            listed = ", ".join(render_literal(a, self.dialect) for a in among)
+            only = f" AND {k} IN ({listed})"
         exact = self._exact_decimal(key)  # read as text: the reader may round a decimal
         v = source_dialect(self.dialect).text(f"MIN({k})") if exact else k
         found = self.sampled()
@@ -243,7 +253,7 @@ class SourceProbe:
                 self._sample_rows = int(counted[0]["n"])
             src, scale = found[1], found[0] / max(1, self._sample_rows)
         sql = (
-            f"SELECT {v} AS v, COUNT(*) AS n FROM {src} WHERE {k} IS NOT NULL "
+            f"SELECT {v} AS v, COUNT(*) AS n FROM {src} WHERE {k} IS NOT NULL{only} "
             f"GROUP BY {k} HAVING COUNT(*) > {int(min_rows / scale)} ORDER BY {k}"
         )
         rows = self._keyrows_of(key, sql)
