@@ -195,3 +195,20 @@ def test_cli_plan_shows_the_hot_value_and_its_cut(pg: PG) -> None:
     out = run_cli(*args, "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "cut into 8 chunks by column 'id'" in out.stdout
+
+
+def test_a_hot_chunk_splits_again_by_its_tiebreak(pg: PG) -> None:
+    """A chunk of one hot value (one key value: a key split finds no boundary) is split
+    again by its tiebreak column when a run needs it smaller: two halves, both holding rows,
+    together exactly the chunk's rows."""
+    from arrowmapper.api import open_source, source_endpoint
+
+    _hot_table(pg, "src", primary_key=True)
+    plan = am.plan_query(pg.uri, pg.t("src"), strategy="quantile", key="bucket", chunk_size=CHUNK)
+    chunk = next(c for c in plan.chunks if '"bucket" = 1 AND "id" >=' in c.predicate)
+    with open_source(source_endpoint(pg.uri)) as reader:
+        halves = reader.split(plan, chunk, 1000)
+    assert halves is not None
+    whole = int(pg.scalar(f"SELECT count(*) FROM ({chunk.sql}) AS c"))
+    parts = [int(pg.scalar(f"SELECT count(*) FROM ({h.sql}) AS c")) for h in halves]
+    assert min(parts) > 0 and sum(parts) == whole, (parts, whole)
