@@ -538,6 +538,8 @@ def _plan(args: argparse.Namespace) -> int:
     if plan.path is not None:
         console.print(f"path: [bold]{plan.path}[/bold] — {plan.path_reason}", markup=True)
     console.print(f"{_n(len(plan.chunks), 'chunk')}, about {_n(plan.estimated_rows or 0, 'row')}")
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
     if files:
         total = sum(row["size"] for row in file_rows)
         console.print(

@@ -20,10 +20,12 @@ from ..sql import bare_table as bare_table  # re-exported: compat uses it
 from ..sql import quote_ident as quote_ident
 from .ranges import (
     ChunkRange,
+    HotRange,
     KeyRange,
     LocatorRange,
     Page,
     PartitionRange,
+    Tiebreak,
     chunk_count,
     equal_width_boundaries,
     ranges_from_boundaries,
@@ -45,6 +47,7 @@ __all__ = [
     "Chunk",
     "ChunkRange",
     "ChunkRenderer",
+    "HotRange",
     "KeyRange",
     "LocatorRange",
     "Page",
@@ -55,6 +58,7 @@ __all__ = [
     "RELATION_WORDS",
     "Rendered",
     "TableShape",
+    "Tiebreak",
     "bare_table",
     "bounds_json",
     "build_plan",

@@ -25,11 +25,14 @@ from ..errors import PlanError
 
 @dataclass(frozen=True)
 class KeyRange:
-    """One cell of a key partition: ``lo <= key < hi``; ``None`` bounds are open; or IS NULL."""
+    """One cell of a key partition: ``lo <= key < hi``; ``None`` bounds are open; or IS NULL.
+    ``after``: the lower bound is exclusive (``lo < key``), the cell just past a hot value
+    that has chunks of its own (:class:`HotRange`)."""
 
     lo: Any = None
     hi: Any = None
     null: bool = False
+    after: bool = False
 
     def predicate(self, column: str, dialect: str) -> str:
         """The old spelling of ``arrowmapper.sources.key_predicate`` (the source renders SQL),
@@ -44,7 +47,35 @@ class KeyRange:
             return self.null
         if self.null:
             return False
-        return (self.lo is None or value >= self.lo) and (self.hi is None or value < self.hi)
+        above = self.lo is None or (value > self.lo if self.after else value >= self.lo)
+        return above and (self.hi is None or value < self.hi)
+
+
+@dataclass(frozen=True)
+class Tiebreak:
+    """What the rows of one hot key value are cut by: a unique NOT NULL ``column``, or the
+    table's physical row address ``locator`` (``ctid``: heap blocks; ``rowid``)."""
+
+    column: str | None = None
+    locator: Literal["ctid", "rowid"] | None = None
+
+    def describe(self) -> str:
+        """How ``plan`` names it."""
+        if self.column is not None:
+            return f"column {self.column!r}"
+        return "heap block (ctid)" if self.locator == "ctid" else "rowid"
+
+
+@dataclass(frozen=True)
+class HotRange:
+    """Part of the rows of one key value that holds more rows than a chunk:
+    ``key = value AND lo <= tiebreak < hi`` (None bounds open: the parts of one value cover
+    all its rows, whatever the tiebreak's values)."""
+
+    value: Any
+    by: Tiebreak
+    lo: Any = None
+    hi: Any = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +114,7 @@ class PartitionRange:
 
 
 #: Everything a chunk can be; the source renders it (``sources.render``).
-ChunkRange = KeyRange | Page | LocatorRange | PartitionRange
+ChunkRange = KeyRange | HotRange | Page | LocatorRange | PartitionRange
 
 
 def ranges_from_boundaries(boundaries: Sequence[Any], nullable: bool) -> list[KeyRange]:

@@ -27,7 +27,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    """The chunks of one job, the strategy used and why (``auto`` explains its choice)."""
+    """The chunks of one job, the strategy used and why (``auto`` explains its choice);
+    ``notes``: what else the planner found (a hot key value and how it was cut, or why not)."""
 
     strategy: str
     reason: str
@@ -35,6 +36,7 @@ class Plan:
     query: str
     chunks: tuple[Chunk, ...]
     estimated_rows: int | None = None
+    notes: tuple[str, ...] = ()
     #: ``am.plan_query`` with a target: the path the job would take (arrow or copy) and why;
     #: never stored (a job decides its path when it prepares)
     path: str | None = None
@@ -53,13 +55,15 @@ class Plan:
         """The plan :meth:`to_json` stored."""
         data = json.loads(text)
         chunks = tuple(Chunk(**c) for c in data.pop("chunks"))
-        return cls(chunks=chunks, **data)
+        notes = tuple(data.pop("notes", ()))
+        return cls(chunks=chunks, notes=notes, **data)
 
     def describe(self) -> str:
         """The plan as ``arrowmapper plan`` prints it."""
         lines = [
             f"strategy: {self.strategy} ({self.reason})",
             f"chunks: {len(self.chunks)}; estimated rows: {self.estimated_rows}",
+            *(f"note: {n}" for n in self.notes),
         ]
         if self.path is not None:
             lines.insert(1, f"path: {self.path} ({self.path_reason})")
@@ -71,7 +75,9 @@ class Plan:
 def replace_chunk(plan: Plan, parent: int, children: tuple[Chunk, ...]) -> Plan:
     """The plan with chunk ``parent`` replaced by ``children`` (for the stored plan)."""
     chunks = tuple(c for c in plan.chunks if c.chunk_id != parent) + children
-    return Plan(plan.strategy, plan.reason, plan.key, plan.query, chunks, plan.estimated_rows)
+    return Plan(
+        plan.strategy, plan.reason, plan.key, plan.query, chunks, plan.estimated_rows, plan.notes
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ class ChunkRenderer(Protocol):
         ...
 
     def key_range(self, query: str, key: str, rng: KeyRange) -> Rendered: ...
+
+    # optional: ``hot_range(query, key, rng: HotRange) -> Rendered`` (the rows of one hot key
+    # value, cut by a tiebreak); a renderer without it never gets a hot value split
 
     def page(self, query: str, key: str, page: Page) -> Rendered: ...
 
@@ -153,5 +162,12 @@ class Probe(Protocol):
 
     def rowid_range(self) -> tuple[int, int, int]: ...  # rowid: rows, min, max
 
+    # optional: ``frequent(key, min_rows, among=None) -> list[tuple[value, rows]]`` (the key
+    # values that hold more than ``min_rows`` rows, only among ``among`` where given, in the
+    # server's order) and ``tiebreak_quantiles(key,
+    # value, by: Tiebreak, n) -> list`` (inner boundaries of ``by`` at its n-quantiles among
+    # the rows holding ``value``): a probe without them plans hot values as one chunk each.
+    # optional: ``sampled() -> tuple[int, str] | None`` (a large table planned from the
+    # catalog's estimated rows and a sample: said in the plan's notes).
     # optional: ``shape() -> TableShape | None`` (what the catalog says of a plain table
     # name; None for a query). A probe without it is planned as before (see strategies._shape)

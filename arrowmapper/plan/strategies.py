@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 from ..config import STRATEGIES
 from ..errors import ConfigError, PlanError
@@ -90,7 +91,15 @@ def bounds_json(rng: rg.ChunkRange) -> str:
             {"partition": rng.partition, "heap": rng.heap, "block_lo": rng.lo, "block_hi": rng.hi}
         )
     if isinstance(rng, rg.KeyRange):
-        return json.dumps({"lo": rng.lo, "hi": rng.hi, "null": rng.null}, default=str)
+        spec: dict[str, Any] = {"lo": rng.lo, "hi": rng.hi, "null": rng.null}
+        if rng.after:
+            spec["after"] = True
+        return json.dumps(spec, default=str)
+    if isinstance(rng, rg.HotRange):
+        by = rng.by.column if rng.by.column is not None else rng.by.locator
+        return json.dumps(
+            {"value": rng.value, "by": by, "lo": rng.lo, "hi": rng.hi}, default=str
+        )
     if isinstance(rng, rg.Page):
         return json.dumps({"offset": rng.offset, "limit": rng.limit})
     if rng.locator == "ctid":
@@ -188,29 +197,227 @@ def _plan_keys(
     out: ChunkRenderer,
 ) -> Plan:
     rows, nonnull, lo, hi = probe.key_stats(col)
-    n = rg.chunk_count(nonnull, chunk_size)
+    if strategy == "key" and not _ranged(probe, col):
+        raise PlanError(
+            f"strategy 'key' cuts the key's range into equal widths, which needs an "
+            f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
+            "use strategy='quantile' (any orderable key), or key= another column"
+        )
     if strategy == "key":
-        if not _ranged(probe, col):
-            raise PlanError(
-                f"strategy 'key' cuts the key's range into equal widths, which needs an "
-                f"integer, decimal, date or timestamp key; {col!r} is {_key_type(probe, col)}: "
-                "use strategy='quantile' (any orderable key), or key= another column"
-            )
+        hot = _hot_values(probe, query, col, nonnull, chunk_size, None)
+        rest = nonnull - sum(c for _, c in hot)
+        n = rg.chunk_count(rest, chunk_size)
         boundaries = rg.equal_width_boundaries(lo, hi, n)
     else:
+        n = rg.chunk_count(nonnull, chunk_size)
         boundaries = probe.quantiles(col, n) if n > 1 and nonnull else []
+        # quantiles fall at most nonnull/n <= chunk_size rows apart, so a value holding more
+        # rows than a chunk is one of the boundaries: only those are counted
+        hot = _hot_values(probe, query, col, nonnull, chunk_size, _dedup(boundaries))
+        rest = nonnull - sum(c for _, c in hot)
     nullable = rows > nonnull or bool(probe.declared_nullable(col))
-    ranges = rg.ranges_from_boundaries(boundaries, nullable)
-    per = nonnull // max(1, len(ranges) - (1 if nullable else 0))
-    rendered = [out.key_range(query, col, r) for r in ranges]
+    cells = rg.ranges_from_boundaries(boundaries, False)
+    # each cell's share of the rows that are not hot (quantile: the fraction of all rows
+    # between its boundaries, less the hot values it holds)
+    est = _cell_estimates(cells, boundaries, n, nonnull, rest, hot, lo, strategy)
+    hot_out = getattr(out, "hot_range", None)
+    by = _tiebreak(probe, query, col) if hot and hot_out is not None else None
+    notes: list[str] = []
+    ask = getattr(probe, "sampled", None)
+    found = ask() if ask is not None else None
+    if isinstance(found, tuple):
+        notes.append(
+            f"a large table with fresh statistics (about {found[0]} rows): the bounds and row "
+            "estimates come from the catalog and a sample of its rows, not a full scan; the "
+            "chunks still cover every row exactly once"
+        )
+    pieces: list[tuple[rg.ChunkRange, int]] = []
+    for cell, cell_est in zip(cells, est, strict=True):
+        pieces.extend(_carve(probe, col, cell, cell_est, hot, by, chunk_size, lo, hi, notes))
+    if nullable:
+        pieces.append((rg.KeyRange(null=True), rows - nonnull))
+    rendered: list[tuple[rg.ChunkRange, Any, int]] = []
+    for r, e in pieces:
+        if isinstance(r, rg.HotRange):
+            assert hot_out is not None
+            rendered.append((r, hot_out(query, col, r), e))
+        else:
+            assert isinstance(r, rg.KeyRange)
+            rendered.append((r, out.key_range(query, col, r), e))
+    # a query small enough is counted range by range (one scan): progress in rows that are
+    # there; a sampled large table keeps its estimates (planning stays cheap)
     counts = (
-        _range_counts(probe, [done.predicate for done in rendered]) if rows <= COUNTED_ROWS else None
+        _range_counts(probe, [done.predicate for _, done, _ in rendered])
+        if rows <= COUNTED_ROWS and not isinstance(found, tuple)
+        else None
     )
-    chunks = []
-    for i, (r, done) in enumerate(zip(ranges, rendered, strict=True)):
-        est = counts[i] if counts else (rows - nonnull) if r.null else per
-        chunks.append(_chunk(i, done.sql, done.predicate, r, est))
-    return Plan(strategy, reason, col, query, tuple(chunks), rows)
+    chunks = [
+        _chunk(i, done.sql, done.predicate, r, counts[i] if counts else e)
+        for i, (r, done, e) in enumerate(rendered)
+    ]
+    return Plan(strategy, reason, col, query, tuple(chunks), rows, tuple(notes))
+
+
+def _dedup(boundaries: list[Any]) -> list[Any]:
+    bs: list[Any] = []
+    for b in boundaries:
+        if not bs or b != bs[-1]:
+            bs.append(b)
+    return bs
+
+
+def _cell_estimates(
+    cells: list[rg.KeyRange],
+    boundaries: list[Any],
+    n: int,
+    nonnull: int,
+    rest: int,
+    hot: list[tuple[Any, int]],
+    lo: Any,
+    strategy: str,
+) -> list[int]:
+    """Each cell's rows that are not hot. ``key``: the rest evenly. ``quantile``: the i-th
+    boundary ``b`` is the key at fraction i/n, so about i/n of the rows lie below it; below a
+    hot value the run of equal boundaries and its known count narrow where it starts."""
+    if strategy == "key" or not boundaries or not nonnull:
+        return [rest // max(1, len(cells))] * len(cells)
+    counts = dict(hot) if all(_hashable(v) for v, _ in hot) else {}
+    below: list[float] = []  # the fraction of rows below each distinct boundary
+    i = 0
+    while i < len(boundaries):
+        j = i
+        while j + 1 < len(boundaries) and boundaries[j + 1] == boundaries[i]:
+            j += 1
+        b = boundaries[i]
+        first, last = (i + 1) / n, (j + 1) / n
+        if b == lo:
+            pos = 0.0
+        elif _hashable(b) and b in counts:
+            c = counts[b] / nonnull
+            low, high = max(i / n, last - c), min(first, last + 1 / n - c)
+            pos = (low + high) / 2 if low <= high else first
+        else:
+            pos = first
+        below.append(pos)
+        i = j + 1
+    edges = [0.0, *below, 1.0]
+    out = []
+    for k, cell in enumerate(cells):
+        inside = sum(c for v, c in hot if cell.contains(v))
+        out.append(max(0, round((edges[k + 1] - edges[k]) * nonnull) - inside))
+    return out
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _hot_values(
+    probe: Probe, query: str, col: str, nonnull: int, chunk_size: int, among: list[Any] | None
+) -> list[tuple[Any, int]]:
+    """The key values holding more rows than a chunk (never cut by key boundaries), in the
+    server's order, looked for ``among`` those values where given; none where the probe
+    cannot tell or no value can be that big."""
+    ask = getattr(probe, "frequent", None)
+    if ask is None or nonnull <= chunk_size or among == []:
+        return []
+    shape = _shape(probe, query)
+    if shape is not None and col in shape.keys:
+        return []  # unique: no value holds two rows (and no grouping pass is needed)
+    found = ask(col, chunk_size) if among is None else ask(col, chunk_size, among)
+    return [(v, int(n)) for v, n in found] if isinstance(found, list) else []
+
+
+def _tiebreak(probe: Probe, query: str, col: str) -> rg.Tiebreak | None:
+    """What cuts a hot value's rows: a single-column unique NOT NULL key of the plain table
+    (the primary key first), else its row address (ctid, rowid); None for a query."""
+    if getattr(probe, "tiebreak_quantiles", None) is None:
+        return None
+    shape = _shape(probe, query)
+    if shape is None or shape.kind not in ("table", "matview", "partitioned"):
+        return None
+    cols = probe.columns()
+    keys = [k for k in shape.keys if k in cols and k != col]
+    if keys:
+        return rg.Tiebreak(column=keys[0])
+    locator = sql_dialect(probe.dialect).row_locator
+    if shape.kind in ("table", "matview") and locator in ("ctid", "rowid"):
+        return rg.Tiebreak(locator="ctid" if locator == "ctid" else "rowid")
+    return None
+
+
+def _carve(
+    probe: Probe,
+    col: str,
+    cell: rg.KeyRange,
+    cell_est: int,
+    hot: list[tuple[Any, int]],
+    by: rg.Tiebreak | None,
+    chunk_size: int,
+    lo: Any,
+    hi: Any,
+    notes: list[str],
+) -> list[tuple[rg.ChunkRange, int]]:
+    """``cell`` as chunks: as it is, or with each hot value it holds cut out into chunks of
+    its own (``key = v AND tiebreak in [a, b)``) between ``[lo, v)`` and ``(v, hi)``, which
+    cover the cell exactly once whatever the values."""
+    inside = [(v, n) for v, n in hot if cell.contains(v)]
+    if not inside or by is None:
+        for v, n in inside:
+            notes.append(
+                f"key value {v!r} of {col!r} holds {n} rows, more than a chunk of {chunk_size}, "
+                "and no tiebreak can cut it (no single-column primary key or unique NOT NULL "
+                "column, no row address): it is read in one big chunk; pass key= a column "
+                "that cuts it, or use strategy='offset' over a unique key"
+            )
+        total = cell_est + sum(n for _, n in inside)
+        return [(cell, total)]
+    pieces: list[tuple[rg.ChunkRange, int]] = []
+    below_lo, below_after = cell.lo, cell.after
+    # the cell's other rows: all above where the first hot value is the minimum, all below
+    # where the last is the maximum, else split evenly
+    gaps = len(inside) + 1
+    weights = [1.0] * gaps
+    if inside[0][0] == lo or (inside[0][0] == cell.lo and not cell.after):
+        weights[0] = 0.0
+    if inside[-1][0] == hi:
+        weights[-1] = 0.0
+    if sum(weights) == 0:
+        weights = [1.0] * gaps
+    scale = sum(weights)
+    for j, (v, n) in enumerate(inside):
+        if not (below_lo is not None and below_lo == v and not below_after):  # v <= k < v
+            below = rg.KeyRange(below_lo, v, after=below_after)
+            pieces.append((below, int(cell_est * weights[j] / scale)))
+        parts = rg.chunk_count(n, chunk_size)
+        ask = getattr(probe, "tiebreak_quantiles", None)
+        assert ask is not None  # _tiebreak found one
+        try:
+            cuts = _dedup(list(ask(col, v, by, parts))) if parts > 1 else []
+        except PlanError as exc:  # e.g. a SQLite table WITHOUT ROWID
+            notes.append(
+                f"key value {v!r} of {col!r} holds {n} rows, more than a chunk of "
+                f"{chunk_size}, and {by.describe()} cannot cut it ({exc}): it is read in one "
+                "big chunk"
+            )
+            cuts = []
+        edges: list[Any] = [None, *cuts, None]
+        for k in range(len(edges) - 1):
+            pieces.append((rg.HotRange(v, by, edges[k], edges[k + 1]), n // (len(edges) - 1)))
+        if len(edges) > 2:
+            notes.append(
+                f"hot key value {v!r} of {col!r} holds {n} rows, more than a chunk of "
+                f"{chunk_size}: cut into {len(edges) - 1} chunks by {by.describe()}"
+            )
+        below_lo, below_after = v, True
+    pieces.append(
+        (rg.KeyRange(below_lo, cell.hi, after=below_after), int(cell_est * weights[-1] / scale))
+    )
+    return pieces
 
 
 #: a key plan of at most this many chunks counts each chunk's rows (one scan of the query)

@@ -62,6 +62,20 @@ NullableSql = Callable[[str | None, str, str, str], str]
 RelationSql = Callable[[str | None, str, str], str]
 
 
+def _pg_table_estimate(relation: str) -> str:
+    """A plain table's (or materialized view's) rows as the planner would estimate them: the
+    last ANALYZE's rows per page times today's pages (-1 when never analyzed), and the rows
+    changed since that ANALYZE."""
+    return (
+        "SELECT CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN (c.reltuples / c.relpages * "
+        "(pg_relation_size(c.oid) / current_setting('block_size')::int))::bigint ELSE -1 END "
+        "AS est, COALESCE(s.n_mod_since_analyze, 0)::bigint AS changed FROM pg_class c "
+        "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid "
+        f"WHERE c.oid = to_regclass({string_literal(relation, 'postgresql')}) "
+        "AND c.relkind IN ('r', 'm')"
+    )
+
+
 def _pg_kind(schema: str | None, table: str, relation: str) -> str:
     return (
         "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned' "
@@ -232,6 +246,19 @@ class SourceDialect:
     #: the catalog query listing tables and views (see :data:`PG_RELATIONS`); None: the
     #: server's tables cannot be listed (``map_tables`` refuses it)
     relations: str | None = None
+    #: the expression over a row's physical address that orders a table's rows (PostgreSQL:
+    #: the heap block of ``ctid``; SQLite: ``rowid``), by :class:`~arrowmapper.plan.Tiebreak`
+    #: locator; what cuts a hot key value's rows when the table has no unique key
+    locators: tuple[tuple[str, str], ...] = ()
+    #: the catalog query estimating a plain table's rows (one row: ``est``, -1 when unknown,
+    #: and ``changed``: rows changed since the estimate), or None: always counted
+    table_estimate: Callable[[str], str] | None = None
+    #: how a plain table is read as a repeatable sample of about ``{pct}`` percent of it
+    #: (after the FROM item), or None: never sampled
+    sample: str | None = None
+    #: the same for a sample of rows rather than blocks: every block is read, but its rows
+    #: are a fair sample even of a table stored in key order (quantiles read this)
+    row_sample: str | None = None
     #: a table's qualified name in a query keeps its schema (SQLite: ``main`` is left out)
     qualifies: bool = True
     #: primary keys, indexes, foreign keys and sequences can be read from the catalog and
@@ -265,6 +292,10 @@ DIALECTS: dict[str, SourceDialect] = {
         partition_rows=_pg_partition_rows,
         relations=PG_RELATIONS,
         pg_objects=True,
+        locators=(("ctid", "(ctid::text::point)[0]::bigint"),),
+        table_estimate=_pg_table_estimate,
+        sample="TABLESAMPLE SYSTEM ({pct}) REPEATABLE (17)",
+        row_sample="TABLESAMPLE BERNOULLI ({pct}) REPEATABLE (17)",
     ),
     "mysql": SourceDialect(
         "mysql",
@@ -289,6 +320,7 @@ DIALECTS: dict[str, SourceDialect] = {
         relation_kind=_sqlite_kind,
         relations=SQLITE_RELATIONS,
         qualifies=False,
+        locators=(("rowid", "rowid"),),
     ),
 }
 

@@ -14,7 +14,16 @@ import re
 from typing import Any
 
 from ..errors import PlanError
-from ..plan import Chunk, KeyRange, LocatorRange, Page, PartitionRange, Plan, Rendered
+from ..plan import (
+    Chunk,
+    HotRange,
+    KeyRange,
+    LocatorRange,
+    Page,
+    PartitionRange,
+    Plan,
+    Rendered,
+)
 from ..sql import bare_table, quote_ident, string_literal, wrap_query
 from .dialects import source_dialect
 
@@ -72,7 +81,8 @@ def key_predicate(column: str, rng: KeyRange, dialect: str) -> str:
         return f"{column} IS NULL"
     parts = []
     if rng.lo is not None:
-        parts.append(f"{column} >= {render_literal(rng.lo, dialect)}")
+        op = ">" if rng.after else ">="
+        parts.append(f"{column} {op} {render_literal(rng.lo, dialect)}")
     if rng.hi is not None:
         parts.append(f"{column} < {render_literal(rng.hi, dialect)}")
     return " AND ".join(parts) if parts else f"{column} IS NOT NULL"
@@ -97,6 +107,33 @@ class SqlRender:
         pred = key_predicate(quote_ident(key, self.dialect), rng, self.dialect)
         return Rendered(f"{select_all(query, self.dialect)} WHERE {pred}", pred)
 
+    def hot_range(self, query: str, key: str, rng: HotRange) -> Rendered:
+        """Part of one hot key value's rows: ``key = value`` and the tiebreak's range."""
+        d = self.dialect
+        parts = [f"{quote_ident(key, d)} = {render_literal(rng.value, d)}"]
+        if rng.lo is None and rng.hi is None:
+            pass  # all the value's rows (no tiebreak could cut them)
+        elif rng.by.column is not None:
+            cut = KeyRange(rng.lo, rng.hi)
+            parts.append(key_predicate(quote_ident(rng.by.column, d), cut, d))
+        else:
+            assert rng.by.locator is not None
+            found = self._locator(LocatorRange(rng.by.locator, rng.lo, rng.hi))
+            if found != "TRUE":
+                parts.append(found)
+        pred = " AND ".join(parts)
+        return Rendered(f"{select_all(query, d)} WHERE {pred}", pred)
+
+    def _locator(self, rng: LocatorRange) -> str:
+        if rng.locator == "rowid":
+            return key_predicate("rowid", KeyRange(rng.lo, rng.hi), self.dialect)
+        parts = []
+        if rng.lo is not None:
+            parts.append(f"ctid >= '({rng.lo},0)'::tid")
+        if rng.hi is not None:
+            parts.append(f"ctid < '({rng.hi},0)'::tid")
+        return " AND ".join(parts) or "TRUE"
+
     def page(self, query: str, key: str, page: Page) -> Rendered:
         d = self.dialect
         order = f"SELECT * FROM {source_sql(query, d)} ORDER BY {quote_ident(key, d)}"
@@ -104,15 +141,7 @@ class SqlRender:
         return Rendered(f"{order} {tail}", tail)
 
     def locator_range(self, query: str, rng: LocatorRange) -> Rendered:
-        if rng.locator == "rowid":
-            pred = key_predicate("rowid", KeyRange(rng.lo, rng.hi), self.dialect)
-        else:
-            parts = []
-            if rng.lo is not None:
-                parts.append(f"ctid >= '({rng.lo},0)'::tid")
-            if rng.hi is not None:
-                parts.append(f"ctid < '({rng.hi},0)'::tid")
-            pred = " AND ".join(parts) or "TRUE"
+        pred = self._locator(rng)
         return Rendered(f"{select_all(query, self.dialect)} WHERE {pred}", pred)
 
     def partition_range(self, query: str, rng: PartitionRange) -> Rendered:

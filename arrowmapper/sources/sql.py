@@ -147,6 +147,22 @@ class SqlSource:
         split (one key value, one row, no key). Probes the source for a boundary inside it."""
         d = self.dialect
         bounds = json.loads(chunk.bounds)
+        by = bounds.get("by")
+        if (
+            plan.strategy in ("key", "quantile")
+            and "value" in bounds
+            and by not in (None, "ctid", "rowid")
+        ):
+            # part of a hot key value's rows: cut again by its tiebreak, a unique NOT NULL column
+            q = quote_ident(str(by), d)
+            sql = (
+                f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
+                f"FROM ({chunk.sql}) AS _am_c) AS _am_q GROUP BY t ORDER BY t"
+            )
+            values = [r["b"] for r in rows_of(self.endpoint, sql)]
+            if len(values) < 2 or values[0] == values[1]:
+                return None
+            return split_by(plan, chunk, q, render_literal(values[1], d), first_id, d)
         if plan.strategy in ("key", "quantile") and plan.key:
             q = quote_ident(plan.key, d)
             if chunk.predicate.strip() == f"{q} IS NULL":
