@@ -440,7 +440,7 @@ def test_a_query_failing_while_rows_stream_is_a_source_error_everywhere(panicky:
         )
     assert "DbError" not in str(placeholder.value)
     for strategy in ("quantile", "key"):
-        with pytest.raises(PlanError, match="key 'n'.*'NaN'"):
+        with pytest.raises(PlanError, match="key 'n'.*NaN"):
             am.plan_query(pg.uri, pg.t("t"), strategy=strategy, key="n", chunk_size=200)
 
 
@@ -549,8 +549,9 @@ def test_duplicate_output_names_and_reserved_tables_are_config_errors(pg: PG) ->
             am.execute_query_parallel(pg.uri, pg.t("t"), pg.uri, pg.schema, name)
     assert _no_table(pg, "arrowmapper_ledger") and _no_table(pg, "arrowmapper_jobs")
     from arrowmapper import targets
+    from arrowmapper.targets.marks import MARKS
 
-    assert {targets.LEDGER, targets.JOBS} == set(RESERVED_TABLES)
+    assert {targets.LEDGER, targets.JOBS, MARKS} == set(RESERVED_TABLES)
 
 
 def test_compat_returns_failure_instead_of_raising(panicky: PG) -> None:

@@ -86,6 +86,7 @@ def test_public_surface_is_pinned() -> None:
         "JobFailed", "JobResult", "Plan", "PlanError", "ProgressSnapshot", "RetryConfig",
         "SourceError", "TargetError", "map_query", "plan_query", "verify", "VerifyReport",
         "files",  # a file source with its options (arrowmapper.config.files)
+        "map_tables", "plan_tables", "TablesResult",  # several tables per job
         # the existing executor's names (drop-in layer)
         "ChunkConfig", "ChunkingStrategy", "ParallelProcessingResult", "ParallelProcessor",
         "ProgressTracker", "RetryHandler", "create_progress_callback", "create_retry_handler",
@@ -93,3 +94,20 @@ def test_public_surface_is_pinned() -> None:
     }  # fmt: skip
     for name in arrowmapper.__all__:
         assert getattr(arrowmapper, name).__doc__, f"{name} has no docstring"
+
+
+def test_a_ctrl_c_while_a_worker_is_spawned_is_not_lost() -> None:
+    """The parent ignores SIGINT while it spawns (so the child starts ignoring it); a Ctrl-C
+    in that window must still interrupt the parent once the spawn is done."""
+    import os
+    import signal
+
+    from arrowmapper.run.procs import sigint_ignored
+
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_ignored():
+            os.kill(os.getpid(), signal.SIGINT)  # lands while ignored
+            reached = True
+        raise AssertionError("not interrupted")  # pragma: no cover
+    assert reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

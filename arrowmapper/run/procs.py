@@ -87,12 +87,19 @@ def kill_tree(pid: int) -> None:
 @contextmanager
 def sigint_ignored() -> Iterator[None]:
     """SIGINT ignored while a child is spawned: the child inherits the disposition through
-    exec, so it ignores Ctrl-C before its own code runs (the parent's handler is restored)."""
+    exec, so it ignores Ctrl-C before its own code runs (the parent's handler is restored).
+
+    It is also blocked meanwhile, so that a Ctrl-C during the spawn is not lost: the kernel
+    keeps a blocked signal pending even while it is ignored, and delivers it to the parent's
+    own handler once that is back (a job that was interrupted then stops, instead of running
+    on to its end and exiting 0)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # before: none lost
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C lands now
