@@ -307,6 +307,16 @@ def _prepare(
                 )
         mkey = merge_key(tgt, exists, c.key, out_schema, ref, c.merge_key) if rules.upserts else ()
         if mkey and record is None and all(k in read_schema.names for k in mkey):
+            count_nulls = getattr(probe, "null_keys", None)
+            nulls = count_nulls(mkey) if count_nulls is not None else 0
+            if nulls:
+                raise ConfigError(
+                    f"mode='merge' upserts on ({', '.join(mkey)}), but the query returns "
+                    f"{nulls} rows with NULL in it: an upsert never matches a NULL key, so "
+                    "every run would insert those rows again. Filter them out in the query "
+                    f"(WHERE {' AND '.join(f'{k} IS NOT NULL' for k in mkey)}), give them a "
+                    "value (COALESCE), or merge on a key without NULLs"
+                )
             twice = probe.duplicated(mkey)
             if twice is not None:
                 n = twice.pop("_am_n")

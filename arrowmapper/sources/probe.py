@@ -335,6 +335,13 @@ class SourceProbe:
         )
         return rows[0] if rows else None
 
+    def null_keys(self, keys: tuple[str, ...]) -> int:
+        """Rows of the query with NULL in any of ``keys``: rows a merge on them cannot match
+        (an upsert never finds a NULL key), so every run would insert them again."""
+        where = " OR ".join(f"{self.q(k)} IS NULL" for k in keys)
+        rows = rows_of(self.endpoint, f"SELECT COUNT(*) AS n FROM {self._from} WHERE {where}")
+        return int(rows[0]["n"] or 0) if rows else 0
+
     def is_unique(self, key: str) -> bool:
         k = self.q(key)
         row = rows_of(
