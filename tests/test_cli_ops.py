@@ -112,6 +112,34 @@ def test_clean_refuses_rows_when_the_table_changed(pg: PG, tmp_path: Path) -> No
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_ledger')}") == 3
 
 
+def test_clean_rows_is_refused_on_sqlite_rowid_locators(pg: PG, tmp_path: Path) -> None:
+    """A rowid range also covers rows updated since and a rowid SQLite reused after a delete:
+    clean --rows would delete rows that are not the job's, so it is refused, nothing deleted."""
+    import sqlite3
+
+    pg.execute(SRC)
+    dst = tmp_path / "dst.db"
+    failed = cli(
+        "run", "--source", pg.uri, "--query", FAILING.format(pg.t("src")), "--target",
+        f"sqlite:///{dst}", "--table", "dst", "--key", "id", "--chunk-size", "500",
+        "--workers", "1", "--job-id", "half-s", "--max-retries", "0",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    with sqlite3.connect(dst) as db:
+        db.execute("UPDATE dst SET s = 'kept by someone' WHERE id = 5")  # not the job's row now
+    refused = cli("clean", "half-s", "--target", f"sqlite:///{dst}", "--rows")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "delete its rows by key" in refused.stderr and "without --rows" in refused.stderr
+    with sqlite3.connect(dst) as db:
+        assert db.execute("SELECT count(*) FROM dst").fetchone() == (1500,)
+        assert db.execute("SELECT count(*) FROM arrowmapper_ledger").fetchone() == (3,)
+    # without --rows the ledger is forgotten and the rows stay
+    cleaned = cli("clean", "half-s", "--target", f"sqlite:///{dst}")
+    assert cleaned.returncode == 0, cleaned.stderr
+    with sqlite3.connect(dst) as db:
+        assert db.execute("SELECT count(*) FROM dst").fetchone() == (1500,)
+
+
 def test_clean_drops_a_replace_jobs_staging_table(pg: PG, tmp_path: Path) -> None:
     pg.execute(SRC)
     pg.execute("CREATE TABLE dst AS SELECT * FROM src WHERE id < 10")

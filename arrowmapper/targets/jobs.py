@@ -7,8 +7,10 @@
             print(job.job_id, job.state, job.committed, job.planned)
 
 A job's rows are found again by its ledger's locators (PostgreSQL: the inserting transaction,
-``xmin``; SQLite: the rowid range); :func:`clean_job` deletes them only for an unfinished
-append/truncate job whose every committed chunk still holds exactly what the ledger says.
+``xmin``); :func:`clean_job` deletes them only for an unfinished append/truncate job whose
+every committed chunk still holds exactly what the ledger says, and only where the dialect's
+locators prove it (``Dialect.locators_prove_rows``: not SQLite's rowid ranges, which also
+cover rows updated since and rowids reused after a delete).
 """
 
 from __future__ import annotations
@@ -302,6 +304,13 @@ def _check_rows_deletable(target: Target, job: JobInfo) -> None:
         )
     if job.staged:
         return  # its rows are in its staging table, dropped whole
+    if not target.dialect.locators_prove_rows:
+        raise ConfigError(
+            f"job {job.job_id!r}: a {target.dialect.label} table cannot tell the rows this job "
+            "wrote from rows updated since or written later under a reused row id, so "
+            "clean --rows would delete rows that are not the job's; delete its rows by key "
+            "yourself, or run clean without --rows to forget only its ledger rows"
+        )
     locators = _locators(target, job.job_id)
     if any(loc.startswith("none:") for loc in locators):
         raise ConfigError(
