@@ -277,6 +277,26 @@ def test_a_rerun_that_would_append_the_same_rows_is_refused(pg: PG) -> None:
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 100
 
 
+def test_planning_options_or_spelling_do_not_make_a_rerun_new(pg: PG) -> None:
+    """Strategy, key and chunk size only split the work, and ``SELECT * FROM t`` is ``t``: a
+    rerun that differs only so would append the same rows again, so it is refused."""
+    pg.execute("CREATE TABLE src AS SELECT g AS id, g::text AS s FROM generate_series(1, 50) g")
+    base = ["--target", pg.uri, "--table", "dst", "--schema", pg.schema, "--workers", "1"]
+    first = cli("run", "--source", pg.uri, "--query", pg.t("src"), *base)
+    assert first.returncode == 0, first.stderr
+    job = pg.scalar(f"SELECT job_id FROM {pg.t('arrowmapper_jobs')}")
+    reruns = [
+        ["--query", f"SELECT * FROM {pg.t('src')}"],
+        ["--query", pg.t("src"), "--strategy", "key", "--key", "id", "--chunk-size", "20"],
+    ]
+    for extra in reruns:
+        again = cli("run", "--source", pg.uri, *extra, *base)
+        assert again.returncode == 2, (extra, again.stdout + again.stderr)
+        assert f"job '{job}'" in again.stderr and "--allow-duplicate" in again.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 50
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_jobs')}") == 1
+
+
 def test_messages_name_the_command_lines_flags(pg: PG, tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path / 'src.db'}"
     import sqlite3

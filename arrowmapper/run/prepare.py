@@ -333,7 +333,7 @@ def _prepare(
             if rules.empties:
                 tgt.check_can_empty(c.mode)
         if record is None and exists and c.mode == "append" and not (c.incremental or c.cursor):
-            again = appended_before(tgt, now_fp)
+            again = appended_before(tgt, now_fp, src.dialect)
             if again is not None and c.allow_duplicate is not True:
                 said = (
                     f"{ref.display} already holds the rows of job {again.job_id!r}, a finished "

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TargetError, error_info, redact
+from ..identity import rows_identity
 from ..sql import DERIVED_MARKER
 from .dialects import TableRef
 from .ledger import JOBS, LEDGER
@@ -341,17 +342,22 @@ def _exists(target: Target, ref: TableRef) -> bool:
     return False
 
 
-def appended_before(target: Target, fingerprint: dict[str, str]) -> JobInfo | None:
-    """The latest finished append job into ``target``'s table whose fingerprint is
-    ``fingerprint`` (same source, query, table, transform, key, strategy, columns) and whose
-    table is still the one it loaded; None when there is none."""
+def appended_before(
+    target: Target, fingerprint: dict[str, str], source_dialect: str
+) -> JobInfo | None:
+    """The latest finished append job into ``target``'s table that loaded the rows
+    ``fingerprint`` would (same source, query as the ``source_dialect`` server resolves it,
+    table, transform, columns: :func:`~arrowmapper.identity.rows_identity`; key and strategy
+    only split the work) and whose table is still the one it loaded; None when there is none."""
     identity = target.table_identity()
+    wanted = rows_identity(fingerprint, source_dialect)
     found = None
     for job in list_jobs(target):
         stored = job.fingerprint or {}
         if not job.finished or stored.get("mode") != "append":
             continue
-        if any(stored.get(part) != value for part, value in fingerprint.items()):
+        had = rows_identity(stored, source_dialect)
+        if any(had.get(part) != value for part, value in wanted.items()):
             continue
         if identity is not None and stored.get("table_identity", identity) != identity:
             continue  # the table was dropped and created again since: its rows are gone
