@@ -167,6 +167,17 @@ def test_pattern_matching_nothing_is_refused(pg: PG, dst: str, tmp_path: Path) -
     assert r.rows_written == 9 and _tables(pg, dst) == {"v_customers"}
 
 
+def test_a_pattern_skips_arrowmapper_reserved_tables(pg: PG, dst: str) -> None:
+    """A source that was a target before holds arrowmapper_marks: ``*`` loads the user's tables
+    and leaves it out; naming it is still refused as reserved."""
+    pg.execute("CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2)")
+    pg.execute("CREATE TABLE arrowmapper_marks (name text, mark text)")
+    r = am.map_tables(pg.uri, pg.uri, f"{pg.schema}.*", schema=dst, workers=1)
+    assert list(r.results) == [f"{pg.schema}.items"] and r.rows_written == 2
+    with pytest.raises(am.ConfigError, match="reserved"):
+        am.map_tables(pg.uri, pg.uri, f"{pg.schema}.arrowmapper_marks", schema=dst, workers=1)
+
+
 def test_a_refused_table_refuses_the_run_before_rows_move(pg: PG, dst: str) -> None:
     _source(pg, big=10)
     # the target's orders cannot take the source's rows (total is a date there); its
