@@ -424,6 +424,8 @@ def _run_tables(args: argparse.Namespace, o: dict[str, Any], kwargs: dict[str, A
     from . import api
     from .display import ProgressDisplay
 
+    if kwargs.get("allow_duplicate") is None:  # as for one table: a rerun naming no job is refused
+        kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
     if args.quiet:
         tables = api.map_tables(o["source"], o["target"], **kwargs)
     else:

@@ -291,3 +291,26 @@ def test_cli_run_and_plan_tables(
     assert any(f"{pg.schema}.Order Items -> {dst}.Order Items: 3 rows" in x for x in lines)
     assert "2 tables, 33 rows" in lines[-1]
     assert pg.scalar(f'SELECT COUNT(*) FROM "{dst}".customers') == 60  # appended twice
+
+
+def test_cli_run_tables_twice_is_refused_before_any_table_loads(
+    pg: PG, dst: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for one table: rerunning ``run --tables`` without a job id would append every table
+    again; refused for all of them, naming each and its earlier job, nothing loaded."""
+    pg.execute("CREATE TABLE a (id int); INSERT INTO a VALUES (1), (2)")
+    pg.execute("CREATE TABLE b (id int); INSERT INTO b VALUES (3)")
+    run = ["run", "--tables", f"{pg.schema}.*", "--source", pg.uri, "--target", pg.uri]
+    run += ["--schema", dst, "--workers", "1", "--quiet"]
+    assert main(run) == 0
+    jobs = sorted(r[0] for r in pg.query(f'SELECT job_id FROM "{dst}".arrowmapper_jobs'))
+    capsys.readouterr()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert f"table {pg.schema}.a" in err and f"table {pg.schema}.b" in err, err
+    assert all(j in err for j in jobs) and "--allow-duplicate" in err, err
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".a') == 2
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".b') == 1
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".arrowmapper_jobs') == 2
+    assert main([*run, "--allow-duplicate"]) == 0
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".a') == 4

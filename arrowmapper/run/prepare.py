@@ -61,6 +61,7 @@ log = logging.getLogger("arrowmapper")
 
 __all__ = [
     "MODE_RULES",
+    "DuplicateAppend",
     "ModeRules",
     "Prepared",
     "check_endpoints",
@@ -74,6 +75,23 @@ __all__ = [
     "target_rules",
     "write_layout",
 ]
+
+
+#: what a refused duplicate append can do instead
+DUPLICATE_REMEDY = (
+    "To load them again on purpose pass allow_duplicate=True; to load only what changed use "
+    "mode='merge' with a key, or mode='replace' to rebuild the table"
+)
+
+
+class DuplicateAppend(ConfigError):
+    """A finished append job already loaded the rows this append would load again;
+    ``earlier`` is its job id and ``said`` what the refusal says before its remedies."""
+
+    def __init__(self, message: str, earlier: str, said: str) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -341,11 +359,11 @@ def _prepare(
                     "append them a second time"
                 )
                 if c.allow_duplicate is False:
-                    raise ConfigError(
-                        f"{said}. To load them again on purpose pass allow_duplicate=True; to "
-                        "load only what changed use mode='merge' with a key, or mode='replace' "
-                        f"to rebuild the table; to see the earlier job: arrowmapper status "
-                        f"{again.job_id}"
+                    raise DuplicateAppend(
+                        f"{said}. {DUPLICATE_REMEDY}; to see the earlier job: arrowmapper "
+                        f"status {again.job_id}",
+                        again.job_id,
+                        said,
                     )
                 notes.append(said)
                 log.warning("%s", said)
