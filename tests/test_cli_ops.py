@@ -397,3 +397,27 @@ def test_verify_takes_the_job_file(pg: PG, tmp_path: Path) -> None:
     listed = cli("jobs", pg.uri, "--schema", pg.schema, "--table", "dst")
     assert "file-1" in listed.stdout and "finished" in listed.stdout, listed.stdout
     assert "nightly-dst" in listed.stdout and "name" in listed.stdout, listed.stdout
+
+
+def test_a_job_killed_before_its_finish_step_says_resume_to_finish(pg: PG) -> None:
+    """Every chunk committed, the coordinator killed before the finish step (finished_at never
+    set): jobs and status say so and how to finish it, not 'unfinished 4/4'."""
+    import shlex
+
+    pg.execute(SRC)
+    assert "rc=0" in _load(pg, "k9")
+    pg.execute(f"UPDATE {pg.t('arrowmapper_jobs')} SET finished_at = NULL")  # what kill -9 left
+    listed = json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)
+    assert listed[0]["state"] == "committed" and listed[0]["chunks_missing"] == [], listed
+    text = cli("jobs", pg.uri, "--schema", pg.schema).stdout
+    assert "committed, not finished: resume to finish" in text and "unfinished" not in text
+    status = cli("status", "k9", "--target", pg.uri, "--schema", pg.schema)
+    assert "only finishes: arrowmapper run" in status.stdout, status.stdout
+    assert "clean" not in status.stdout  # its rows are all there: nothing to forget
+    command = status.stdout.split("only finishes: ", 1)[1].strip()
+    done = cli(*shlex.split(command)[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)[0][
+        "state"
+    ] == "finished"
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000  # no row loaded twice

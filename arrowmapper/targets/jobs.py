@@ -64,9 +64,15 @@ class JobInfo:
     @property
     def state(self) -> str:
         """``finished``, ``running`` (a run is loading one of its chunks now: known on
-        PostgreSQL) or ``unfinished`` (failed, interrupted, or -- where that cannot be known --
-        still running)."""
-        return "finished" if self.finished else "running" if self.live else "unfinished"
+        PostgreSQL), ``committed`` (every chunk committed, but the finish step -- a replace
+        job's swap, the job marked finished -- never ran: the run was killed; resuming only
+        finishes it) or ``unfinished`` (failed, interrupted, or -- where that cannot be known
+        -- still running)."""
+        if self.finished:
+            return "finished"
+        if self.live:
+            return "running"
+        return "committed" if self.planned and not self.missing else "unfinished"
 
     @property
     def missing(self) -> tuple[int, ...]:
