@@ -314,3 +314,16 @@ def test_cli_run_tables_twice_is_refused_before_any_table_loads(
     assert pg.scalar(f'SELECT count(*) FROM "{dst}".arrowmapper_jobs') == 2
     assert main([*run, "--allow-duplicate"]) == 0
     assert pg.scalar(f'SELECT count(*) FROM "{dst}".a') == 4
+
+
+def test_sequences_attached_to_their_column_like_the_source(pg: PG, dst: str) -> None:
+    """sequences=True: a serial's sequence is OWNED BY the target column and is its default,
+    so an insert without the id continues after the copied rows."""
+    pg.execute("CREATE TABLE ser (id serial PRIMARY KEY, s text)")
+    pg.execute("INSERT INTO ser (s) VALUES ('a'), ('b'), ('c')")
+    r = am.map_tables(pg.uri, pg.uri, f"{pg.schema}.ser", schema=dst, workers=1, sequences=True)
+    assert r.success and r.sequences == ("ser_id_seq = 3",), r.sequences
+    owned = pg.scalar(f"SELECT pg_get_serial_sequence('\"{dst}\".ser', 'id')")
+    assert owned == f"{dst}.ser_id_seq"
+    pg.execute(f"INSERT INTO \"{dst}\".ser (s) VALUES ('d')")
+    assert pg.scalar(f"SELECT id FROM \"{dst}\".ser WHERE s = 'd'") == 4
