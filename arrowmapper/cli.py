@@ -130,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
         description="List every job in the target's ledger (arrowmapper_jobs and "
         "arrowmapper_ledger in one schema): id, name, table, state, chunks committed of "
         "planned, rows, start and duration. 'running': a run is loading one of its chunks "
-        "now (known on PostgreSQL); 'unfinished': it failed or was interrupted (or, on "
-        "SQLite, may still be running).",
+        "now (known on PostgreSQL); 'committed, not finished': every chunk committed but the "
+        "run stopped before its finish step (resume it to finish); 'unfinished': it failed "
+        "or was interrupted (or, on SQLite, may still be running).",
     )
     jobs.add_argument("target_uri", nargs="?", help="target URI (default: $ARROWMAPPER_TARGET)")
     jobs.add_argument("--target", dest="target_flag", help=argparse.SUPPRESS)
@@ -424,6 +425,8 @@ def _run_tables(args: argparse.Namespace, o: dict[str, Any], kwargs: dict[str, A
     from . import api
     from .display import ProgressDisplay
 
+    if kwargs.get("allow_duplicate") is None:  # as for one table: a rerun naming no job is refused
+        kwargs["allow_duplicate"] = bool(kwargs.get("job_id"))
     if args.quiet:
         tables = api.map_tables(o["source"], o["target"], **kwargs)
     else:
@@ -719,7 +722,7 @@ def _jobs(args: argparse.Namespace) -> int:
             j.job_id,
             *([j.name or "-"] if named else []),
             j.table,
-            j.state,
+            _STATE_WORDS.get(j.state, j.state),
             f"{j.committed}/{j.planned}",
             f"{j.rows:,}",
             started,
@@ -727,6 +730,10 @@ def _jobs(args: argparse.Namespace) -> int:
         )
     _print_whole(out, table)
     return EXIT_OK
+
+
+#: how the jobs table and status name a state whose one word would mislead
+_STATE_WORDS = {"committed": "committed, not finished: resume to finish"}
 
 
 def resume_command(job: Any, target: str, schema: str | None) -> str:
@@ -768,7 +775,7 @@ def _status(args: argparse.Namespace) -> int:
     lines = [
         f"job {job.job_id}" + (f" ({job.name})" if job.name else ""),
         f"  table:     {job.table}" + (f" (loading {job.load_table})" if job.staged else ""),
-        f"  state:     {job.state}",
+        f"  state:     {_STATE_WORDS.get(job.state, job.state)}",
         f"  strategy:  {job.strategy or '-'}" + (f", mode {job.mode}" if job.mode else ""),
         f"  chunks:    {job.committed} of {job.planned} committed"
         + (f"; missing: {_ids(job.missing)}" if job.missing else ""),
@@ -776,7 +783,13 @@ def _status(args: argparse.Namespace) -> int:
         f"  started:   {job.started.isoformat() if job.started else '-'}",
         f"  duration:  {_ago(job.duration_s)}",
     ]
-    if resume:
+    if resume and job.state == "committed":
+        lines.append(
+            "  finish:    every chunk is committed; the run stopped before its finish step "
+            "(a replace job's swap, marking the job finished). Resuming loads no rows, it "
+            f"only finishes: {resume}"
+        )
+    elif resume:
         lines.append(f"  resume:    {resume}")
         lines.append(f"  or forget: arrowmapper clean {job.job_id} --target ... --rows")
     print("\n".join(lines))

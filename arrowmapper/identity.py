@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from .config import Endpoint, JobConfig
+from .sql import bare_table
 from .transform import TransformSpec
 
 #: The parts in the order a refusal names them, with the words used for each.
@@ -108,6 +109,23 @@ def job_fingerprint(
     if config.merge_key:  # only when given: the fingerprints of earlier jobs stay as they were
         parts["merge_key"] = ",".join(config.merge_key)
     return parts
+
+
+#: The parts that decide WHICH rows a job loads and how they are written: two finished appends
+#: alike in these loaded the same rows. Key, strategy (and chunk size, workers, batch size, which
+#: the fingerprint does not hold) only split the same work differently.
+ROW_PARTS = ("source", "query", "target_table", "transform", "mode", "columns")
+
+
+def rows_identity(parts: dict[str, str], dialect: str) -> dict[str, str]:
+    """The :data:`ROW_PARTS` of a fingerprint, its query normalised as the ``dialect`` server
+    resolves it: a bare table name and ``SELECT * FROM`` that table are the same query."""
+    out = {name: parts[name] for name in ROW_PARTS if name in parts}
+    table = bare_table(out["query"], dialect) if "query" in out else None
+    if table is not None:
+        schema, name = table
+        out["query"] = f"table {schema!r}.{name!r}" if schema else f"table {name!r}"
+    return out
 
 
 def differences(stored: dict[str, str], now: dict[str, str]) -> list[str]:

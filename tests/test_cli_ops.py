@@ -112,6 +112,34 @@ def test_clean_refuses_rows_when_the_table_changed(pg: PG, tmp_path: Path) -> No
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_ledger')}") == 3
 
 
+def test_clean_rows_is_refused_on_sqlite_rowid_locators(pg: PG, tmp_path: Path) -> None:
+    """A rowid range also covers rows updated since and a rowid SQLite reused after a delete:
+    clean --rows would delete rows that are not the job's, so it is refused, nothing deleted."""
+    import sqlite3
+
+    pg.execute(SRC)
+    dst = tmp_path / "dst.db"
+    failed = cli(
+        "run", "--source", pg.uri, "--query", FAILING.format(pg.t("src")), "--target",
+        f"sqlite:///{dst}", "--table", "dst", "--key", "id", "--chunk-size", "500",
+        "--workers", "1", "--job-id", "half-s", "--max-retries", "0",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    with sqlite3.connect(dst) as db:
+        db.execute("UPDATE dst SET s = 'kept by someone' WHERE id = 5")  # not the job's row now
+    refused = cli("clean", "half-s", "--target", f"sqlite:///{dst}", "--rows")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "delete its rows by key" in refused.stderr and "without --rows" in refused.stderr
+    with sqlite3.connect(dst) as db:
+        assert db.execute("SELECT count(*) FROM dst").fetchone() == (1500,)
+        assert db.execute("SELECT count(*) FROM arrowmapper_ledger").fetchone() == (3,)
+    # without --rows the ledger is forgotten and the rows stay
+    cleaned = cli("clean", "half-s", "--target", f"sqlite:///{dst}")
+    assert cleaned.returncode == 0, cleaned.stderr
+    with sqlite3.connect(dst) as db:
+        assert db.execute("SELECT count(*) FROM dst").fetchone() == (1500,)
+
+
 def test_clean_drops_a_replace_jobs_staging_table(pg: PG, tmp_path: Path) -> None:
     pg.execute(SRC)
     pg.execute("CREATE TABLE dst AS SELECT * FROM src WHERE id < 10")
@@ -249,6 +277,26 @@ def test_a_rerun_that_would_append_the_same_rows_is_refused(pg: PG) -> None:
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 100
 
 
+def test_planning_options_or_spelling_do_not_make_a_rerun_new(pg: PG) -> None:
+    """Strategy, key and chunk size only split the work, and ``SELECT * FROM t`` is ``t``: a
+    rerun that differs only so would append the same rows again, so it is refused."""
+    pg.execute("CREATE TABLE src AS SELECT g AS id, g::text AS s FROM generate_series(1, 50) g")
+    base = ["--target", pg.uri, "--table", "dst", "--schema", pg.schema, "--workers", "1"]
+    first = cli("run", "--source", pg.uri, "--query", pg.t("src"), *base)
+    assert first.returncode == 0, first.stderr
+    job = pg.scalar(f"SELECT job_id FROM {pg.t('arrowmapper_jobs')}")
+    reruns = [
+        ["--query", f"SELECT * FROM {pg.t('src')}"],
+        ["--query", pg.t("src"), "--strategy", "key", "--key", "id", "--chunk-size", "20"],
+    ]
+    for extra in reruns:
+        again = cli("run", "--source", pg.uri, *extra, *base)
+        assert again.returncode == 2, (extra, again.stdout + again.stderr)
+        assert f"job '{job}'" in again.stderr and "--allow-duplicate" in again.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 50
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_jobs')}") == 1
+
+
 def test_messages_name_the_command_lines_flags(pg: PG, tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path / 'src.db'}"
     import sqlite3
@@ -349,3 +397,27 @@ def test_verify_takes_the_job_file(pg: PG, tmp_path: Path) -> None:
     listed = cli("jobs", pg.uri, "--schema", pg.schema, "--table", "dst")
     assert "file-1" in listed.stdout and "finished" in listed.stdout, listed.stdout
     assert "nightly-dst" in listed.stdout and "name" in listed.stdout, listed.stdout
+
+
+def test_a_job_killed_before_its_finish_step_says_resume_to_finish(pg: PG) -> None:
+    """Every chunk committed, the coordinator killed before the finish step (finished_at never
+    set): jobs and status say so and how to finish it, not 'unfinished 4/4'."""
+    import shlex
+
+    pg.execute(SRC)
+    assert "rc=0" in _load(pg, "k9")
+    pg.execute(f"UPDATE {pg.t('arrowmapper_jobs')} SET finished_at = NULL")  # what kill -9 left
+    listed = json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)
+    assert listed[0]["state"] == "committed" and listed[0]["chunks_missing"] == [], listed
+    text = cli("jobs", pg.uri, "--schema", pg.schema).stdout
+    assert "committed, not finished: resume to finish" in text and "unfinished" not in text
+    status = cli("status", "k9", "--target", pg.uri, "--schema", pg.schema)
+    assert "only finishes: arrowmapper run" in status.stdout, status.stdout
+    assert "clean" not in status.stdout  # its rows are all there: nothing to forget
+    command = status.stdout.split("only finishes: ", 1)[1].strip()
+    done = cli(*shlex.split(command)[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)[0][
+        "state"
+    ] == "finished"
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000  # no row loaded twice

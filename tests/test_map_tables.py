@@ -167,6 +167,17 @@ def test_pattern_matching_nothing_is_refused(pg: PG, dst: str, tmp_path: Path) -
     assert r.rows_written == 9 and _tables(pg, dst) == {"v_customers"}
 
 
+def test_a_pattern_skips_arrowmapper_reserved_tables(pg: PG, dst: str) -> None:
+    """A source that was a target before holds arrowmapper_marks: ``*`` loads the user's tables
+    and leaves it out; naming it is still refused as reserved."""
+    pg.execute("CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2)")
+    pg.execute("CREATE TABLE arrowmapper_marks (name text, mark text)")
+    r = am.map_tables(pg.uri, pg.uri, f"{pg.schema}.*", schema=dst, workers=1)
+    assert list(r.results) == [f"{pg.schema}.items"] and r.rows_written == 2
+    with pytest.raises(am.ConfigError, match="reserved"):
+        am.map_tables(pg.uri, pg.uri, f"{pg.schema}.arrowmapper_marks", schema=dst, workers=1)
+
+
 def test_a_refused_table_refuses_the_run_before_rows_move(pg: PG, dst: str) -> None:
     _source(pg, big=10)
     # the target's orders cannot take the source's rows (total is a date there); its
@@ -280,3 +291,39 @@ def test_cli_run_and_plan_tables(
     assert any(f"{pg.schema}.Order Items -> {dst}.Order Items: 3 rows" in x for x in lines)
     assert "2 tables, 33 rows" in lines[-1]
     assert pg.scalar(f'SELECT COUNT(*) FROM "{dst}".customers') == 60  # appended twice
+
+
+def test_cli_run_tables_twice_is_refused_before_any_table_loads(
+    pg: PG, dst: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for one table: rerunning ``run --tables`` without a job id would append every table
+    again; refused for all of them, naming each and its earlier job, nothing loaded."""
+    pg.execute("CREATE TABLE a (id int); INSERT INTO a VALUES (1), (2)")
+    pg.execute("CREATE TABLE b (id int); INSERT INTO b VALUES (3)")
+    run = ["run", "--tables", f"{pg.schema}.*", "--source", pg.uri, "--target", pg.uri]
+    run += ["--schema", dst, "--workers", "1", "--quiet"]
+    assert main(run) == 0
+    jobs = sorted(r[0] for r in pg.query(f'SELECT job_id FROM "{dst}".arrowmapper_jobs'))
+    capsys.readouterr()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert f"table {pg.schema}.a" in err and f"table {pg.schema}.b" in err, err
+    assert all(j in err for j in jobs) and "--allow-duplicate" in err, err
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".a') == 2
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".b') == 1
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".arrowmapper_jobs') == 2
+    assert main([*run, "--allow-duplicate"]) == 0
+    assert pg.scalar(f'SELECT count(*) FROM "{dst}".a') == 4
+
+
+def test_sequences_attached_to_their_column_like_the_source(pg: PG, dst: str) -> None:
+    """sequences=True: a serial's sequence is OWNED BY the target column and is its default,
+    so an insert without the id continues after the copied rows."""
+    pg.execute("CREATE TABLE ser (id serial PRIMARY KEY, s text)")
+    pg.execute("INSERT INTO ser (s) VALUES ('a'), ('b'), ('c')")
+    r = am.map_tables(pg.uri, pg.uri, f"{pg.schema}.ser", schema=dst, workers=1, sequences=True)
+    assert r.success and r.sequences == ("ser_id_seq = 3",), r.sequences
+    owned = pg.scalar(f"SELECT pg_get_serial_sequence('\"{dst}\".ser', 'id')")
+    assert owned == f"{dst}.ser_id_seq"
+    pg.execute(f"INSERT INTO \"{dst}\".ser (s) VALUES ('d')")
+    assert pg.scalar(f"SELECT id FROM \"{dst}\".ser WHERE s = 'd'") == 4

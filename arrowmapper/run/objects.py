@@ -194,7 +194,7 @@ def _sequences_sql(pairs: Pairs) -> str:
     return (
         "SELECT s.schemaname AS schema_name, s.sequencename AS name, s.last_value, "
         "s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle::int AS cycle, "
-        "s.data_type::text AS data_type, oc.relname AS owner "
+        "s.data_type::text AS data_type, oc.relname AS owner, oa.attname AS owner_column "
         "FROM pg_catalog.pg_sequences s "
         "JOIN pg_catalog.pg_namespace n ON n.nspname = s.schemaname "
         "JOIN pg_catalog.pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = n.oid "
@@ -202,6 +202,8 @@ def _sequences_sql(pairs: Pairs) -> str:
         "AND d.classid = 'pg_catalog.pg_class'::regclass "
         "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i') "
         "LEFT JOIN pg_catalog.pg_class oc ON oc.oid = d.refobjid "
+        "LEFT JOIN pg_catalog.pg_attribute oa ON oa.attrelid = d.refobjid "
+        "AND oa.attnum = d.refobjsubid "
         f"WHERE s.schemaname IN ({_schemas(pairs)}) ORDER BY 1, 2"
     )
 
@@ -210,11 +212,15 @@ def copy_sequences(
     src: Endpoint, dst: Endpoint, pairs: Pairs, schema: str | None
 ) -> tuple[str, ...]:
     """Set each sequence of the copied schemas that belongs to a copied table (or to none)
-    to the source's value on the target (in ``schema``), creating it when missing. Returns
-    ``name = value`` per sequence set."""
+    to the source's value on the target (in ``schema``), creating it when missing. One that
+    belongs to a column (a serial's, an identity's) is attached as on the source: ``OWNED BY``
+    the target table's column, and that column's ``DEFAULT nextval(...)`` where it has no
+    default yet (an identity column becomes a column with that default: the target table was
+    created from the rows, not the source's DDL). Returns ``name = value`` per sequence set."""
     if not pairs:
         return ()
     copied = {(s.schema, s.name) for s, _ in pairs}
+    by_source = {(s.schema, s.name): ref for s, ref in pairs}
     done: list[str] = []
     target = _Target(dst, pairs[0][1])
     try:
@@ -236,6 +242,9 @@ def copy_sequences(
             error = error or target.run(
                 f"SELECT setval({lit}::regclass, {value}, {'true' if called else 'false'})"
             )
+            column = row["owner_column"]
+            if error is None and owner is not None and column is not None:
+                error = _attach(target, seq, by_source[(row["schema_name"], owner)], str(column))
             if error is not None:
                 log.warning("could not set sequence %s: %s", seq, error)
                 continue
@@ -244,6 +253,25 @@ def copy_sequences(
         with suppress(Exception):
             target.close()
     return tuple(done)
+
+
+def _attach(target: _Target, seq: str, table: TableRef, column: str) -> str | None:
+    """Make ``seq`` the sequence of ``table.column`` (OWNED BY, and the column's default
+    where it has none); None when done, else the error."""
+    qualified = table.qualified()
+    col = quote_ident(column, table.dialect)
+    error = target.run(f"ALTER SEQUENCE {seq} OWNED BY {qualified}.{col}")
+    if error is not None:
+        return error
+    has_default = target.rows(
+        "SELECT atthasdef FROM pg_catalog.pg_attribute WHERE attrelid = "
+        f"{string_literal(qualified, 'postgresql')}::regclass "
+        f"AND attname = {string_literal(column, 'postgresql')}"
+    )
+    if has_default and not has_default[0][0]:
+        nextval = f"nextval({string_literal(seq, 'postgresql')}::regclass)"
+        return target.run(f"ALTER TABLE {qualified} ALTER COLUMN {col} SET DEFAULT {nextval}")
+    return None
 
 
 __all__ = ["copy_constraints", "copy_sequences", "pg_objects"]

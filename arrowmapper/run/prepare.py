@@ -61,6 +61,7 @@ log = logging.getLogger("arrowmapper")
 
 __all__ = [
     "MODE_RULES",
+    "DuplicateAppend",
     "ModeRules",
     "Prepared",
     "check_endpoints",
@@ -74,6 +75,23 @@ __all__ = [
     "target_rules",
     "write_layout",
 ]
+
+
+#: what a refused duplicate append can do instead
+DUPLICATE_REMEDY = (
+    "To load them again on purpose pass allow_duplicate=True; to load only what changed use "
+    "mode='merge' with a key, or mode='replace' to rebuild the table"
+)
+
+
+class DuplicateAppend(ConfigError):
+    """A finished append job already loaded the rows this append would load again;
+    ``earlier`` is its job id and ``said`` what the refusal says before its remedies."""
+
+    def __init__(self, message: str, earlier: str, said: str) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -343,7 +361,7 @@ def _prepare(
             if rules.empties:
                 tgt.check_can_empty(c.mode)
         if record is None and exists and c.mode == "append" and not (c.incremental or c.cursor):
-            again = appended_before(tgt, now_fp)
+            again = appended_before(tgt, now_fp, src.dialect)
             if again is not None and c.allow_duplicate is not True:
                 said = (
                     f"{ref.display} already holds the rows of job {again.job_id!r}, a finished "
@@ -351,11 +369,11 @@ def _prepare(
                     "append them a second time"
                 )
                 if c.allow_duplicate is False:
-                    raise ConfigError(
-                        f"{said}. To load them again on purpose pass allow_duplicate=True; to "
-                        "load only what changed use mode='merge' with a key, or mode='replace' "
-                        f"to rebuild the table; to see the earlier job: arrowmapper status "
-                        f"{again.job_id}"
+                    raise DuplicateAppend(
+                        f"{said}. {DUPLICATE_REMEDY}; to see the earlier job: arrowmapper "
+                        f"status {again.job_id}",
+                        again.job_id,
+                        said,
                     )
                 notes.append(said)
                 log.warning("%s", said)

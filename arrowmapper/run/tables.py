@@ -32,7 +32,9 @@ from .coordinator import SharedCoordinator
 from .executors import LocalPool
 from .finish import finish
 from .prepare import (
+    DUPLICATE_REMEDY,
     MODE_RULES,
+    DuplicateAppend,
     new_job_id,
     preflight_job,
     prepare_job,
@@ -251,15 +253,27 @@ def prepare_tables(run: TablesRun) -> list[JobSpec]:
                 exc.args = (f"table {t.source.display}: {exc}", *exc.args[1:])
                 raise
     done: list[_Undo] = []
+    again: list[tuple[str, DuplicateAppend]] = []  # every table a rerun would append again
     try:
         for t in run.tables:
             existed, registered = _state(run.target, t.config)
             try:
                 spec = prepare_job(t.config).spec
+            except DuplicateAppend as exc:
+                again.append((t.source.display, exc))
+                continue
             except ArrowMapperError as exc:
                 exc.args = (f"table {t.source.display}: {exc}", *exc.args[1:])
                 raise
             done.append(_Undo(spec, existed, registered))
+        if again:
+            names = "; ".join(f"table {name}: {exc.said}" for name, exc in again)
+            jobs = " ".join(exc.earlier for _, exc in again)
+            raise ConfigError(
+                f"{len(again)} of {len(run.tables)} tables would be appended a second time, "
+                f"nothing was loaded: {names}. {DUPLICATE_REMEDY}; to see the earlier jobs: "
+                f"arrowmapper status JOB for each of {jobs}"
+            )
     except BaseException:
         for u in reversed(done):
             _undo(u)

@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..config import Endpoint
+from ..config import RESERVED_TABLES, Endpoint
 from ..errors import ConfigError
 from ..sql import quote_ident
 from .dialects import source_dialect
@@ -145,7 +145,8 @@ def resolve_tables(
     endpoint: Endpoint, tables: str | Iterable[str], include_views: bool = False
 ) -> list[SourceTable]:
     """The source's tables ``tables`` names (in the catalog's order, each once). A pattern
-    that matches nothing is a ConfigError naming it (and, when a view matched, saying so)."""
+    never matches arrowmapper's reserved tables (``RESERVED_TABLES``: only naming one does,
+    and the job refuses it); a pattern that matches nothing is a ConfigError naming it (and, when a view matched, saying so)."""
     patterns = parse_patterns(tables)
     relations = list_relations(endpoint)
     chosen: dict[tuple[str, str], SourceTable] = {}
@@ -159,6 +160,8 @@ def resolve_tables(
             )
             if not in_schema or not _matches(rel.name, table, table_lit):
                 continue
+            if rel.name.lower() in RESERVED_TABLES and rel.name != table:
+                continue  # arrowmapper's own (marks of an earlier target): never by a pattern
             (hits if rel.kind == "table" or include_views else views).append(rel)
         if not hits:
             hint = (

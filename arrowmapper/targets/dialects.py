@@ -114,6 +114,10 @@ class Dialect:
     #: ``map_tables`` can recreate a PostgreSQL source's keys, indexes, foreign keys and
     #: sequences here (``constraints=True``, ``sequences=True``)
     pg_objects: bool = False
+    #: a chunk's locator finds only the rows it wrote that nobody changed since (PostgreSQL's
+    #: ``xmin``: an update gives a row a new one), so ``clean --rows`` may delete by it;
+    #: False: a rowid range also covers rows updated since and a rowid reused after a delete
+    locators_prove_rows: bool = False
     #: bounds how long the next statement of a transaction waits for a row lock, so that a
     #: lock held by a live writer is seen without waiting for it ("": the system cannot)
     lock_wait: str = ""
@@ -161,6 +165,7 @@ POSTGRESQL = Dialect(
     swapped_locator="'xid:' || pg_current_xact_id()::xid::text",
     registered_order="created_at",
     pg_objects=True,
+    locators_prove_rows=True,
     keeps_source_types=True,
     hashes_rows=True,
     copy_format="pgcopy",

@@ -7,8 +7,10 @@
             print(job.job_id, job.state, job.committed, job.planned)
 
 A job's rows are found again by its ledger's locators (PostgreSQL: the inserting transaction,
-``xmin``; SQLite: the rowid range); :func:`clean_job` deletes them only for an unfinished
-append/truncate job whose every committed chunk still holds exactly what the ledger says.
+``xmin``); :func:`clean_job` deletes them only for an unfinished append/truncate job whose
+every committed chunk still holds exactly what the ledger says, and only where the dialect's
+locators prove it (``Dialect.locators_prove_rows``: not SQLite's rowid ranges, which also
+cover rows updated since and rowids reused after a delete).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TargetError, error_info, redact
+from ..identity import rows_identity
 from ..sql import DERIVED_MARKER
 from .dialects import TableRef
 from .ledger import JOBS, LEDGER
@@ -61,9 +64,15 @@ class JobInfo:
     @property
     def state(self) -> str:
         """``finished``, ``running`` (a run is loading one of its chunks now: known on
-        PostgreSQL) or ``unfinished`` (failed, interrupted, or -- where that cannot be known --
-        still running)."""
-        return "finished" if self.finished else "running" if self.live else "unfinished"
+        PostgreSQL), ``committed`` (every chunk committed, but the finish step -- a replace
+        job's swap, the job marked finished -- never ran: the run was killed; resuming only
+        finishes it) or ``unfinished`` (failed, interrupted, or -- where that cannot be known
+        -- still running)."""
+        if self.finished:
+            return "finished"
+        if self.live:
+            return "running"
+        return "committed" if self.planned and not self.missing else "unfinished"
 
     @property
     def missing(self) -> tuple[int, ...]:
@@ -302,6 +311,13 @@ def _check_rows_deletable(target: Target, job: JobInfo) -> None:
         )
     if job.staged:
         return  # its rows are in its staging table, dropped whole
+    if not target.dialect.locators_prove_rows:
+        raise ConfigError(
+            f"job {job.job_id!r}: a {target.dialect.label} table cannot tell the rows this job "
+            "wrote from rows updated since or written later under a reused row id, so "
+            "clean --rows would delete rows that are not the job's; delete its rows by key "
+            "yourself, or run clean without --rows to forget only its ledger rows"
+        )
     locators = _locators(target, job.job_id)
     if any(loc.startswith("none:") for loc in locators):
         raise ConfigError(
@@ -332,17 +348,22 @@ def _exists(target: Target, ref: TableRef) -> bool:
     return False
 
 
-def appended_before(target: Target, fingerprint: dict[str, str]) -> JobInfo | None:
-    """The latest finished append job into ``target``'s table whose fingerprint is
-    ``fingerprint`` (same source, query, table, transform, key, strategy, columns) and whose
-    table is still the one it loaded; None when there is none."""
+def appended_before(
+    target: Target, fingerprint: dict[str, str], source_dialect: str
+) -> JobInfo | None:
+    """The latest finished append job into ``target``'s table that loaded the rows
+    ``fingerprint`` would (same source, query as the ``source_dialect`` server resolves it,
+    table, transform, columns: :func:`~arrowmapper.identity.rows_identity`; key and strategy
+    only split the work) and whose table is still the one it loaded; None when there is none."""
     identity = target.table_identity()
+    wanted = rows_identity(fingerprint, source_dialect)
     found = None
     for job in list_jobs(target):
         stored = job.fingerprint or {}
         if not job.finished or stored.get("mode") != "append":
             continue
-        if any(stored.get(part) != value for part, value in fingerprint.items()):
+        had = rows_identity(stored, source_dialect)
+        if any(had.get(part) != value for part, value in wanted.items()):
             continue
         if identity is not None and stored.get("table_identity", identity) != identity:
             continue  # the table was dropped and created again since: its rows are gone
