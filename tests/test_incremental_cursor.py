@@ -369,3 +369,78 @@ def test_name_cursor_and_reset_are_options_of_every_layer() -> None:
     ]:
         with pytest.raises(am.ConfigError, match=words):
             JobConfig.build(bad, env={})
+
+
+def test_a_resume_without_name_and_cursor_still_moves_the_mark(
+    pg: PG, inline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of a name resumed with only job_id and resume (the name and cursor left out, or
+    the run's bounded query passed) completes the run and moves the name's mark, so the next
+    run loads only what is new; a resume naming another name or cursor is refused."""
+    _src(pg, 1, 300)
+    _run(pg)
+    _src(pg, 4001, 6500)
+    fail = "tests.helpers:fail_on_id_until_fixed"
+    with pytest.raises(am.JobFailed) as failed:
+        _run(pg, transform=fail, batch_size=100)
+    job_id = failed.value.result.job_id
+    with pytest.raises(am.ConfigError, match="is a run of the job name 'sync', not 'other'"):
+        _run(pg, transform=fail, job_id=job_id, resume=True, name="other")
+    with pytest.raises(am.ConfigError, match="with cursor 'id', not 'v'"):
+        _run(pg, transform=fail, job_id=job_id, resume=True, cursor="v")
+    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
+    done = _run(pg, transform=fail, job_id=job_id, resume=True, name=None, cursor=None)
+    assert done.success and _mark(pg)[:3] == ("6500", "integer", job_id)
+    _src(pg, 7001, 7010)
+    assert _run(pg, transform=fail).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2810
+
+
+def test_a_resume_with_the_bounded_query_moves_the_mark(
+    pg: PG, inline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form older ``status`` printed: the run's bounded query, no name or cursor."""
+    _src(pg, 1, 6000)
+    fail = "tests.helpers:fail_on_id_until_fixed"
+    with pytest.raises(am.JobFailed) as failed:
+        _run(pg, transform=fail, batch_size=100)
+    job_id = failed.value.result.job_id
+    bounded = pg.scalar("SELECT fingerprint FROM arrowmapper_jobs WHERE job_id = %s", (job_id,))
+    query = __import__("json").loads(bounded)["query"]
+    assert "<=" in query
+    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
+    done = am.map_query(
+        pg.uri,
+        query,
+        pg.uri,
+        "dst",
+        schema=pg.schema,
+        key="id",
+        strategy="key",
+        chunk_size=300,
+        transform=fail,
+        job_id=job_id,
+        resume=True,
+    )
+    assert done.success and _mark(pg)[:3] == ("6000", "integer", job_id)
+    _src(pg, 6001, 6010)
+    assert _run(pg, transform=fail).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 6010
+
+
+def test_a_dropped_target_table_refuses_the_next_run(pg: PG, inline: None) -> None:
+    """The mark stands for rows in one table: dropped (or dropped and created again), the
+    next run is refused rather than loading only the rows above the mark; reset loads all."""
+    _src(pg, 1, 300)
+    _run(pg)
+    pg.execute("DROP TABLE dst")
+    with pytest.raises(am.ConfigError, match="dropped or recreated"):
+        _run(pg)
+    pg.execute("CREATE TABLE dst (id int PRIMARY KEY, v text, n numeric(30,10))")
+    with pytest.raises(am.ConfigError, match="dropped or recreated"):
+        _run(pg)
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
+    assert _run(pg, reset=True).rows_written == 300
+    _src(pg, 301, 305)
+    assert _run(pg).rows_written == 5
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 305

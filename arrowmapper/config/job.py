@@ -563,7 +563,7 @@ def _check_cursor(c: JobConfig) -> None:
             "each run moves belongs to the name"
         )
     if c.reset and not c.cursor:
-        raise ConfigError("reset=True (--reset-mark) forgets a name's mark: pass name and cursor")
+        raise ConfigError("reset=True forgets a name's mark: pass name and cursor")
     if c.reset and c.resume:
         raise ConfigError(
             "reset=True starts a name over with a full load; resume=True finishes a run as it "

@@ -24,7 +24,7 @@ from ..config import Endpoint, JobConfig
 from ..errors import ConfigError
 from ..identity import source_identity
 from ..sources import SourceLayout, open_source
-from ..targets import JobRecord, TableRef, open_target
+from ..targets import JobRecord, TableRef, Target, open_target
 from ..targets.marks import (
     MarkRecord,
     RunClaim,
@@ -106,9 +106,58 @@ def cursor_run(
         if not c.cursor:
             return CursorRun(job_id, c.query, None)
         busy = rec is not None and rec.run_job != job_id and tgt.unfinished_run(rec)
+        replaced = rec is not None and rec.mark is not None and not c.reset and not c.resume
+        if replaced and rec is not None and _table_replaced(tgt, rec):
+            raise ConfigError(
+                f"job name {c.name!r} has a mark ({rec.mark}) for table {display}, but the "
+                "table the mark belongs to was dropped or recreated since the mark moved, "
+                "so the rows up to the mark are not in it: pass reset=True to load "
+                "everything again (or restore the table)"
+            )
         return _run(c, src, rec, record, job_id, display, busy)
     finally:
         tgt.close()
+
+
+def _table_replaced(tgt: Target, rec: MarkRecord) -> bool:
+    """Whether the table ``rec``'s mark was moved for is gone, or is another table now (its
+    identity differs from the one the run that moved the mark recorded)."""
+    if not tgt.table_exists():
+        return True
+    mover = tgt.job_record(rec.job_id) if rec.job_id else None
+    stored = (mover.fingerprint or {}).get("table_identity") if mover is not None else None
+    now = tgt.table_identity()
+    return stored is not None and now is not None and str(stored) != now
+
+
+def resumed_run(c: JobConfig, dst: Endpoint, ref: TableRef) -> tuple[JobConfig, str | None]:
+    """A resume (``resume=True`` and ``job_id``) of a job that is a run of a recurring job
+    moves that name's mark when it completes, whichever options it was given: the config
+    to prepare (the name and cursor filled in when the query is the name's own) and the name
+    whose mark the chunks move when the query given is another (the run's bounded query, as
+    older ``status`` printed it). A resume naming another name or cursor is refused."""
+    assert c.job_id is not None
+    tgt = open_target(dst, ref)
+    try:
+        owner = tgt.run_owner(c.job_id)
+    finally:
+        tgt.close()
+    if owner is None:
+        return c, None
+    cursor = owner.definition["cursor_column"]
+    if c.name and c.name != owner.name:
+        raise ConfigError(
+            f"job {c.job_id!r} is a run of the job name {owner.name!r}, not {c.name!r}: resume "
+            f"it with name={owner.name!r}, or without name and cursor"
+        )
+    if c.cursor and c.cursor != cursor:
+        raise ConfigError(
+            f"job {c.job_id!r} is a run of {owner.name!r} with cursor {cursor!r}, not "
+            f"{c.cursor!r}: resume it with cursor={cursor!r}, or without name and cursor"
+        )
+    if c.query.strip() == owner.definition["query"]:
+        return c.with_(name=owner.name, cursor=cursor), None
+    return c.with_(name=None, cursor=None), owner.name
 
 
 def _run(
@@ -182,5 +231,5 @@ def _type_changed(cursor: str, was: str | None, now: str) -> ConfigError:
     return ConfigError(
         f"cursor column {cursor!r} was {was} when the mark was stored and is {now} now; the "
         "mark cannot bound it: cast the column in the query back to its old type, or pass "
-        "reset=True (--reset-mark) to start over with a full load"
+        "reset=True to start over with a full load"
     )
