@@ -359,10 +359,14 @@ def test_name_cursor_and_reset_are_options_of_every_layer() -> None:
     assert (c.name, c.cursor, c.reset) == ("orders-sync", "updated_at", True)
     env = {"MAPPER_NAME": "nightly", "MAPPER_CURSOR": "id"}
     assert (JobConfig.build(env=env).name, JobConfig.build(env=env).cursor) == ("nightly", "id")
+    assert JobConfig.build(env={**env, "MAPPER_CURSOR_LAG": "2.5"}).cursor_lag == 2.5
+    assert JobConfig.build({}, {"name": "n", "cursor": "id", "cursor_lag": "30"}).cursor_lag == 30
     for bad, words in [
         ({"cursor": "id"}, "needs a job name"),
         ({"name": "n", "cursor": "id", "mode": "replace"}, "use mode='append' or 'merge'"),
         ({"name": "n", "reset": True}, "pass name and cursor"),
+        ({"name": "n", "cursor_lag": 5}, "cursor_lag= holds back"),
+        ({"name": "n", "cursor": "id", "cursor_lag": -1}, "seconds > 0"),
         ({"name": "n", "cursor": "id", "reset": True, "resume": True, "job_id": "j"}, "one of"),
         ({"name": "two words", "cursor": "id"}, "name must be"),
         ({"name": "n", "cursor": "id", "incremental": True}, "incremental=True is for file"),
@@ -444,3 +448,39 @@ def test_a_dropped_target_table_refuses_the_next_run(pg: PG, inline: None) -> No
     _src(pg, 301, 305)
     assert _run(pg).rows_written == 5
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 305
+
+
+def test_cursor_lag_leaves_a_late_committing_row_for_the_next_run(pg: PG, inline: None) -> None:
+    """A sequence cursor: a writer takes id 101 and commits after id 102 committed. Without a
+    lag the run sets the mark to 102 and 101 is never loaded; with cursor_lag the mark stays
+    below the writers still in flight and the next run loads 101."""
+    import psycopg
+
+    pg.execute("CREATE TABLE src (id bigserial PRIMARY KEY, v text, n numeric(30,10))")
+    pg.execute("INSERT INTO src (v) SELECT 'v' || g FROM generate_series(1, 100) g")
+    first = _run(pg, cursor_lag=5)
+    assert first.rows_written == 95 and _mark(pg)[0] == "95"
+    assert any("cursor_lag 5" in n and "above 95" in n for n in first.notes), first.notes
+    with psycopg.connect(pg.uri) as slow:  # takes id 101, commits late
+        slow.execute(f"INSERT INTO {pg.t('src')} (v) VALUES ('slow')")
+        pg.execute("INSERT INTO src (v) VALUES ('fast')")  # id 102, committed
+        assert _run(pg, cursor_lag=5).rows_written == 2  # 96, 97: 101 is not visible yet
+        slow.commit()
+    pg.execute("INSERT INTO src (v) SELECT 'w' || g FROM generate_series(1, 10) g")  # to 112
+    assert _run(pg, cursor_lag=5).rows_written == 10  # 98 ... 107, 101 among them
+    assert pg.scalar("SELECT count(*) FROM dst WHERE v = 'slow'") == 1
+    # a text cursor has no distance to hold back
+    with pytest.raises(am.ConfigError, match="a text cursor has none"):
+        _run(pg, name="t", cursor="v", cursor_lag=5)
+
+
+def test_cursor_lag_on_a_timestamp_cursor_holds_back_seconds(pg: PG, inline: None) -> None:
+    pg.execute("CREATE TABLE src (id int PRIMARY KEY, at timestamptz)")
+    pg.execute(
+        "INSERT INTO src SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 s' "
+        "FROM generate_series(1, 100) g"
+    )
+    result = _run(pg, cursor="at", cursor_lag=30)
+    assert result.rows_written == 70
+    assert pg.scalar("SELECT max(id) FROM dst") == 70
+    assert _run(pg, cursor="at").rows_written == 30

@@ -24,6 +24,7 @@ from ..config import Endpoint, JobConfig
 from ..errors import ConfigError
 from ..identity import source_identity
 from ..sources import SourceLayout, open_source
+from ..sources.cursor import lagged
 from ..targets import JobRecord, TableRef, Target, open_target
 from ..targets.marks import (
     MarkRecord,
@@ -208,6 +209,16 @@ def _run(
         new, nulls = source.cursor_max(c.query, c.cursor)
         if nulls:
             notes.append(f"some rows have a NULL {c.cursor!r}: runs with a cursor never load them")
+        if c.cursor_lag is not None and new is not None:
+            below = lagged(kind, new, c.cursor_lag)
+            held, _ = source.cursor_max(c.query, c.cursor, (kind, below))
+            notes.append(
+                f"cursor_lag {c.cursor_lag:g}: rows with {c.cursor!r} above {below} (the "
+                f"highest is {new}) wait for the next run"
+            )
+            if held is None or (old is not None and not source.cursor_above(kind, held, old)):
+                held = old  # every row above the mark is within the lag
+            new = held
         lo, hi = old, new
         if new is None:
             notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")

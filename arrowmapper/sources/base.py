@@ -144,7 +144,9 @@ class Source(Protocol):
         its rows committed), or a refusal (it changed after). The default: ``plan``."""
         return plan
 
-    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+    def cursor_max(
+        self, query: str, cursor: str, at_most: tuple[str, str] | None = None
+    ) -> tuple[str | None, bool]:
         """A run with ``cursor=``: the cursor column's highest value in ``query`` as the
         server's exact text (None: no row has one) and whether some row has a NULL cursor. The
         default refuses: only a source whose server compares values can bound a run."""

@@ -119,10 +119,12 @@ class SqlSource:
         return plan
 
     # -- runs with a cursor (see :mod:`.cursor`)
-    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+    def cursor_max(
+        self, query: str, cursor: str, at_most: tuple[str, str] | None = None
+    ) -> tuple[str | None, bool]:
         """The cursor's highest value as the server's exact text (None: none) and whether
-        some row has a NULL cursor."""
-        return cursor_max(self.endpoint, query, cursor)
+        some row has a NULL cursor; with ``at_most`` (kind, text), not above that value."""
+        return cursor_max(self.endpoint, query, cursor, at_most)
 
     def cursor_bounded(
         self, query: str, cursor: str, kind: str, lo: str | None, hi: str | None
