@@ -484,3 +484,26 @@ def test_cursor_lag_on_a_timestamp_cursor_holds_back_seconds(pg: PG, inline: Non
     assert result.rows_written == 70
     assert pg.scalar("SELECT max(id) FROM dst") == 70
     assert _run(pg, cursor="at").rows_written == 30
+
+
+def test_mariadb_text_cursor_under_a_folding_collation_is_named_in_the_notes(
+    mariadb: MariaDB, tmp_path: Path, inline: None
+) -> None:
+    """A case-insensitive (or PAD SPACE) collation makes 'B' and 'b ' equal to the mark 'b':
+    they are never loaded. The run says so in its notes, naming the collation and the fix;
+    with a NO PAD binary collation in the query, no note and every later value loads."""
+    db = mariadb.uri.rsplit("/", 1)[1]
+    mariadb.execute(
+        f"CREATE TABLE {db}.tc (id INT PRIMARY KEY, "
+        "c VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci);"
+        f"INSERT INTO {db}.tc VALUES (1, 'a'), (2, 'b')"
+    )
+    out = f"sqlite:///{tmp_path / 't.db'}"
+    folded = am.map_query(mariadb.uri, "tc", out, "tc", name="ci", cursor="c")
+    assert any("collation utf8mb4_general_ci" in n and "nopad" in n for n in folded.notes)
+    exact_query = "SELECT id, c COLLATE utf8mb4_nopad_bin AS c FROM tc"
+    exact = am.map_query(mariadb.uri, exact_query, out, "tc2", name="bin", cursor="c")
+    assert exact.rows_written == 2 and not any("collation" in n for n in exact.notes)
+    mariadb.execute(f"INSERT INTO {db}.tc VALUES (3, 'B'), (4, 'b ')")
+    again = am.map_query(mariadb.uri, exact_query, out, "tc2", name="bin", cursor="c")
+    assert again.rows_written == 1  # 'b ' > 'b' with NO PAD; 'B' < 'b' in binary order

@@ -206,6 +206,20 @@ def _run(
             if busy:
                 raise ConfigError(unfinished_message(c.name, str(rec.run_job)))
         notes: list[str] = []
+        folds = source.cursor_collation(c.query, c.cursor) if kind == "text" else None
+        if folds is not None:
+            exact = folds == "binary" or (
+                folds.endswith("_bin") and ("nopad" in folds or "0900" in folds)
+            )
+            if not exact:
+                notes.append(
+                    f"text cursor {c.cursor!r} compares under collation {folds}: a value that "
+                    "arrives after the mark moved and equals it in that order ('B' = 'b' "
+                    "case-insensitively, 'b ' = 'b' with PAD SPACE) is never loaded; cast "
+                    "the cursor to a NO PAD binary collation in the query (MariaDB: "
+                    f"{c.cursor} COLLATE utf8mb4_nopad_bin AS {c.cursor}; MySQL 8: "
+                    "utf8mb4_0900_bin) or use an integer or timestamp cursor"
+                )
         new, nulls = source.cursor_max(c.query, c.cursor)
         if nulls:
             notes.append(f"some rows have a NULL {c.cursor!r}: runs with a cursor never load them")
@@ -223,7 +237,9 @@ def _run(
         if new is None:
             notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")
             lo = hi = None
-        elif old is not None and not source.cursor_above(kind, new, old):
+        elif old is not None and (
+            new == old if folds is not None else not source.cursor_above(kind, new, old)
+        ):  # a collated cursor: the bounded query compares in the column's own order
             notes.append(f"nothing new: no {c.cursor!r} above the mark {old}")
             lo = hi = old
         else:

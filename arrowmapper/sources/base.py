@@ -163,6 +163,12 @@ class Source(Protocol):
         ``hi`` (None: no rows); NULL cursors left out."""
         raise ConfigError(f"cursor={cursor!r} needs a database source")
 
+    def cursor_collation(self, query: str, cursor: str) -> str | None:
+        """The collation of a text cursor where the server's comparison may fold case or
+        trailing spaces (so a value equal to the mark in that order is never loaded), or
+        None (the default: this source compares text exactly)."""
+        return None
+
     def cursor_above(self, kind: str, a: str, b: str) -> bool:
         """Whether the cursor value ``a`` (the server's text) is above ``b``, in the server's
         order."""

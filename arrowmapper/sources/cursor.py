@@ -106,3 +106,18 @@ def above(src: Endpoint, kind: str, a: str, b: str) -> bool:
     x, y = literal(kind, a, src.dialect), literal(kind, b, src.dialect)
     row = rows_of(src, f"SELECT CASE WHEN {x} > {y} THEN 1 ELSE 0 END AS above")[0]
     return bool(int(row["above"]))
+
+
+def collation(src: Endpoint, query: str, cursor: str) -> str | None:
+    """The collation of a text cursor where the server's comparison may fold case or
+    trailing spaces (MySQL/MariaDB), or None (no such server, no row)."""
+    template = source_dialect(src.dialect).collation
+    if template is None:
+        return None
+    q = quote_ident(cursor, src.dialect)
+    rows = rows_of(
+        src,
+        f"SELECT {template.format(q=q)} AS c FROM {source_sql(query, src.dialect)} "
+        f"WHERE {q} IS NOT NULL LIMIT 1",
+    )
+    return str(rows[0]["c"]) if rows and rows[0]["c"] is not None else None
