@@ -3,6 +3,7 @@ its name's last successful run stored, exactly once, and the mark moves with the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -375,61 +376,57 @@ def test_name_cursor_and_reset_are_options_of_every_layer() -> None:
             JobConfig.build(bad, env={})
 
 
-def test_a_resume_without_name_and_cursor_still_moves_the_mark(
-    pg: PG, inline: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run of a name resumed with only job_id and resume (the name and cursor left out, or
-    the run's bounded query passed) completes the run and moves the name's mark, so the next
-    run loads only what is new; a resume naming another name or cursor is refused."""
-    _src(pg, 1, 300)
-    _run(pg)
-    _src(pg, 4001, 6500)
-    fail = "tests.helpers:fail_on_id_until_fixed"
+def _failing(pg: PG, **kw: Any) -> am.JobResult:
+    """A run of ``sync`` whose query fails on the server at id 1150 (past the planner's sample) until that row is gone
+    (the query, and so the name's definition, stays the same)."""
+    query = (
+        "SELECT id, CASE WHEN id <> 1150 THEN v ELSE (1 / (id - 1150))::text END AS v, n "
+        f"FROM {pg.t('src')}"
+    )
+    options: dict[str, Any] = {"schema": pg.schema, "name": "sync", "cursor": "id", "key": "id"}
+    options.update(kw, retry=am.RetryConfig(max_retries=0))
+    return am.map_query(pg.uri, query, pg.uri, "dst", **options)
+
+
+def test_a_resume_without_name_and_cursor_still_moves_the_mark(pg: PG, inline: None) -> None:
+    """A run of a name resumed with only job_id and resume (the name and cursor left out)
+    completes the run and moves the name's mark, so the next run loads only what is new; a
+    resume naming another name or cursor is refused."""
+    _src(pg, 1, 100)
+    _failing(pg)
+    _src(pg, 101, 1200)
     with pytest.raises(am.JobFailed) as failed:
-        _run(pg, transform=fail, batch_size=100)
+        _failing(pg)
     job_id = failed.value.result.job_id
     with pytest.raises(am.ConfigError, match="is a run of the job name 'sync', not 'other'"):
-        _run(pg, transform=fail, job_id=job_id, resume=True, name="other")
+        _failing(pg, job_id=job_id, resume=True, name="other")
     with pytest.raises(am.ConfigError, match="with cursor 'id', not 'v'"):
-        _run(pg, transform=fail, job_id=job_id, resume=True, cursor="v")
-    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
-    done = _run(pg, transform=fail, job_id=job_id, resume=True, name=None, cursor=None)
-    assert done.success and _mark(pg)[:3] == ("6500", "integer", job_id)
-    _src(pg, 7001, 7010)
-    assert _run(pg, transform=fail).rows_written == 10
-    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2810
+        _failing(pg, job_id=job_id, resume=True, cursor="v")
+    pg.execute("DELETE FROM src WHERE id = 1150")  # the cause, fixed
+    done = _failing(pg, job_id=job_id, resume=True, name=None, cursor=None)
+    assert done.success and _mark(pg)[:3] == ("1200", "integer", job_id)
+    _src(pg, 1201, 1210)
+    assert _failing(pg).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 1209
 
 
-def test_a_resume_with_the_bounded_query_moves_the_mark(
-    pg: PG, inline: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_resume_with_the_bounded_query_moves_the_mark(pg: PG, inline: None) -> None:
     """The form older ``status`` printed: the run's bounded query, no name or cursor."""
-    _src(pg, 1, 6000)
-    fail = "tests.helpers:fail_on_id_until_fixed"
+    _src(pg, 1, 1200)
     with pytest.raises(am.JobFailed) as failed:
-        _run(pg, transform=fail, batch_size=100)
+        _failing(pg)
     job_id = failed.value.result.job_id
     bounded = pg.scalar("SELECT fingerprint FROM arrowmapper_jobs WHERE job_id = %s", (job_id,))
-    query = __import__("json").loads(bounded)["query"]
+    query = json.loads(bounded)["query"]
     assert "<=" in query
-    monkeypatch.setenv("ARROWMAPPER_TEST_FIXED", "1")
+    pg.execute("DELETE FROM src WHERE id = 1150")
     done = am.map_query(
-        pg.uri,
-        query,
-        pg.uri,
-        "dst",
-        schema=pg.schema,
-        key="id",
-        strategy="key",
-        chunk_size=300,
-        transform=fail,
-        job_id=job_id,
-        resume=True,
+        pg.uri, query, pg.uri, "dst", schema=pg.schema, key="id", job_id=job_id, resume=True
     )
-    assert done.success and _mark(pg)[:3] == ("6000", "integer", job_id)
-    _src(pg, 6001, 6010)
-    assert _run(pg, transform=fail).rows_written == 10
-    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 6010
+    assert done.success and _mark(pg)[:3] == ("1200", "integer", job_id)
+    _src(pg, 1201, 1210)
+    assert _failing(pg).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 1209
 
 
 def test_a_dropped_target_table_refuses_the_next_run(pg: PG, inline: None) -> None:
