@@ -15,6 +15,7 @@ The source writes the SQL (:meth:`~arrowmapper.sources.Source.cursor_max`, ``cur
 from __future__ import annotations
 
 import difflib
+import os
 import time
 from dataclasses import dataclass
 
@@ -138,6 +139,8 @@ def resumed_run(c: JobConfig, dst: Endpoint, ref: TableRef) -> tuple[JobConfig, 
     whose mark the chunks move when the query given is another (the run's bounded query, as
     older ``status`` printed it). A resume naming another name or cursor is refused."""
     assert c.job_id is not None
+    if dst.rules.file and not (dst.path and os.path.exists(dst.path)):
+        return c, None  # no database yet (never created here): no run of a name in it
     tgt = open_target(dst, ref)
     try:
         owner = tgt.run_owner(c.job_id)
