@@ -174,6 +174,7 @@ def map_query(
     name: str | None = None,
     cursor: str | None = None,
     reset: bool = False,
+    cursor_lag: float | None = None,
     metrics_file: str | None = None,
     metrics_port: int | None = None,
     **unknown: Any,
@@ -234,7 +235,9 @@ def map_query(
     the transaction of the run's last chunk, so a failed run moves nothing (resume it with its
     ``job_id`` and ``resume=True``). Rows with a NULL cursor are never loaded. A second run
     while one is unfinished, or a run whose query, table or cursor changed, is refused;
-    ``reset=True`` starts the name over with a full load. ``mode="merge"`` with an
+    ``reset=True`` starts the name over with a full load; ``cursor_lag`` (an amount, or seconds
+    for a timestamp cursor) keeps the new mark that far below the source's highest cursor, so
+    rows of transactions that commit late are loaded by the next run. ``mode="merge"`` with an
     ``updated_at`` cursor picks up updated rows too.
     ``allow_duplicate``: an append whose source, query, transform and columns are those of a
     finished append job into the same table would load the same rows again: ``False`` refuses

@@ -459,14 +459,21 @@ def _interrupted(o: dict[str, Any], job_id: str | None, add_id: bool) -> None:
         pass  # interrupted before the job was registered: nothing of it is in the target
     except Exception as exc:  # the ledger could not be read: say so, never hide the id
         done = f"what was committed is unknown ({redact(str(exc))})"
-    argv = [redact(a) for a in sys.argv[1:]]
+    argv = sys.argv[1:]
+    words = []
+    for i, a in enumerate(argv):  # a URI with a password: the variable that holds it
+        flag = argv[i - 1] if i else ""
+        if redact(a) != a and flag in ("--source", "--target"):
+            words.append(f'"$ARROWMAPPER_{flag[2:].upper()}"')
+        else:
+            words.append(shlex.quote(redact(a)))
     if add_id and job_id:
-        argv += ["--job-id", job_id]
+        words += ["--job-id", shlex.quote(job_id)]
     if "--resume" not in argv:
-        argv.append("--resume")
+        words.append("--resume")
     print(
         f"arrowmapper: interrupted: job {job_id or '?'}: {done}; what was committed stays "
-        f"committed. Load the rest with: arrowmapper {shlex.join(argv)}",
+        f"committed. Load the rest with: arrowmapper {' '.join(words)}",
         file=sys.stderr,
     )
 
@@ -736,30 +743,59 @@ def _jobs(args: argparse.Namespace) -> int:
 _STATE_WORDS = {"committed": "committed, not finished: resume to finish"}
 
 
-def resume_command(job: Any, target: str, schema: str | None) -> str:
-    """The command that resumes ``job`` (its source as the fingerprint shows it: without a
-    password, so ``$ARROWMAPPER_SOURCE`` is the place for one)."""
+def _uri_word(uri: str, env: str) -> str:
+    """``uri`` as a word of a command meant to be run: itself when it holds no password,
+    else ``"$ARROWMAPPER_SOURCE"`` / ``"$ARROWMAPPER_TARGET"`` (never a ``***`` placeholder,
+    which would run and fail, nor the password)."""
     import shlex
 
     from .redact import redact as hide
 
+    return shlex.quote(uri) if hide(uri) == uri else f'"${env}"'
+
+
+def resume_command(
+    job: Any, target: str, schema: str | None, run: Any = None
+) -> tuple[str, list[str]]:
+    """The command that resumes ``job``, and notes on what it needs. The source is the one
+    the fingerprint shows (without its password): one that named a user is
+    ``"$ARROWMAPPER_SOURCE"``, as is a target with a password ``"$ARROWMAPPER_TARGET"``. A run
+    of a recurring job (``run``: its marks row) is resumed with its name, cursor and the
+    name's own query (not the run's bounded one), as it was started."""
+    import shlex
+
     fp = job.fingerprint or {}
-    parts = ["arrowmapper", "run"]
-    if fp.get("source"):
-        parts += ["--source", fp["source"]]
-    if fp.get("query"):
-        parts += ["--query", fp["query"]]
-    parts += ["--target", hide(target), "--table", job.table.rpartition(".")[2]]
+    notes: list[str] = []
+    words = ["arrowmapper", "run"]
+    source = fp.get("source")
+    if source:
+        if "@" in source.partition("://")[2].partition("/")[0]:
+            words += ["--source", '"$ARROWMAPPER_SOURCE"']
+            notes.append(f"$ARROWMAPPER_SOURCE: the job's source {source} with its password")
+        else:
+            words += ["--source", shlex.quote(source)]
+    query = run.definition["query"] if run is not None else fp.get("query")
+    if query:
+        words += ["--query", shlex.quote(query)]
+    target_word = _uri_word(target, "ARROWMAPPER_TARGET")
+    if target_word.startswith('"'):
+        notes.append("$ARROWMAPPER_TARGET: the target URI with its password")
+    words += ["--target", target_word, "--table", shlex.quote(job.table.rpartition(".")[2])]
     if schema:
-        parts += ["--schema", schema]
+        words += ["--schema", shlex.quote(schema)]
+    name = run.name if run is not None else job.name
+    if name:
+        words += ["--name", shlex.quote(name)]
+    if run is not None:
+        words += ["--cursor", shlex.quote(run.definition["cursor_column"])]
     for key in ("key", "strategy", "mode"):
         if fp.get(key) and not (key == "mode" and fp[key] == "append"):
-            parts += ["--" + key, fp[key]]
-    parts += ["--job-id", job.job_id, "--resume"]
-    text = " ".join(shlex.quote(p) for p in parts)
+            words += ["--" + key, shlex.quote(fp[key])]
+    words += ["--job-id", shlex.quote(job.job_id), "--resume"]
+    text = " ".join(words)
     if fp.get("transform", "identity") not in ("identity", "none", ""):  # stored as a hash
         text += "  # and the job's --transform"
-    return text
+    return text, notes
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -768,9 +804,12 @@ def _status(args: argparse.Namespace) -> int:
     target_uri = _need(args.target, "ARROWMAPPER_TARGET", "--target")
     with _ledger_target(target_uri, args.schema) as target:
         job = job_info(target, args.job_id)
-    resume = None if job.finished else resume_command(job, target_uri, args.schema)
+        run = None if job.finished else target.run_owner(job.job_id)
+    resume, needs = (
+        (None, []) if job.finished else resume_command(job, target_uri, args.schema, run)
+    )
     if args.json:
-        print(json.dumps({**job.to_dict(), "resume": resume}))
+        print(json.dumps({**job.to_dict(), "resume": resume, "resume_needs": needs}))
         return EXIT_OK
     lines = [
         f"job {job.job_id}" + (f" ({job.name})" if job.name else ""),
@@ -791,6 +830,7 @@ def _status(args: argparse.Namespace) -> int:
         )
     elif resume:
         lines.append(f"  resume:    {resume}")
+        lines.extend(f"             ({n})" for n in needs)
         lines.append(f"  or forget: arrowmapper clean {job.job_id} --target ... --rows")
     print("\n".join(lines))
     return EXIT_OK
@@ -813,8 +853,11 @@ def _clean(args: argparse.Namespace) -> int:
     print(
         f"job {done.job_id} cleaned: {_n(done.ledger_rows, 'ledger row')} removed"
         + (f", staging table {done.stage_dropped} dropped" if done.stage_dropped else "")
-        + (f", {_n(done.rows_deleted, 'row')} deleted from {job.table}"
-           if done.rows_deleted is not None else "")
+        + (
+            f", {_n(done.rows_deleted, 'row')} deleted from {job.table}"
+            if done.rows_deleted is not None
+            else ""
+        )
     )
     if not job.finished and not args.rows and job.rows and not job.staged:
         print(

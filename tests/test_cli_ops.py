@@ -421,3 +421,39 @@ def test_a_job_killed_before_its_finish_step_says_resume_to_finish(pg: PG) -> No
         "state"
     ] == "finished"
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 2000  # no row loaded twice
+
+
+def test_status_resume_command_of_a_cursor_run_resumes_it_and_moves_the_mark(pg: PG) -> None:
+    """status prints, for a failed run of a recurring job, a command that runs as printed
+    (no ``***`` for the password: the variable that holds the URI), with the name, cursor
+    and the name's own query; run, it completes the run and moves the mark, so the next run
+    of the name loads only what is new (it used to reload every row)."""
+    pg.execute(SRC)
+    uri = pg.uri.replace("postgres@", "postgres:S3cr3t@")  # trust auth: any password works
+    query = FAILING.format(pg.t("src"))
+    args = (
+        "run", "--source", uri, "--query", query, "--target", uri, "--table", "dst",
+        "--schema", pg.schema, "--name", "nightly", "--cursor", "id", "--key", "id",
+        "--chunk-size", "500", "--workers", "1", "--max-retries", "0",
+    )  # fmt: skip
+    failed = cli(*args)
+    assert failed.returncode == 1, failed.stderr
+    job_id = pg.scalar("SELECT run_job FROM arrowmapper_marks WHERE name = 'nightly'")
+    status = cli("status", job_id, "--target", uri, "--schema", pg.schema, "--json")
+    assert status.returncode == 0, status.stderr
+    command = json.loads(status.stdout)["resume"]
+    assert "***" not in command and "S3cr3t" not in command and "<=" not in command, command
+    assert "--name nightly --cursor id" in command and '"$ARROWMAPPER_TARGET"' in command
+    pg.execute("DELETE FROM src WHERE id = 1250")  # the cause, fixed
+    env = {"ARROWMAPPER_SOURCE": uri, "ARROWMAPPER_TARGET": uri}
+    resumed = subprocess.run(
+        command.replace("arrowmapper run", f"{sys.executable} -m arrowmapper run", 1),
+        shell=True, capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert pg.scalar("SELECT mark FROM arrowmapper_marks WHERE name = 'nightly'") == "2000"
+    again = cli(*args, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["rows_written"] == 0, again.stderr
+    counts = pg.query(f"SELECT count(*), count(DISTINCT id) FROM {pg.t('dst')}")[0]
+    assert counts == (1999, 1999)

@@ -121,9 +121,13 @@ def test_the_final_snapshot_counts_bytes_for_files_and_none_for_a_database(
                      progress=seen.append)  # fmt: skip
     assert r.success and seen[-1].bytes_read == csv.stat().st_size  # a whole file: its size
     seen.clear()
-    r = am.map_query(pg.uri, pg.t("pq"), pg.uri, "copy", schema=pg.schema, progress=seen.append)
+    r = am.map_query(pg.uri, pg.t("pq"), pg.uri, "copy", schema=pg.schema, progress=seen.append,
+                     path="arrow")
     assert r.success and r.rows_written == 3_000
-    assert seen[-1].done and seen[-1].bytes_read == 0
+    assert seen[-1].done and seen[-1].bytes_read == 0  # a database read through Arrow
+    seen.clear()  # the COPY fast path reads the source's binary COPY stream: its bytes
+    r = am.map_query(pg.uri, pg.t("pq"), pg.uri, "copy2", schema=pg.schema, progress=seen.append)
+    assert r.success and r.path == "copy" and seen[-1].bytes_read > 3_000
 
 
 def test_snapshots_keep_their_order_and_the_display_shows_bytes() -> None:

@@ -3,6 +3,7 @@ its name's last successful run stored, exactly once, and the mark moves with the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -359,13 +360,147 @@ def test_name_cursor_and_reset_are_options_of_every_layer() -> None:
     assert (c.name, c.cursor, c.reset) == ("orders-sync", "updated_at", True)
     env = {"MAPPER_NAME": "nightly", "MAPPER_CURSOR": "id"}
     assert (JobConfig.build(env=env).name, JobConfig.build(env=env).cursor) == ("nightly", "id")
+    assert JobConfig.build(env={**env, "MAPPER_CURSOR_LAG": "2.5"}).cursor_lag == 2.5
+    assert JobConfig.build({}, {"name": "n", "cursor": "id", "cursor_lag": "30"}).cursor_lag == 30
     for bad, words in [
         ({"cursor": "id"}, "needs a job name"),
         ({"name": "n", "cursor": "id", "mode": "replace"}, "use mode='append' or 'merge'"),
         ({"name": "n", "reset": True}, "pass name and cursor"),
+        ({"name": "n", "cursor_lag": 5}, "cursor_lag= holds back"),
+        ({"name": "n", "cursor": "id", "cursor_lag": -1}, "seconds > 0"),
         ({"name": "n", "cursor": "id", "reset": True, "resume": True, "job_id": "j"}, "one of"),
         ({"name": "two words", "cursor": "id"}, "name must be"),
         ({"name": "n", "cursor": "id", "incremental": True}, "incremental=True is for file"),
     ]:
         with pytest.raises(am.ConfigError, match=words):
             JobConfig.build(bad, env={})
+
+
+def _failing(pg: PG, **kw: Any) -> am.JobResult:
+    """A run of ``sync`` whose query fails on the server at id 1150 (past the planner's sample) until that row is gone
+    (the query, and so the name's definition, stays the same)."""
+    query = (
+        "SELECT id, CASE WHEN id <> 1150 THEN v ELSE (1 / (id - 1150))::text END AS v, n "
+        f"FROM {pg.t('src')}"
+    )
+    options: dict[str, Any] = {"schema": pg.schema, "name": "sync", "cursor": "id", "key": "id"}
+    options.update(kw, retry=am.RetryConfig(max_retries=0))
+    return am.map_query(pg.uri, query, pg.uri, "dst", **options)
+
+
+def test_a_resume_without_name_and_cursor_still_moves_the_mark(pg: PG, inline: None) -> None:
+    """A run of a name resumed with only job_id and resume (the name and cursor left out)
+    completes the run and moves the name's mark, so the next run loads only what is new; a
+    resume naming another name or cursor is refused."""
+    _src(pg, 1, 100)
+    _failing(pg)
+    _src(pg, 101, 1200)
+    with pytest.raises(am.JobFailed) as failed:
+        _failing(pg)
+    job_id = failed.value.result.job_id
+    with pytest.raises(am.ConfigError, match="is a run of the job name 'sync', not 'other'"):
+        _failing(pg, job_id=job_id, resume=True, name="other")
+    with pytest.raises(am.ConfigError, match="with cursor 'id', not 'v'"):
+        _failing(pg, job_id=job_id, resume=True, cursor="v")
+    pg.execute("DELETE FROM src WHERE id = 1150")  # the cause, fixed
+    done = _failing(pg, job_id=job_id, resume=True, name=None, cursor=None)
+    assert done.success and _mark(pg)[:3] == ("1200", "integer", job_id)
+    _src(pg, 1201, 1210)
+    assert _failing(pg).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 1209
+
+
+def test_a_resume_with_the_bounded_query_moves_the_mark(pg: PG, inline: None) -> None:
+    """The form older ``status`` printed: the run's bounded query, no name or cursor."""
+    _src(pg, 1, 1200)
+    with pytest.raises(am.JobFailed) as failed:
+        _failing(pg)
+    job_id = failed.value.result.job_id
+    bounded = pg.scalar("SELECT fingerprint FROM arrowmapper_jobs WHERE job_id = %s", (job_id,))
+    query = json.loads(bounded)["query"]
+    assert "<=" in query
+    pg.execute("DELETE FROM src WHERE id = 1150")
+    done = am.map_query(
+        pg.uri, query, pg.uri, "dst", schema=pg.schema, key="id", job_id=job_id, resume=True
+    )
+    assert done.success and _mark(pg)[:3] == ("1200", "integer", job_id)
+    _src(pg, 1201, 1210)
+    assert _failing(pg).rows_written == 10
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 1209
+
+
+def test_a_dropped_target_table_refuses_the_next_run(pg: PG, inline: None) -> None:
+    """The mark stands for rows in one table: dropped (or dropped and created again), the
+    next run is refused rather than loading only the rows above the mark; reset loads all."""
+    _src(pg, 1, 300)
+    _run(pg)
+    pg.execute("DROP TABLE dst")
+    with pytest.raises(am.ConfigError, match="dropped or recreated"):
+        _run(pg)
+    pg.execute("CREATE TABLE dst (id int PRIMARY KEY, v text, n numeric(30,10))")
+    with pytest.raises(am.ConfigError, match="dropped or recreated"):
+        _run(pg)
+    assert pg.scalar("SELECT COUNT(*) FROM dst") == 0
+    assert _run(pg, reset=True).rows_written == 300
+    _src(pg, 301, 305)
+    assert _run(pg).rows_written == 5
+    assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 305
+
+
+def test_cursor_lag_leaves_a_late_committing_row_for_the_next_run(pg: PG, inline: None) -> None:
+    """A sequence cursor: a writer takes id 101 and commits after id 102 committed. Without a
+    lag the run sets the mark to 102 and 101 is never loaded; with cursor_lag the mark stays
+    below the writers still in flight and the next run loads 101."""
+    import psycopg
+
+    pg.execute("CREATE TABLE src (id bigserial PRIMARY KEY, v text, n numeric(30,10))")
+    pg.execute("INSERT INTO src (v) SELECT 'v' || g FROM generate_series(1, 100) g")
+    first = _run(pg, cursor_lag=5)
+    assert first.rows_written == 95 and _mark(pg)[0] == "95"
+    assert any("cursor_lag 5" in n and "above 95" in n for n in first.notes), first.notes
+    with psycopg.connect(pg.uri) as slow:  # takes id 101, commits late
+        slow.execute(f"INSERT INTO {pg.t('src')} (v) VALUES ('slow')")
+        pg.execute("INSERT INTO src (v) VALUES ('fast')")  # id 102, committed
+        assert _run(pg, cursor_lag=5).rows_written == 2  # 96, 97: 101 is not visible yet
+        slow.commit()
+    pg.execute("INSERT INTO src (v) SELECT 'w' || g FROM generate_series(1, 10) g")  # to 112
+    assert _run(pg, cursor_lag=5).rows_written == 10  # 98 ... 107, 101 among them
+    assert pg.scalar("SELECT count(*) FROM dst WHERE v = 'slow'") == 1
+    # a text cursor has no distance to hold back
+    with pytest.raises(am.ConfigError, match="a text cursor has none"):
+        _run(pg, name="t", cursor="v", cursor_lag=5)
+
+
+def test_cursor_lag_on_a_timestamp_cursor_holds_back_seconds(pg: PG, inline: None) -> None:
+    pg.execute("CREATE TABLE src (id int PRIMARY KEY, at timestamptz)")
+    pg.execute(
+        "INSERT INTO src SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 s' "
+        "FROM generate_series(1, 100) g"
+    )
+    result = _run(pg, cursor="at", cursor_lag=30)
+    assert result.rows_written == 70
+    assert pg.scalar("SELECT max(id) FROM dst") == 70
+    assert _run(pg, cursor="at").rows_written == 30
+
+
+def test_mariadb_text_cursor_under_a_folding_collation_is_named_in_the_notes(
+    mariadb: MariaDB, tmp_path: Path, inline: None
+) -> None:
+    """A case-insensitive (or PAD SPACE) collation makes 'B' and 'b ' equal to the mark 'b':
+    they are never loaded. The run says so in its notes, naming the collation and the fix;
+    with a NO PAD binary collation in the query, no note and every later value loads."""
+    db = mariadb.uri.rsplit("/", 1)[1]
+    mariadb.execute(
+        f"CREATE TABLE {db}.tc (id INT PRIMARY KEY, "
+        "c VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci);"
+        f"INSERT INTO {db}.tc VALUES (1, 'a'), (2, 'b')"
+    )
+    out = f"sqlite:///{tmp_path / 't.db'}"
+    folded = am.map_query(mariadb.uri, "tc", out, "tc", name="ci", cursor="c")
+    assert any("collation utf8mb4_general_ci" in n and "nopad" in n for n in folded.notes)
+    exact_query = "SELECT id, c COLLATE utf8mb4_nopad_bin AS c FROM tc"
+    exact = am.map_query(mariadb.uri, exact_query, out, "tc2", name="bin", cursor="c")
+    assert exact.rows_written == 2 and not any("collation" in n for n in exact.notes)
+    mariadb.execute(f"INSERT INTO {db}.tc VALUES (3, 'B'), (4, 'b ')")
+    again = am.map_query(mariadb.uri, exact_query, out, "tc2", name="bin", cursor="c")
+    assert again.rows_written == 1  # 'b ' > 'b' with NO PAD; 'B' < 'b' in binary order

@@ -14,6 +14,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -214,6 +215,16 @@ class JobConfig:
         kind="bool",
         param="reset_mark",
         key="reset_mark",
+    )
+    cursor_lag: float | None = _opt(
+        None,
+        "with --cursor: the new mark is at most the source's highest cursor minus this much "
+        "(an amount for integer and numeric cursors, seconds for timestamps, whole days of "
+        "them for dates), so a row whose transaction commits late below the highest value "
+        "is still loaded by the next run; rows above the new mark wait for the next run",
+        kind="seconds",
+        param="cursor_lag",
+        env="MAPPER_CURSOR_LAG",
     )
     snapshot: bool | None = _opt(
         None,
@@ -472,6 +483,9 @@ def _check(name: str, option: Option, raw: Any, src: str, label: str | None = No
             raise ConfigError(f"{label} must be one of {', '.join(option.choices)}; got {raw!r}")
         return raw
     if kind == "seconds":
+        if isinstance(raw, str) and src != "argument":  # params and MAPPER_* give text
+            with contextlib.suppress(ValueError):
+                raw = float(raw.strip())
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             raw_ok = False
         else:
@@ -562,8 +576,12 @@ def _check_cursor(c: JobConfig) -> None:
             f"cursor={c.cursor!r} needs a job name (name='orders-sync', --name): the mark "
             "each run moves belongs to the name"
         )
+    if c.cursor_lag is not None and not c.cursor:
+        raise ConfigError(
+            "cursor_lag= holds back the newest rows of a run with a cursor: pass name and cursor"
+        )
     if c.reset and not c.cursor:
-        raise ConfigError("reset=True (--reset-mark) forgets a name's mark: pass name and cursor")
+        raise ConfigError("reset=True forgets a name's mark: pass name and cursor")
     if c.reset and c.resume:
         raise ConfigError(
             "reset=True starts a name over with a full load; resume=True finishes a run as it "

@@ -15,6 +15,7 @@ The source writes the SQL (:meth:`~arrowmapper.sources.Source.cursor_max`, ``cur
 from __future__ import annotations
 
 import difflib
+import os
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ from ..config import Endpoint, JobConfig
 from ..errors import ConfigError
 from ..identity import source_identity
 from ..sources import SourceLayout, open_source
-from ..targets import JobRecord, TableRef, open_target
+from ..sources.cursor import lagged
+from ..targets import JobRecord, TableRef, Target, open_target
 from ..targets.marks import (
     MarkRecord,
     RunClaim,
@@ -106,9 +108,60 @@ def cursor_run(
         if not c.cursor:
             return CursorRun(job_id, c.query, None)
         busy = rec is not None and rec.run_job != job_id and tgt.unfinished_run(rec)
+        replaced = rec is not None and rec.mark is not None and not c.reset and not c.resume
+        if replaced and rec is not None and _table_replaced(tgt, rec):
+            raise ConfigError(
+                f"job name {c.name!r} has a mark ({rec.mark}) for table {display}, but the "
+                "table the mark belongs to was dropped or recreated since the mark moved, "
+                "so the rows up to the mark are not in it: pass reset=True to load "
+                "everything again (or restore the table)"
+            )
         return _run(c, src, rec, record, job_id, display, busy)
     finally:
         tgt.close()
+
+
+def _table_replaced(tgt: Target, rec: MarkRecord) -> bool:
+    """Whether the table ``rec``'s mark was moved for is gone, or is another table now (its
+    identity differs from the one the run that moved the mark recorded)."""
+    if not tgt.table_exists():
+        return True
+    mover = tgt.job_record(rec.job_id) if rec.job_id else None
+    stored = (mover.fingerprint or {}).get("table_identity") if mover is not None else None
+    now = tgt.table_identity()
+    return stored is not None and now is not None and str(stored) != now
+
+
+def resumed_run(c: JobConfig, dst: Endpoint, ref: TableRef) -> tuple[JobConfig, str | None]:
+    """A resume (``resume=True`` and ``job_id``) of a job that is a run of a recurring job
+    moves that name's mark when it completes, whichever options it was given: the config
+    to prepare (the name and cursor filled in when the query is the name's own) and the name
+    whose mark the chunks move when the query given is another (the run's bounded query, as
+    older ``status`` printed it). A resume naming another name or cursor is refused."""
+    assert c.job_id is not None
+    if dst.rules.file and not (dst.path and os.path.exists(dst.path)):
+        return c, None  # no database yet (never created here): no run of a name in it
+    tgt = open_target(dst, ref)
+    try:
+        owner = tgt.run_owner(c.job_id)
+    finally:
+        tgt.close()
+    if owner is None:
+        return c, None
+    cursor = owner.definition["cursor_column"]
+    if c.name and c.name != owner.name:
+        raise ConfigError(
+            f"job {c.job_id!r} is a run of the job name {owner.name!r}, not {c.name!r}: resume "
+            f"it with name={owner.name!r}, or without name and cursor"
+        )
+    if c.cursor and c.cursor != cursor:
+        raise ConfigError(
+            f"job {c.job_id!r} is a run of {owner.name!r} with cursor {cursor!r}, not "
+            f"{c.cursor!r}: resume it with cursor={cursor!r}, or without name and cursor"
+        )
+    if c.query.strip() == owner.definition["query"]:
+        return c.with_(name=owner.name, cursor=cursor), None
+    return c.with_(name=None, cursor=None), owner.name
 
 
 def _run(
@@ -156,14 +209,40 @@ def _run(
             if busy:
                 raise ConfigError(unfinished_message(c.name, str(rec.run_job)))
         notes: list[str] = []
+        folds = source.cursor_collation(c.query, c.cursor) if kind == "text" else None
+        if folds is not None:
+            exact = folds == "binary" or (
+                folds.endswith("_bin") and ("nopad" in folds or "0900" in folds)
+            )
+            if not exact:
+                notes.append(
+                    f"text cursor {c.cursor!r} compares under collation {folds}: a value that "
+                    "arrives after the mark moved and equals it in that order ('B' = 'b' "
+                    "case-insensitively, 'b ' = 'b' with PAD SPACE) is never loaded; cast "
+                    "the cursor to a NO PAD binary collation in the query (MariaDB: "
+                    f"{c.cursor} COLLATE utf8mb4_nopad_bin AS {c.cursor}; MySQL 8: "
+                    "utf8mb4_0900_bin) or use an integer or timestamp cursor"
+                )
         new, nulls = source.cursor_max(c.query, c.cursor)
         if nulls:
             notes.append(f"some rows have a NULL {c.cursor!r}: runs with a cursor never load them")
+        if c.cursor_lag is not None and new is not None:
+            below = lagged(kind, new, c.cursor_lag)
+            held, _ = source.cursor_max(c.query, c.cursor, (kind, below))
+            notes.append(
+                f"cursor_lag {c.cursor_lag:g}: rows with {c.cursor!r} above {below} (the "
+                f"highest is {new}) wait for the next run"
+            )
+            if held is None or (old is not None and not source.cursor_above(kind, held, old)):
+                held = old  # every row above the mark is within the lag
+            new = held
         lo, hi = old, new
         if new is None:
             notes.append(f"no row has a {c.cursor!r} yet: nothing to load, the mark stays unset")
             lo = hi = None
-        elif old is not None and not source.cursor_above(kind, new, old):
+        elif old is not None and (
+            new == old if folds is not None else not source.cursor_above(kind, new, old)
+        ):  # a collated cursor: the bounded query compares in the column's own order
             notes.append(f"nothing new: no {c.cursor!r} above the mark {old}")
             lo = hi = old
         else:
@@ -182,5 +261,5 @@ def _type_changed(cursor: str, was: str | None, now: str) -> ConfigError:
     return ConfigError(
         f"cursor column {cursor!r} was {was} when the mark was stored and is {now} now; the "
         "mark cannot bound it: cast the column in the query back to its old type, or pass "
-        "reset=True (--reset-mark) to start over with a full load"
+        "reset=True to start over with a full load"
     )

@@ -40,7 +40,7 @@ from ..targets import (
 from ..transform import normalize
 from .capacity import fit_workers
 from .copypath import choose_path
-from .cursor import cursor_run
+from .cursor import cursor_run, resumed_run
 from .preflight import (
     check_compatible,
     check_narrowing,
@@ -242,6 +242,9 @@ def _prepare(
     connected = time.perf_counter()
     ref = table_ref(dst, c.schema, c.table)
     run = None
+    mark_name = None
+    if c.resume and c.job_id:  # a run of a recurring job moves its mark, however resumed
+        c, mark_name = resumed_run(c, dst, ref)
     if c.name:  # a recurring job: its job id, and with a cursor the rows this run loads
         run = cursor_run(c, src, dst, ref, ref.display)
         job_id = run.job_id
@@ -467,7 +470,7 @@ def _prepare(
         write=write,
         final_table=ref if rules.staged else None,
         final_existed=exists,
-        mark_name=c.name if c.cursor else None,
+        mark_name=mark_name or (c.name if c.cursor else None),
         timings={
             # reaching the servers and counting their free connections is connecting;
             # describing, sampling and planning the query (and the job's ledger row: resume)

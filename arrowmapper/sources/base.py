@@ -144,7 +144,9 @@ class Source(Protocol):
         its rows committed), or a refusal (it changed after). The default: ``plan``."""
         return plan
 
-    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+    def cursor_max(
+        self, query: str, cursor: str, at_most: tuple[str, str] | None = None
+    ) -> tuple[str | None, bool]:
         """A run with ``cursor=``: the cursor column's highest value in ``query`` as the
         server's exact text (None: no row has one) and whether some row has a NULL cursor. The
         default refuses: only a source whose server compares values can bound a run."""
@@ -160,6 +162,12 @@ class Source(Protocol):
         timestamp, timestamptz or text) is above ``lo`` (None: no lower bound) and at most
         ``hi`` (None: no rows); NULL cursors left out."""
         raise ConfigError(f"cursor={cursor!r} needs a database source")
+
+    def cursor_collation(self, query: str, cursor: str) -> str | None:
+        """The collation of a text cursor where the server's comparison may fold case or
+        trailing spaces (so a value equal to the mark in that order is never loaded), or
+        None (the default: this source compares text exactly)."""
+        return None
 
     def cursor_above(self, kind: str, a: str, b: str) -> bool:
         """Whether the cursor value ``a`` (the server's text) is above ``b``, in the server's

@@ -8,6 +8,7 @@ dialect's typed literals (microseconds kept), text as a string literal (the serv
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..config import Endpoint
@@ -52,14 +53,40 @@ def bounded_query(
     return f"SELECT * FROM {source_sql(query, dialect)} WHERE {where}"
 
 
-def cursor_max(src: Endpoint, query: str, cursor: str) -> tuple[str | None, bool]:
+def lagged(kind: str, text: str, lag: float) -> str:
+    """The cursor value ``lag`` below ``text`` (the server's text of a value of ``kind``): an
+    amount for integers and decimals, seconds for timestamps (whole days for dates); a
+    ConfigError for a text cursor, which has no distance."""
+    from datetime import date, datetime, timedelta
+    from decimal import Decimal
+
+    if kind == "integer":
+        return str(math.floor(Decimal(text) - Decimal(str(lag))))
+    if kind == "numeric":
+        return format(Decimal(text) - Decimal(str(lag)), "f")
+    if kind in ("timestamp", "timestamptz"):
+        return (datetime.fromisoformat(text) - timedelta(seconds=lag)).isoformat(sep=" ")
+    if kind == "date":
+        return (date.fromisoformat(text[:10]) - timedelta(seconds=lag)).isoformat()
+    raise ConfigError(
+        f"cursor_lag= holds back a distance below the highest cursor; a {kind} cursor has "
+        "none: drop cursor_lag, or use a sequence or timestamp cursor"
+    )
+
+
+def cursor_max(
+    src: Endpoint, query: str, cursor: str, at_most: tuple[str, str] | None = None
+) -> tuple[str | None, bool]:
     """The cursor's highest value as the server's exact text (None: no non-NULL value) and
-    whether some row has a NULL cursor. Two queries a server answers from an index on the
+    whether some row has a NULL cursor; with ``at_most`` (kind, text), the highest value not
+    above it (a value of the rows, so the mark is always the server's own text). Two queries a server answers from an index on the
     cursor (a NOT NULL one: from its catalog), not one that counts every row (1M rows on
     PostgreSQL: 0.4 + 0.5 ms, where the counting one took 158 ms)."""
     q = quote_ident(cursor, src.dialect)
     text = source_dialect(src.dialect).text(f"MAX({q})")
     rel = source_sql(query, src.dialect)
+    if at_most is not None:
+        rel = f"(SELECT * FROM {rel} WHERE {q} <= {literal(*at_most, src.dialect)}) AS _am_lag"
     # never a NULL column: a reader that types a result by its values (SQLite) cannot type one
     row = rows_of(
         src,
@@ -79,3 +106,18 @@ def above(src: Endpoint, kind: str, a: str, b: str) -> bool:
     x, y = literal(kind, a, src.dialect), literal(kind, b, src.dialect)
     row = rows_of(src, f"SELECT CASE WHEN {x} > {y} THEN 1 ELSE 0 END AS above")[0]
     return bool(int(row["above"]))
+
+
+def collation(src: Endpoint, query: str, cursor: str) -> str | None:
+    """The collation of a text cursor where the server's comparison may fold case or
+    trailing spaces (MySQL/MariaDB), or None (no such server, no row)."""
+    template = source_dialect(src.dialect).collation
+    if template is None:
+        return None
+    q = quote_ident(cursor, src.dialect)
+    rows = rows_of(
+        src,
+        f"SELECT {template.format(q=q)} AS c FROM {source_sql(query, src.dialect)} "
+        f"WHERE {q} IS NOT NULL LIMIT 1",
+    )
+    return str(rows[0]["c"]) if rows and rows[0]["c"] is not None else None

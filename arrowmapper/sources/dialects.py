@@ -213,6 +213,9 @@ class SourceDialect:
     #: the catalog query saying whether a plain table's column is nullable, or None
     nullable: NullableSql | None = None
     snapshots: bool = False  # a transaction's snapshot can be exported and shared
+    #: the SQL naming a text column's collation (``{q}``: the quoted column), where the
+    #: server's text comparison may fold case or trailing spaces, or None
+    collation: str | None = None
     #: the catalog estimates a plain table's rows (``SourceProbe.heap_blocks``): cheaper than
     #: a count where a rough number will do
     estimates: bool = False
@@ -301,6 +304,7 @@ DIALECTS: dict[str, SourceDialect] = {
         "mysql",
         text=_mysql_text,
         timeout="SET SESSION max_execution_time = {ms}",
+        collation="COLLATION({q})",
         catalog="information_schema",
         no_limit="LIMIT 18446744073709551615",
         relation_kind=_mysql_kind,

@@ -237,20 +237,29 @@ class SourceProbe:
         values = [r["b"] for r in self._keyrows_of(key, sql)]
         return values[1:]
 
+    def _value(self, value: Any) -> str:
+        """A key value as a literal in a probe's query. SQLite text with a backslash goes as
+        hex: connectorx re-parses SQLite queries and reads ``'a\\''b'`` as an escape, which
+        SQLite then refuses (a hot-key probe of such keys failed)."""
+        from .render import render_literal
+
+        if isinstance(value, str) and "\\" in value and source_dialect(self.dialect).nul_text_as_hex:
+            return f"CAST(X'{value.encode().hex()}' AS TEXT)"
+        return render_literal(value, self.dialect)
+
     def frequent(
         self, key: str, min_rows: int, among: list[Any] | None = None
     ) -> list[tuple[Any, int]]:
         """The key values more than ``min_rows`` rows hold (only ``among`` these where
         given), with their counts, in the server's order (one grouping pass over the key;
         over a sample of a large table, the counts scaled to its estimate)."""
-        from .render import render_literal
 
         k = self.q(key)
         only = ""
         if among is not None:
             if not among:
                 return []
-            listed = ", ".join(render_literal(a, self.dialect) for a in among)
+            listed = ", ".join(self._value(a) for a in among)
             only = f" AND {k} IN ({listed})"
         exact = self._exact_decimal(key)  # read as text: the reader may round a decimal
         v = source_dialect(self.dialect).text(f"MIN({k})") if exact else k
@@ -275,7 +284,6 @@ class SourceProbe:
     def tiebreak_quantiles(self, key: str, value: Any, by: Tiebreak, n: int) -> list[Any]:
         """Inner boundaries of ``by`` at its n-quantiles among the rows whose key is
         ``value`` (a column's values, or heap blocks / rowids), in the server's order."""
-        from .render import render_literal
 
         if by.column is not None:
             expr = self.q(by.column)
@@ -284,7 +292,7 @@ class SourceProbe:
             if address is None:
                 raise PlanError(f"this source has no row address {by.locator!r}")
             expr = address
-        where = f"{self.q(key)} = {render_literal(value, self.dialect)}"
+        where = f"{self.q(key)} = {self._value(value)}"
         src = self._sample_for(n)
         disc = source_dialect(self.dialect).quantiles == "percentile_disc" and n > 1
         if disc:

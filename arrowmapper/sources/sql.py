@@ -21,7 +21,7 @@ from ..plan import Chunk, Plan
 from ..sql import quote_ident
 from .base import READ, ReadOptions
 from .copyout import CopyReader, copy_columns
-from .cursor import above, bounded_query, cursor_max
+from .cursor import above, bounded_query, collation, cursor_max
 from .dialects import source_dialect
 from .layout import SourceLayout
 from .probe import SourceProbe
@@ -119,16 +119,22 @@ class SqlSource:
         return plan
 
     # -- runs with a cursor (see :mod:`.cursor`)
-    def cursor_max(self, query: str, cursor: str) -> tuple[str | None, bool]:
+    def cursor_max(
+        self, query: str, cursor: str, at_most: tuple[str, str] | None = None
+    ) -> tuple[str | None, bool]:
         """The cursor's highest value as the server's exact text (None: none) and whether
-        some row has a NULL cursor."""
-        return cursor_max(self.endpoint, query, cursor)
+        some row has a NULL cursor; with ``at_most`` (kind, text), not above that value."""
+        return cursor_max(self.endpoint, query, cursor, at_most)
 
     def cursor_bounded(
         self, query: str, cursor: str, kind: str, lo: str | None, hi: str | None
     ) -> str:
         """``query`` restricted to ``lo < cursor <= hi`` (no ``hi``: no rows)."""
         return bounded_query(query, self.dialect, cursor, kind, lo, hi)
+
+    def cursor_collation(self, query: str, cursor: str) -> str | None:
+        """A text cursor's collation where the server may fold case or trailing spaces."""
+        return collation(self.endpoint, query, cursor)
 
     def cursor_above(self, kind: str, a: str, b: str) -> bool:
         """Whether the cursor value ``a`` is above ``b``, compared by the server."""

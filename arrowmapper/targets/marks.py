@@ -92,6 +92,17 @@ class Marks(Ledger):
         rows = self._read(self._select(name))
         return _record(rows[0]) if rows else None
 
+    def run_owner(self, job_id: str) -> MarkRecord | None:
+        """The row of the name whose last claimed run is ``job_id`` (None: the job is not a
+        run of a recurring job), so that resuming it moves that name's mark whichever
+        options the resume was given."""
+        if not self.column_types(MARKS):
+            return None
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM {self.ref.qualified(MARKS)} WHERE run_job = {lit(job_id)}"
+        )
+        return _record(rows[0]) if rows else None
+
     def _select(self, name: str, lock: bool = False) -> str:
         suffix = self.dialect.row_lock if lock else ""
         return (
@@ -260,7 +271,7 @@ def changed_message(name: str, changed: list[str]) -> str:
     return (
         f"job name {name!r} has a mark that belongs to another definition ("
         + "; ".join(changed)
-        + "); run it as it was, use a new name, or pass reset=True (--reset-mark) to start "
+        + "); run it as it was, use a new name, or pass reset=True to start "
         "over with a full load"
     )
 
@@ -269,7 +280,8 @@ def unfinished_message(name: str, job_id: str) -> str:
     """The refusal of a second run while ``job_id`` of the same name is unfinished."""
     return (
         f"job name {name!r}: its run {job_id!r} has not finished, and two runs of one name "
-        f"would race on its mark; resume it (job_id={job_id!r}, resume=True), or abandon it "
-        f"by deleting its row from {JOBS} (the rows its committed chunks loaded stay in the "
-        "table)"
+        f"would race on its mark; see it with `arrowmapper status {job_id}` and resume it "
+        f"(job_id={job_id!r}, resume=True), or, to drop it "
+        f"and the rows it committed, `arrowmapper clean {job_id} --rows` (do not delete its "
+        f"row from {JOBS} by hand: the next run would load its rows again)"
     )
