@@ -415,7 +415,10 @@ def test_a_job_killed_before_its_finish_step_says_resume_to_finish(pg: PG) -> No
     assert "only finishes: arrowmapper run" in status.stdout, status.stdout
     assert "clean" not in status.stdout  # its rows are all there: nothing to forget
     command = status.stdout.split("only finishes: ", 1)[1].strip()
-    done = cli(*shlex.split(command)[1:])
+    # a source that names a user is "$ARROWMAPPER_SOURCE" in the command (its password, if
+    # any, is not in the ledger): the shell expands it
+    env = {"ARROWMAPPER_SOURCE": pg.uri, "ARROWMAPPER_TARGET": pg.uri}
+    done = cli(*(env.get(w[1:], w) for w in shlex.split(command)[1:]), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(cli("jobs", pg.uri, "--schema", pg.schema, "--json").stdout)[0][
         "state"
