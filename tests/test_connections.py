@@ -67,6 +67,7 @@ def test_running_out_of_connections_lowers_concurrency(pg: PG, limited: str) -> 
         workers=1,
         chunk_size=1_000,
         retry=am.RetryConfig(max_retries=1, base_delay=0.05),
+        path="arrow",  # the Arrow path's budget (the COPY relay's: see issue #17's note)
     )
     # force 3 workers past the budget check: they need 6 connections, the role has 3
     spec = dataclasses.replace(prepared.spec, workers=3)

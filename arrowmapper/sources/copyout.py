@@ -59,8 +59,8 @@ def copy_columns(endpoint: Endpoint, query: str) -> list[tuple[str, int, int, st
 
 
 class CopyReader:
-    """Streams chunk queries out of a PostgreSQL source as binary COPY, on one connection it
-    keeps between chunks (dropped after a failure)."""
+    """Streams chunk queries out of a PostgreSQL source as binary COPY, one connection per
+    chunk (as the Arrow path's reads), closed when the chunk's stream ends or fails."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -103,6 +103,10 @@ class CopyReader:
                 yield bytes(buf)
             rows[0] = int(cur.rowcount)
             cur.execute("COMMIT")
+            # not kept between chunks: an idle worker holding a source connection too would
+            # take the slots a connection-limited role needs for the chunks still running
+            # (the Arrow path also opens one source connection per chunk)
+            self.close()
         except PASS_THROUGH:
             self.close()  # a stream left half-read cannot be reused
             raise
