@@ -160,27 +160,12 @@ class SqlSource:
             and by not in (None, "ctid", "rowid")
         ):
             # part of a hot key value's rows: cut again by its tiebreak, a unique NOT NULL column
-            q = quote_ident(str(by), d)
-            sql = (
-                f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
-                f"FROM ({chunk.sql}) AS _am_c) AS _am_q GROUP BY t ORDER BY t"
-            )
-            values = [r["b"] for r in rows_of(self.endpoint, sql)]
-            if len(values) < 2 or values[0] == values[1]:
-                return None
-            return split_by(plan, chunk, q, render_literal(values[1], d), first_id, d)
+            return self._halve(plan, chunk, quote_ident(str(by), d), first_id, "")
         if plan.strategy in ("key", "quantile") and plan.key:
             q = quote_ident(plan.key, d)
             if chunk.predicate.strip() == f"{q} IS NULL":
                 return None
-            sql = (
-                f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
-                f"FROM ({chunk.sql}) AS _am_c WHERE {q} IS NOT NULL) AS _am_q GROUP BY t ORDER BY t"
-            )
-            values = [r["b"] for r in rows_of(self.endpoint, sql)]
-            if len(values) < 2 or values[0] == values[1]:
-                return None
-            return split_by(plan, chunk, q, render_literal(values[1], d), first_id, d)
+            return self._halve(plan, chunk, q, first_id, f" WHERE {q} IS NOT NULL")
         if plan.strategy == "rowid":
             row = rows_of(
                 self.endpoint,
@@ -213,6 +198,21 @@ class SqlSource:
             return split_offset(plan, chunk, first_id, d)
         return None
 
+
+    def _halve(
+        self, plan: Plan, chunk: Chunk, q: str, first_id: int, where: str
+    ) -> tuple[Chunk, Chunk] | None:
+        """``chunk`` cut in two at the median of the column ``q`` (quoted) over its rows
+        (``where``: which of them), or None when that median cannot cut it."""
+        d = self.dialect
+        sql = (
+            f"SELECT MIN(k) AS b FROM (SELECT {q} AS k, NTILE(2) OVER (ORDER BY {q}) AS t "
+            f"FROM ({chunk.sql}) AS _am_c{where}) AS _am_q GROUP BY t ORDER BY t"
+        )
+        values = [r["b"] for r in rows_of(self.endpoint, sql)]
+        if len(values) < 2 or values[0] == values[1]:
+            return None
+        return split_by(plan, chunk, q, render_literal(values[1], d), first_id, d)
     def export_snapshot(self) -> tuple[Any, str]:
         """A REPEATABLE READ transaction's exported snapshot (PostgreSQL; see
         :func:`~arrowmapper.sources.snapshot.export_snapshot`)."""
