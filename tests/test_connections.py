@@ -55,7 +55,10 @@ def test_workers_are_fitted_to_free_connections(pg: PG, limited: str) -> None:
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 20_000
 
 
-def test_running_out_of_connections_lowers_concurrency(pg: PG, limited: str) -> None:
+@pytest.mark.parametrize("path", ["arrow", "copy"])
+def test_running_out_of_connections_lowers_concurrency(pg: PG, limited: str, path: str) -> None:
+    """Workers beyond the lowered limit stop (they hold target connections between chunks),
+    so the chunks still to run find free slots; on both paths."""
     prepared = prepare(
         limited,
         pg.t("src"),
@@ -67,12 +70,13 @@ def test_running_out_of_connections_lowers_concurrency(pg: PG, limited: str) -> 
         workers=1,
         chunk_size=1_000,
         retry=am.RetryConfig(max_retries=1, base_delay=0.05),
-        path="arrow",  # the Arrow path's budget (the COPY relay's: see issue #17's note)
+        path=path,
     )
     # force 3 workers past the budget check: they need 6 connections, the role has 3
     spec = dataclasses.replace(prepared.spec, workers=3)
     r = run_prepared(spec)
     assert r.success and r.rows_written == 20_000, r.summary()
+    assert r.path == path
     assert any("no free connections" in n for n in r.notes), r.summary()
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 20_000
 

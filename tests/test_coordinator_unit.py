@@ -521,17 +521,45 @@ def test_a_failed_chunk_crosses_the_process_boundary_as_a_typed_record() -> None
     assert ChunkResult.done(3, 5, 5, attempts=1).error_record is None
 
 
-def test_the_local_pool_runs_no_more_chunks_than_its_limit() -> None:
+class _FakeEnd:
+    """Stands for a worker's process and pipe: records what the pool did to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.ended = False
+
+    def send(self, obj: object) -> None:
+        self.sent.append(obj)
+        self.ended = obj is None
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def is_alive(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_local_pool_runs_no_more_chunks_than_its_limit_and_stops_the_rest() -> None:
+    """Lowering the limit (the server ran out of connections) stops idle workers beyond it at
+    once and busy ones as their chunk ends: each holds a target connection between chunks."""
     from arrowmapper.run.executors import LocalPool, _Slot
 
     pool = LocalPool(3)
-    pool.slots = [_Slot(None, None) for _ in range(3)]  # type: ignore[arg-type]
+    ends = [_FakeEnd() for _ in range(3)]
+    pool.slots = [_Slot(e, e) for e in ends]  # type: ignore[arg-type]
     assert (pool.size, pool.concurrency, pool.idle()) == (3, 3, 3)
     pool.slots[0].chunk_id = 7
     pool.limit(2)
-    assert (pool.concurrency, pool.busy(), pool.idle()) == (2, 1, 1)
+    assert (pool.size, pool.concurrency, pool.busy(), pool.idle()) == (2, 2, 1, 1)
+    assert [e.ended for e in ends] == [False, False, True]  # the last idle one was stopped
     pool.slots[1].chunk_id = 8
     assert pool.idle() == 0
+    pool.limit(1)  # both busy: nothing stops until a chunk ends
+    assert (pool.size, pool.concurrency, pool.idle()) == (2, 1, 0)
+    assert not any(e.ended for e in ends[:2])
 
 
 def test_only_our_memory_watchdog_or_an_unsent_sigkill_means_out_of_memory() -> None:

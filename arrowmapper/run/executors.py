@@ -73,7 +73,29 @@ class LocalPool:
         self.start(n - self.size)
 
     def limit(self, n: int) -> None:
+        """Run at most ``n`` chunks at once from now on: idle workers beyond ``n`` stop now,
+        busy ones when their chunk ends. A worker keeps its target connection between chunks,
+        so a pool lowered after the server ran out of connections (53300) must also give those
+        back, or the chunks still to run find no free slot."""
         self._limit = max(1, n)
+        for slot in [s for s in reversed(self.slots) if s.chunk_id is None][: self._excess()]:
+            self._retire(slot)
+
+    def _excess(self) -> int:
+        return 0 if self._limit is None else max(0, len(self.slots) - self._limit)
+
+    def _retire(self, slot: _Slot) -> None:
+        """Stop an idle worker the way :meth:`stop` does (it closes its connections, so the
+        server frees their slots at once), killing it if it does not end in time."""
+        self.slots.remove(slot)
+        with suppress(BrokenPipeError, OSError):
+            slot.conn.send(None)
+        slot.process.join(timeout=5)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join(timeout=5)
+        with suppress(OSError):
+            slot.conn.close()
 
     def trim(self, n: int) -> None:
         """Stop idle workers beyond ``n`` (a pool started before the job knew its size)."""
@@ -156,6 +178,8 @@ class LocalPool:
             slot.chunk_id, slot.delivered = None, True
             self._startup_failures = 0
             events.append(Finished(cid, result))
+            if self._excess():  # over a lowered limit: this worker is idle now, stop it
+                self._retire(slot)
         return events
 
     def _death(self, slot: _Slot) -> Died:
@@ -167,7 +191,9 @@ class LocalPool:
         if not slot.delivered and exitcode is not None and exitcode > 0:
             self._startup_failures += 1
         can_continue = self._startup_failures < STARTUP_FAILURE_LIMIT
-        if can_continue:
+        if can_continue and self._excess():  # over a lowered limit: not replaced
+            self.slots.remove(slot)
+        elif can_continue:
             fresh = self._spawn()
             slot.process, slot.conn = fresh.process, fresh.conn
         slot.chunk_id, slot.delivered = None, False
