@@ -86,19 +86,17 @@ def _sizing(default: Any, help: str, param: str | None = None) -> Any:
     return field(**given, metadata={"option": option, "sizing": True})
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity; all of them off Linux)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
 
 
-usable_cpus = _usable_cpus
-
-
 def default_workers() -> int:
     """Usable CPUs (affinity-aware), at most 8."""
-    return max(1, min(_usable_cpus(), 8))
+    return max(1, min(usable_cpus(), 8))
 
 
 @dataclass(frozen=True, repr=False)

@@ -22,6 +22,7 @@ from ..config import Endpoint, JobConfig, check_reachable, check_table_name, par
 from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
+from ..plan import Plan
 from ..sources import open_source, source_endpoint
 from ..sql import check_query, quote_ident
 from ..targets import (
@@ -453,8 +454,12 @@ def _prepare(
         tgt.close()
         source.close()
     use_snapshot = snapshot_for(c.snapshot, src, plan, notes)  # may add a note
+    inline = runs_inline(c, plan, committed)
+    if inline:
+        log.info("job %s: %s", job_id, inline)
     spec = JobSpec(
         job_id=job_id,
+        in_process=bool(inline),
         plan=plan,
         source=src,
         target=dst,
@@ -484,6 +489,30 @@ def _prepare(
         copy_columns=choice.columns,
     )
     return Prepared(spec, c)
+
+
+#: the most rows a one-chunk job runs in this process instead of on a worker
+INLINE_MAX_ROWS = 100_000
+
+
+def runs_inline(c: JobConfig, plan: Plan, committed: dict[int, int]) -> str | None:
+    """Why the job's one chunk runs in this process, or None (it runs on workers).
+
+    Spawning a worker costs more than a small chunk (an interpreter and its imports: ~0.5
+    CPU-s), so a job with one chunk left to run, of at most :data:`INLINE_MAX_ROWS` rows by the
+    plan's estimate, runs it here. The ledger makes it exactly-once all the same; what a
+    worker adds is isolation, so a job keeps its worker when the size is unknown (a view
+    read whole: Ctrl-C and memory are the coordinator's to watch), when a watchdog was asked
+    for (``stall_timeout``, ``max_worker_memory``: they kill a worker process), or on Dask."""
+    if c.executor != "local" or c.stall_timeout or c.max_worker_memory:
+        return None
+    left = [ch for ch in plan.chunks if ch.chunk_id not in committed]
+    if len(left) != 1:
+        return None
+    rows = left[0].estimated_rows
+    if rows is None or rows > INLINE_MAX_ROWS:
+        return None
+    return f"one chunk of ~{rows:,} rows: it runs in this process (no worker to start)"
 
 
 def _make_stage(

@@ -25,13 +25,10 @@ class PostgresTarget(Target):
 
     @classmethod
     def connect(cls, endpoint: Endpoint) -> Any:
-        """A connection with ``application_name`` set and standard strings on."""
+        """A connection with standard strings on."""
         from ..adbc import connect_postgresql
 
-        uri = endpoint.uri
-        if "application_name=" not in uri:
-            uri += ("&" if "?" in uri else "?") + "application_name=arrowmapper"
-        conn = connect_postgresql(uri)
+        conn = connect_postgresql(endpoint.uri)  # it names itself in pg_stat_activity
         # every literal arrowmapper writes (names, job ids, plans in the ledger) means
         # what it says only with standard strings; a role or database may turn them off
         cur = conn.cursor()
