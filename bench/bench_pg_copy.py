@@ -29,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import arrowmapper as am  # noqa: E402
 
-SCHEMA = "am_bench"
+#: the schema the benchmark works in (dropped at the end); ARROWMAPPER_BENCH_SCHEMA
+#: changes it, so that two runs on one server (the tests', a real one) never share it
+SCHEMA = os.environ.get("ARROWMAPPER_BENCH_SCHEMA") or "am_bench"
 
 
 def sql(uri: str, text: str) -> list[tuple[Any, ...]]:

@@ -16,7 +16,9 @@ import sys
 import time
 from typing import Any
 
-SCHEMA = "am_bench_planner"
+#: the schema the benchmark works in (dropped at the end); ARROWMAPPER_BENCH_SCHEMA
+#: changes it, so that two runs on one server (the tests', a real one) never share it
+SCHEMA = os.environ.get("ARROWMAPPER_BENCH_SCHEMA") or "am_bench_planner"
 
 
 def _ensure(uri: str, rows: int) -> None:

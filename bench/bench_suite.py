@@ -44,7 +44,9 @@ import arrowmapper as am  # noqa: E402
 from arrowmapper.config import DEFAULT_CHUNK_SIZE  # noqa: E402
 from arrowmapper.errors import redact  # noqa: E402
 
-SCHEMA = "am_suite"
+#: the schema the benchmark works in (dropped at the end); ARROWMAPPER_BENCH_SCHEMA
+#: changes it, so that two runs on one server (the tests', a real one) never share it
+SCHEMA = os.environ.get("ARROWMAPPER_BENCH_SCHEMA") or "am_suite"
 MARKER = "<!-- bench_suite -->"
 FILES_MARKER = "<!-- bench_files -->"
 SUITES = ("strategies", "peers", "scaling", "memory", "small")  # the default run
@@ -116,6 +118,48 @@ def cpu_now() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class ServerCPU:
+    """CPU-seconds the PostgreSQL server has used, when it runs on this machine and its
+    processes can be read: the postmaster's own, its live children's (backends, WAL writer,
+    checkpointer...) and those of the children it has reaped (every backend that exited: the
+    kernel adds their times to the postmaster's ``children`` times when it waits for them).
+    ``read()`` is None where the server is not visible."""
+
+    def __init__(self, uri: str) -> None:
+        import psutil
+
+        self.postmaster: Any = None
+        try:
+            backend = psutil.Process(int(sql(uri, "SELECT pg_backend_pid()")[0][0]))
+            self.postmaster = backend.parent()
+        except (psutil.Error, ValueError, TypeError):
+            self.postmaster = None
+
+    def read(self) -> float | None:
+        import psutil
+
+        if self.postmaster is None:
+            return None
+        try:
+            t = self.postmaster.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in self.postmaster.children():
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+        except psutil.Error:
+            return None
+        return float(total)
+
+
+#: the server whose CPU the suites report beside the client's (set by main; None: not shown)
+SERVER: ServerCPU | None = None
+
+
+def server_cpu() -> float | None:
+    return SERVER.read() if SERVER is not None else None
+
+
 class PeakRSS:
     """Samples the resident memory of a process (default: this one) and all its descendants
     every 20 ms."""
@@ -160,13 +204,15 @@ def interleaved(
     for _ in range(repeat):
         for name, fn in cases.items():
             before(name)
-            c0, b0, t0 = cpu_now(), machine_busy(), time.perf_counter()
+            c0, b0, s0, t0 = cpu_now(), machine_busy(), server_cpu(), time.perf_counter()
             out = fn()
             wall = time.perf_counter() - t0
+            s1 = server_cpu()
             runs[name].append(
                 {
                     "wall": wall,
                     "cpu": cpu_now() - c0,
+                    "server": None if s0 is None or s1 is None else s1 - s0,
                     "busy": (machine_busy() - b0) / wall,  # cores busy on average
                     "out": out,
                 }
@@ -551,6 +597,53 @@ def suite_strategies(uri: str, rows: int, repeat: int, workers: int) -> tuple[st
     return "\n".join(out_lines), plot
 
 
+def _server(runs: list[dict[str, Any]]) -> str:
+    """The median server CPU-seconds of some runs ("-" where the server is not visible)."""
+    got = [r["server"] for r in runs if r.get("server") is not None]
+    return f"{statistics.median(got):.2f}" if got else "-"
+
+
+def _per_cpu(rows: int, cpu: float) -> str:
+    return f"{rows / cpu:,.0f}" if cpu > 0 else "-"
+
+
+def on_path(path: str, job: Callable[[], am.JobResult]) -> Callable[[], am.JobResult]:
+    """``job``, checked to have taken the path its case is named for (a silent fallback to
+    the other path would mislabel the figure)."""
+
+    def run() -> am.JobResult:
+        r = job()
+        if r.path != path:
+            raise AssertionError(f"asked for path={path}, took {r.path}: {r.path_reason}")
+        return r
+
+    return run
+
+
+def duckdb_pg_refusal(uri: str) -> str | None:
+    """Why DuckDB cannot be a PostgreSQL -> PostgreSQL peer here (None: it can)."""
+    from bench_files import duckdb_refusal
+
+    return duckdb_refusal(uri)
+
+
+def duckdb_copy(uri: str, src: str) -> Callable[[], None]:
+    """DuckDB's postgres extension, both ends attached: it reads the source with binary COPY
+    and writes the target with COPY, in one process (its own threads)."""
+    from bench_files import duckdb_connect
+
+    def run() -> None:
+        con = duckdb_connect(uri)
+        try:
+            con.execute(f"ATTACH '{uri.replace(chr(39), chr(39) * 2)}' AS pg (TYPE postgres)")
+            con.execute(f"INSERT INTO pg.{SCHEMA}.dst SELECT * FROM pg.{src}")
+            con.execute("DETACH pg")
+        finally:
+            con.close()
+
+    return run
+
+
 def suite_peers(
     uri: str, rows: int, repeat: int, workers: int, subset: int
 ) -> tuple[str, dict[str, Any]]:
@@ -567,17 +660,29 @@ def suite_peers(
     cases["ADBC PostgreSQL reader -> ADBC ingest, one process, streaming"] = cx_to_adbc(
         uri, src, reader="adbc"
     )
-    cases[f"arrowmapper ctid, {workers} workers"] = mapper(
-        uri, src, strategy="ctid", workers=workers, chunk_size=chunk
+    for path, label in (("copy", "COPY fast path"), ("arrow", "Arrow path")):
+        cases[f"arrowmapper ctid, {workers} workers, {label} (path={path!r})"] = on_path(
+            path,
+            mapper(uri, src, strategy="ctid", workers=workers, chunk_size=chunk, path=path),
+        )
+    cases[f"arrowmapper ctid, {workers} workers, Polars transform (Arrow path)"] = on_path(
+        "arrow",
+        mapper(
+            uri,
+            src,
+            strategy="ctid",
+            workers=workers,
+            chunk_size=chunk,
+            transform=[pl.all().exclude("label"), pl.col("label").str.to_uppercase()],
+        ),
     )
-    cases[f"arrowmapper ctid, {workers} workers, Polars transform"] = mapper(
-        uri,
-        src,
-        strategy="ctid",
-        workers=workers,
-        chunk_size=chunk,
-        transform=[pl.all().exclude("label"), pl.col("label").str.to_uppercase()],
-    )
+    no_duckdb = duckdb_pg_refusal(uri)
+    if no_duckdb is None:
+        cases["DuckDB postgres extension, INSERT INTO pg.dst SELECT * FROM pg.src"] = duckdb_copy(
+            uri, src
+        )
+    else:
+        notes.append(f"DuckDB: skipped, {no_duckdb}")
     cleanup: Callable[[], None] | None = None
     if shutil.which("pgcopydb"):
         cases["pgcopydb copy table-data (its own database as target)"], cleanup = pgcopydb_copy(
@@ -621,10 +726,14 @@ def suite_peers(
     base = statistics.median([r["wall"] for r in pipe]) if pipe else None
     lines = [
         f"`{rows:,}` rows of the table above ({SCHEMA}.src), into a table with the same DDL; "
-        f"medians of {repeat}, interleaved.",
+        f"medians of {repeat}, interleaved. *client CPU*: this process and its children "
+        "(workers, psql, pgcopydb, sling); *server CPU*: the PostgreSQL server's processes, "
+        "exited backends included; *rows per client CPU-s*: what a client moves per second of "
+        "its own CPU, the figure that matters when the databases run elsewhere.",
         "",
-        "| path | wall s median (min-max) | rows/s | x pipe | client CPU s |",
-        "|---|---:|---:|---:|---:|",
+        "| path | wall s median (min-max) | rows/s | x pipe | client CPU s | server CPU s "
+        "| rows per client CPU-s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     plot = {}
     for name, rs in runs.items():
@@ -632,12 +741,18 @@ def suite_peers(
         m = statistics.median(walls)
         ratio = f"{m / base:.2f}" if base else "-"
         cpu = statistics.median([r["cpu"] for r in rs])
-        lines.append(f"| {name} | {med(walls)} | {rows / m:,.0f} | {ratio} | {cpu:.2f} |")
+        lines.append(
+            f"| {name} | {med(walls)} | {rows / m:,.0f} | {ratio} | {cpu:.2f} "
+            f"| {_server(rs)} | {_per_cpu(rows, cpu)} |"
+        )
         plot[name] = m
     for name, rs in small_runs.items():
         n = int(name.split("(")[-1].split(" ")[0].replace(",", ""))
-        w = rs[0]["wall"]
-        lines.append(f"| {name} | {w:.2f} | {n / w:,.0f} | - | {rs[0]['cpu']:.2f} |")
+        w, cpu = rs[0]["wall"], rs[0]["cpu"]
+        lines.append(
+            f"| {name} | {w:.2f} | {n / w:,.0f} | - | {cpu:.2f} | {_server(rs)} "
+            f"| {_per_cpu(n, cpu)} |"
+        )
     if notes:
         lines += ["", "Skipped: " + "; ".join(notes) + "."]
     return "\n".join(lines), plot
@@ -737,13 +852,30 @@ def suite_memory(uri: str, sizes: list[int], workers: int) -> tuple[str, dict[st
     return "\n".join(lines), plot
 
 
+def on_inline(inline: bool, job: Callable[[], am.JobResult]) -> Callable[[], am.JobResult]:
+    """``job``, checked to have run in this process (``inline``) or on workers."""
+
+    def run() -> am.JobResult:
+        r = job()
+        if (r.workers == 0) != inline:
+            raise AssertionError(f"expected inline={inline}, ran on {r.workers} workers")
+        return r
+
+    return run
+
+
 def suite_small(uri: str, repeat: int) -> tuple[str, dict[str, Any]]:
     src = make_table(uri, "src", 10_000)
     cases = {
-        "10k rows, 2 workers (spawn included)": mapper(
-            uri, src, strategy="ctid", workers=2, chunk_size=5_000
+        "10k rows, default options (workers=2; one chunk: it runs in this process)": on_inline(
+            True, mapper(uri, src)
         ),
-        "10k rows, 1 chunk, 1 worker": mapper(uri, src, strategy="none", workers=1),
+        "10k rows in 2 chunks on 2 workers (spawn included)": on_inline(
+            False, mapper(uri, src, strategy="ctid", workers=2, chunk_size=5_000)
+        ),
+        "10k rows, one chunk on a worker (stall_timeout keeps it on one)": on_inline(
+            False, mapper(uri, src, workers=1, stall_timeout=600)
+        ),
         "10k rows below min_rows_for_parallel (in-process, drop-in API)": lambda: (
             am.execute_query_parallel(
                 uri,
@@ -873,6 +1005,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     sql(uri, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     sql(uri, f"CREATE SCHEMA {SCHEMA}")
+    global SERVER
+    SERVER = ServerCPU(uri)
     sections: list[str] = []
     results: dict[str, Any] = {}
     try:

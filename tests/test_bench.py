@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,12 @@ from pathlib import Path
 from tests.conftest import PG
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_env(pg: PG) -> dict[str, str]:
+    """The benchmark in a schema of the test's own (a real benchmark run on the same server
+    uses the default one)."""
+    return {**os.environ, "ARROWMAPPER_BENCH_SCHEMA": f"{pg.schema}_bench"}
 
 
 def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
@@ -28,6 +35,7 @@ def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
+        env=bench_env(pg),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
@@ -54,6 +62,7 @@ def test_bench_executors_runs_small(pg: PG, tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
+        env=bench_env(pg),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
@@ -83,6 +92,7 @@ def test_bench_suite_quick_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=bench_env(pg),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -90,6 +100,11 @@ def test_bench_suite_quick_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
     for section in ("### strategies", "### peers", "### scaling", "### memory", "### small"):
         assert section in text
     assert "binary COPY pipe" in text and "skewed (k)" in text and "cpu-heavy" in text
+    # the two paths side by side, each checked to have taken its path; client and server CPU
+    assert "COPY fast path (path='copy')" in text and "Arrow path (path='arrow')" in text
+    assert "| server CPU s | rows per client CPU-s |" in text
+    assert "DuckDB postgres extension" in text or "DuckDB: skipped" in text
+    assert "it runs in this process" in text  # the small suite's one-chunk job
     assert "versions: arrowmapper" in text and "synchronous_commit=" in text
     assert text.count("<!-- bench_suite -->") == 2
     for png in ("bench_strategies_skewed.png", "bench_scaling.png", "bench_memory.png"):
@@ -125,6 +140,7 @@ def test_bench_files_suite_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=bench_env(pg),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
