@@ -108,6 +108,9 @@ def test_clean_refuses_rows_when_the_table_changed(pg: PG, tmp_path: Path) -> No
     pg.execute(f"UPDATE {pg.t('dst')} SET s = 'x' WHERE id = 5")  # a chunk's row moved on
     refused = cli("clean", "half-2", "--target", pg.uri, "--schema", pg.schema, "--rows")
     assert refused.returncode == 2 and "changed since" in refused.stderr, refused.stderr
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 100
+    five = cli(*args, "--allow-duplicate", "--chunk-size", "10", "--workers", "2")
+    assert "5 chunks," in five.stdout and "2 workers" in five.stdout, five.stdout
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 1500
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('arrowmapper_ledger')}") == 3
 
@@ -262,8 +265,9 @@ def test_a_rerun_that_would_append_the_same_rows_is_refused(pg: PG) -> None:
     assert first.returncode == 0, first.stderr
     # the summary: the job's id, the counts in words that agree with them
     assert "OK: job am-" in first.stdout and "50 rows into" in first.stdout
-    assert "1 chunk," in first.stdout and "1 worker" in first.stdout
-    assert "1 chunks" not in first.stdout and "1 workers" not in first.stdout
+    assert "1 chunk," in first.stdout and "1 chunks" not in first.stdout
+    # one small chunk runs in the calling process: said so, not "0 workers"
+    assert "in this process (no workers)" in first.stdout and "0 workers" not in first.stdout
     job = pg.scalar(f"SELECT job_id FROM {pg.t('arrowmapper_jobs')}")
     again = cli(*args)
     assert again.returncode == 2, again.stdout + again.stderr
@@ -275,6 +279,9 @@ def test_a_rerun_that_would_append_the_same_rows_is_refused(pg: PG) -> None:
     on_purpose = cli(*args, "--allow-duplicate")
     assert on_purpose.returncode == 0, on_purpose.stderr
     assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 100
+    five = cli(*args, "--allow-duplicate", "--chunk-size", "10", "--workers", "2")
+    assert "5 chunks," in five.stdout and "2 workers" in five.stdout, five.stdout
+    assert pg.scalar(f"SELECT count(*) FROM {pg.t('dst')}") == 150
 
 
 def test_planning_options_or_spelling_do_not_make_a_rerun_new(pg: PG) -> None:

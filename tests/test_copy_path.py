@@ -312,7 +312,9 @@ def test_a_terminated_target_copy_is_retried_and_the_rows_stay_exact(pg: PG) -> 
             if any(ok for (ok,) in rows):
                 terminated.append(rows)
 
-    r = _job(pg, query, strategy="none", job_id="term", progress=terminate)
+    # stall_timeout keeps the one small chunk on a worker: in this process the progress
+    # callback (which terminates the COPY) runs only between chunks
+    r = _job(pg, query, strategy="none", job_id="term", progress=terminate, stall_timeout=60)
     assert terminated, "no target COPY was found to terminate"
     assert r.path == "copy" and r.success and r.chunk_results[0].attempts == 2
     assert pg.assert_same_rows(pg.t("src"), pg.t("dst")) == 12

@@ -280,7 +280,7 @@ class Coordinator:
         self._retry_or_fail(result)
 
     def _retry_or_fail(self, result: ChunkResult) -> None:
-        assert self.board is not None and self.executor is not None
+        assert self.board is not None  # (no executor when the job runs in this process)
         cid = result.chunk_id
         self.tried.append(result)
         self.attempt_errors.append(f"chunk {cid} attempt {self.attempts[cid]}: {result.error}")
@@ -292,7 +292,11 @@ class Coordinator:
             if repeated:
                 transient = False
         attempts = self.attempts[cid]
-        fewer = result.kind == "connection_limit" and self.executor.concurrency > 1
+        fewer = (
+            result.kind == "connection_limit"
+            and self.executor is not None
+            and self.executor.concurrency > 1
+        )
         again = fewer or should_retry(self.spec.retry, attempts, transient)
         if self.telemetry is not None:
             self.telemetry.chunk_ended(result, retried=again)

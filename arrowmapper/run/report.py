@@ -266,7 +266,8 @@ class JobResult:
         text = (
             f"{head}: job {self.job_id}: {_n(self.rows_written, 'row')} into {self.table} in "
             f"{self.elapsed_s:.2f} s ({self.rows_per_s:,.0f} rows/s); {_n(self.chunks, 'chunk')}, "
-            f"strategy {self.strategy}, {_n(self.workers, 'worker')}"
+            f"strategy {self.strategy}, "
+            + (_n(self.workers, "worker") if self.workers else "in this process (no workers)")
         )
         if self.bytes_read:
             text += f"; {human_bytes(self.bytes_read)} read (Arrow)"
