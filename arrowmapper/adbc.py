@@ -29,11 +29,25 @@ _MODES = {
 
 
 def _blocking(fn: Any, stmt: Any) -> Any:
-    """Run a driver call so that Ctrl-C cancels it (as the DB-API does)."""
+    """Run a driver call so that Ctrl-C cancels it (as the DB-API does), and is then a
+    :class:`KeyboardInterrupt`: the server answers the cancel with SQLSTATE 57014, which
+    alone would read as a transient error and be retried (a chunk run in the calling process
+    would go on after Ctrl-C)."""
     call = getattr(dm._lib, "_blocking_call", None)
     if call is None:  # pragma: no cover - older driver managers
         return fn()
-    return call(fn, (), {}, stmt.cancel)
+    interrupted: list[bool] = []
+
+    def cancel() -> None:  # called by the driver manager on SIGINT only
+        interrupted.append(True)
+        stmt.cancel()
+
+    try:
+        return call(fn, (), {}, cancel)
+    except Exception as exc:
+        if interrupted:
+            raise KeyboardInterrupt from exc
+        raise
 
 
 class _Closing:
@@ -216,7 +230,8 @@ def connect_postgresql(uri: str, autocommit: bool = False) -> Connection:
     import adbc_driver_postgresql
 
     if "application_name=" not in uri:
-        uri += ("&" if "?" in uri else "?") + "application_name=arrowmapper"
+        sep = "" if uri.endswith(("?", "&")) else "&" if "?" in uri else "?"
+        uri += sep + "application_name=arrowmapper"
 
     dbs: dict[str, Any] | None = getattr(_local, "dbs", None)
     if dbs is None:

@@ -102,6 +102,8 @@ class FakeExecutor:
         if self.cap is not None:
             self.most_after_limit = max(self.most_after_limit, len(self.running_now))
         self.tasks.append(task)
+        # the chunk begins on its worker at once: the worker names itself on the board
+        self.updates.append(ProgressEvent("set", cid, "pid", 4242))
         return []
 
     def wait(self, timeout: float) -> list[Event]:
@@ -654,3 +656,43 @@ def test_jobs_that_read_from_a_snapshot_share_one() -> None:
     assert all(r.success for r in results)
     assert len(exported) == 1  # one snapshot (one connection) for both tables
     assert {t.snapshot for t in ex.tasks} == {"snap-1"}
+
+
+def test_the_stall_clock_starts_when_the_worker_begins_the_chunk() -> None:
+    """A worker still starting (importing its drivers) has not stalled: the chunk's clock
+    starts when the worker names itself on the board."""
+    from arrowmapper.run.progress import ProgressBoard
+    from arrowmapper.run.watchdog import Watchdogs
+
+    now = [0.0]
+    killed: list[int] = []
+
+    class Ex:
+        watchdog = True
+
+        def running(self) -> dict[int, int]:
+            return {0: 4242}
+
+        def killing(self, cid: int) -> bool:
+            return False
+
+        def kill(self, cid: int, kill: Kill) -> None:
+            killed.append(cid)
+
+    board = ProgressBoard.create(2)
+    try:
+        dogs = Watchdogs(2.0, None, lambda: now[0])
+        for t in (0.0, 5.0, 30.0):  # 30 s starting up: not a stall
+            now[0] = t
+            dogs.check(Ex(), board)  # type: ignore[arg-type]
+        assert killed == []
+        board.set(0, "pid", 4242)  # the worker begins
+        dogs.check(Ex(), board)  # type: ignore[arg-type]
+        now[0] = 31.0
+        dogs.check(Ex(), board)  # type: ignore[arg-type]
+        assert killed == []
+        now[0] = 33.0  # 3 s without progress since it began
+        dogs.check(Ex(), board)  # type: ignore[arg-type]
+        assert killed == [0]
+    finally:
+        board.close()

@@ -41,7 +41,7 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
-from ..errors import worker_lost
+from ..errors import ErrorRecord, worker_lost
 from ..plan import replace_chunk
 from .base import Died, Event, Executor, Finished, Kill, ProgressEvent
 from .executors import kill_tree
@@ -424,18 +424,29 @@ class Coordinator:
             self.results[cid] = ChunkResult.failed(cid, lost, attempts=self.attempts[cid])
 
     def _run_inline(self) -> None:
-        """Sequential fallback: the same pipeline in this process, one chunk after another."""
-        while self._unfinished():
-            cid = self._next_ready(self.clock())
-            if cid is None:
-                wait_s = min(self.ready_at.values()) - self.clock() if self.ready_at else 0.05
-                self.hooks.sleep(max(0.0, wait_s))
-                continue
-            task = self._begin(cid)
-            result = run_chunk(task)
-            self._on_result(replace(result, attempts=self.attempts[cid]))
-            self._report_progress()
-        release_worker_state()
+        """Sequential fallback: the same pipeline in this process, one chunk after another.
+        The connections and transforms it cached are released however it ends; Ctrl-C ends
+        it (the chunk's transaction is rolled back), and so does a transform's SystemExit,
+        which a worker would report as the chunk's failure: here it fails the job the same
+        way instead of ending the caller's program."""
+        try:
+            while self._unfinished():
+                cid = self._next_ready(self.clock())
+                if cid is None:
+                    wait_s = min(self.ready_at.values()) - self.clock() if self.ready_at else 0.05
+                    self.hooks.sleep(max(0.0, wait_s))
+                    continue
+                task = self._begin(cid)
+                try:
+                    result = run_chunk(task)
+                except SystemExit as exc:
+                    said = f"SystemExit({exc.code!r}) raised while running chunk {cid}"
+                    error = ErrorRecord("failed", False, None, said)
+                    result = ChunkResult.failed(cid, error, attempts=task.attempt)
+                self._on_result(replace(result, attempts=self.attempts[cid]))
+                self._report_progress()
+        finally:
+            release_worker_state()
 
     def _report_progress(self, force: bool = False) -> None:
         watching = self.telemetry is not None and self.telemetry.watching

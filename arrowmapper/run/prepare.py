@@ -23,7 +23,7 @@ from ..config import validate_identifier as validate_identifier
 from ..errors import ConfigError, TargetError
 from ..identity import job_fingerprint
 from ..plan import Plan
-from ..sources import open_source, source_endpoint
+from ..sources import Source, open_source, source_endpoint
 from ..sql import check_query, quote_ident
 from ..targets import (
     DIALECTS,
@@ -434,6 +434,7 @@ def _prepare(
         # the table's columns are final here; path='copy' that cannot be taken is refused
         # before any row moves (and the table or claim made above is undone)
         choice = choose_path(c.path, source, load, spec_t, rules.upserts, c.query)
+        inline = runs_inline(c, plan, committed, source)
         identity = load.table_identity()
         if record is None:
             if identity is not None:
@@ -454,7 +455,6 @@ def _prepare(
         tgt.close()
         source.close()
     use_snapshot = snapshot_for(c.snapshot, src, plan, notes)  # may add a note
-    inline = runs_inline(c, plan, committed)
     if inline:
         log.info("job %s: %s", job_id, inline)
     spec = JobSpec(
@@ -495,12 +495,15 @@ def _prepare(
 INLINE_MAX_ROWS = 100_000
 
 
-def runs_inline(c: JobConfig, plan: Plan, committed: dict[int, int]) -> str | None:
+def runs_inline(
+    c: JobConfig, plan: Plan, committed: dict[int, int], source: Source
+) -> str | None:
     """Why the job's one chunk runs in this process, or None (it runs on workers).
 
     Spawning a worker costs more than a small chunk (an interpreter and its imports: ~0.5
-    CPU-s), so a job with one chunk left to run, of at most :data:`INLINE_MAX_ROWS` rows by the
-    plan's estimate, runs it here. The ledger makes it exactly-once all the same; what a
+    CPU-s), so a job with one chunk left to run, of at most :data:`INLINE_MAX_ROWS` rows (the
+    plan's estimate, then a count that stops past the limit: statistics may be stale), runs it
+    here. The ledger makes it exactly-once all the same; what a
     worker adds is isolation, so a job keeps its worker when the size is unknown (a view
     read whole: Ctrl-C and memory are the coordinator's to watch), when a watchdog was asked
     for (``stall_timeout``, ``max_worker_memory``: they kill a worker process), or on Dask."""
@@ -512,7 +515,11 @@ def runs_inline(c: JobConfig, plan: Plan, committed: dict[int, int]) -> str | No
     rows = left[0].estimated_rows
     if rows is None or rows > INLINE_MAX_ROWS:
         return None
-    return f"one chunk of ~{rows:,} rows: it runs in this process (no worker to start)"
+    # the estimate may be stale (a table loaded since its last ANALYZE): count, bounded
+    rows = source.rows_at_most(left[0], INLINE_MAX_ROWS)
+    if rows > INLINE_MAX_ROWS:
+        return None
+    return f"one chunk of {rows:,} rows: it runs in this process (no worker to start)"
 
 
 def _make_stage(

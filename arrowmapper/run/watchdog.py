@@ -42,6 +42,11 @@ class Watchdogs:
         for cid in ex.running():
             if ex.killing(cid):
                 continue
+            if board.get(cid, "pid") == 0:
+                # not begun yet: its worker is still starting (a pool started after the plan
+                # imports its drivers first); the stall clock starts when the worker begins
+                self._seen.pop(cid, None)
+                continue
             # bytes too: a relayed chunk (the COPY fast path) counts its rows only at the end
             mark = (
                 board.get(cid, "rows_read"),

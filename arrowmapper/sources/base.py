@@ -183,6 +183,13 @@ class Source(Protocol):
             raise SourceError(f"{type(self).__name__} cannot count a whole query")
         return sum(b.num_rows for b in self.read_chunk(chunk, layout))
 
+    def rows_at_most(self, chunk: Chunk, limit: int) -> int:
+        """The rows ``chunk`` holds now, counted no further than ``limit + 1`` (so the
+        answer is cheap however large the chunk is): what decides whether a small job may run
+        in the calling process. The default trusts the plan's estimate (a file's metadata);
+        a source whose estimates come from statistics that may be stale counts."""
+        return limit + 1 if chunk.estimated_rows is None else chunk.estimated_rows
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None (the default: this
         source cannot cut a chunk, so one too big for memory fails as it is)."""

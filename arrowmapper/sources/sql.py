@@ -148,6 +148,14 @@ class SqlSource:
         counted = read_arrow(self.endpoint, f"SELECT COUNT(*) AS n FROM {relation}")
         return int(counted.read_all().column(0)[0].as_py())
 
+    def rows_at_most(self, chunk: Chunk, limit: int) -> int:
+        """The chunk's rows now, counted on the server up to ``limit + 1`` (the planner's
+        estimate may come from stale statistics: a table loaded since its last ANALYZE)."""
+        n = int(limit) + 1
+        bounded = f"SELECT 1 AS one FROM ({chunk.sql}) AS _am_v LIMIT {n}"
+        counted = read_arrow(self.endpoint, f"SELECT COUNT(*) AS n FROM ({bounded}) AS _am_w")
+        return int(counted.read_all().column(0)[0].as_py())
+
     def split(self, plan: Plan, chunk: Chunk, first_id: int) -> tuple[Chunk, Chunk] | None:
         """Two chunks that together hold exactly ``chunk``'s rows, or None when it cannot be
         split (one key value, one row, no key). Probes the source for a boundary inside it."""

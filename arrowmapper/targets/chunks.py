@@ -166,8 +166,10 @@ class ChunkStore(Marks):
                         self._ingest_staged(cur, reader, layout, first.schema.names)
                     else:
                         cur.adbc_ingest(self.ref.table, reader, mode="append", **kwargs)
-                except BaseException:
-                    if raised:
+                except BaseException as exc:
+                    # the batches' own error, not the driver's account of it; but Ctrl-C
+                    # (which also ends the batches) stays Ctrl-C
+                    if raised and not isinstance(exc, KeyboardInterrupt):
                         raise raised[0] from None
                     raise
             return counted[0]
