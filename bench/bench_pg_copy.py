@@ -88,17 +88,18 @@ def check_path(path: str, result: Any) -> Any:
     return result
 
 
-def run_case(uri: str, rows: int, repeat: int, fn: Any) -> tuple[float, float]:
-    best = (float("inf"), 0.0)
+def run_case(uri: str, rows: int, repeat: int, fn: Any, server: Any) -> tuple[float, float, Any]:
+    """The best of ``repeat`` runs: (wall, client CPU, server CPU or None)."""
+    best: tuple[float, float, Any] = (float("inf"), 0.0, None)
     for _ in range(repeat):
         fresh_target(uri)
-        c0, t0 = cpu_now(), time.perf_counter()
+        c0, s0, t0 = cpu_now(), server.read(), time.perf_counter()
         fn()
-        wall, cpu = time.perf_counter() - t0, cpu_now() - c0
+        wall, cpu, s1 = time.perf_counter() - t0, cpu_now() - c0, server.read()
         n = sql(uri, f"SELECT COUNT(*) FROM {SCHEMA}.dst")[0][0]
         assert n == rows, f"copied {n} rows, expected {rows}"
         if wall < best[0]:
-            best = (wall, cpu)
+            best = (wall, cpu, None if s0 is None or s1 is None else s1 - s0)
     return best
 
 
@@ -141,13 +142,23 @@ def main() -> None:
             label = f"arrowmapper {path} path, ctid, {w} worker{'s' if w > 1 else ''}"
             cases.append((label, mapper("ctid", w, path=path)))
     # (strategies are compared by bench_suite.py's strategies suite)
+    from bench_suite import ServerCPU  # (it imports this module's write_block)
+
+    server = ServerCPU(uri)
     lines = [
-        f"| case | wall s (best of {args.repeat}) | rows/s | client CPU s |",
-        "|---|---:|---:|---:|",
+        f"| case | wall s (best of {args.repeat}) | x pipe | rows/s | client CPU s "
+        "| server CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    base = None
     for name, fn in cases:
-        wall, cpu = run_case(uri, rows, args.repeat, fn)
-        line = f"| {name} | {wall:.2f} | {rows / wall:,.0f} | {cpu:.2f} |"
+        wall, cpu, srv = run_case(uri, rows, args.repeat, fn, server)
+        base = base or wall  # the first case: the pipe, when psql is there
+        shown = "-" if srv is None else f"{srv:.2f}"
+        line = (
+            f"| {name} | {wall:.2f} | {wall / base:.2f} | {rows / wall:,.0f} | {cpu:.2f} "
+            f"| {shown} |"
+        )
         print(line, flush=True)
         lines.append(line)
     sql(uri, f"DROP SCHEMA {SCHEMA} CASCADE")
