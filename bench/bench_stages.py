@@ -6,14 +6,14 @@
                                  [--write docs/benchmarks.md]
 
 Each case runs in a fresh Python process, ``--repeat`` times plainly (wall time and the
-client CPU of its process tree: the medians) and once more under ``py-spy record
---subprocesses --native`` (the stages). py-spy samples the threads that run Python (with
-their native frames: ADBC's COPY encoder, Polars, Arrow casts, psycopg); connectorx decodes
-rows in threads of its own that have no Python frames, which py-spy does not see: their
-share is the process tree's CPU in that run minus what was sampled ("connectorx's reader
-threads"). Each sample goes to the first stage in this order whose files are on its stack:
-imports, planning and preflight, then from the innermost frame outwards transform, conform,
-ledger, encode and write (ADBC), relay (psycopg COPY), read (connectorx, the calling
+client CPU of its process tree: the medians; each process's main thread's CPU read from
+``/proc``) and once more under ``py-spy record --subprocesses --nonblocking`` (the stages).
+py-spy samples the threads that run Python; a driver's native work (ADBC's COPY encoder,
+Polars, Arrow casts, psycopg) counts to the Python call that made it. connectorx decodes rows
+in threads of its own that have no Python frames: their CPU is the tree's minus its main
+threads' ("threads without Python"). Each sample goes to the first stage in this order whose files are on its stack:
+imports, planning and preflight, ledger, then from the innermost frame outwards transform,
+conform, encode and write (ADBC), relay (psycopg COPY), read (connectorx, the calling
 thread), coordination. Needs py-spy (``pip install py-spy``); without it only the plain
 figures are given.
 """
@@ -57,14 +57,17 @@ CASES = {
 FIRST = [  # anywhere on the stack, checked before the innermost-frame rules
     ("imports", re.compile(r"importlib\._bootstrap")),
     ("planning and preflight", re.compile(r"arrowmapper/(run/(prepare|preflight)|plan/)")),
+    ("ledger", re.compile(r"arrowmapper/targets/ledger\.py")),
 ]
 INNERMOST = [  # from the innermost frame outwards: the first frame that matches
     ("transform (Polars)", re.compile(r"arrowmapper/transform\.py|polars/|libpolars|_polars")),
-    ("conform (casts to the target's types)", re.compile(r"arrowmapper/targets/(values|typemap)")),
-    ("ledger", re.compile(r"arrowmapper/targets/ledger\.py")),
+    (
+        "conform (casts to the target's types)",
+        re.compile(r"arrowmapper/targets/(values|typemap)|driver_batch"),
+    ),
     ("encode and write (ADBC COPY)", re.compile(r"adbc_driver|arrowmapper/adbc\.py")),
     ("relay (psycopg COPY)", re.compile(r"psycopg|arrowmapper/sources/copyout\.py")),
-    ("read (connectorx, calling thread)", re.compile(r"connectorx|arrowmapper/sources/reader")),
+    ("read (connectorx, calling thread)", re.compile(r"connectorx|arrowmapper/sources/")),
     (
         "coordination",
         re.compile(r"arrowmapper/run/(coordinator|executors|progress|worker)|multiprocessing"),
@@ -223,6 +226,7 @@ def main() -> None:
         default=os.environ.get("ARROWMAPPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     ap.add_argument("--write", help="Markdown file to write the tables to")
+    ap.add_argument("--no-profile", action="store_true", help="the plain figures only")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -240,11 +244,13 @@ def main() -> None:
         profiled: dict[str, Counter[str]] = {}
         beside = Path(sys.executable).parent / "py-spy"  # installed in this virtualenv
         pyspy = str(beside) if beside.exists() else shutil.which("py-spy")
+        if args.no_profile:
+            pyspy = None
         if pyspy:
             with tempfile.TemporaryDirectory() as tmp:
                 for case in CASES:
                     raw = Path(tmp) / f"{case}.txt"
-                    spy = [pyspy, "record", "--subprocesses", "--native", "--rate"]
+                    spy = [pyspy, "record", "--subprocesses", "--nonblocking", "--rate"]
                     spy += [str(args.rate), "-f", "raw", "-o", str(raw), "--"]
                     run_child(case, uri, rows, spy)
                     profiled[case] = stages(raw)
@@ -295,15 +301,16 @@ def report(
             f"{cpu * per_m:.2f} | {cpu / base[t]:.2f} | {rows / cpu:,.0f} |"
         )
     if not profiled:
-        lines += ["", "Stages: skipped, py-spy is not installed (`pip install py-spy`)."]
+        lines += ["", "Stages: skipped (--no-profile, or py-spy is not installed: `pip install py-spy`)."]
         return "\n".join(lines)
     names = [s for s, _ in FIRST] + [s for s, _ in INNERMOST] + ["other"]
     lines += [
         "",
         "Client CPU-seconds per stage (medians of the plain runs). The threads that run Python "
         "(each process's main thread) are measured from `/proc` and shared out among the "
-        f"stages in the proportions of one run under py-spy ({rate} samples/s, native frames, "
-        "every process of the tree); the other threads' CPU (connectorx's readers, which "
+        f"stages in the proportions of one run under py-spy ({rate} samples/s, every process "
+        "of the tree, without pausing them; a driver's native work counts to the Python call "
+        "that made it: ADBC's COPY encoding to the ingest); the other threads' CPU (connectorx's readers, which "
         "decode the rows) is measured the same way and shown on its own.",
         "",
         "| stage | " + " | ".join(CASES[c].split(" (")[0] for c in CASES) + " |",

@@ -160,3 +160,32 @@ def test_bench_files_suite_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
         assert f"| {contestant}" in text
     assert "| NO: " not in text and "failed:" not in text
     assert "**Memory.**" in text and "versions: arrowmapper" in text
+
+
+def test_bench_stages_runs_small(pg: PG, tmp_path: Path) -> None:
+    """The stage comparison's plain figures (the profile needs py-spy and takes longer)."""
+    out_md = tmp_path / "bench.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_stages.py"),
+            "--rows",
+            "3000",
+            "--repeat",
+            "1",
+            "--no-profile",
+            "--uri",
+            pg.uri,
+            "--write",
+            str(out_md),
+        ],
+        capture_output=True,
+        text=True,
+        env=bench_env(pg),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out_md.read_text()
+    assert text.count("<!-- bench_stages -->") == 2
+    assert "the bare pipeline" in text and "arrowmapper, COPY fast path" in text
+    assert "rows per client CPU-s" in text and "Stages: skipped" in text

@@ -58,6 +58,54 @@ def copy_columns(endpoint: Endpoint, query: str) -> list[tuple[str, int, int, st
             conn.close()
 
 
+def _copy_out(conn: Any, statement: str, rows: list[int]) -> Iterator[bytes]:
+    """Run ``COPY ... TO STDOUT`` on ``conn`` and yield its stream in blocks; ``rows[0]`` is
+    the COPY's row count once it ended.
+
+    The server sends one message per row. psycopg's ``Copy`` iterator costs ~1.7 us of Python
+    per message (a generator round trip each); reading them straight from libpq through
+    psycopg's ``pgconn`` costs less than half of that (1M rows: ~1 client CPU-s less), and the
+    blocks are handed on every :data:`BLOCK` bytes or :data:`BLOCK_S` seconds (a slow stream
+    still shows progress)."""
+    import psycopg
+    from psycopg import pq
+
+    pgconn = conn.pgconn
+    encoding = conn.info.encoding
+
+    def failed(result: Any) -> Exception:
+        return psycopg.errors.error_from_result(result, encoding=encoding)
+
+    pgconn.send_query(statement.encode(encoding))
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        while pgconn.get_result() is not None:  # leave the connection with nothing pending
+            pass
+        if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
+            raise failed(result)
+        raise psycopg.OperationalError("the source did not start a COPY TO STDOUT")
+    buf, since = bytearray(), time.monotonic()
+    while True:
+        n, data = pgconn.get_copy_data(0)  # blocks until a row (or the end) arrives
+        if n < 0:  # -1: the COPY ended; -2: it failed (the result says why)
+            break
+        buf += data
+        if len(buf) >= BLOCK or time.monotonic() - since >= BLOCK_S:
+            yield bytes(buf)
+            buf.clear()
+            since = time.monotonic()
+    ended = pgconn.get_result()
+    while pgconn.get_result() is not None:
+        pass
+    if ended is None or ended.status != pq.ExecStatus.COMMAND_OK:
+        if ended is not None and ended.status == pq.ExecStatus.FATAL_ERROR:
+            raise failed(ended)
+        raise psycopg.OperationalError(pgconn.error_message.decode(encoding, "replace"))
+    if buf:
+        yield bytes(buf)
+    rows[0] = int(ended.command_tuples or 0)
+
+
 class CopyReader:
     """Streams chunk queries out of a PostgreSQL source as binary COPY, one connection per
     chunk (as the Arrow path's reads), closed when the chunk's stream ends or fails."""
@@ -91,17 +139,7 @@ class CopyReader:
             # the server sends one message per row: hand them on in blocks of about BLOCK
             # bytes (or what came in BLOCK_S seconds: a slow stream still shows progress), so
             # the target's COPY and the progress counters are called per block, not per row
-            buf, since = bytearray(), time.monotonic()
-            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
-                for data in copy:
-                    buf += data
-                    if len(buf) >= BLOCK or time.monotonic() - since >= BLOCK_S:
-                        yield bytes(buf)
-                        buf.clear()
-                        since = time.monotonic()
-            if buf:
-                yield bytes(buf)
-            rows[0] = int(cur.rowcount)
+            yield from _copy_out(self.conn, f"COPY ({sql}) TO STDOUT (FORMAT binary)", rows)
             cur.execute("COMMIT")
             # not kept between chunks: an idle worker holding a source connection too would
             # take the slots a connection-limited role needs for the chunks still running
