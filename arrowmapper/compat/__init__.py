@@ -167,8 +167,11 @@ class ParallelProcessor:
         unreachable or failing source or target come back as ``success=False`` with the message in
         ``result.errors`` (and the error in ``result.error``). Bad configuration raises
         :class:`ConfigError` (or :class:`PlanError`) before any row moves; Ctrl-C propagates."""
+        from ..adbc import shared_databases
+
         try:
-            return self._process(job)
+            with shared_databases():  # one type-catalog read per server, not per connection
+                return self._process(job)
         except PASS_THROUGH:
             raise
         except BaseException as exc:
