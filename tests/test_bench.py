@@ -12,33 +12,32 @@ from tests.conftest import PG
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_env(pg: PG) -> dict[str, str]:
-    """The benchmark in a schema of the test's own (a real benchmark run on the same server
-    uses the default one)."""
-    return {**os.environ, "ARROWMAPPER_BENCH_SCHEMA": f"{pg.schema}_bench"}
+def run_bench(pg: PG, out_md: Path, *argv: str) -> None:
+    """``python <argv> --uri <the test's server> --write out_md`` from the repository root, in
+    a schema of the test's own (a real benchmark run on the same server uses the default
+    one); it must succeed."""
+    done = subprocess.run(
+        [sys.executable, *argv, "--uri", pg.uri, "--write", str(out_md)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARROWMAPPER_BENCH_SCHEMA": f"{pg.schema}_bench"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
     out_md = tmp_path / "bench.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_pg_copy.py"),
-            "--rows",
-            "20000",
-            "--repeat",
-            "1",
-            "--uri",
-            pg.uri,
-            "--write",
-            str(out_md),
-        ],
-        capture_output=True,
-        text=True,
-        env=bench_env(pg),
-        timeout=600,
+    run_bench(
+        pg,
+        out_md,
+        str(ROOT / "bench" / "bench_pg_copy.py"),
+        "--rows",
+        "20000",
+        "--repeat",
+        "1",
     )
-    assert done.returncode == 0, done.stderr
     text = out_md.read_text()
     assert "arrowmapper copy path, ctid, 2 workers" in text and "rows/s" in text
     assert "arrowmapper arrow path, ctid, 2 workers" in text  # the two paths side by side
@@ -47,25 +46,15 @@ def test_bench_pg_copy_runs_small(pg: PG, tmp_path: Path) -> None:
 
 def test_bench_executors_runs_small(pg: PG, tmp_path: Path) -> None:
     out_md = tmp_path / "bench.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_executors.py"),
-            "--rows",
-            "20000",
-            "--repeat",
-            "1",
-            "--uri",
-            pg.uri,
-            "--write",
-            str(out_md),
-        ],
-        capture_output=True,
-        text=True,
-        env=bench_env(pg),
-        timeout=600,
+    run_bench(
+        pg,
+        out_md,
+        str(ROOT / "bench" / "bench_executors.py"),
+        "--rows",
+        "20000",
+        "--repeat",
+        "1",
     )
-    assert done.returncode == 0, done.stderr
     text = out_md.read_text()
     assert "local process pool" in text and "Dask, running LocalCluster" in text
     assert text.count("<!-- bench_executors -->") == 2
@@ -76,26 +65,15 @@ def test_bench_suite_quick_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
     plots are drawn, and the run records versions and server settings. Nothing asserts on
     time."""
     out_md = tmp_path / "docs" / "bench.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--rows",
-            "2000",
-            "--uri",
-            pg.uri,
-            "--write",
-            str(out_md),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=bench_env(pg),
-        timeout=600,
+    run_bench(
+        pg,
+        out_md,
+        "-m",
+        "bench",
+        "--quick",
+        "--rows",
+        "2000",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     text = out_md.read_text()
     for section in ("### strategies", "### peers", "### scaling", "### memory", "### small"):
         assert section in text
@@ -116,34 +94,23 @@ def test_bench_files_suite_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
     (figures, or skipped with the reason), no contestant loads different rows or fails, the
     memory check is there, and its block is its own (the suite's block is not written)."""
     out_md = tmp_path / "docs" / "bench.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--suites",
-            "files",
-            "--quick",
-            "--rows",
-            "1000",
-            "--files",
-            "3",
-            "--workers",
-            "1",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--uri",
-            pg.uri,
-            "--write",
-            str(out_md),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=bench_env(pg),
-        timeout=600,
+    run_bench(
+        pg,
+        out_md,
+        "-m",
+        "bench",
+        "--suites",
+        "files",
+        "--quick",
+        "--rows",
+        "1000",
+        "--files",
+        "3",
+        "--workers",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     text = out_md.read_text()
     assert text.count("<!-- bench_files -->") == 2 and "<!-- bench_suite -->" not in text
     for contestant in (
@@ -165,26 +132,16 @@ def test_bench_files_suite_runs_on_tiny_data(pg: PG, tmp_path: Path) -> None:
 def test_bench_stages_runs_small(pg: PG, tmp_path: Path) -> None:
     """The stage comparison's plain figures (the profile needs py-spy and takes longer)."""
     out_md = tmp_path / "bench.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_stages.py"),
-            "--rows",
-            "3000",
-            "--repeat",
-            "1",
-            "--no-profile",
-            "--uri",
-            pg.uri,
-            "--write",
-            str(out_md),
-        ],
-        capture_output=True,
-        text=True,
-        env=bench_env(pg),
-        timeout=600,
+    run_bench(
+        pg,
+        out_md,
+        str(ROOT / "bench" / "bench_stages.py"),
+        "--rows",
+        "3000",
+        "--repeat",
+        "1",
+        "--no-profile",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     text = out_md.read_text()
     assert text.count("<!-- bench_stages -->") == 2
     assert "the bare pipeline" in text and "arrowmapper, COPY fast path" in text
